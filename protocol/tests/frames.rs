@@ -1,0 +1,351 @@
+//! Round-trip and robustness tests of the wire format.
+
+use heapless::{String, Vec};
+use proptest::prelude::*;
+use protocol::*;
+
+fn hstring<const N: usize>(max_chars: usize) -> impl Strategy<Value = String<N>> {
+    proptest::collection::vec(any::<char>(), 0..=max_chars).prop_map(|cs| {
+        let s: std::string::String = cs.into_iter().collect();
+        truncated::<N>(&s)
+    })
+}
+
+fn short() -> impl Strategy<Value = ShortStr> {
+    hstring::<32>(40)
+}
+
+fn bytes<const N: usize>(max: usize) -> impl Strategy<Value = Vec<u8, N>> {
+    proptest::collection::vec(any::<u8>(), 0..=max.min(N))
+        .prop_map(|v| Vec::from_slice(&v).expect("length bounded by strategy"))
+}
+
+fn error_code() -> impl Strategy<Value = ErrorCode> {
+    prop_oneof![
+        any::<u16>().prop_map(|supported| ErrorCode::UnsupportedVersion { supported }),
+        Just(ErrorCode::HelloFirst),
+        Just(ErrorCode::UnknownSession),
+        Just(ErrorCode::SessionActive),
+        Just(ErrorCode::SessionNotCapturing),
+        Just(ErrorCode::TranscriptOutOfOrder),
+        Just(ErrorCode::BadInput),
+        Just(ErrorCode::FeatureFailure),
+        Just(ErrorCode::ModelFailure),
+        Just(ErrorCode::Storage),
+        any::<u32>().prop_map(|expected| ErrorCode::UploadOutOfOrder { expected }),
+        Just(ErrorCode::UploadChecksum),
+        Just(ErrorCode::NotImplemented),
+        Just(ErrorCode::Internal),
+    ]
+}
+
+fn slot() -> impl Strategy<Value = ModelSlot> {
+    (
+        any::<u8>(),
+        prop_oneof![
+            Just(SlotState::Empty),
+            Just(SlotState::Active),
+            Just(SlotState::Trial),
+            Just(SlotState::Staged)
+        ],
+        short(),
+    )
+        .prop_map(|(slot, state, model_version)| ModelSlot { slot, state, model_version })
+}
+
+fn record() -> impl Strategy<Value = ResultRecord> {
+    (
+        (any::<u64>(), any::<u32>(), short(), any::<u64>(), any::<u64>(), any::<u32>()),
+        (any::<f32>(), any::<f32>(), any::<[f32; 3]>(), any::<u8>(), short()),
+        (any::<[u8; 8]>(), any::<u16>()),
+    )
+        .prop_map(
+            |(
+                (seq, session, label, started_ms, finished_ms, compute_ms),
+                (p_depressed, phq8, gates, m, model_version),
+                (schema, flags),
+            )| ResultRecord {
+                seq,
+                session,
+                label,
+                started_ms,
+                finished_ms,
+                compute_ms,
+                p_depressed,
+                phq8,
+                gates,
+                modalities: Modalities(m),
+                model_version,
+                feature_schema: SchemaHash(schema),
+                flags,
+            },
+        )
+}
+
+fn request() -> impl Strategy<Value = Request> {
+    prop_oneof![
+        (any::<u16>(), short())
+            .prop_map(|(protocol_version, host)| Request::Hello(Hello { protocol_version, host })),
+        any::<u32>().prop_map(Request::Ping),
+        (any::<u8>(), short(), any::<u64>()).prop_map(|(m, label, host_time_ms)| {
+            Request::SessionStart(SessionStart { modalities: Modalities(m), label, host_time_ms })
+        }),
+        (
+            (any::<u32>(), any::<u32>(), any::<u16>(), any::<bool>()),
+            (any::<u32>(), any::<u32>(), any::<bool>(), hstring::<MAX_TEXT>(200))
+        )
+            .prop_map(|((session, utterance, part, last_part), (start_ms, end_ms, p, text))| {
+                Request::TranscriptChunk(TranscriptChunk {
+                    session,
+                    utterance,
+                    part,
+                    last_part,
+                    start_ms,
+                    end_ms,
+                    speaker: if p { Speaker::Participant } else { Speaker::Interviewer },
+                    text,
+                })
+            }),
+        any::<u32>().prop_map(Request::SessionStop),
+        any::<u32>().prop_map(Request::SessionStatus),
+        (any::<u64>(), any::<u8>()).prop_map(|(after, max)| Request::Sync(SyncCursor { after, max })),
+        any::<u64>().prop_map(|upto| Request::SyncAck(Ack { upto })),
+        (bytes::<1024>(1024), any::<u32>(), any::<[u8; 32]>()).prop_map(
+            |(manifest, total_size, sha256)| Request::UploadBegin(UploadBegin { manifest, total_size, sha256 })
+        ),
+        (any::<u32>(), bytes::<MAX_CHUNK>(MAX_CHUNK))
+            .prop_map(|(offset, data)| Request::UploadChunk(UploadChunk { offset, data })),
+        Just(Request::UploadStatus),
+        Just(Request::UploadCommit),
+        Just(Request::UploadConfirm),
+        Just(Request::UploadRollback),
+    ]
+}
+
+fn response() -> impl Strategy<Value = Response> {
+    prop_oneof![
+        (
+            (any::<u16>(), short(), short(), short()),
+            (proptest::collection::vec(slot(), 0..=2), short(), any::<[u8; 8]>(), any::<u32>(), any::<u64>())
+        )
+            .prop_map(
+                |(
+                    (protocol_version, device_id, board, firmware_version),
+                    (slots, active_model_version, schema, caps, last_result_seq),
+                )| {
+                    Response::DeviceInfo(DeviceInfo {
+                        protocol_version,
+                        device_id,
+                        board,
+                        firmware_version,
+                        slots: Vec::from_slice(&slots).expect("at most 2"),
+                        active_model_version,
+                        feature_schema: SchemaHash(schema),
+                        capabilities: Capabilities(caps),
+                        last_result_seq,
+                    })
+                }
+            ),
+        any::<u32>().prop_map(Response::Pong),
+        (
+            any::<u32>(),
+            prop_oneof![
+                Just(SessionState::Capturing),
+                Just(SessionState::Processing),
+                any::<u64>().prop_map(|seq| SessionState::Done { seq }),
+                error_code().prop_map(SessionState::Failed),
+            ],
+            any::<u32>()
+        )
+            .prop_map(|(session, state, captured_ms)| Response::Session(SessionStatus {
+                session,
+                state,
+                captured_ms
+            })),
+        (any::<u32>(), any::<u32>()).prop_map(|(session, utterances)| {
+            Response::TranscriptAccepted(TranscriptAccepted { session, utterances })
+        }),
+        (proptest::collection::vec(record(), 0..=MAX_RECORDS_PER_BATCH), any::<u64>()).prop_map(
+            |(records, last_seq)| Response::Records(RecordBatch {
+                records: Vec::from_slice(&records).expect("bounded"),
+                last_seq
+            })
+        ),
+        any::<u64>().prop_map(|upto| Response::Acked(Ack { upto })),
+        (any::<u32>(), any::<u32>(), slot()).prop_map(|(next_offset, total_size, slot)| {
+            Response::Upload(UploadStatus { next_offset, total_size, slot })
+        }),
+        (error_code(), hstring::<96>(120))
+            .prop_map(|(code, detail)| Response::Error(Error { code, detail })),
+    ]
+}
+
+/// Decodes every frame in `wire`, returning the good messages and the number of bad frames.
+fn decode_all<T: serde::de::DeserializeOwned>(wire: &[u8]) -> (std::vec::Vec<T>, usize) {
+    let mut dec = FrameDecoder::new();
+    let (mut good, mut bad) = (std::vec::Vec::new(), 0);
+    let mut rest = wire;
+    while !rest.is_empty() {
+        let fed = dec.feed::<T>(rest);
+        match fed.frame {
+            Some(Ok(m)) => good.push(m),
+            Some(Err(_)) => bad += 1,
+            None => {}
+        }
+        rest = fed.rest;
+    }
+    (good, bad)
+}
+
+fn encode<T: serde::Serialize>(msg: &T) -> std::vec::Vec<u8> {
+    let mut buf = [0u8; MAX_FRAME];
+    let n = encode_frame(msg, &mut buf).expect("every message fits in a frame");
+    buf[..n].to_vec()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn every_request_round_trips(id in any::<u32>(), req in request()) {
+        let frame = HostFrame { id, req };
+        let wire = encode(&frame);
+        prop_assert!(wire.len() <= MAX_FRAME);
+        prop_assert_eq!(wire.iter().filter(|b| **b == 0).count(), 2, "zeros only as delimiters");
+        let (got, bad) = decode_all::<HostFrame>(&wire);
+        prop_assert_eq!(bad, 0);
+        prop_assert_eq!(got, vec![frame]);
+    }
+
+    #[test]
+    fn every_response_round_trips(id in any::<u32>(), resp in response()) {
+        // NaN != NaN: compare the re-encoded bytes, which is what the wire cares about.
+        let frame = DeviceFrame { id, resp };
+        let wire = encode(&frame);
+        let (got, bad) = decode_all::<DeviceFrame>(&wire);
+        prop_assert_eq!(bad, 0);
+        prop_assert_eq!(got.len(), 1);
+        prop_assert_eq!(encode(&got[0]), wire);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(junk in proptest::collection::vec(any::<u8>(), 0..12_000)) {
+        let (_msgs, _bad) = decode_all::<HostFrame>(&junk);
+        let (_msgs, _bad) = decode_all::<DeviceFrame>(&junk);
+    }
+
+    #[test]
+    fn garbage_between_frames_loses_no_good_frame(
+        reqs in proptest::collection::vec(request(), 1..6),
+        junk in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 6),
+    ) {
+        let frames: std::vec::Vec<HostFrame> =
+            reqs.into_iter().enumerate().map(|(i, req)| HostFrame { id: i as u32, req }).collect();
+        let mut wire = std::vec::Vec::new();
+        for (f, j) in frames.iter().zip(&junk) {
+            wire.extend_from_slice(j);
+            wire.extend(encode(f));
+        }
+        let (got, _bad) = decode_all::<HostFrame>(&wire);
+        prop_assert_eq!(got, frames);
+    }
+
+    #[test]
+    fn a_flipped_bit_is_detected(req in request(), bit in any::<prop::sample::Index>()) {
+        let mut wire = encode(&HostFrame { id: 7, req: req.clone() });
+        // Flip one bit inside the body (not the delimiters).
+        let body = wire.len() - 2;
+        let pos = 1 + bit.index(body * 8) / 8;
+        wire[pos] ^= 1 << (bit.index(body * 8) % 8);
+        let (got, _bad) = decode_all::<HostFrame>(&wire);
+        // CRC-32 detects every single-bit error; the frame must not decode to anything.
+        prop_assert!(got.is_empty(), "corrupted frame decoded as {:?}", got);
+    }
+}
+
+#[test]
+fn largest_messages_fit() {
+    let full_chunk = Request::UploadChunk(UploadChunk {
+        offset: u32::MAX,
+        data: Vec::from_slice(&[0xAB; MAX_CHUNK]).expect("MAX_CHUNK"),
+    });
+    let manifest = Request::UploadBegin(UploadBegin {
+        manifest: Vec::from_slice(&[0xFF; 1024]).expect("1024"),
+        total_size: u32::MAX,
+        sha256: [0xFF; 32],
+    });
+    let long_text = Request::TranscriptChunk(TranscriptChunk {
+        session: u32::MAX,
+        utterance: u32::MAX,
+        part: u16::MAX,
+        last_part: true,
+        start_ms: u32::MAX,
+        end_ms: u32::MAX,
+        speaker: Speaker::Participant,
+        // Four-byte characters fill the capacity exactly.
+        text: truncated(&"😀".repeat(MAX_TEXT / 4)),
+    });
+    for req in [full_chunk, manifest, long_text] {
+        encode(&HostFrame { id: u32::MAX, req });
+    }
+    let s = truncated::<32>(&"x".repeat(32));
+    let rec = ResultRecord {
+        seq: u64::MAX,
+        session: u32::MAX,
+        label: s.clone(),
+        started_ms: u64::MAX,
+        finished_ms: u64::MAX,
+        compute_ms: u32::MAX,
+        p_depressed: 1.0,
+        phq8: 24.0,
+        gates: [1.0; 3],
+        modalities: Modalities::ALL,
+        model_version: s.clone(),
+        feature_schema: SchemaHash([0xFF; 8]),
+        flags: u16::MAX,
+    };
+    let batch = Response::Records(RecordBatch {
+        records: Vec::from_slice(&[rec.clone(), rec.clone(), rec.clone(), rec.clone(), rec.clone(), rec.clone(), rec.clone(), rec])
+            .expect("8 records"),
+        last_seq: u64::MAX,
+    });
+    encode(&DeviceFrame { id: u32::MAX, resp: batch });
+}
+
+#[test]
+fn truncated_frame_is_reported_and_the_next_frame_decodes() {
+    let a = encode(&HostFrame { id: 1, req: Request::Ping(11) });
+    let b = encode(&HostFrame { id: 2, req: Request::Ping(22) });
+    let mut wire = a[..a.len() / 2].to_vec(); // cut off mid-frame
+    wire.extend(&b);
+    let (got, bad) = decode_all::<HostFrame>(&wire);
+    assert_eq!(bad, 1);
+    assert_eq!(got, vec![HostFrame { id: 2, req: Request::Ping(22) }]);
+}
+
+#[test]
+fn overlong_junk_is_an_overflow_not_a_panic() {
+    let mut wire = vec![0x55u8; MAX_FRAME * 3];
+    wire.push(0);
+    wire.extend(encode(&HostFrame { id: 9, req: Request::Ping(1) }));
+    let mut dec = FrameDecoder::new();
+    let fed = dec.feed::<HostFrame>(&wire);
+    assert_eq!(fed.frame.expect("a frame ends at the delimiter").unwrap_err(), FrameError::Overflow);
+    let fed = dec.feed::<HostFrame>(fed.rest);
+    assert_eq!(fed.frame.expect("next frame").expect("decodes"), HostFrame { id: 9, req: Request::Ping(1) });
+}
+
+#[test]
+fn wrong_message_type_is_a_decode_error() {
+    // A host frame fed to the device-frame decoder: CRC fine, body wrong.
+    let wire = encode(&HostFrame { id: 3, req: Request::UploadCommit });
+    let mut dec = FrameDecoder::new();
+    let fed = dec.feed::<DeviceFrame>(&wire);
+    assert!(matches!(fed.frame, Some(Err(FrameError::Decode))), "{:?}", fed.frame);
+}
+
+#[test]
+fn truncation_keeps_char_boundaries() {
+    let s: String<5> = truncated("aé😀z");
+    assert_eq!(s.as_str(), "aé");
+}
