@@ -25,6 +25,8 @@ pub mod frame;
 pub mod messages;
 
 pub use frame::{FrameDecoder, FrameError, encode_frame};
+/// The bounded containers used in messages, re-exported so users need not match versions.
+pub use heapless;
 pub use messages::*;
 
 /// Version of the message set. Bumped on any incompatible change; negotiated in [`Hello`].

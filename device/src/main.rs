@@ -1,0 +1,112 @@
+//! `mimml-device`: the device daemon.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use boards::{Board, Kiosk, LogKiosk};
+use clap::{Parser, Subcommand};
+use device::{Device, DeviceConfig, capture::SimulatedCapture};
+
+/// The MIMML screening device: captures a session, computes features and the screening result
+/// on the device, keeps results in a durable log and serves the host over a serial link.
+#[derive(Parser, Debug)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Serve the protocol on a serial port.
+    Run {
+        /// Serial device: USB gadget `/dev/ttyGS0`, UART, or a pty. Defaults to the board's port.
+        #[arg(long)]
+        port: Option<String>,
+        /// Built-in board name (rpi4, rpi5, jetson-orin-nano, sim).
+        #[arg(long, default_value = "sim")]
+        board: String,
+        /// A board definition file instead of a built-in board.
+        #[arg(long, conflicts_with = "board")]
+        board_file: Option<PathBuf>,
+        /// Where the result log and device state live.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Take audio and video from files in DIR (audio.wav, frames/ with video.toml) instead of
+        /// capture hardware.
+        #[arg(long, value_name = "DIR")]
+        simulate: Option<PathBuf>,
+    },
+    /// List the built-in boards.
+    Boards,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().cmd {
+        Cmd::Boards => {
+            for b in Board::builtin()? {
+                println!("{:<18} {}", b.name, b.description);
+            }
+            Ok(())
+        }
+        Cmd::Run { port, board, board_file, data_dir, simulate } => {
+            let board = match board_file {
+                Some(f) => Board::from_file(&f)?,
+                None => Board::by_name(&board)?,
+            };
+            let Some(sim_dir) = simulate else {
+                bail!(
+                    "this build has no capture backend (the alsa and v4l features arrive with the front-end issues); \
+                     pass --simulate DIR to take audio and video from files"
+                );
+            };
+            let port = port
+                .or_else(|| board.link.port.clone())
+                .with_context(|| format!("board {} names no serial port; pass --port", board.name))?;
+            let baud = board.link.baud;
+            let kiosk = kiosk_for(&board);
+            let capture = SimulatedCapture::new(&sim_dir)?;
+            let mut device = Device::open(
+                DeviceConfig { data_dir, board, simulated: true },
+                Box::new(models::PlaceholderModel::default()),
+                Box::new(capture),
+                kiosk,
+            )?;
+            let stop = AtomicBool::new(false);
+            // A kiosk must outlive host disconnects: reopen the port after a link error.
+            loop {
+                match link::open_port(&port, baud) {
+                    Ok(p) => {
+                        tracing::info!(%port, "serving");
+                        if let Err(e) = device::serve_port(&mut device, p, &stop) {
+                            tracing::warn!("link lost: {e}; reopening");
+                        }
+                    }
+                    Err(e) => tracing::warn!("{e}; retrying"),
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+fn kiosk_for(board: &Board) -> Box<dyn Kiosk> {
+    #[cfg(feature = "gpio")]
+    if let Some(def) = &board.gpio {
+        match boards::CdevKiosk::open(def) {
+            Ok(k) => return Box::new(k),
+            Err(e) => tracing::warn!("kiosk GPIO unavailable, LEDs go to the log: {e}"),
+        }
+    }
+    #[cfg(not(feature = "gpio"))]
+    if board.gpio.is_some() {
+        tracing::info!("built without the gpio feature: kiosk LEDs go to the log");
+    }
+    Box::new(LogKiosk::default())
+}

@@ -1,0 +1,220 @@
+//! # link — protocol frames over a byte stream
+//!
+//! [`FramedLink`] wraps anything that reads and writes bytes (a serial port, a pty, a test
+//! double that injects faults) and moves typed messages over it with `protocol`'s framing.
+//! A bad frame (garbage, truncation, bit flip) is counted in [`LinkStats`], logged at debug
+//! level and skipped; the caller only ever sees whole, CRC-checked messages or a timeout.
+//!
+//! [`open_port`] opens a real serial device; [`pty_pair`] makes a pseudo-terminal pair (a real
+//! tty, used by the simulated device and the tests); [`list_ports`] lists candidate devices.
+//!
+//! Invariant: no message semantics here — request/response matching lives in the host's
+//! client and the device's server.
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::{Duration, Instant};
+
+use protocol::{FrameDecoder, FrameError, MAX_FRAME, encode_frame};
+use serde::{Serialize, de::DeserializeOwned};
+
+pub use serialport::{SerialPort, TTYPort};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot open serial port {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: serialport::Error,
+    },
+    #[error("cannot create a pty pair: {0}")]
+    Pty(#[source] serialport::Error),
+    #[error("link I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot encode message: {0}")]
+    Encode(FrameError),
+    #[error("cannot list serial ports: {0}")]
+    List(String),
+}
+
+/// Counters of what went over the link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub frames_sent: u64,
+    pub bytes_sent: u64,
+    pub frames_received: u64,
+    pub bytes_received: u64,
+    /// Frames dropped because of framing, CRC or decoding errors.
+    pub bad_frames: u64,
+}
+
+/// Typed messages over a byte stream.
+#[derive(Debug)]
+pub struct FramedLink<P> {
+    port: P,
+    decoder: Box<FrameDecoder>,
+    /// Received bytes not yet fed to the decoder.
+    pending: Vec<u8>,
+    out: Box<[u8; MAX_FRAME]>,
+    stats: LinkStats,
+}
+
+impl<P: Read + Write> FramedLink<P> {
+    pub fn new(port: P) -> Self {
+        FramedLink {
+            port,
+            decoder: Box::new(FrameDecoder::new()),
+            pending: Vec::new(),
+            out: Box::new([0; MAX_FRAME]),
+            stats: LinkStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> LinkStats {
+        self.stats
+    }
+
+    pub fn port_mut(&mut self) -> &mut P {
+        &mut self.port
+    }
+
+    /// Sends one message as one frame and flushes it.
+    pub fn send<T: Serialize>(&mut self, msg: &T) -> Result<(), LinkError> {
+        let n = encode_frame(msg, &mut self.out[..]).map_err(LinkError::Encode)?;
+        self.port.write_all(&self.out[..n])?;
+        self.port.flush()?;
+        self.stats.frames_sent += 1;
+        self.stats.bytes_sent += n as u64;
+        Ok(())
+    }
+
+    /// Waits until `deadline` for the next good message; `Ok(None)` on timeout. The port's own
+    /// read timeout should be short (tens of ms) so the deadline is kept.
+    pub fn recv<T: DeserializeOwned>(&mut self, deadline: Instant) -> Result<Option<T>, LinkError> {
+        let mut buf = [0u8; 4096];
+        loop {
+            while !self.pending.is_empty() {
+                let fed = self.decoder.feed::<T>(&self.pending);
+                let frame = fed.frame;
+                let consumed = self.pending.len() - fed.rest.len();
+                self.pending.drain(..consumed);
+                match frame {
+                    Some(Ok(msg)) => {
+                        self.stats.frames_received += 1;
+                        return Ok(Some(msg));
+                    }
+                    Some(Err(e)) => {
+                        self.stats.bad_frames += 1;
+                        tracing::debug!("dropped a bad frame: {e}");
+                    }
+                    None => {}
+                }
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            match self.port.read(&mut buf) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(5)),
+                Ok(n) => {
+                    self.stats.bytes_received += n as u64;
+                    self.pending.extend_from_slice(&buf[..n]);
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::TimedOut | ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+}
+
+/// Read timeout of ports opened here: short, so `recv` deadlines hold.
+pub const PORT_READ_TIMEOUT: Duration = Duration::from_millis(20);
+
+/// Opens a serial device in raw mode (8N1, no flow control).
+pub fn open_port(path: &str, baud: u32) -> Result<TTYPort, LinkError> {
+    serialport::new(path, baud)
+        .timeout(PORT_READ_TIMEOUT)
+        .open_native()
+        .map_err(|source| LinkError::Open { path: path.to_owned(), source })
+}
+
+/// A pseudo-terminal pair, both ends raw: `(controller, device)`. The device end has a path
+/// (`/dev/pts/N`) that a separate process can open with [`open_port`].
+pub fn pty_pair() -> Result<(TTYPort, TTYPort), LinkError> {
+    let (mut a, mut b) = TTYPort::pair().map_err(LinkError::Pty)?;
+    a.set_timeout(PORT_READ_TIMEOUT).map_err(LinkError::Pty)?;
+    b.set_timeout(PORT_READ_TIMEOUT).map_err(LinkError::Pty)?;
+    Ok((a, b))
+}
+
+/// A serial device that may be a MIMML device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortInfo {
+    pub path: String,
+    pub kind: String,
+}
+
+/// Candidate ports: USB CDC-ACM (`/dev/ttyACM*`), USB gadget (`/dev/ttyGS*`), USB serial
+/// adapters and UARTs that the kernel reports.
+pub fn list_ports() -> Result<Vec<PortInfo>, LinkError> {
+    // serialport's non-udev enumeration panics when /sys/class/tty is missing (containers).
+    if !cfg!(feature = "udev") && !std::path::Path::new("/sys/class/tty").is_dir() {
+        return Ok(Vec::new());
+    }
+    let ports = serialport::available_ports().map_err(|e| LinkError::List(e.to_string()))?;
+    let mut out: Vec<PortInfo> = ports
+        .into_iter()
+        .map(|p| {
+            let kind = match &p.port_type {
+                serialport::SerialPortType::UsbPort(u) => format!(
+                    "USB {:04x}:{:04x} {}",
+                    u.vid,
+                    u.pid,
+                    u.product.clone().unwrap_or_default()
+                ),
+                serialport::SerialPortType::PciPort => "PCI UART".into(),
+                serialport::SerialPortType::BluetoothPort => "Bluetooth".into(),
+                serialport::SerialPortType::Unknown => "serial".into(),
+            };
+            PortInfo { path: p.port_name, kind }
+        })
+        .collect();
+    out.sort_by(|a, b| (!is_preferred(&a.path), &a.path).cmp(&(!is_preferred(&b.path), &b.path)));
+    Ok(out)
+}
+
+fn is_preferred(path: &str) -> bool {
+    path.contains("ttyACM") || path.contains("ttyGS")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{HostFrame, Request};
+
+    #[test]
+    fn frames_cross_a_pty_and_junk_is_counted() {
+        let (a, b) = pty_pair().expect("pty");
+        let mut tx = FramedLink::new(a);
+        let mut rx = FramedLink::new(b);
+        tx.port_mut().write_all(b"\x01\x02junk\xFF").expect("junk");
+        tx.send(&HostFrame { id: 5, req: Request::Ping(9) }).expect("send");
+        let got: HostFrame = rx.recv(Instant::now() + Duration::from_secs(2)).expect("io").expect("a frame");
+        assert_eq!(got, HostFrame { id: 5, req: Request::Ping(9) });
+        assert_eq!(rx.stats().bad_frames, 1);
+        assert_eq!(rx.stats().frames_received, 1);
+        // Nothing more: a timeout, not an error.
+        let none: Option<HostFrame> = rx.recv(Instant::now() + Duration::from_millis(50)).expect("io");
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn opening_a_missing_port_names_it() {
+        let e = open_port("/dev/ttyDOESNOTEXIST9", 115_200).unwrap_err().to_string();
+        assert!(e.contains("/dev/ttyDOESNOTEXIST9"), "{e}");
+    }
+
+    #[test]
+    fn listing_ports_does_not_fail() {
+        list_ports().expect("lists");
+    }
+}
