@@ -45,7 +45,11 @@ impl ResultLog {
         file.read_to_end(&mut bytes).map_err(io)?;
 
         // Everything after the last delimiter is a torn append.
-        let complete = bytes.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+        let mut complete = bytes.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+        // A torn frame may leave its leading delimiter behind: keep a single closing one.
+        while complete >= 2 && bytes[complete - 2] == 0 {
+            complete -= 1;
+        }
         if complete < bytes.len() {
             tracing::warn!(
                 path = %path.display(),

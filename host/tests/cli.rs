@@ -1,0 +1,84 @@
+//! The `mimml` binary against a simulated device on a pty: the commands a clinic runs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use link::SerialPort;
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
+}
+
+fn mimml(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mimml")).args(args).env_remove("MIMML_DB").output().expect("runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn info_session_sync_and_results_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The device serves the pty's controller end in this process; `mimml` opens the other
+    // end by path, as it would open /dev/ttyACM0. The test keeps that end open too, so each
+    // `mimml` exit is not a hang-up for the device.
+    let (device_end, keep_open) = link::pty_pair().expect("pty");
+    let port = keep_open.name().expect("pty path");
+    let mut device = device::simulated(&dir.path().join("device"), &sample()).expect("device");
+    let stop = Arc::new(AtomicBool::new(false));
+    let s = Arc::clone(&stop);
+    let t = std::thread::spawn(move || device::serve_port(&mut device, device_end, &s));
+
+    let (ok, out, err) = mimml(&["info", "--port", &port]);
+    assert!(ok, "{err}");
+    assert!(out.contains("board           sim") && out.contains("placeholder-0.1"), "{out}");
+
+    let transcript = sample().join("transcript.tsv");
+    let (ok, out, err) = mimml(&["session", "run", "--port", &port, "--transcript", transcript.to_str().expect("utf8"), "--label", "cli"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("result #1") && out.contains("P(depressed)") && out.contains("\"cli\""), "{out}");
+
+    let db = dir.path().join("r.db");
+    let db = db.to_str().expect("utf8");
+    let (ok, out, err) = mimml(&["sync", "--port", &port, "--db", db]);
+    assert!(ok, "{err}");
+    assert!(out.contains("synced 1 result(s)") && out.contains("(1 new)"), "{out}");
+    let (ok, out, _) = mimml(&["sync", "--port", &port, "--db", db]);
+    assert!(ok && out.contains("synced 0 result(s)"), "{out}");
+    let (ok, out, _) = mimml(&["results", "--db", db]);
+    assert!(ok && out.matches("result #").count() == 1, "{out}");
+
+    // A transcript that is not UTF-8 is refused before anything reaches the device.
+    let bad = dir.path().join("bad.tsv");
+    std::fs::write(&bad, b"start_time\tstop_time\tspeaker\tvalue\n1\t2\tParticipant\t\xC3\x28\n").expect("write");
+    let (ok, _, err) = mimml(&["session", "run", "--port", &port, "--transcript", bad.to_str().expect("utf8")]);
+    assert!(!ok && err.contains("not UTF-8"), "{err}");
+
+    stop.store(true, Ordering::Relaxed);
+    t.join().expect("device thread").expect("device served without error");
+    drop(keep_open);
+}
+
+#[test]
+fn a_port_without_a_device_is_a_clear_error() {
+    let (ok, _, err) = mimml(&["info", "--port", "/dev/ttyNOPE0"]);
+    assert!(!ok && err.contains("/dev/ttyNOPE0"), "{err}");
+    // A pty whose other end nobody serves: hello times out with a message, not a hang.
+    let (_quiet, keep) = link::pty_pair().expect("pty");
+    let port = keep.name().expect("path");
+    let (ok, _, err) = mimml(&["info", "--port", &port]);
+    assert!(!ok && err.contains("no MIMML device answered"), "{err}");
+}
+
+#[test]
+fn the_demo_runs_a_whole_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("demo.db");
+    let (ok, out, err) = mimml(&["demo", "--db", db.to_str().expect("utf8")]);
+    assert!(ok, "{err}");
+    for needle in ["P(depressed)", "PHQ-8 estimate", "audio ", "video ", "text ", "transcript push", "sync → database", "0 bad frames"] {
+        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
+    }
+    let (ok, out, _) = mimml(&["results", "--db", db.to_str().expect("utf8")]);
+    assert!(ok && out.contains("result #1"), "{out}");
+}
