@@ -119,9 +119,7 @@ impl Board {
     pub fn by_name(name: &str) -> Result<Board, BoardError> {
         let all = Board::builtin()?;
         let known = all.iter().map(|b| b.name.as_str()).collect::<Vec<_>>().join(", ");
-        all.into_iter()
-            .find(|b| b.name == name)
-            .ok_or_else(|| BoardError::Unknown { name: name.to_owned(), known })
+        all.into_iter().find(|b| b.name == name).ok_or_else(|| BoardError::Unknown { name: name.to_owned(), known })
     }
 }
 

@@ -51,7 +51,10 @@ pub struct SimulatedCapture {
 impl SimulatedCapture {
     pub fn new(dir: &Path) -> Result<Self, FeatureError> {
         if !dir.is_dir() {
-            return Err(FeatureError::Video { path: dir.display().to_string(), detail: "simulation folder does not exist".into() });
+            return Err(FeatureError::Video {
+                path: dir.display().to_string(),
+                detail: "simulation folder does not exist".into(),
+            });
         }
         Ok(SimulatedCapture { dir: dir.to_owned(), want: Modalities::default(), audio: None })
     }

@@ -47,7 +47,11 @@ pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Device> 
 }
 
 /// Serves on an already open port until `stop` is set or the link fails.
-pub fn serve_port<P: std::io::Read + std::io::Write>(device: &mut Device, port: P, stop: &AtomicBool) -> Result<(), DeviceError> {
+pub fn serve_port<P: std::io::Read + std::io::Write>(
+    device: &mut Device,
+    port: P,
+    stop: &AtomicBool,
+) -> Result<(), DeviceError> {
     let mut link = link::FramedLink::new(port);
     device.serve(&mut link, stop)
 }

@@ -243,7 +243,11 @@ impl Device {
     }
 
     fn status_of(&self, s: &ActiveSession) -> SessionStatus {
-        SessionStatus { session: s.id, state: SessionState::Capturing, captured_ms: s.clock.elapsed().as_millis() as u32 }
+        SessionStatus {
+            session: s.id,
+            state: SessionState::Capturing,
+            captured_ms: s.clock.elapsed().as_millis() as u32,
+        }
     }
 
     fn session_start(&mut self, s: SessionStart) -> Response {
@@ -262,7 +266,8 @@ impl Device {
         }
         self.set_led(Led::Busy);
         let started_ms = if s.host_time_ms > 0 { s.host_time_ms } else { now_ms() };
-        let session = ActiveSession { id, label: s.label, started_ms, clock: Instant::now(), utterances: BTreeMap::new() };
+        let session =
+            ActiveSession { id, label: s.label, started_ms, clock: Instant::now(), utterances: BTreeMap::new() };
         tracing::info!(session = id, "session started");
         let status = self.status_of(&session);
         self.session = Some(session);
@@ -359,7 +364,11 @@ impl Device {
             Ok((seq, media_ms)) => {
                 tracing::info!(session = s.id, seq, "result logged");
                 self.set_led(Led::Ready);
-                SessionStatus { session: s.id, state: SessionState::Done { seq }, captured_ms: media_ms.max(captured_ms) }
+                SessionStatus {
+                    session: s.id,
+                    state: SessionState::Done { seq },
+                    captured_ms: media_ms.max(captured_ms),
+                }
             }
             Err((code, detail)) => {
                 tracing::error!(session = s.id, "session failed: {detail}");
@@ -372,7 +381,10 @@ impl Device {
     /// Features + model. Returns the prediction, the modalities present, quality flags and the
     /// captured media duration.
     #[allow(clippy::type_complexity)]
-    fn compute(&mut self, s: &ActiveSession) -> Result<(models::Prediction, Modalities, u16, u32), (ErrorCode, String)> {
+    fn compute(
+        &mut self,
+        s: &ActiveSession,
+    ) -> Result<(models::Prediction, Modalities, u16, u32), (ErrorCode, String)> {
         let captured = self.capture.stop().map_err(|e| (ErrorCode::BadInput, e.to_string()))?;
         let utterances: Vec<Utterance> = s
             .utterances
@@ -406,12 +418,7 @@ impl Device {
         if text.as_ref().is_none_or(|t| t[0] < SHORT_TRANSCRIPT_WORDS) {
             flags |= ResultRecord::FLAG_SHORT_TRANSCRIPT;
         }
-        let feats = SessionFeatures {
-            audio: audio.map(|a| a.features),
-            video: video.map(|v| v.features),
-            text,
-            flags,
-        };
+        let feats = SessionFeatures { audio: audio.map(|a| a.features), video: video.map(|v| v.features), text, flags };
         let mut present = 0u8;
         for (has, bit) in [
             (feats.audio.is_some(), Modalities::AUDIO),

@@ -64,7 +64,11 @@ fn the_daemon_serves_a_session_and_keeps_results_across_restarts() {
     let daemon = spawn(&port, dir.path());
     let info = hello(&mut link, 1);
     assert_eq!(info.last_result_seq, 0);
-    let s = match call(&mut link, 2, Request::SessionStart(SessionStart { modalities: Modalities::ALL, label: truncated("d"), host_time_ms: 0 })) {
+    let s = match call(
+        &mut link,
+        2,
+        Request::SessionStart(SessionStart { modalities: Modalities::ALL, label: truncated("d"), host_time_ms: 0 }),
+    ) {
         Response::Session(s) => s.session,
         other => panic!("{other:?}"),
     };

@@ -45,7 +45,11 @@ fn code(r: &Response) -> Option<ErrorCode> {
 }
 
 fn start(d: &mut Driver) -> SessionId {
-    match d.call(Request::SessionStart(SessionStart { modalities: Modalities::ALL, label: truncated("t"), host_time_ms: 1_000 })) {
+    match d.call(Request::SessionStart(SessionStart {
+        modalities: Modalities::ALL,
+        label: truncated("t"),
+        host_time_ms: 1_000,
+    })) {
         Response::Session(s) => s.session,
         other => panic!("{other:?}"),
     }
@@ -92,7 +96,11 @@ fn session_rules_and_multi_part_utterances() {
     assert_eq!(kiosk.lit(), vec![Led::Ready]);
     let s = start(&mut d);
     assert_eq!(kiosk.lit(), vec![Led::Busy]);
-    let again = d.call(Request::SessionStart(SessionStart { modalities: Modalities::ALL, label: truncated("x"), host_time_ms: 0 }));
+    let again = d.call(Request::SessionStart(SessionStart {
+        modalities: Modalities::ALL,
+        label: truncated("x"),
+        host_time_ms: 0,
+    }));
     assert_eq!(code(&again), Some(ErrorCode::SessionActive));
     assert_eq!(code(&d.call(chunk(s + 1, 0, 0, true, "hi"))), Some(ErrorCode::UnknownSession));
     // Part 1 before part 0 is out of order; parts 0, 0 (repeat), 1 are fine.
@@ -159,7 +167,11 @@ fn a_bad_simulation_input_fails_the_start_not_the_device() {
     std::fs::write(sim.join("audio.wav"), b"RIFF....WAVEjunk").expect("write");
     let kiosk = FakeKiosk::default();
     let dev = Device::open(
-        DeviceConfig { data_dir: dir.path().join("data"), board: boards::Board::by_name("sim").expect("sim"), simulated: true },
+        DeviceConfig {
+            data_dir: dir.path().join("data"),
+            board: boards::Board::by_name("sim").expect("sim"),
+            simulated: true,
+        },
         Box::new(models::PlaceholderModel::default()),
         Box::new(SimulatedCapture::new(&sim).expect("folder exists")),
         Box::new(kiosk.clone()),
@@ -167,7 +179,11 @@ fn a_bad_simulation_input_fails_the_start_not_the_device() {
     .expect("opens");
     let mut d = Driver { dev, id: 0 };
     d.hello();
-    let r = d.call(Request::SessionStart(SessionStart { modalities: Modalities::ALL, label: truncated("t"), host_time_ms: 0 }));
+    let r = d.call(Request::SessionStart(SessionStart {
+        modalities: Modalities::ALL,
+        label: truncated("t"),
+        host_time_ms: 0,
+    }));
     match r {
         Response::Error(e) => {
             assert_eq!(e.code, ErrorCode::BadInput);
@@ -176,7 +192,11 @@ fn a_bad_simulation_input_fails_the_start_not_the_device() {
         other => panic!("{other:?}"),
     }
     // Text-only sessions still work on this device.
-    let s = match d.call(Request::SessionStart(SessionStart { modalities: Modalities(Modalities::TEXT), label: truncated("t"), host_time_ms: 0 })) {
+    let s = match d.call(Request::SessionStart(SessionStart {
+        modalities: Modalities(Modalities::TEXT),
+        label: truncated("t"),
+        host_time_ms: 0,
+    })) {
         Response::Session(s) => s.session,
         other => panic!("{other:?}"),
     };

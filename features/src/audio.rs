@@ -143,15 +143,7 @@ pub fn audio_features(clip: &AudioClip, spans: &[(u32, u32)]) -> AudioSummary {
     let (pause_mean, _) = mean_sd(&pauses);
     let speech_ratio = speech_energy.len() as f32 / energy.len() as f32;
     AudioSummary {
-        features: vec![
-            e_mean,
-            e_sd,
-            s_sd,
-            z_mean,
-            1.0 - speech_ratio,
-            pause_mean,
-            segments as f32 / minutes.max(1e-3),
-        ],
+        features: vec![e_mean, e_sd, s_sd, z_mean, 1.0 - speech_ratio, pause_mean, segments as f32 / minutes.max(1e-3)],
         low_quality: speech_ratio < 0.05 || e_mean < -70.0 || clipped as f32 > 0.01 * total as f32,
     }
 }
@@ -165,7 +157,13 @@ mod tests {
         let period = ((on_s + off_s) * SAMPLE_RATE as f32) as usize;
         let on = (on_s * SAMPLE_RATE as f32) as usize;
         let samples = (0..n)
-            .map(|i| if i % period < on { 0.3 * (i as f32 * 2.0 * std::f32::consts::PI * 220.0 / 16000.0).sin() } else { 0.0 })
+            .map(|i| {
+                if i % period < on {
+                    0.3 * (i as f32 * 2.0 * std::f32::consts::PI * 220.0 / 16000.0).sin()
+                } else {
+                    0.0
+                }
+            })
             .collect();
         AudioClip { rate: SAMPLE_RATE, samples }
     }
@@ -186,7 +184,10 @@ mod tests {
     fn silence_and_clipping_are_low_quality() {
         let silence = AudioClip { rate: SAMPLE_RATE, samples: vec![0.0; 32_000] };
         assert!(audio_features(&silence, &[]).low_quality);
-        let clipped = AudioClip { rate: SAMPLE_RATE, samples: (0..32_000).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect() };
+        let clipped = AudioClip {
+            rate: SAMPLE_RATE,
+            samples: (0..32_000).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect(),
+        };
         assert!(audio_features(&clipped, &[]).low_quality);
         let empty = AudioClip { rate: SAMPLE_RATE, samples: vec![] };
         assert!(audio_features(&empty, &[]).low_quality);
@@ -201,7 +202,12 @@ mod tests {
         assert!(e.contains("t.wav"), "{e}");
 
         let wrong_rate = dir.path().join("r.wav");
-        let spec = hound::WavSpec { channels: 1, sample_rate: 44_100, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 44_100,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&wrong_rate, spec).expect("create");
         w.write_sample(0i16).expect("write");
         w.finalize().expect("finalize");
@@ -213,7 +219,12 @@ mod tests {
     fn stereo_16_bit_is_averaged_to_mono() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.wav");
-        let spec = hound::WavSpec { channels: 2, sample_rate: 16_000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&path, spec).expect("create");
         for _ in 0..10 {
             w.write_sample(16384i16).expect("l");

@@ -96,7 +96,11 @@ pub fn parse_transcript(text: &str, origin: &str) -> Result<Vec<Utterance>, Feat
 /// Reads and parses a transcript file; non-UTF-8 content is an error, not a panic.
 pub fn read_transcript(path: &Path) -> Result<Vec<Utterance>, FeatureError> {
     let origin = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| FeatureError::Transcript { path: origin.clone(), line: 0, detail: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| FeatureError::Transcript {
+        path: origin.clone(),
+        line: 0,
+        detail: e.to_string(),
+    })?;
     let text = String::from_utf8(bytes).map_err(|e| FeatureError::Transcript {
         path: origin.clone(),
         line: 0,
@@ -107,15 +111,63 @@ pub fn read_transcript(path: &Path) -> Result<Vec<Utterance>, FeatureError> {
 
 const FIRST_PERSON: &[&str] = &["i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll"];
 const NEGATIVE: &[&str] = &[
-    "sad", "tired", "alone", "lonely", "hopeless", "worthless", "bad", "worse", "worst", "hate", "cry", "crying",
-    "depressed", "anxious", "worried", "afraid", "empty", "guilty", "hurt", "pain", "stress", "stressed", "exhausted",
-    "worn", "angry", "upset", "miserable", "lost", "failure", "can't", "don't", "not", "never",
+    "sad",
+    "tired",
+    "alone",
+    "lonely",
+    "hopeless",
+    "worthless",
+    "bad",
+    "worse",
+    "worst",
+    "hate",
+    "cry",
+    "crying",
+    "depressed",
+    "anxious",
+    "worried",
+    "afraid",
+    "empty",
+    "guilty",
+    "hurt",
+    "pain",
+    "stress",
+    "stressed",
+    "exhausted",
+    "worn",
+    "angry",
+    "upset",
+    "miserable",
+    "lost",
+    "failure",
+    "can't",
+    "don't",
+    "not",
+    "never",
 ];
 const POSITIVE: &[&str] = &[
-    "happy", "good", "great", "nice", "love", "enjoy", "fun", "glad", "excited", "proud", "calm", "relaxed", "fine",
-    "wonderful", "friends", "laugh", "hope", "better", "best",
+    "happy",
+    "good",
+    "great",
+    "nice",
+    "love",
+    "enjoy",
+    "fun",
+    "glad",
+    "excited",
+    "proud",
+    "calm",
+    "relaxed",
+    "fine",
+    "wonderful",
+    "friends",
+    "laugh",
+    "hope",
+    "better",
+    "best",
 ];
-const ABSOLUTIST: &[&str] = &["always", "never", "nothing", "everything", "completely", "totally", "entire", "all", "constantly"];
+const ABSOLUTIST: &[&str] =
+    &["always", "never", "nothing", "everything", "completely", "totally", "entire", "all", "constantly"];
 
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
@@ -131,7 +183,8 @@ pub fn text_features(utterances: &[Utterance]) -> Option<Vec<f32>> {
     if n == 0 {
         return None;
     }
-    let rate = |list: &[&str]| per_utt.iter().flatten().filter(|w| list.contains(&w.as_str())).count() as f32 / n as f32;
+    let rate =
+        |list: &[&str]| per_utt.iter().flatten().filter(|w| list.contains(&w.as_str())).count() as f32 / n as f32;
     let speaking_min = part.iter().map(|u| (u.end_ms - u.start_ms) as f32).sum::<f32>() / 60_000.0;
     let (words_per_utt, _) = mean_sd(&per_utt.iter().map(|w| w.len() as f32).collect::<Vec<_>>());
     Some(vec![

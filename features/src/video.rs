@@ -124,7 +124,8 @@ pub fn video_features(source: &mut dyn FrameSource) -> Option<VideoSummary> {
         used += 1;
         brightness.push(frame.0.iter().map(|&v| f32::from(v)).sum::<f32>() / frame.0.len() as f32);
         if let Some(p) = &prev {
-            let diff = p.0.iter().zip(&frame.0).map(|(&a, &b)| f32::from(a.abs_diff(b))).sum::<f32>() / frame.0.len() as f32;
+            let diff =
+                p.0.iter().zip(&frame.0).map(|(&a, &b)| f32::from(a.abs_diff(b))).sum::<f32>() / frame.0.len() as f32;
             motion.push(diff * fps);
         }
         prev = Some(frame);
@@ -175,7 +176,9 @@ mod tests {
         std::fs::write(dir.path().join("video.toml"), "fps = 10\n").expect("write");
         assert!(FrameDir::open(dir.path()).unwrap_err().to_string().contains("no .jpg"));
         for (i, v) in [0u8, 100].iter().enumerate() {
-            image::GrayImage::from_pixel(320, 240, image::Luma([*v])).save(dir.path().join(format!("{i:03}.png"))).expect("png");
+            image::GrayImage::from_pixel(320, 240, image::Luma([*v]))
+                .save(dir.path().join(format!("{i:03}.png")))
+                .expect("png");
         }
         std::fs::write(dir.path().join("002.jpg"), b"\xFF\xD8\xFF garbage").expect("write");
         let mut src = FrameDir::open(dir.path()).expect("opens");

@@ -140,7 +140,8 @@ impl<P: Read + Write> DeviceClient<P> {
                 speaker: u.speaker.into(),
                 text: truncated(text),
             });
-            accepted = expect!(self.quick("transcript", req)?, "transcript", Response::TranscriptAccepted(a) => a.utterances)?;
+            accepted =
+                expect!(self.quick("transcript", req)?, "transcript", Response::TranscriptAccepted(a) => a.utterances)?;
         }
         Ok(accepted)
     }

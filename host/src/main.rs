@@ -144,7 +144,10 @@ fn main() -> anyhow::Result<()> {
             let (mut client, info) = connect(&port)?;
             let mut db = ResultsDb::open(&db)?;
             let r = sync_with_progress(&mut client, &mut db, info.device_id.as_str())?;
-            println!("synced {} result(s) from {} ({} new); database holds up to #{}", r.fetched, info.device_id, r.inserted, r.cursor);
+            println!(
+                "synced {} result(s) from {} ({} new); database holds up to #{}",
+                r.fetched, info.device_id, r.inserted, r.cursor
+            );
             Ok(())
         }
         Cmd::Results { db, device } => {
@@ -300,12 +303,22 @@ fn demo(session_dir: &Path, device_data: Option<PathBuf>, db: Option<PathBuf>) -
         println!("{}", report::describe(info.device_id.as_str(), &stored.record));
         println!("  timings");
         println!("    hello             {hello_ms:>8.1} ms");
-        println!("    transcript push   {:>8.1} ms ({} utterances)", outcome.push.as_secs_f64() * 1000.0, outcome.utterances);
-        println!("    stop → result     {:>8.1} ms (features + model + durable log)", outcome.stop.as_secs_f64() * 1000.0);
+        println!(
+            "    transcript push   {:>8.1} ms ({} utterances)",
+            outcome.push.as_secs_f64() * 1000.0,
+            outcome.utterances
+        );
+        println!(
+            "    stop → result     {:>8.1} ms (features + model + durable log)",
+            outcome.stop.as_secs_f64() * 1000.0
+        );
         println!("    sync → database   {sync_ms:>8.1} ms ({} new result(s), cursor #{})", r.inserted, r.cursor);
         println!("    total             {:>8.1} ms", total.elapsed().as_secs_f64() * 1000.0);
         let s = client.stats();
-        println!("  link              {} frames / {} bytes sent, {} frames / {} bytes received, {} bad frames", s.frames_sent, s.bytes_sent, s.frames_received, s.bytes_received, s.bad_frames);
+        println!(
+            "  link              {} frames / {} bytes sent, {} frames / {} bytes received, {} bad frames",
+            s.frames_sent, s.bytes_sent, s.frames_received, s.bytes_received, s.bad_frames
+        );
         if keep_db {
             println!("  stored in         {} (see `mimml results --db {}`)", db_path.display(), db_path.display());
         } else {

@@ -27,14 +27,14 @@ fn bar(v: f32, width: usize) -> String {
 /// A multi-line summary of one result.
 pub fn describe(device_id: &str, r: &ResultRecord) -> String {
     let mut s = String::new();
-    let screen = if r.p_depressed >= 0.5 { "POSITIVE screen (refer for clinical assessment)" } else { "negative screen" };
+    let screen =
+        if r.p_depressed >= 0.5 { "POSITIVE screen (refer for clinical assessment)" } else { "negative screen" };
     let _ = writeln!(s, "  result #{} of device {device_id}, session {} \"{}\"", r.seq, r.session, r.label);
     let _ = writeln!(s, "  P(depressed)      {:.3}  → {screen}", r.p_depressed);
     let _ = writeln!(s, "  PHQ-8 estimate    {:.1} / 24", r.phq8);
     let _ = writeln!(s, "  contribution      (fusion gate per modality)");
-    for (i, (name, bit)) in [("audio", Modalities::AUDIO), ("video", Modalities::VIDEO), ("text", Modalities::TEXT)]
-        .into_iter()
-        .enumerate()
+    for (i, (name, bit)) in
+        [("audio", Modalities::AUDIO), ("video", Modalities::VIDEO), ("text", Modalities::TEXT)].into_iter().enumerate()
     {
         if r.modalities.has(bit) {
             let _ = writeln!(s, "    {name:<6} {} {:>5.1} %", bar(r.gates[i], 20), 100.0 * r.gates[i]);
@@ -43,7 +43,12 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
         }
     }
     let _ = writeln!(s, "  model             {} (feature schema {})", r.model_version, r.feature_schema);
-    let _ = writeln!(s, "  media             {:.1} s captured; device compute {} ms", (r.finished_ms.saturating_sub(r.started_ms)) as f64 / 1000.0, r.compute_ms);
+    let _ = writeln!(
+        s,
+        "  media             {:.1} s captured; device compute {} ms",
+        (r.finished_ms.saturating_sub(r.started_ms)) as f64 / 1000.0,
+        r.compute_ms
+    );
     let flags = flag_names(r.flags);
     if !flags.is_empty() {
         let _ = writeln!(s, "  flags             {}", flags.join(", "));

@@ -53,10 +53,14 @@ pub fn run_session<P: Read + Write>(
         SessionState::Done { seq } => seq,
         SessionState::Failed(code) => return Err(SessionError::Failed { session, code }),
         SessionState::Capturing | SessionState::Processing => {
-            return Err(SessionError::Client(ClientError::Unexpected { what: "session stop", got: "an unfinished session".into() }));
+            return Err(SessionError::Client(ClientError::Unexpected {
+                what: "session stop",
+                got: "an unfinished session".into(),
+            }));
         }
     };
     let batch = client.records_after(seq - 1, 1)?;
-    let record = batch.records.into_iter().find(|r| r.seq == seq).ok_or(SessionError::MissingResult { session, seq })?;
+    let record =
+        batch.records.into_iter().find(|r| r.seq == seq).ok_or(SessionError::MissingResult { session, seq })?;
     Ok(SessionOutcome { session, record, utterances: transcript.len(), push, stop })
 }

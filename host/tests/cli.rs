@@ -13,7 +13,11 @@ fn sample() -> PathBuf {
 
 fn mimml(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_mimml")).args(args).env_remove("MIMML_DB").output().expect("runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -34,7 +38,16 @@ fn info_session_sync_and_results_from_the_command_line() {
     assert!(out.contains("board           sim") && out.contains("placeholder-0.1"), "{out}");
 
     let transcript = sample().join("transcript.tsv");
-    let (ok, out, err) = mimml(&["session", "run", "--port", &port, "--transcript", transcript.to_str().expect("utf8"), "--label", "cli"]);
+    let (ok, out, err) = mimml(&[
+        "session",
+        "run",
+        "--port",
+        &port,
+        "--transcript",
+        transcript.to_str().expect("utf8"),
+        "--label",
+        "cli",
+    ]);
     assert!(ok, "{err}");
     assert!(out.contains("result #1") && out.contains("P(depressed)") && out.contains("\"cli\""), "{out}");
 
@@ -76,7 +89,16 @@ fn the_demo_runs_a_whole_session() {
     let db = dir.path().join("demo.db");
     let (ok, out, err) = mimml(&["demo", "--db", db.to_str().expect("utf8")]);
     assert!(ok, "{err}");
-    for needle in ["P(depressed)", "PHQ-8 estimate", "audio ", "video ", "text ", "transcript push", "sync → database", "0 bad frames"] {
+    for needle in [
+        "P(depressed)",
+        "PHQ-8 estimate",
+        "audio ",
+        "video ",
+        "text ",
+        "transcript push",
+        "sync → database",
+        "0 bad frames",
+    ] {
         assert!(out.contains(needle), "missing {needle:?} in\n{out}");
     }
     let (ok, out, _) = mimml(&["results", "--db", db.to_str().expect("utf8")]);

@@ -165,12 +165,9 @@ pub fn list_ports() -> Result<Vec<PortInfo>, LinkError> {
         .into_iter()
         .map(|p| {
             let kind = match &p.port_type {
-                serialport::SerialPortType::UsbPort(u) => format!(
-                    "USB {:04x}:{:04x} {}",
-                    u.vid,
-                    u.pid,
-                    u.product.clone().unwrap_or_default()
-                ),
+                serialport::SerialPortType::UsbPort(u) => {
+                    format!("USB {:04x}:{:04x} {}", u.vid, u.pid, u.product.clone().unwrap_or_default())
+                }
                 serialport::SerialPortType::PciPort => "PCI UART".into(),
                 serialport::SerialPortType::BluetoothPort => "Bluetooth".into(),
                 serialport::SerialPortType::Unknown => "serial".into(),

@@ -57,7 +57,8 @@ impl Linear {
         if x.len() != self.w.len() {
             return Err(ModelError::Shape { modality: self.name, got: x.len(), want: self.w.len() });
         }
-        let z = x.iter().zip(self.mean).zip(self.sd).zip(self.w).map(|(((x, m), s), w)| w * ((x - m) / s).clamp(-4.0, 4.0));
+        let z =
+            x.iter().zip(self.mean).zip(self.sd).zip(self.w).map(|(((x, m), s), w)| w * ((x - m) / s).clamp(-4.0, 4.0));
         Ok(self.bias + z.sum::<f32>())
     }
 }

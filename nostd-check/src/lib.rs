@@ -4,7 +4,7 @@
 //! lang item (E0152). `.ci/run` builds it with
 //!
 //! ```sh
-//! cargo build -p nostd-check --profile nostd-check
+//! cargo build --release --manifest-path nostd-check/Cargo.toml
 //! ```
 #![no_std]
 

@@ -16,7 +16,8 @@ use crate::{MAX_FRAME, MAX_PAYLOAD};
 /// Bytes of CRC-32 after the postcard body.
 pub const CRC_LEN: usize = 4;
 
-const CRC: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+/// Slice-by-16 tables (16 KiB of flash/ROM): several times faster than the byte-wise table.
+const CRC: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISO_HDLC);
 
 /// Why a frame could not be encoded or decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,9 +56,7 @@ impl core::error::Error for FrameError {}
 /// `out` of [`MAX_FRAME`] bytes always suffices for messages of this crate.
 pub fn encode_frame<T: Serialize>(msg: &T, out: &mut [u8]) -> Result<usize, FrameError> {
     let mut body = [0u8; MAX_PAYLOAD + CRC_LEN];
-    let n = postcard::to_slice(msg, &mut body[..MAX_PAYLOAD])
-        .map_err(|_| FrameError::TooLarge)?
-        .len();
+    let n = postcard::to_slice(msg, &mut body[..MAX_PAYLOAD]).map_err(|_| FrameError::TooLarge)?.len();
     let crc = CRC.checksum(&body[..n]).to_le_bytes();
     body[n..n + CRC_LEN].copy_from_slice(&crc);
     let body = &body[..n + CRC_LEN];
@@ -109,32 +108,39 @@ impl FrameDecoder {
     /// returns that frame, decoded as `T`, with the unconsumed rest. Empty frames (two
     /// delimiters in a row) are skipped silently.
     pub fn feed<'a, T: DeserializeOwned>(&mut self, data: &'a [u8]) -> Fed<'a, T> {
-        let mut i = 0;
-        while i < data.len() {
-            let b = data[i];
-            i += 1;
-            if b != 0 {
-                if self.len < self.buf.len() {
-                    self.buf[self.len] = b;
-                    self.len += 1;
-                } else {
-                    self.overflow = true;
-                }
-                continue;
-            }
+        let mut rest = data;
+        while !rest.is_empty() {
+            let Some(end) = rest.iter().position(|&b| b == 0) else {
+                self.append(rest);
+                return Fed { frame: None, rest: &[] };
+            };
+            self.append(&rest[..end]);
+            rest = &rest[end + 1..];
             // A delimiter.
             if self.overflow {
                 self.reset();
-                return Fed { frame: Some(Err(FrameError::Overflow)), rest: &data[i..] };
+                return Fed { frame: Some(Err(FrameError::Overflow)), rest };
             }
             if self.len == 0 {
                 continue;
             }
             let frame = self.decode_current();
             self.reset();
-            return Fed { frame: Some(frame), rest: &data[i..] };
+            return Fed { frame: Some(frame), rest };
         }
         Fed { frame: None, rest: &[] }
+    }
+
+    /// Buffers non-delimiter bytes; past the buffer's end they are dropped and the frame is
+    /// marked as overflowed.
+    fn append(&mut self, bytes: &[u8]) {
+        let room = self.buf.len() - self.len;
+        if bytes.len() > room {
+            self.overflow = true;
+        }
+        let n = bytes.len().min(room);
+        self.buf[self.len..self.len + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
     }
 
     fn reset(&mut self) {
@@ -153,7 +159,7 @@ impl FrameDecoder {
             return Err(FrameError::Crc);
         }
         match postcard::take_from_bytes::<T>(body) {
-            Ok((msg, rest)) if rest.is_empty() => Ok(msg),
+            Ok((msg, [])) => Ok(msg),
             _ => Err(FrameError::Decode),
         }
     }

@@ -50,6 +50,8 @@ pub struct DeviceFrame {
 /// Host → device.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// No allocator: messages are fixed-size values, so variants cannot be boxed.
+#[allow(clippy::large_enum_variant)]
 pub enum Request {
     /// First message of every connection: the host states the protocol version it speaks.
     Hello(Hello),
@@ -75,6 +77,8 @@ pub enum Request {
 /// Device → host.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+// No allocator: messages are fixed-size values, so variants cannot be boxed.
+#[allow(clippy::large_enum_variant)]
 pub enum Response {
     DeviceInfo(DeviceInfo),
     Pong(u32),
@@ -228,7 +232,9 @@ pub enum SessionState {
     Capturing,
     Processing,
     /// The result is in the device's log under this sequence number.
-    Done { seq: u64 },
+    Done {
+        seq: u64,
+    },
     Failed(ErrorCode),
 }
 
@@ -329,7 +335,9 @@ pub struct UploadStatus {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum ErrorCode {
     /// The host's protocol version is not spoken; `supported` is the device's.
-    UnsupportedVersion { supported: u16 },
+    UnsupportedVersion {
+        supported: u16,
+    },
     /// A request other than Hello arrived before Hello.
     HelloFirst,
     UnknownSession,
@@ -343,7 +351,9 @@ pub enum ErrorCode {
     FeatureFailure,
     ModelFailure,
     Storage,
-    UploadOutOfOrder { expected: u32 },
+    UploadOutOfOrder {
+        expected: u32,
+    },
     UploadChecksum,
     NotImplemented,
     Internal,

@@ -42,12 +42,7 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
 fn slot() -> impl Strategy<Value = ModelSlot> {
     (
         any::<u8>(),
-        prop_oneof![
-            Just(SlotState::Empty),
-            Just(SlotState::Active),
-            Just(SlotState::Trial),
-            Just(SlotState::Staged)
-        ],
+        prop_oneof![Just(SlotState::Empty), Just(SlotState::Active), Just(SlotState::Trial), Just(SlotState::Staged)],
         short(),
     )
         .prop_map(|(slot, state, model_version)| ModelSlot { slot, state, model_version })
@@ -84,8 +79,7 @@ fn record() -> impl Strategy<Value = ResultRecord> {
 
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
-        (any::<u16>(), short())
-            .prop_map(|(protocol_version, host)| Request::Hello(Hello { protocol_version, host })),
+        (any::<u16>(), short()).prop_map(|(protocol_version, host)| Request::Hello(Hello { protocol_version, host })),
         any::<u32>().prop_map(Request::Ping),
         (any::<u8>(), short(), any::<u64>()).prop_map(|(m, label, host_time_ms)| {
             Request::SessionStart(SessionStart { modalities: Modalities(m), label, host_time_ms })
@@ -110,9 +104,9 @@ fn request() -> impl Strategy<Value = Request> {
         any::<u32>().prop_map(Request::SessionStatus),
         (any::<u64>(), any::<u8>()).prop_map(|(after, max)| Request::Sync(SyncCursor { after, max })),
         any::<u64>().prop_map(|upto| Request::SyncAck(Ack { upto })),
-        (bytes::<1024>(1024), any::<u32>(), any::<[u8; 32]>()).prop_map(
-            |(manifest, total_size, sha256)| Request::UploadBegin(UploadBegin { manifest, total_size, sha256 })
-        ),
+        (bytes::<1024>(1024), any::<u32>(), any::<[u8; 32]>()).prop_map(|(manifest, total_size, sha256)| {
+            Request::UploadBegin(UploadBegin { manifest, total_size, sha256 })
+        }),
         (any::<u32>(), bytes::<MAX_CHUNK>(MAX_CHUNK))
             .prop_map(|(offset, data)| Request::UploadChunk(UploadChunk { offset, data })),
         Just(Request::UploadStatus),
@@ -175,8 +169,7 @@ fn response() -> impl Strategy<Value = Response> {
         (any::<u32>(), any::<u32>(), slot()).prop_map(|(next_offset, total_size, slot)| {
             Response::Upload(UploadStatus { next_offset, total_size, slot })
         }),
-        (error_code(), hstring::<96>(120))
-            .prop_map(|(code, detail)| Response::Error(Error { code, detail })),
+        (error_code(), hstring::<96>(120)).prop_map(|(code, detail)| Response::Error(Error { code, detail })),
     ]
 }
 
@@ -305,8 +298,17 @@ fn largest_messages_fit() {
         flags: u16::MAX,
     };
     let batch = Response::Records(RecordBatch {
-        records: Vec::from_slice(&[rec.clone(), rec.clone(), rec.clone(), rec.clone(), rec.clone(), rec.clone(), rec.clone(), rec])
-            .expect("8 records"),
+        records: Vec::from_slice(&[
+            rec.clone(),
+            rec.clone(),
+            rec.clone(),
+            rec.clone(),
+            rec.clone(),
+            rec.clone(),
+            rec.clone(),
+            rec,
+        ])
+        .expect("8 records"),
         last_seq: u64::MAX,
     });
     encode(&DeviceFrame { id: u32::MAX, resp: batch });

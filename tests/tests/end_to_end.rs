@@ -29,10 +29,8 @@ fn session(host_faults: Vec<(usize, Fault)>, device_faults: Vec<(usize, Fault)>)
     let rig = Rig::start(&dir.path().join("device"), device_port).expect("device starts");
     let host_port = FaultyPort::new(host_end, host_faults);
     let host_applied = host_port.applied();
-    let mut client = DeviceClient::new(host_port).with_patience(host::client::Patience {
-        per_attempt: std::time::Duration::from_millis(700),
-        attempts: 8,
-    });
+    let mut client = DeviceClient::new(host_port)
+        .with_patience(host::client::Patience { per_attempt: std::time::Duration::from_millis(700), attempts: 8 });
 
     let info = client.hello().expect("hello");
     assert_eq!(info.protocol_version, protocol::PROTOCOL_VERSION);
@@ -63,7 +61,17 @@ fn session(host_faults: Vec<(usize, Fault)>, device_faults: Vec<(usize, Fault)>)
 
 /// Everything about a result that does not depend on when it was made.
 fn essence(r: &ResultRecord) -> (u64, u32, f32, f32, [f32; 3], Modalities, String, protocol::SchemaHash, u16) {
-    (r.seq, r.session, r.p_depressed, r.phq8, r.gates, r.modalities, r.model_version.to_string(), r.feature_schema, r.flags)
+    (
+        r.seq,
+        r.session,
+        r.p_depressed,
+        r.phq8,
+        r.gates,
+        r.modalities,
+        r.model_version.to_string(),
+        r.feature_schema,
+        r.flags,
+    )
 }
 
 #[test]
@@ -93,9 +101,9 @@ fn garbage_truncation_bit_flips_and_lost_frames_do_not_change_the_result() {
     let host_faults = vec![
         (1, Fault::GarbageBefore(junk.clone())),
         (3, Fault::TruncatedCopyBefore),
-        (5, Fault::FlipBit),   // lost: the host must time out and resend
-        (8, Fault::Drop),      // lost too
-        (15, Fault::FlipBit),  // the session stop itself
+        (5, Fault::FlipBit),  // lost: the host must time out and resend
+        (8, Fault::Drop),     // lost too
+        (15, Fault::FlipBit), // the session stop itself
         (17, Fault::GarbageBefore(vec![0, 0, 0xFF, 0x13, 0])),
     ];
     // Device frames: replies in the same order. Losing a reply makes the host resend, and the
