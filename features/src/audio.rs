@@ -193,6 +193,16 @@ mod tests {
         assert!(audio_features(&empty, &[]).low_quality);
     }
 
+    fn write_i16_wav(path: &Path, channels: u16, sample_rate: u32, interleaved: &[i16]) {
+        let spec =
+            hound::WavSpec { channels, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let mut w = hound::WavWriter::create(path, spec).expect("create");
+        for &s in interleaved {
+            w.write_sample(s).expect("write");
+        }
+        w.finalize().expect("finalize");
+    }
+
     #[test]
     fn bad_wavs_are_clear_errors() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -202,15 +212,7 @@ mod tests {
         assert!(e.contains("t.wav"), "{e}");
 
         let wrong_rate = dir.path().join("r.wav");
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: 44_100,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&wrong_rate, spec).expect("create");
-        w.write_sample(0i16).expect("write");
-        w.finalize().expect("finalize");
+        write_i16_wav(&wrong_rate, 1, 44_100, &[0]);
         let e = read_wav(&wrong_rate).unwrap_err().to_string();
         assert!(e.contains("44100 Hz"), "{e}");
     }
@@ -219,18 +221,7 @@ mod tests {
     fn stereo_16_bit_is_averaged_to_mono() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("s.wav");
-        let spec = hound::WavSpec {
-            channels: 2,
-            sample_rate: 16_000,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let mut w = hound::WavWriter::create(&path, spec).expect("create");
-        for _ in 0..10 {
-            w.write_sample(16384i16).expect("l");
-            w.write_sample(0i16).expect("r");
-        }
-        w.finalize().expect("finalize");
+        write_i16_wav(&path, 2, 16_000, &[16384, 0].repeat(10));
         let clip = read_wav(&path).expect("reads");
         assert_eq!(clip.samples, vec![0.25; 10]);
     }
