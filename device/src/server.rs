@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use boards::{Board, Kiosk, Led};
-use features::SessionFeatures;
-use features::text::{Speaker, Utterance, text_features};
+use features::SessionInputs;
+use features::text::{Speaker, Utterance};
 use link::{FramedLink, LinkError};
 use models::Model;
 use protocol::*;
@@ -28,8 +28,6 @@ use crate::state::{DeviceState, StateError};
 const REPLY_CACHE: usize = 32;
 /// Finished sessions whose status is remembered (for a retried stop or a late status query).
 const FINISHED_KEPT: usize = 64;
-/// Words below which the transcript is flagged as short.
-const SHORT_TRANSCRIPT_WORDS: f32 = 20.0;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -394,36 +392,30 @@ impl Device {
                 Some(Utterance { start_ms: u.start_ms, end_ms: u.end_ms, speaker: u.speaker?, text: u.text.clone() })
             })
             .collect();
-        let mut flags = 0u16;
+        if captured.video.is_some() {
+            // Frames become features only through face landmarks, and the landmarker arrives
+            // with the video front-end issue: report video as absent rather than feed the model
+            // measures it was never trained on.
+            tracing::info!("video captured, but this build has no face landmarker: video absent from the result");
+        }
+        let feats = features::extract_session(&SessionInputs {
+            audio: captured.audio.as_ref(),
+            landmarks: None,
+            transcript: Some(&utterances),
+            include_interviewer_text: false,
+        });
+        let mut flags = feats.flags;
         if self.cfg.simulated {
             flags |= ResultRecord::FLAG_SIMULATED;
         }
         if self.model.is_placeholder() {
             flags |= ResultRecord::FLAG_PLACEHOLDER_MODEL;
         }
-        let spans: Vec<(u32, u32)> = utterances
-            .iter()
-            .filter(|u| u.speaker == Speaker::Participant && u.end_ms > u.start_ms)
-            .map(|u| (u.start_ms, u.end_ms))
-            .collect();
-        let audio = captured.audio.as_ref().map(|clip| features::audio::audio_features(clip, &spans));
-        if audio.as_ref().is_some_and(|a| a.low_quality) {
-            flags |= ResultRecord::FLAG_LOW_QUALITY_AUDIO;
-        }
-        let video = captured.video.and_then(|mut src| features::video::video_features(&mut *src));
-        if video.is_none() {
-            flags |= ResultRecord::FLAG_NO_FACE;
-        }
-        let text = text_features(&utterances);
-        if text.as_ref().is_none_or(|t| t[0] < SHORT_TRANSCRIPT_WORDS) {
-            flags |= ResultRecord::FLAG_SHORT_TRANSCRIPT;
-        }
-        let feats = SessionFeatures { audio: audio.map(|a| a.features), video: video.map(|v| v.features), text, flags };
         let mut present = 0u8;
         for (has, bit) in [
-            (feats.audio.is_some(), Modalities::AUDIO),
-            (feats.video.is_some(), Modalities::VIDEO),
-            (feats.text.is_some(), Modalities::TEXT),
+            (feats.audio.as_ref().is_some_and(|s| !s.is_empty()), Modalities::AUDIO),
+            (feats.video.as_ref().is_some_and(|s| !s.is_empty()), Modalities::VIDEO),
+            (feats.text.as_ref().is_some_and(|s| !s.is_empty()), Modalities::TEXT),
         ] {
             if has {
                 present |= bit;

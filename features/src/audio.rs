@@ -1,27 +1,39 @@
-//! Audio front-end (foundation version): 16 kHz mono PCM → session-level statistics.
+//! Audio front-end (foundation version): 16 kHz mono PCM → per-segment functionals.
 //!
-//! Frames of 25 ms every 10 ms. Per frame: RMS energy in dBFS and zero-crossing rate. A frame
-//! is "speech" when its energy is above an adaptive floor (the 10th percentile + 15 dB, and at
-//! least −55 dBFS). The session is summarised by [`FEATURE_NAMES`]. When utterance times are
-//! known (from the transcript), only the participant's stretches are used.
+//! Frame-level descriptors every 10 ms: RMS energy (dBFS) and zero-crossing rate over 25 ms,
+//! and F0 by normalised autocorrelation over 40 ms (75–500 Hz, voiced when the peak exceeds
+//! [`VOICING`] and the frame is above the energy floor; parabolic peak interpolation). A frame
+//! is speech when its energy is above an adaptive floor (the 10th percentile of the session
+//! + 15 dB, at least −55 dBFS). Per segment, [`FEATURE_NAMES`] summarise them.
 
+use std::io::Read;
 use std::path::Path;
 
-use crate::{FeatureError, mean_sd};
+use crate::segment::Segment;
+use crate::{FeatureError, Sequence, mean_sd, quantile};
 
 pub const SAMPLE_RATE: u32 = 16_000;
 const FRAME: usize = 400; // 25 ms
 const HOP: usize = 160; // 10 ms
+const F0_WINDOW: usize = 640; // 40 ms: two periods at 75 Hz need 427 samples
+const F0_MIN_LAG: usize = (SAMPLE_RATE / 500) as usize;
+const F0_MAX_LAG: usize = (SAMPLE_RATE / 75) as usize;
+/// Normalised autocorrelation peak above which a frame is voiced.
+pub const VOICING: f32 = 0.5;
 
-/// Names of the audio features, in order.
+/// Names of the per-segment audio features, in order.
 pub const FEATURE_NAMES: &[&str] = &[
+    "duration_s",
     "energy_db_mean",
     "energy_db_sd",
-    "speech_energy_db_sd",
     "zcr_mean",
+    "voiced_ratio",
+    "f0_mean_st",
+    "f0_sd_st",
+    "f0_range_st",
     "pause_ratio",
-    "mean_pause_s",
-    "speech_segments_per_min",
+    "pause_mean_s",
+    "voiced_onsets_per_s",
 ];
 
 /// Mono PCM in [-1, 1].
@@ -47,8 +59,16 @@ impl AudioClip {
 /// Reads a WAV file: 16 kHz, mono or stereo (averaged), 16/24/32-bit integer or 32-bit float.
 /// Anything else is a clear error (resampling comes with the audio front-end issue).
 pub fn read_wav(path: &Path) -> Result<AudioClip, FeatureError> {
-    let p = || path.display().to_string();
-    let reader = hound::WavReader::open(path).map_err(|e| FeatureError::Wav { path: p(), detail: e.to_string() })?;
+    let origin = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| FeatureError::Wav { path: origin.clone(), detail: e.to_string() })?;
+    read_wav_from(std::io::BufReader::new(file), &origin)
+}
+
+/// [`read_wav`] from any reader (a member of a zip archive, bytes in memory); `origin` names it
+/// in errors.
+pub fn read_wav_from<R: Read>(r: R, origin: &str) -> Result<AudioClip, FeatureError> {
+    let p = || origin.to_owned();
+    let reader = hound::WavReader::new(r).map_err(|e| FeatureError::Wav { path: p(), detail: e.to_string() })?;
     let spec = reader.spec();
     if spec.sample_rate != SAMPLE_RATE {
         return Err(FeatureError::UnsupportedAudio {
@@ -78,74 +98,133 @@ pub fn read_wav(path: &Path) -> Result<AudioClip, FeatureError> {
     Ok(AudioClip { rate: spec.sample_rate, samples })
 }
 
-/// Audio features and quality.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AudioSummary {
-    pub features: Vec<f32>,
-    /// Too little signal or too much clipping for the features to mean much.
-    pub low_quality: bool,
+/// Frame-level descriptors of a stretch of audio, one entry per 10 ms hop.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Frames {
+    pub energy_db: Vec<f32>,
+    pub zcr: Vec<f32>,
+    /// F0 in Hz, 0 where unvoiced.
+    pub f0: Vec<f32>,
 }
 
-/// Features over the given spans of `clip` (ms), or the whole clip when `spans` is empty.
-pub fn audio_features(clip: &AudioClip, spans: &[(u32, u32)]) -> AudioSummary {
-    let whole = [(0, (clip.duration_s() * 1000.0) as u32)];
-    let spans = if spans.is_empty() { &whole[..] } else { spans };
-
-    let mut energy = Vec::new();
-    let mut zcr = Vec::new();
-    let mut clipped = 0usize;
-    let mut total = 0usize;
-    for &(a, b) in spans {
-        let x = clip.span(a, b);
-        total += x.len();
-        clipped += x.iter().filter(|v| v.abs() >= 0.999).count();
-        let mut start = 0;
-        while start + FRAME <= x.len() {
-            let f = &x[start..start + FRAME];
-            let rms = (f.iter().map(|v| v * v).sum::<f32>() / FRAME as f32).sqrt();
-            energy.push(20.0 * rms.max(1e-6).log10());
-            let crossings = f.windows(2).filter(|w| (w[0] >= 0.0) != (w[1] >= 0.0)).count();
-            zcr.push(crossings as f32 / FRAME as f32);
-            start += HOP;
-        }
+/// Energy, ZCR and F0 for every 10 ms hop of `x` that has a whole 25 ms frame.
+pub fn frames(x: &[f32]) -> Frames {
+    let mut out = Frames::default();
+    let mut start = 0;
+    while start + FRAME <= x.len() {
+        let f = &x[start..start + FRAME];
+        let rms = (f.iter().map(|v| v * v).sum::<f32>() / FRAME as f32).sqrt();
+        out.energy_db.push(20.0 * rms.max(1e-6).log10());
+        let crossings = f.windows(2).filter(|w| (w[0] >= 0.0) != (w[1] >= 0.0)).count();
+        out.zcr.push(crossings as f32 / FRAME as f32);
+        let w = &x[start..(start + F0_WINDOW).min(x.len())];
+        out.f0.push(if rms > 1e-3 { f0_of(w) } else { 0.0 });
+        start += HOP;
     }
-    if energy.is_empty() {
-        return AudioSummary { features: vec![0.0; FEATURE_NAMES.len()], low_quality: true };
+    out
+}
+
+/// F0 of one window by normalised autocorrelation; 0 when unvoiced.
+fn f0_of(w: &[f32]) -> f32 {
+    if w.len() < 2 * F0_MIN_LAG + 1 {
+        return 0.0;
     }
+    let max_lag = F0_MAX_LAG.min(w.len() / 2);
+    let mean = w.iter().sum::<f32>() / w.len() as f32;
+    let x: Vec<f32> = w.iter().map(|v| v - mean).collect();
+    let n = x.len();
+    let r = |lag: usize| -> f32 {
+        let (a, b) = (&x[..n - lag], &x[lag..]);
+        let num: f32 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+        let den = (a.iter().map(|p| p * p).sum::<f32>() * b.iter().map(|q| q * q).sum::<f32>()).sqrt();
+        if den > 0.0 { num / den } else { 0.0 }
+    };
+    let rs: Vec<f32> = (F0_MIN_LAG..=max_lag).map(r).collect();
+    // The first local maximum above the threshold that is close to the global one: avoids
+    // picking a multiple of the period (octave errors down).
+    let best = rs.iter().copied().fold(f32::MIN, f32::max);
+    if best < VOICING {
+        return 0.0;
+    }
+    let Some(i) = (1..rs.len().saturating_sub(1))
+        .find(|&i| rs[i] >= rs[i - 1] && rs[i] >= rs[i + 1] && rs[i] >= VOICING && rs[i] >= 0.9 * best)
+    else {
+        return 0.0;
+    };
+    let (a, b, c) = (rs[i - 1], rs[i], rs[i + 1]);
+    let denom = a - 2.0 * b + c;
+    let shift = if denom.abs() > 1e-9 { 0.5 * (a - c) / denom } else { 0.0 };
+    SAMPLE_RATE as f32 / ((i + F0_MIN_LAG) as f32 + shift)
+}
 
-    let mut sorted = energy.clone();
-    sorted.sort_by(f32::total_cmp);
-    let floor = (sorted[sorted.len() / 10] + 15.0).max(-55.0);
-    let speech: Vec<bool> = energy.iter().map(|&e| e > floor).collect();
-    let speech_energy: Vec<f32> = energy.iter().zip(&speech).filter(|(_, s)| **s).map(|(e, _)| *e).collect();
+/// The session's speech/non-speech energy threshold (dBFS).
+fn speech_floor(energy_db: &[f32]) -> f32 {
+    (quantile(energy_db, 0.1) + 15.0).max(-55.0)
+}
 
-    // Pauses: runs of ≥ 20 non-speech frames (200 ms). Segments: runs of speech.
-    let (mut pauses, mut segments, mut run) = (Vec::new(), 0usize, 0usize);
-    let mut prev = false;
-    for &s in &speech {
-        if s {
-            if run >= 20 {
-                pauses.push(run as f32 * HOP as f32 / SAMPLE_RATE as f32);
+/// Too little signal or too much clipping for the features to mean much.
+pub fn low_quality(clip: &AudioClip) -> bool {
+    let f = frames(&clip.samples);
+    if f.energy_db.is_empty() {
+        return true;
+    }
+    let floor = speech_floor(&f.energy_db);
+    let speech = f.energy_db.iter().filter(|&&e| e > floor).count() as f32 / f.energy_db.len() as f32;
+    let clipped = clip.samples.iter().filter(|v| v.abs() >= 0.999).count() as f32;
+    let (mean_db, _) = mean_sd(&f.energy_db);
+    speech < 0.05 || mean_db < -70.0 || clipped > 0.01 * clip.samples.len() as f32
+}
+
+fn semitones(hz: f32) -> f32 {
+    12.0 * (hz / 27.5).log2()
+}
+
+/// Per-segment functionals ([`FEATURE_NAMES`]), one row per segment. Frame descriptors are
+/// computed once over the whole clip; the speech floor is the session's.
+pub fn segment_features(clip: &AudioClip, segments: &[Segment]) -> Sequence {
+    let all = frames(&clip.samples);
+    let floor = speech_floor(&all.energy_db);
+    let hop_ms = 1000.0 * HOP as f32 / clip.rate as f32;
+    let mut seq = Sequence::new(FEATURE_NAMES.len());
+    for seg in segments {
+        let a = ((seg.start_ms as f32 / hop_ms) as usize).min(all.energy_db.len());
+        let b = ((seg.end_ms as f32 / hop_ms) as usize).min(all.energy_db.len());
+        let (e, z, f0) = (&all.energy_db[a..b], &all.zcr[a..b], &all.f0[a..b]);
+        let voiced: Vec<f32> = f0.iter().filter(|&&v| v > 0.0).map(|&v| semitones(v)).collect();
+        let speech: Vec<bool> = e.iter().map(|&v| v > floor).collect();
+        let (mut pauses, mut run) = (Vec::new(), 0usize);
+        for &s in &speech {
+            if s {
+                if run >= 15 {
+                    pauses.push(run as f32 * hop_ms / 1000.0);
+                }
+                run = 0;
+            } else {
+                run += 1;
             }
-            run = 0;
-            if !prev {
-                segments += 1;
-            }
-        } else {
-            run += 1;
         }
-        prev = s;
+        let onsets = f0.windows(3).filter(|w| w[0] == 0.0 && w[1] > 0.0 && w[2] > 0.0).count();
+        let n = e.len().max(1) as f32;
+        let dur = (b - a) as f32 * hop_ms / 1000.0;
+        let (e_mean, e_sd) = mean_sd(e);
+        let (z_mean, _) = mean_sd(z);
+        let (f_mean, f_sd) = mean_sd(&voiced);
+        let (p_mean, _) = mean_sd(&pauses);
+        seq.push(&[
+            dur,
+            if e.is_empty() { -120.0 } else { e_mean },
+            e_sd,
+            z_mean,
+            voiced.len() as f32 / n,
+            f_mean,
+            f_sd,
+            quantile(&voiced, 0.9) - quantile(&voiced, 0.1),
+            speech.iter().filter(|s| !**s).count() as f32 / n,
+            p_mean,
+            if dur > 0.0 { onsets as f32 / dur } else { 0.0 },
+        ]);
     }
-    let minutes = energy.len() as f32 * HOP as f32 / SAMPLE_RATE as f32 / 60.0;
-    let (e_mean, e_sd) = mean_sd(&energy);
-    let (_, s_sd) = mean_sd(&speech_energy);
-    let (z_mean, _) = mean_sd(&zcr);
-    let (pause_mean, _) = mean_sd(&pauses);
-    let speech_ratio = speech_energy.len() as f32 / energy.len() as f32;
-    AudioSummary {
-        features: vec![e_mean, e_sd, s_sd, z_mean, 1.0 - speech_ratio, pause_mean, segments as f32 / minutes.max(1e-3)],
-        low_quality: speech_ratio < 0.05 || e_mean < -70.0 || clipped as f32 > 0.01 * total as f32,
-    }
+    seq
 }
 
 #[cfg(test)]
@@ -168,29 +247,72 @@ mod tests {
         AudioClip { rate: SAMPLE_RATE, samples }
     }
 
+    fn whole(clip: &AudioClip) -> Vec<f32> {
+        let seg = Segment { start_ms: 0, end_ms: (clip.duration_s() * 1000.0) as u32 };
+        segment_features(clip, &[seg]).row(0).to_vec()
+    }
+
+    fn col(name: &str) -> usize {
+        FEATURE_NAMES.iter().position(|n| *n == name).expect("known feature")
+    }
+
+    /// A buzzy voice-like signal: harmonics of an F0 that follows `f0(t)`.
+    fn voice(seconds: f32, f0: impl Fn(f32) -> f32) -> AudioClip {
+        let n = (seconds * SAMPLE_RATE as f32) as usize;
+        let mut phase = 0.0f32;
+        let samples = (0..n)
+            .map(|i| {
+                let t = i as f32 / SAMPLE_RATE as f32;
+                phase += 2.0 * std::f32::consts::PI * f0(t) / SAMPLE_RATE as f32;
+                (1..6).map(|h| 0.3 / h as f32 * (h as f32 * phase).sin()).sum::<f32>()
+            })
+            .collect();
+        AudioClip { rate: SAMPLE_RATE, samples }
+    }
+
     #[test]
     fn pauses_are_measured() {
-        let s = audio_features(&tone_bursts(20.0, 1.0, 1.0), &[]);
-        assert!(!s.low_quality);
-        let pause_ratio = s.features[4];
-        let mean_pause = s.features[5];
-        assert!((pause_ratio - 0.5).abs() < 0.05, "{pause_ratio}");
-        assert!((mean_pause - 1.0).abs() < 0.1, "{mean_pause}");
-        let s2 = audio_features(&tone_bursts(20.0, 1.0, 3.0), &[]);
-        assert!(s2.features[4] > pause_ratio + 0.15 && s2.features[5] > 2.5, "{:?}", s2.features);
+        let f = whole(&tone_bursts(20.0, 1.0, 1.0));
+        let (ratio, mean) = (f[col("pause_ratio")], f[col("pause_mean_s")]);
+        assert!((ratio - 0.5).abs() < 0.05, "{ratio}");
+        assert!((mean - 1.0).abs() < 0.1, "{mean}");
+        let f2 = whole(&tone_bursts(20.0, 1.0, 3.0));
+        assert!(f2[col("pause_ratio")] > ratio + 0.15 && f2[col("pause_mean_s")] > 2.5, "{f2:?}");
+    }
+
+    #[test]
+    fn f0_is_found_and_its_variability_measured() {
+        for hz in [90.0f32, 150.0, 240.0] {
+            let clip = voice(1.0, |_| hz);
+            let f = frames(&clip.samples);
+            let voiced: Vec<f32> = f.f0.iter().copied().filter(|&v| v > 0.0).collect();
+            assert!(voiced.len() > 80, "{hz} Hz: only {} voiced frames", voiced.len());
+            let med = quantile(&voiced, 0.5);
+            assert!((med - hz).abs() < 1.5, "{hz} Hz estimated as {med}");
+        }
+        let flat = whole(&voice(4.0, |_| 120.0));
+        let lively = whole(&voice(4.0, |t| 120.0 * (1.0 + 0.2 * (2.0 * std::f32::consts::PI * 0.8 * t).sin())));
+        assert!(flat[col("f0_sd_st")] < 0.2, "{flat:?}");
+        assert!(lively[col("f0_sd_st")] > 1.5 && lively[col("f0_range_st")] > 4.0, "{lively:?}");
+        assert!((flat[col("f0_mean_st")] - 12.0 * (120.0f32 / 27.5).log2()).abs() < 0.2);
+        let silence = AudioClip { rate: SAMPLE_RATE, samples: vec![0.0; 16_000] };
+        assert!(frames(&silence.samples).f0.iter().all(|&v| v == 0.0));
     }
 
     #[test]
     fn silence_and_clipping_are_low_quality() {
         let silence = AudioClip { rate: SAMPLE_RATE, samples: vec![0.0; 32_000] };
-        assert!(audio_features(&silence, &[]).low_quality);
+        assert!(low_quality(&silence));
         let clipped = AudioClip {
             rate: SAMPLE_RATE,
             samples: (0..32_000).map(|i| if i % 2 == 0 { 1.0 } else { -1.0 }).collect(),
         };
-        assert!(audio_features(&clipped, &[]).low_quality);
-        let empty = AudioClip { rate: SAMPLE_RATE, samples: vec![] };
-        assert!(audio_features(&empty, &[]).low_quality);
+        assert!(low_quality(&clipped));
+        assert!(low_quality(&AudioClip { rate: SAMPLE_RATE, samples: vec![] }));
+        assert!(!low_quality(&tone_bursts(5.0, 1.0, 1.0)));
+        // Segments beyond the clip give a row of an empty stretch, not a panic.
+        let s = segment_features(&silence, &[Segment { start_ms: 5_000, end_ms: 9_000 }]);
+        assert_eq!(s.len(), 1);
     }
 
     fn write_i16_wav(path: &Path, channels: u16, sample_rate: u32, interleaved: &[i16]) {

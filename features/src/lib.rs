@@ -4,23 +4,41 @@
 //! `--simulate` files) and in the corpus feature cache used for training, so there is no
 //! train/serve skew. This crate never depends on a training library.
 //!
-//! * [`audio`]: 16 kHz mono PCM → frame energy / zero-crossing statistics and pause structure.
-//! * [`video`]: frames → head-motion and brightness statistics.
-//! * [`text`]: participant utterances → lexical statistics.
+//! A session becomes, per modality, a [`Sequence`]: one feature vector per **segment**. Segments
+//! are the participant's utterances when a timed transcript exists, otherwise fixed windows
+//! ([`segment`]). [`extract_session`] is the one entry point both the device and the corpus
+//! cache call.
+//!
+//! * [`audio`]: 16 kHz mono PCM → frame energy, zero-crossing rate and F0 → per-segment
+//!   functionals (level, pitch, pitch variability, pauses, rate).
+//! * [`landmarks`]: 68-point face landmarks (DAIC-WOZ CLNF files, or a camera landmarker) →
+//!   per-segment head motion, head pose proxies, smile, eye and brow measures.
+//! * [`video`]: camera/file frame sources (decoding only; the landmarker arrives with the video
+//!   front-end issue).
+//! * [`text`]: utterances → lexical rates and a hashed bag of words; the DAIC-WOZ transcript
+//!   format.
 //! * [`schema`]: the names of every feature, in order, and their [`SchemaHash`].
 //!
-//! **Foundation stage.** These are deliberately simple, documented first versions behind the
-//! interfaces the front-end issues will fill (MFCC/F0/jitter/shimmer against librosa and Praat;
-//! face detection, 68 landmarks, pose and gaze against OpenCV; embeddings for text). Each change
-//! of what is computed changes [`schema::FEATURE_SCHEMA`] and therefore the hash, so a model
-//! trained on older features is refused, never silently fed the wrong inputs.
+//! **Foundation stage.** These are simple, documented first versions behind the interfaces the
+//! front-end issues will fill (MFCC/jitter/shimmer validated against librosa and Praat; face
+//! detection and landmarks validated against OpenCV; sentence embeddings). Any change of what is
+//! computed changes [`schema::FEATURE_SCHEMA`] and therefore the hash, so a model trained on
+//! older features is refused, never silently fed the wrong inputs.
 
 pub mod audio;
+pub mod landmarks;
 pub mod schema;
+pub mod segment;
 pub mod text;
 pub mod video;
 
 pub use protocol::SchemaHash;
+
+use audio::AudioClip;
+use landmarks::LandmarkTrack;
+use protocol::ResultRecord;
+use segment::Segment;
+use text::{Speaker, Utterance};
 
 /// Errors of the front-ends. Each names the input it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -33,16 +51,116 @@ pub enum FeatureError {
     Video { path: String, detail: String },
     #[error("transcript {path}, line {line}: {detail}")]
     Transcript { path: String, line: usize, detail: String },
+    #[error("landmark file {path}, line {line}: {detail}")]
+    Landmarks { path: String, line: usize, detail: String },
+}
+
+/// A sequence of feature vectors, row-major `[len, dim]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sequence {
+    pub dim: usize,
+    pub data: Vec<f32>,
+}
+
+impl Sequence {
+    pub fn new(dim: usize) -> Self {
+        Sequence { dim, data: Vec::new() }
+    }
+
+    pub fn push(&mut self, row: &[f32]) {
+        debug_assert_eq!(row.len(), self.dim);
+        self.data.extend_from_slice(row);
+    }
+
+    pub fn len(&self) -> usize {
+        self.data.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.dim..(i + 1) * self.dim]
+    }
+
+    /// Column means (zeros for an empty sequence).
+    pub fn mean(&self) -> Vec<f32> {
+        let mut m = vec![0.0f32; self.dim];
+        for i in 0..self.len() {
+            for (a, b) in m.iter_mut().zip(self.row(i)) {
+                *a += b;
+            }
+        }
+        let n = self.len().max(1) as f32;
+        m.iter_mut().for_each(|v| *v /= n);
+        m
+    }
 }
 
 /// Features of one session, per modality. `None` = modality absent or unusable.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct SessionFeatures {
-    pub audio: Option<Vec<f32>>,
-    pub video: Option<Vec<f32>>,
-    pub text: Option<Vec<f32>>,
+    pub audio: Option<Sequence>,
+    pub video: Option<Sequence>,
+    pub text: Option<Sequence>,
     /// Quality flags, `protocol::ResultRecord::FLAG_*`.
     pub flags: u16,
+}
+
+/// Everything a session may provide. Any input may be missing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SessionInputs<'a> {
+    pub audio: Option<&'a AudioClip>,
+    pub landmarks: Option<&'a LandmarkTrack>,
+    pub transcript: Option<&'a [Utterance]>,
+    /// Also use the interviewer's words in the text features. Off by default: the
+    /// interviewer's follow-up prompts leak the label.
+    pub include_interviewer_text: bool,
+}
+
+/// Participant words below which the transcript is flagged as short.
+pub const SHORT_TRANSCRIPT_WORDS: usize = 20;
+
+/// Runs every front-end over a session. The one function the device and the corpus cache share.
+pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
+    let duration_ms = [
+        inp.audio.map(|a| (a.duration_s() * 1000.0) as u32),
+        inp.landmarks.map(LandmarkTrack::duration_ms),
+        inp.transcript.and_then(|t| t.iter().map(|u| u.end_ms).max()),
+    ]
+    .into_iter()
+    .flatten()
+    .max()
+    .unwrap_or(0);
+    let segments: Vec<Segment> = match inp.transcript {
+        Some(t) if t.iter().any(|u| u.speaker == Speaker::Participant && u.end_ms > u.start_ms) => {
+            segment::participant_turns(t)
+        }
+        _ => segment::fixed_windows(duration_ms),
+    };
+
+    let mut flags = 0u16;
+    let audio = inp.audio.map(|clip| {
+        if audio::low_quality(clip) {
+            flags |= ResultRecord::FLAG_LOW_QUALITY_AUDIO;
+        }
+        audio::segment_features(clip, &segments)
+    });
+    let video = inp.landmarks.and_then(|track| landmarks::segment_features(track, &segments));
+    if video.is_none() {
+        flags |= ResultRecord::FLAG_NO_FACE;
+    }
+    let text = inp.transcript.and_then(|t| {
+        let use_turn = |u: &&Utterance| u.speaker == Speaker::Participant || inp.include_interviewer_text;
+        let turns: Vec<&Utterance> = t.iter().filter(use_turn).collect();
+        text::utterance_features(&turns)
+    });
+    let words = text.as_ref().map_or(0.0, |t| (0..t.len()).map(|i| t.row(i)[0]).sum::<f32>());
+    if (words as usize) < SHORT_TRANSCRIPT_WORDS {
+        flags |= ResultRecord::FLAG_SHORT_TRANSCRIPT;
+    }
+    SessionFeatures { audio, video, text, flags }
 }
 
 /// Mean and (population) standard deviation; `(0, 0)` for an empty slice.
@@ -54,4 +172,37 @@ pub(crate) fn mean_sd(xs: &[f32]) -> (f32, f32) {
     let mean = xs.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
     let var = xs.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / n;
     (mean as f32, var.sqrt() as f32)
+}
+
+/// The `q`-quantile (0–1) by nearest rank; 0 for an empty slice.
+pub(crate) fn quantile(xs: &[f32], q: f32) -> f32 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    let mut v = xs.to_vec();
+    v.sort_by(f32::total_cmp);
+    v[((v.len() - 1) as f32 * q).round() as usize]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_rows_and_means() {
+        let mut s = Sequence::new(2);
+        assert!(s.is_empty());
+        s.push(&[1.0, 2.0]);
+        s.push(&[3.0, 6.0]);
+        assert_eq!((s.len(), s.row(1)), (2, &[3.0, 6.0][..]));
+        assert_eq!(s.mean(), vec![2.0, 4.0]);
+        assert_eq!(quantile(&[3.0, 1.0, 2.0], 0.5), 2.0);
+    }
+
+    #[test]
+    fn a_session_with_nothing_is_flagged_not_a_panic() {
+        let f = extract_session(&SessionInputs::default());
+        assert!(f.audio.is_none() && f.video.is_none() && f.text.is_none());
+        assert!(f.flags & ResultRecord::FLAG_NO_FACE != 0 && f.flags & ResultRecord::FLAG_SHORT_TRANSCRIPT != 0);
+    }
 }

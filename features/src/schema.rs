@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use crate::SchemaHash;
 
 /// Version tag of the front-ends' code; part of the hash.
-pub const FRONTEND_VERSION: &str = "foundation-1";
+pub const FRONTEND_VERSION: &str = "foundation-2";
 
 #[derive(Debug, Clone, Copy)]
 pub struct FeatureSchema {
@@ -17,7 +17,7 @@ pub struct FeatureSchema {
 /// What the front-ends of this build compute.
 pub const FEATURE_SCHEMA: FeatureSchema = FeatureSchema {
     audio: crate::audio::FEATURE_NAMES,
-    video: crate::video::FEATURE_NAMES,
+    video: crate::landmarks::FEATURE_NAMES,
     text: crate::text::FEATURE_NAMES,
 };
 

@@ -1,24 +1,43 @@
 //! Text front-end (foundation version) and the DAIC-WOZ transcript format.
 //!
-//! Features use the participant's utterances only: the interviewer's follow-up prompts leak
-//! the label (see `shared/reference/mimml.md`). Lexical rates per word: first-person singular
-//! pronouns, negative- and positive-affect words and absolutist words — small built-in word
-//! lists, a stand-in for the affect lexicon and embeddings of the text front-end issue.
+//! One row per utterance: word count and rate, lexical rates per word (first-person singular
+//! pronouns, negative- and positive-affect words, absolutist words — small built-in word lists)
+//! and a 16-bucket signed hashed bag of words (FNV-1a; deterministic on every machine), a
+//! stand-in for the affect lexicon and sentence embeddings of the text front-end issue. Callers
+//! pass the participant's utterances only unless told otherwise: the interviewer's follow-up
+//! prompts leak the label (see `shared/reference/mimml.md`).
 
 use std::path::Path;
 
-use crate::{FeatureError, mean_sd};
+use crate::{FeatureError, Sequence};
 
-/// Names of the text features, in order.
+/// Names of the per-utterance text features, in order.
 pub const FEATURE_NAMES: &[&str] = &[
-    "participant_words",
-    "words_per_min",
-    "words_per_utterance",
+    "words",
+    "words_per_s",
     "first_person_rate",
     "negative_rate",
     "positive_rate",
     "absolutist_rate",
+    "bow_0",
+    "bow_1",
+    "bow_2",
+    "bow_3",
+    "bow_4",
+    "bow_5",
+    "bow_6",
+    "bow_7",
+    "bow_8",
+    "bow_9",
+    "bow_10",
+    "bow_11",
+    "bow_12",
+    "bow_13",
+    "bow_14",
+    "bow_15",
 ];
+const BOW: usize = 16;
+const BOW_AT: usize = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speaker {
@@ -175,27 +194,41 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(|w| w.trim_matches('\'').to_lowercase())
 }
 
-/// Features of the participant's utterances; `None` when the participant said nothing.
-pub fn text_features(utterances: &[Utterance]) -> Option<Vec<f32>> {
-    let part: Vec<&Utterance> = utterances.iter().filter(|u| u.speaker == Speaker::Participant).collect();
-    let per_utt: Vec<Vec<String>> = part.iter().map(|u| words(&u.text).collect()).collect();
-    let n: usize = per_utt.iter().map(Vec::len).sum();
-    if n == 0 {
-        return None;
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
+}
+
+/// One row per utterance ([`FEATURE_NAMES`]); `None` when there are no words at all.
+pub fn utterance_features(utterances: &[&Utterance]) -> Option<Sequence> {
+    let mut seq = Sequence::new(FEATURE_NAMES.len());
+    let mut total = 0usize;
+    for u in utterances {
+        let ws: Vec<String> = words(&u.text).collect();
+        let n = ws.len();
+        total += n;
+        let rate = |list: &[&str]| {
+            if n == 0 { 0.0 } else { ws.iter().filter(|w| list.contains(&w.as_str())).count() as f32 / n as f32 }
+        };
+        let secs = u.end_ms.saturating_sub(u.start_ms) as f32 / 1000.0;
+        let mut row = vec![
+            n as f32,
+            if secs > 0.0 { n as f32 / secs } else { 0.0 },
+            rate(FIRST_PERSON),
+            rate(NEGATIVE),
+            rate(POSITIVE),
+            rate(ABSOLUTIST),
+        ];
+        row.resize(FEATURE_NAMES.len(), 0.0);
+        for w in &ws {
+            let h = fnv1a(w);
+            let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
+            row[BOW_AT + (h % BOW as u64) as usize] += sign;
+        }
+        let norm = (n.max(1) as f32).sqrt();
+        row[BOW_AT..].iter_mut().for_each(|v| *v /= norm);
+        seq.push(&row);
     }
-    let rate =
-        |list: &[&str]| per_utt.iter().flatten().filter(|w| list.contains(&w.as_str())).count() as f32 / n as f32;
-    let speaking_min = part.iter().map(|u| (u.end_ms - u.start_ms) as f32).sum::<f32>() / 60_000.0;
-    let (words_per_utt, _) = mean_sd(&per_utt.iter().map(|w| w.len() as f32).collect::<Vec<_>>());
-    Some(vec![
-        n as f32,
-        if speaking_min > 0.0 { n as f32 / speaking_min } else { 0.0 },
-        words_per_utt,
-        rate(FIRST_PERSON),
-        rate(NEGATIVE),
-        rate(POSITIVE),
-        rate(ABSOLUTIST),
-    ])
+    (total > 0).then_some(seq)
 }
 
 #[cfg(test)]
@@ -209,11 +242,18 @@ mod tests {
         let u = parse_transcript(GOOD, "t.tsv").expect("valid");
         assert_eq!(u.len(), 2);
         assert_eq!((u[1].start_ms, u[1].end_ms, u[1].speaker), (2500, 5500, Speaker::Participant));
-        let f = text_features(&u).expect("participant spoke");
+        let part: Vec<&Utterance> = u.iter().filter(|u| u.speaker == Speaker::Participant).collect();
+        let f = utterance_features(&part).expect("participant spoke");
+        assert_eq!(f.len(), 1);
+        let f = f.row(0);
         assert_eq!(f[0], 7.0); // i'm tired and sad i never sleep
-        assert_eq!(f[1], 7.0 / (3.0 / 60.0));
-        assert_eq!(f[3], 2.0 / 7.0); // i'm, i
-        assert_eq!(f[4], 3.0 / 7.0); // tired, sad, never
+        assert_eq!(f[1], 7.0 / 3.0);
+        assert_eq!(f[2], 2.0 / 7.0); // i'm, i
+        assert_eq!(f[3], 3.0 / 7.0); // tired, sad, never
+        // The hashed bag of words is deterministic and normalised: 7 words, one per bucket at most ±.
+        let bow: f32 = f[BOW_AT..].iter().map(|v| v * v).sum();
+        assert!(bow > 0.0 && bow <= 7.0 * 7.0 / 7.0 + 1e-4, "{bow}");
+        assert_eq!(fnv1a("sad"), fnv1a("sad"));
     }
 
     #[test]
@@ -245,8 +285,9 @@ mod tests {
     }
 
     #[test]
-    fn silent_participant_has_no_text_features() {
-        let u = parse_transcript("start_time\tstop_time\tspeaker\tvalue\n1\t2\tEllie\thello\n", "t").expect("valid");
-        assert!(text_features(&u).is_none());
+    fn no_words_no_text_features() {
+        let u = parse_transcript("start_time\tstop_time\tspeaker\tvalue\n1\t2\tParticipant\t...\n", "t").expect("valid");
+        assert!(utterance_features(&[&u[0]]).is_none());
+        assert!(utterance_features(&[]).is_none());
     }
 }

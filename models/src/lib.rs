@@ -11,7 +11,7 @@
 //!
 //! Invariant: `models` never touches hardware or the link; it sees features, never raw media.
 
-use features::{SessionFeatures, schema};
+use features::{Sequence, SessionFeatures, schema};
 use protocol::{PerModality, SchemaHash};
 
 #[derive(Debug, thiserror::Error)]
@@ -42,30 +42,41 @@ pub trait Model: Send {
     fn predict(&self, features: &SessionFeatures) -> Result<Prediction, ModelError>;
 }
 
-/// Per-modality linear scorer: standardise with (mean, sd), dot with weights, add bias.
+/// Per-modality linear scorer over named features of the session mean: standardise with
+/// (mean, sd), weight, sum. Names not in the schema are an error at construction.
 #[derive(Debug, Clone)]
 struct Linear {
     name: &'static str,
-    mean: &'static [f32],
-    sd: &'static [f32],
-    w: &'static [f32],
-    bias: f32,
+    dim: usize,
+    /// (column, mean, sd, weight)
+    terms: Vec<(usize, f32, f32, f32)>,
 }
 
 impl Linear {
-    fn score(&self, x: &[f32]) -> Result<f32, ModelError> {
-        if x.len() != self.w.len() {
-            return Err(ModelError::Shape { modality: self.name, got: x.len(), want: self.w.len() });
+    fn new(name: &'static str, schema: &[&str], terms: &[(&str, f32, f32, f32)]) -> Self {
+        let terms = terms
+            .iter()
+            .map(|(n, m, s, w)| {
+                let col = schema.iter().position(|c| c == n).unwrap_or_else(|| panic!("placeholder weight for unknown feature {n}"));
+                (col, *m, *s, *w)
+            })
+            .collect();
+        Linear { name, dim: schema.len(), terms }
+    }
+
+    fn score(&self, x: &Sequence) -> Result<f32, ModelError> {
+        if x.dim != self.dim {
+            return Err(ModelError::Shape { modality: self.name, got: x.dim, want: self.dim });
         }
-        let z =
-            x.iter().zip(self.mean).zip(self.sd).zip(self.w).map(|(((x, m), s), w)| w * ((x - m) / s).clamp(-4.0, 4.0));
-        Ok(self.bias + z.sum::<f32>())
+        let mean = x.mean();
+        Ok(self.terms.iter().map(|&(c, m, s, w)| w * ((mean[c] - m) / s).clamp(-4.0, 4.0)).sum())
     }
 }
 
-/// See the crate docs: hand-set weights, direction taken from the depression literature
-/// (more pauses, flatter energy, less head motion, more first-person and negative words → higher
-/// score), magnitudes arbitrary. Not validated; never to be used for screening.
+/// See the crate docs: hand-set weights on a few named features, directions taken from the
+/// depression literature (flatter pitch, longer pauses, less head motion, fewer smiles, more
+/// first-person and negative words → higher score), magnitudes arbitrary. Not validated; never
+/// to be used for screening.
 #[derive(Debug, Clone)]
 pub struct PlaceholderModel {
     audio: Linear,
@@ -76,30 +87,21 @@ pub struct PlaceholderModel {
 impl Default for PlaceholderModel {
     fn default() -> Self {
         PlaceholderModel {
-            // energy_db_mean, energy_db_sd, speech_energy_db_sd, zcr_mean, pause_ratio, mean_pause_s, segments/min
-            audio: Linear {
-                name: "audio",
-                mean: &[-40.0, 15.0, 6.0, 0.1, 0.4, 0.8, 40.0],
-                sd: &[10.0, 5.0, 2.0, 0.05, 0.15, 0.4, 15.0],
-                w: &[-0.1, -0.2, -0.4, 0.0, 0.6, 0.5, -0.3],
-                bias: 0.0,
-            },
-            // motion_mean, motion_sd, still_ratio, brightness_mean, brightness_sd
-            video: Linear {
-                name: "video",
-                mean: &[20.0, 15.0, 0.3, 120.0, 5.0],
-                sd: &[10.0, 8.0, 0.2, 40.0, 5.0],
-                w: &[-0.5, -0.3, 0.5, 0.0, 0.0],
-                bias: 0.0,
-            },
-            // words, words/min, words/utterance, first person, negative, positive, absolutist
-            text: Linear {
-                name: "text",
-                mean: &[300.0, 140.0, 12.0, 0.08, 0.04, 0.03, 0.01],
-                sd: &[200.0, 30.0, 6.0, 0.04, 0.03, 0.02, 0.01],
-                w: &[-0.1, -0.3, -0.3, 0.5, 0.7, -0.5, 0.3],
-                bias: 0.0,
-            },
+            audio: Linear::new(
+                "audio",
+                features::audio::FEATURE_NAMES,
+                &[("f0_sd_st", 2.5, 1.0, -0.6), ("pause_ratio", 0.3, 0.15, 0.5), ("voiced_onsets_per_s", 3.0, 1.0, -0.3)],
+            ),
+            video: Linear::new(
+                "video",
+                features::landmarks::FEATURE_NAMES,
+                &[("motion_mean", 0.3, 0.15, -0.5), ("smile_ratio", 0.2, 0.15, -0.5), ("head_pitch", 0.34, 0.03, 0.4)],
+            ),
+            text: Linear::new(
+                "text",
+                features::text::FEATURE_NAMES,
+                &[("first_person_rate", 0.08, 0.04, 0.5), ("negative_rate", 0.04, 0.03, 0.7), ("positive_rate", 0.03, 0.02, -0.5)],
+            ),
         }
     }
 }
@@ -119,9 +121,9 @@ impl Model for PlaceholderModel {
 
     fn predict(&self, f: &SessionFeatures) -> Result<Prediction, ModelError> {
         let scores = [
-            f.audio.as_deref().map(|x| self.audio.score(x)).transpose()?,
-            f.video.as_deref().map(|x| self.video.score(x)).transpose()?,
-            f.text.as_deref().map(|x| self.text.score(x)).transpose()?,
+            f.audio.as_ref().filter(|s| !s.is_empty()).map(|x| self.audio.score(x)).transpose()?,
+            f.video.as_ref().filter(|s| !s.is_empty()).map(|x| self.video.score(x)).transpose()?,
+            f.text.as_ref().filter(|s| !s.is_empty()).map(|x| self.text.score(x)).transpose()?,
         ];
         // Gates: softmax over present modalities of |score| (a confident modality weighs more).
         let present: Vec<(usize, f32)> = scores.iter().enumerate().filter_map(|(i, s)| s.map(|s| (i, s))).collect();
@@ -146,11 +148,22 @@ impl Model for PlaceholderModel {
 mod tests {
     use super::*;
 
+    fn seq(names: &[&str], set: &[(&str, f32)]) -> Sequence {
+        let mut row = vec![0.0; names.len()];
+        for (n, v) in set {
+            row[names.iter().position(|c| c == n).expect("known")] = *v;
+        }
+        let mut s = Sequence::new(names.len());
+        s.push(&row);
+        s
+    }
+
     fn feats(audio: bool, video: bool, text: bool) -> SessionFeatures {
         SessionFeatures {
-            audio: audio.then(|| vec![-40.0, 15.0, 6.0, 0.1, 0.7, 1.6, 40.0]),
-            video: video.then(|| vec![20.0, 15.0, 0.3, 120.0, 5.0]),
-            text: text.then(|| vec![300.0, 140.0, 12.0, 0.08, 0.04, 0.03, 0.01]),
+            // Monotone speech with long pauses.
+            audio: audio.then(|| seq(features::audio::FEATURE_NAMES, &[("f0_sd_st", 0.5), ("pause_ratio", 0.6), ("voiced_onsets_per_s", 3.0)])),
+            video: video.then(|| seq(features::landmarks::FEATURE_NAMES, &[("motion_mean", 0.3), ("smile_ratio", 0.2), ("head_pitch", 0.34)])),
+            text: text.then(|| seq(features::text::FEATURE_NAMES, &[("first_person_rate", 0.08), ("negative_rate", 0.04), ("positive_rate", 0.03)])),
             flags: 0,
         }
     }
@@ -171,7 +184,7 @@ mod tests {
         let m = PlaceholderModel::default();
         assert!(matches!(m.predict(&feats(false, false, false)), Err(ModelError::NoInput)));
         let mut f = feats(true, true, true);
-        f.video = Some(vec![1.0]);
+        f.video = Some(Sequence { dim: 1, data: vec![1.0] });
         assert!(matches!(m.predict(&f), Err(ModelError::Shape { modality: "video", .. })));
     }
 }
