@@ -60,7 +60,8 @@ impl AudioClip {
 /// Anything else is a clear error (resampling comes with the audio front-end issue).
 pub fn read_wav(path: &Path) -> Result<AudioClip, FeatureError> {
     let origin = path.display().to_string();
-    let file = std::fs::File::open(path).map_err(|e| FeatureError::Wav { path: origin.clone(), detail: e.to_string() })?;
+    let file =
+        std::fs::File::open(path).map_err(|e| FeatureError::Wav { path: origin.clone(), detail: e.to_string() })?;
     read_wav_from(std::io::BufReader::new(file), &origin)
 }
 

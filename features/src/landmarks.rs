@@ -102,7 +102,8 @@ pub fn mean_face() -> [[f32; 2]; POINTS] {
         [-0.25, 1.1],
     ];
     p[48..60].copy_from_slice(&outer);
-    let inner = [[-0.3, 1.0], [-0.1, 0.97], [0.0, 0.97], [0.1, 0.97], [0.3, 1.0], [0.1, 1.03], [0.0, 1.03], [-0.1, 1.03]];
+    let inner =
+        [[-0.3, 1.0], [-0.1, 0.97], [0.0, 0.97], [0.1, 0.97], [0.3, 1.0], [0.1, 1.03], [0.0, 1.03], [-0.1, 1.03]];
     p[60..68].copy_from_slice(&inner);
     p
 }
@@ -132,7 +133,7 @@ fn measures(p: &[[f32; 2]; POINTS]) -> Option<Measures> {
     let (le, re) = (mean_of(p, 36..42), mean_of(p, 42..48));
     let (dx, dy) = (re[0] - le[0], re[1] - le[1]);
     let iod = (dx * dx + dy * dy).sqrt();
-    if !(iod > 1e-3) || p.iter().flatten().any(|v| !v.is_finite()) {
+    if iod.is_nan() || iod <= 1e-3 || p.iter().flatten().any(|v| !v.is_finite()) {
         return None;
     }
     let center = [(le[0] + re[0]) / 2.0, (le[1] + re[1]) / 2.0];
@@ -165,8 +166,7 @@ fn measures(p: &[[f32; 2]; POINTS]) -> Option<Measures> {
 /// Per-segment face features ([`FEATURE_NAMES`]), one row per segment; `None` when no frame of
 /// the track has a usable face.
 pub fn segment_features(track: &LandmarkTrack, segments: &[Segment]) -> Option<Sequence> {
-    let m: Vec<Option<Measures>> =
-        track.frames.iter().map(|f| if f.valid { measures(&f.pts) } else { None }).collect();
+    let m: Vec<Option<Measures>> = track.frames.iter().map(|f| if f.valid { measures(&f.pts) } else { None }).collect();
     let eye_all: Vec<f32> = m.iter().flatten().map(|m| m.eye_open).collect();
     if eye_all.is_empty() {
         return None;
@@ -258,7 +258,11 @@ pub fn read_clnf<R: BufRead>(r: R, origin: &str) -> Result<LandmarkTrack, Featur
         if !(0.0..4.0e6).contains(&t) {
             return Err(err(i + 1, format!("timestamp {t} out of range")));
         }
-        frames.push(LandmarkFrame { t_ms: (t * 1000.0).round() as u32, valid: num(ok)? > 0.5 && num(conf)? >= 0.5, pts });
+        frames.push(LandmarkFrame {
+            t_ms: (t * 1000.0).round() as u32,
+            valid: num(ok)? > 0.5 && num(conf)? >= 0.5,
+            pts,
+        });
     }
     if frames.is_empty() {
         return Err(err(0, "no frames".into()));
@@ -272,7 +276,11 @@ pub fn read_clnf<R: BufRead>(r: R, origin: &str) -> Result<LandmarkTrack, Featur
 /// [`read_clnf`] from a file.
 pub fn read_clnf_file(path: &Path) -> Result<LandmarkTrack, FeatureError> {
     let origin = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| FeatureError::Landmarks { path: origin.clone(), line: 0, detail: e.to_string() })?;
+    let f = std::fs::File::open(path).map_err(|e| FeatureError::Landmarks {
+        path: origin.clone(),
+        line: 0,
+        detail: e.to_string(),
+    })?;
     read_clnf(std::io::BufReader::new(f), &origin)
 }
 
@@ -289,7 +297,14 @@ pub fn write_clnf<W: std::io::Write>(track: &LandmarkTrack, mut w: W) -> std::io
     for (n, f) in track.frames.iter().enumerate() {
         use std::fmt::Write;
         line.clear();
-        let _ = write!(line, "{}, {:.3}, {}, {}", n + 1, f.t_ms as f32 / 1000.0, if f.valid { "0.98" } else { "0" }, u8::from(f.valid));
+        let _ = write!(
+            line,
+            "{}, {:.3}, {}, {}",
+            n + 1,
+            f.t_ms as f32 / 1000.0,
+            if f.valid { "0.98" } else { "0" },
+            u8::from(f.valid)
+        );
         for axis in 0..2 {
             for p in f.pts.iter() {
                 let _ = write!(line, ", {:.3}", p[axis]);
@@ -314,7 +329,11 @@ mod tests {
 
     fn track(n: usize, dx_per_frame: f32, smile: f32) -> LandmarkTrack {
         let frames = (0..n)
-            .map(|i| LandmarkFrame { t_ms: (i as f32 * 1000.0 / 30.0) as u32, valid: true, pts: placed(i as f32 * dx_per_frame, smile) })
+            .map(|i| LandmarkFrame {
+                t_ms: (i as f32 * 1000.0 / 30.0) as u32,
+                valid: true,
+                pts: placed(i as f32 * dx_per_frame, smile),
+            })
             .collect();
         LandmarkTrack { fps: 30.0, frames }
     }

@@ -286,7 +286,8 @@ mod tests {
 
     #[test]
     fn no_words_no_text_features() {
-        let u = parse_transcript("start_time\tstop_time\tspeaker\tvalue\n1\t2\tParticipant\t...\n", "t").expect("valid");
+        let u =
+            parse_transcript("start_time\tstop_time\tspeaker\tvalue\n1\t2\tParticipant\t...\n", "t").expect("valid");
         assert!(utterance_features(&[&u[0]]).is_none());
         assert!(utterance_features(&[]).is_none());
     }

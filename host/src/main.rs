@@ -69,6 +69,11 @@ enum Cmd {
         #[arg(long)]
         device: Option<String>,
     },
+    /// Corpora: check a DAIC-WOZ copy, synthesise a DAIC-shaped corpus, build the feature cache.
+    Corpus {
+        #[command(subcommand)]
+        cmd: CorpusCmd,
+    },
     /// A whole screening session on a simulated device with the bundled sample: starts the
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
     /// result into a database and prints a summary.
@@ -82,6 +87,53 @@ enum Cmd {
         /// Results database (default: in a temporary folder).
         #[arg(long)]
         db: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum CorpusCmd {
+    /// Read every session of a corpus (NNN_P/ folders or NNN_P.zip files plus the AVEC 2017
+    /// split files) and print sessions per split, depressed counts, missing files and problems.
+    Check {
+        /// Corpus folder.
+        dir: PathBuf,
+    },
+    /// Write a synthetic corpus in the DAIC-WOZ layout with depression planted in every
+    /// modality (see `models::corpus::synth`).
+    Synth {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 189)]
+        participants: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Approximate interview length, seconds.
+        #[arg(long, default_value_t = 60.0)]
+        seconds: f32,
+        /// Signal strength in audio, video and text (0 = none).
+        #[arg(long, default_value_t = 1.0)]
+        audio_strength: f32,
+        #[arg(long, default_value_t = 1.0)]
+        video_strength: f32,
+        #[arg(long, default_value_t = 1.0)]
+        text_strength: f32,
+        /// Fraction of participants with one contradicting modality.
+        #[arg(long, default_value_t = 0.15)]
+        disagree: f32,
+        /// Write NNN_P.zip archives instead of folders.
+        #[arg(long)]
+        zip: bool,
+    },
+    /// Run the device's front-ends over a corpus once and store per-session feature sequences
+    /// (safetensors), keyed by the feature-schema hash; a stale cache is rebuilt.
+    Cache {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Include the interviewer's words in the text features (leaks the label).
+        #[arg(long)]
+        interviewer_text: bool,
     },
 }
 
@@ -161,7 +213,76 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Corpus { cmd } => corpus(cmd),
         Cmd::Demo { session, device_data, db } => demo(&session, device_data, db),
+    }
+}
+
+fn count_bar(len: usize, what: &str) -> ProgressBar {
+    ProgressBar::new(len as u64).with_style(
+        ProgressStyle::with_template(&format!("  {{bar:30}} {{pos}}/{{len}} {what} ({{elapsed}}, eta {{eta}})"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    )
+}
+
+fn corpus(cmd: CorpusCmd) -> anyhow::Result<()> {
+    use models::corpus::{cache, daic::Corpus, synth};
+    match cmd {
+        CorpusCmd::Check { dir } => {
+            let c = Corpus::open(&dir)?;
+            let bar = count_bar(c.available().count(), "sessions read");
+            let report = c.check(|| bar.inc(1));
+            bar.finish_and_clear();
+            print!("{report}");
+            Ok(())
+        }
+        CorpusCmd::Synth {
+            out,
+            participants,
+            seed,
+            seconds,
+            audio_strength,
+            video_strength,
+            text_strength,
+            disagree,
+            zip,
+        } => {
+            let cfg = synth::SynthConfig {
+                participants,
+                seed,
+                seconds,
+                strength: [audio_strength, video_strength, text_strength],
+                disagree,
+                zip,
+            };
+            let bar = count_bar(participants, "sessions written");
+            let truth = synth::write_corpus(&cfg, &out, || bar.inc(1))?;
+            bar.finish_and_clear();
+            let depressed = truth.iter().filter(|t| t.depressed()).count();
+            println!("wrote {} synthetic sessions ({depressed} depressed) to {}", truth.len(), out.display());
+            Ok(())
+        }
+        CorpusCmd::Cache { corpus, out, interviewer_text } => {
+            let c = Corpus::open(&corpus)?;
+            let bar = count_bar(c.available().count(), "sessions");
+            let opts = cache::CacheOptions { include_interviewer_text: interviewer_text };
+            let r = cache::build(&c, &out, opts, || bar.inc(1))?;
+            bar.finish_and_clear();
+            if r.was_stale {
+                println!("the existing cache was stale (other feature schema or options): rebuilt");
+            }
+            println!(
+                "feature cache {}: {} session(s) built, {} reused, {:.2} h of audio in {:.1} s (schema {})",
+                out.display(),
+                r.built,
+                r.reused,
+                r.audio_hours,
+                r.seconds,
+                features::schema::schema_hash()
+            );
+            Ok(())
+        }
     }
 }
 

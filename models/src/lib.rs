@@ -11,6 +11,9 @@
 //!
 //! Invariant: `models` never touches hardware or the link; it sees features, never raw media.
 
+#[cfg(feature = "corpus")]
+pub mod corpus;
+
 use features::{Sequence, SessionFeatures, schema};
 use protocol::{PerModality, SchemaHash};
 
@@ -57,7 +60,10 @@ impl Linear {
         let terms = terms
             .iter()
             .map(|(n, m, s, w)| {
-                let col = schema.iter().position(|c| c == n).unwrap_or_else(|| panic!("placeholder weight for unknown feature {n}"));
+                let col = schema
+                    .iter()
+                    .position(|c| c == n)
+                    .unwrap_or_else(|| panic!("placeholder weight for unknown feature {n}"));
                 (col, *m, *s, *w)
             })
             .collect();
@@ -90,7 +96,11 @@ impl Default for PlaceholderModel {
             audio: Linear::new(
                 "audio",
                 features::audio::FEATURE_NAMES,
-                &[("f0_sd_st", 2.5, 1.0, -0.6), ("pause_ratio", 0.3, 0.15, 0.5), ("voiced_onsets_per_s", 3.0, 1.0, -0.3)],
+                &[
+                    ("f0_sd_st", 2.5, 1.0, -0.6),
+                    ("pause_ratio", 0.3, 0.15, 0.5),
+                    ("voiced_onsets_per_s", 3.0, 1.0, -0.3),
+                ],
             ),
             video: Linear::new(
                 "video",
@@ -100,7 +110,11 @@ impl Default for PlaceholderModel {
             text: Linear::new(
                 "text",
                 features::text::FEATURE_NAMES,
-                &[("first_person_rate", 0.08, 0.04, 0.5), ("negative_rate", 0.04, 0.03, 0.7), ("positive_rate", 0.03, 0.02, -0.5)],
+                &[
+                    ("first_person_rate", 0.08, 0.04, 0.5),
+                    ("negative_rate", 0.04, 0.03, 0.7),
+                    ("positive_rate", 0.03, 0.02, -0.5),
+                ],
             ),
         }
     }
@@ -161,9 +175,24 @@ mod tests {
     fn feats(audio: bool, video: bool, text: bool) -> SessionFeatures {
         SessionFeatures {
             // Monotone speech with long pauses.
-            audio: audio.then(|| seq(features::audio::FEATURE_NAMES, &[("f0_sd_st", 0.5), ("pause_ratio", 0.6), ("voiced_onsets_per_s", 3.0)])),
-            video: video.then(|| seq(features::landmarks::FEATURE_NAMES, &[("motion_mean", 0.3), ("smile_ratio", 0.2), ("head_pitch", 0.34)])),
-            text: text.then(|| seq(features::text::FEATURE_NAMES, &[("first_person_rate", 0.08), ("negative_rate", 0.04), ("positive_rate", 0.03)])),
+            audio: audio.then(|| {
+                seq(
+                    features::audio::FEATURE_NAMES,
+                    &[("f0_sd_st", 0.5), ("pause_ratio", 0.6), ("voiced_onsets_per_s", 3.0)],
+                )
+            }),
+            video: video.then(|| {
+                seq(
+                    features::landmarks::FEATURE_NAMES,
+                    &[("motion_mean", 0.3), ("smile_ratio", 0.2), ("head_pitch", 0.34)],
+                )
+            }),
+            text: text.then(|| {
+                seq(
+                    features::text::FEATURE_NAMES,
+                    &[("first_person_rate", 0.08), ("negative_rate", 0.04), ("positive_rate", 0.03)],
+                )
+            }),
             flags: 0,
         }
     }

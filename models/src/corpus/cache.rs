@@ -1,0 +1,262 @@
+//! The feature cache: the device's front-ends run once over a corpus.
+//!
+//! Layout: `DIR/index.json` (schema hash, options, every session's split, labels, sequence
+//! lengths and problems) and `DIR/sessions/NNN.safetensors` (tensors `audio`, `video`, `text`,
+//! each `[segments, features]` f32; absent modalities are absent tensors). Files are written to a
+//! temporary name and renamed, the index last, so an interrupted build never leaves a file that
+//! looks complete. A cache built for another feature schema or other options is stale: opening
+//! it is an error, and building over it rebuilds every session.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use features::{Sequence, SessionFeatures, SessionInputs, extract_session, schema};
+use rayon::prelude::*;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use super::daic::Corpus;
+use super::{CorpusError, Labels, Split};
+
+const MODALITIES: [&str; 3] = ["audio", "video", "text"];
+
+/// Options that change what is cached (part of the cache's identity).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheOptions {
+    /// Include the interviewer's words in the text features (leaks the label; off by default).
+    pub include_interviewer_text: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CachedSession {
+    pub id: u32,
+    pub split: Split,
+    pub labels: Option<Labels>,
+    /// `protocol::ResultRecord::FLAG_*` quality flags from the front-ends.
+    pub flags: u16,
+    /// Segments per modality (audio, video, text); 0 = absent.
+    pub lengths: [usize; 3],
+    pub audio_seconds: f32,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheIndex {
+    /// Hex feature-schema hash of the front-ends that built the cache.
+    pub schema: String,
+    pub frontend_version: String,
+    pub options: CacheOptions,
+    pub corpus: String,
+    pub sessions: Vec<CachedSession>,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BuildReport {
+    pub built: usize,
+    pub reused: usize,
+    /// An existing cache was stale and was rebuilt.
+    pub was_stale: bool,
+    pub audio_hours: f32,
+    pub seconds: f32,
+}
+
+fn cache_err(dir: &Path, detail: impl Into<String>) -> CorpusError {
+    CorpusError::Cache { path: dir.display().to_string(), detail: detail.into() }
+}
+
+fn session_file(dir: &Path, id: u32) -> PathBuf {
+    dir.join("sessions").join(format!("{id}.safetensors"))
+}
+
+fn read_index(dir: &Path) -> Result<Option<CacheIndex>, CorpusError> {
+    let p = dir.join("index.json");
+    match std::fs::read(&p) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| cache_err(dir, format!("index.json: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(cache_err(dir, e.to_string())),
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+fn encode(f: &SessionFeatures, id: u32) -> Result<Vec<u8>, String> {
+    let seqs = [&f.audio, &f.video, &f.text];
+    let bytes: Vec<Option<Vec<u8>>> =
+        seqs.iter().map(|s| s.as_ref().map(|s| s.data.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
+    let mut views = Vec::new();
+    for ((name, seq), b) in MODALITIES.iter().zip(seqs).zip(&bytes) {
+        if let (Some(seq), Some(b)) = (seq, b) {
+            views.push((*name, TensorView::new(Dtype::F32, vec![seq.len(), seq.dim], b).map_err(|e| e.to_string())?));
+        }
+    }
+    let meta = HashMap::from([
+        ("schema".to_owned(), schema::schema_hash().to_string()),
+        ("session".to_owned(), id.to_string()),
+        ("flags".to_owned(), f.flags.to_string()),
+    ]);
+    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+}
+
+fn decode(bytes: &[u8]) -> Result<SessionFeatures, String> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let flags = meta.metadata().as_ref().and_then(|m| m.get("flags")).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let get = |name: &str| -> Result<Option<Sequence>, String> {
+        match st.tensor(name) {
+            Ok(t) => {
+                if t.dtype() != Dtype::F32 || t.shape().len() != 2 {
+                    return Err(format!("tensor {name}: expected 2-D f32"));
+                }
+                let data = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                Ok(Some(Sequence { dim: t.shape()[1], data }))
+            }
+            Err(safetensors::SafeTensorError::TensorNotFound(_)) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    };
+    Ok(SessionFeatures { audio: get("audio")?, video: get("video")?, text: get("text")?, flags })
+}
+
+/// Builds (or completes) the cache for every available participant of `corpus`.
+pub fn build(
+    corpus: &Corpus,
+    dir: &Path,
+    options: CacheOptions,
+    progress: impl Fn() + Sync,
+) -> Result<BuildReport, CorpusError> {
+    let started = Instant::now();
+    let io = |e: std::io::Error| cache_err(dir, e.to_string());
+    std::fs::create_dir_all(dir.join("sessions")).map_err(io)?;
+    let want_schema = schema::schema_hash().to_string();
+    let old = read_index(dir).ok().flatten();
+    let fresh = old.as_ref().is_some_and(|i| i.schema == want_schema && i.options == options);
+    let was_stale = old.is_some() && !fresh;
+    if was_stale {
+        tracing::warn!(path = %dir.display(), "feature cache is stale (other schema or options); rebuilding");
+        for entry in std::fs::read_dir(dir.join("sessions")).map_err(io)?.flatten() {
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        }
+    }
+    let reusable: HashMap<u32, CachedSession> = if fresh {
+        old.map(|i| i.sessions.into_iter().map(|s| (s.id, s)).collect()).unwrap_or_default()
+    } else {
+        HashMap::new()
+    };
+
+    let todo: Vec<_> = corpus.available().cloned().collect();
+    let results: Vec<Result<(CachedSession, bool), CorpusError>> = todo
+        .par_iter()
+        .map(|p| {
+            let file = session_file(dir, p.id);
+            if let Some(s) = reusable.get(&p.id).filter(|_| file.exists()) {
+                progress();
+                return Ok((s.clone(), false));
+            }
+            let s = corpus.load(p.id);
+            let f = extract_session(&SessionInputs {
+                audio: s.audio.as_ref(),
+                landmarks: s.landmarks.as_ref(),
+                transcript: s.transcript.as_deref(),
+                include_interviewer_text: options.include_interviewer_text,
+            });
+            let bytes = encode(&f, p.id).map_err(|e| cache_err(dir, format!("session {}: {e}", p.id)))?;
+            write_atomic(&file, &bytes).map_err(io)?;
+            progress();
+            let len = |q: &Option<Sequence>| q.as_ref().map_or(0, Sequence::len);
+            Ok((
+                CachedSession {
+                    id: p.id,
+                    split: p.split,
+                    labels: p.labels.clone(),
+                    flags: f.flags,
+                    lengths: [len(&f.audio), len(&f.video), len(&f.text)],
+                    audio_seconds: s.audio.as_ref().map_or(0.0, |a| a.duration_s()),
+                    problems: s.problems.iter().map(ToString::to_string).collect(),
+                },
+                true,
+            ))
+        })
+        .collect();
+    let mut sessions = Vec::new();
+    let mut built = 0;
+    for r in results {
+        let (s, new) = r?;
+        built += usize::from(new);
+        sessions.push(s);
+    }
+    sessions.sort_by_key(|s| s.id);
+    let audio_hours = sessions.iter().map(|s| s.audio_seconds).sum::<f32>() / 3600.0;
+    let index = CacheIndex {
+        schema: want_schema,
+        frontend_version: schema::FRONTEND_VERSION.to_owned(),
+        options,
+        corpus: corpus.root.display().to_string(),
+        sessions,
+    };
+    let json = serde_json::to_vec_pretty(&index).map_err(|e| cache_err(dir, e.to_string()))?;
+    write_atomic(&dir.join("index.json"), &json).map_err(io)?;
+    Ok(BuildReport {
+        built,
+        reused: index.sessions.len() - built,
+        was_stale,
+        audio_hours,
+        seconds: started.elapsed().as_secs_f32(),
+    })
+}
+
+/// A built cache, checked against this build's feature schema.
+#[derive(Debug, Clone)]
+pub struct FeatureCache {
+    dir: PathBuf,
+    pub index: CacheIndex,
+}
+
+impl FeatureCache {
+    pub fn open(dir: &Path) -> Result<FeatureCache, CorpusError> {
+        let index =
+            read_index(dir)?.ok_or_else(|| cache_err(dir, "no index.json: build it with `mimml corpus cache`"))?;
+        let now = schema::schema_hash().to_string();
+        if index.schema != now {
+            return Err(cache_err(
+                dir,
+                format!(
+                    "stale: built for feature schema {}, the front-ends now compute {now}; rebuild it",
+                    index.schema
+                ),
+            ));
+        }
+        Ok(FeatureCache { dir: dir.to_owned(), index })
+    }
+
+    pub fn sessions(&self, split: Split) -> impl Iterator<Item = &CachedSession> {
+        self.index.sessions.iter().filter(move |s| s.split == split)
+    }
+
+    pub fn load(&self, id: u32) -> Result<SessionFeatures, CorpusError> {
+        let p = session_file(&self.dir, id);
+        let bytes = std::fs::read(&p).map_err(|e| cache_err(&self.dir, format!("session {id}: {e}")))?;
+        decode(&bytes).map_err(|e| cache_err(&self.dir, format!("session {id}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_round_trip_through_safetensors() {
+        let mut a = Sequence::new(2);
+        a.push(&[1.0, -2.5]);
+        a.push(&[f32::MAX, 0.0]);
+        let f = SessionFeatures { audio: Some(a), video: None, text: Some(Sequence::new(3)), flags: 6 };
+        let back = decode(&encode(&f, 7).expect("encodes")).expect("decodes");
+        assert_eq!(back, f);
+        assert!(decode(b"not safetensors").is_err());
+    }
+}
