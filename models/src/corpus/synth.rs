@@ -445,7 +445,8 @@ fn session_files(cfg: &SynthConfig, k: usize, t: &Truth) -> Vec<(String, Vec<u8>
     let latency = (0.6 * (0.3 * s_a).exp()).clamp(0.2, 3.0);
 
     // Speech, growing the script until the interview is long enough.
-    let turns = ((cfg.seconds / 9.0).ceil() as usize).max(1);
+    // More turns than the time allows; the loop below stops at the target length.
+    let turns = (cfg.seconds / 4.0).ceil() as usize + 2;
     let lines = script(t, &mut rng, turns);
     let mut pcm: Vec<f32> = vec![0.0; (0.5 * RATE as f32) as usize];
     let mut rows = Vec::new();
