@@ -74,6 +74,52 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CorpusCmd,
     },
+    /// Train MIMML on a corpus (real DAIC-WOZ or synthetic): builds or reuses the feature cache,
+    /// trains with early stopping on the dev split, writes weights.safetensors + config.json.
+    Train {
+        /// Corpus folder.
+        #[arg(long)]
+        corpus: PathBuf,
+        /// Output folder for the checkpoint.
+        #[arg(long)]
+        out: PathBuf,
+        /// Hyper-parameters (JSON, fields of models::mimml::config::MimmlConfig; missing = default).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Feature cache folder (default: CORPUS/../<corpus name>-features).
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// Evaluate a checkpoint on a split: accuracy, depressed-class F1, macro-F1, precision,
+    /// recall, sensitivity, specificity, ROC-AUC (bootstrap 95 % CIs), PHQ-8 RMSE/MAE, ECE,
+    /// confusion matrix; JSON plus ROC and reliability PNGs.
+    Eval {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Where to write metrics.json, roc.png and reliability.png (default: the model folder).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Ablations: full vs −MI vs −MTL vs concatenation vs each single modality, over seeds;
+    /// writes ablation.md and ablation.json.
+    Ablate {
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+    },
     /// A whole screening session on a simulated device with the bundled sample: starts the
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
     /// result into a database and prints a summary.
@@ -214,9 +260,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Corpus { cmd } => corpus(cmd),
+        Cmd::Train { corpus, out, config, cache, seed } => train::train_cmd(&corpus, &out, config, cache, seed),
+        Cmd::Eval { model, corpus, cache, split, out } => train::eval_cmd(&model, &corpus, cache, &split, out),
+        Cmd::Ablate { corpus, out, cache, seeds } => train::ablate_cmd(&corpus, &out, cache, seeds),
         Cmd::Demo { session, device_data, db } => demo(&session, device_data, db),
     }
 }
+
+mod train;
 
 fn count_bar(len: usize, what: &str) -> ProgressBar {
     ProgressBar::new(len as u64).with_style(

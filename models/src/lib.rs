@@ -13,6 +13,9 @@
 
 #[cfg(feature = "corpus")]
 pub mod corpus;
+pub mod metrics;
+#[cfg(feature = "train")]
+pub mod mimml;
 
 use features::{Sequence, SessionFeatures, schema};
 use protocol::{PerModality, SchemaHash};
