@@ -77,6 +77,25 @@ fn point(s: &[Scored], threshold: f32) -> [f64; 4] {
     [ratio(c.tp + c.tn, s.len()), f1_pos, (f1_pos + f1_neg) / 2.0, roc_auc(s)]
 }
 
+/// The threshold that maximises depressed-class F1 on `s` (meant for the dev split); ties go
+/// to the threshold nearest 0.5. Candidates are midpoints between consecutive scores.
+pub fn tune_threshold(s: &[Scored]) -> f32 {
+    let mut ps: Vec<f32> = s.iter().map(|x| x.p).collect();
+    ps.sort_by(f32::total_cmp);
+    ps.dedup();
+    let mut best = (f64::MIN, f32::MAX, 0.5f32);
+    for w in ps.windows(2) {
+        let t = 0.5 * (w[0] + w[1]);
+        let c = confusion(s, t);
+        let f = f1(c.tp, c.fp, c.fn_);
+        let dist = (t - 0.5).abs();
+        if f > best.0 || (f == best.0 && dist < best.1) {
+            best = (f, dist, t);
+        }
+    }
+    best.2
+}
+
 /// Area under the ROC curve by the rank statistic (ties count half); 0.5 if a class is missing.
 pub fn roc_auc(s: &[Scored]) -> f64 {
     let pos: Vec<f32> = s.iter().filter(|x| x.depressed).map(|x| x.p).collect();
@@ -207,6 +226,14 @@ mod tests {
         assert!(m.f1.lo <= m.f1.value && m.f1.value <= m.f1.hi);
         let curve = roc_curve(&v);
         assert_eq!((curve[0], *curve.last().expect("points")), ((0.0, 0.0), (1.0, 1.0)));
+    }
+
+    #[test]
+    fn tuned_threshold_separates_when_possible() {
+        let v = [s(0.9, true), s(0.35, true), s(0.3, false), s(0.1, false)];
+        let t = tune_threshold(&v);
+        assert!(t > 0.3 && t < 0.35, "{t}");
+        assert_eq!(evaluate(&v, t, 0, 1).f1.value, 1.0);
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub enum Fusion {
 pub struct MimmlConfig {
     /// Width of every modality representation and of the fused vector.
     pub hidden: usize,
-    /// 1-D convolution kernel over segments (odd).
+    /// 1-D convolution kernel over segments (odd, at most `data::MIN_STEPS`).
     pub kernel: usize,
     /// Segments per session kept (evenly spaced when a session has more).
     pub max_segments: usize,

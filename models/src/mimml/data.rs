@@ -138,6 +138,10 @@ pub struct Batch {
     pub phq_z: Tensor,
 }
 
+/// Steps every padded sequence has at least: candle's conv1d backward needs an input no
+/// shorter than the kernel (shorter ones are zero-padded and masked like any padding).
+pub const MIN_STEPS: usize = 5;
+
 /// Builds a batch. `keep[b][m]` says whether example `b` may use modality `m` (for modality
 /// dropout and single-modality variants).
 pub fn batch(
@@ -158,7 +162,7 @@ pub fn batch(
             .zip(keep)
             .map(|(e, k)| if k[m] { e.seqs[m].as_ref().map_or(0, Vec::len) } else { 0 })
             .collect();
-        let t = l.iter().copied().max().unwrap_or(0).max(1);
+        let t = l.iter().copied().max().unwrap_or(0).max(MIN_STEPS);
         let mut data = vec![0f32; b * t * d];
         let mut mk = vec![0f32; b * t];
         for (i, e) in examples.iter().enumerate() {

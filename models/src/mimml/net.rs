@@ -90,7 +90,9 @@ impl Encoder {
 
     /// `[B, T, D]` → `[B, H]`.
     fn forward(&self, x: &Tensor, mask: &Tensor, lens: &[usize]) -> Result<Tensor> {
-        let h = self.proj.forward(x)?.relu()?;
+        // Padding must stay zero (the projection's bias would otherwise leak into the
+        // convolution at the edges of real steps).
+        let h = self.proj.forward(x)?.relu()?.broadcast_mul(&mask.unsqueeze(2)?)?;
         let h = self.conv.forward(&h.transpose(1, 2)?.contiguous()?)?.relu()?.transpose(1, 2)?.contiguous()?;
         let h = h.broadcast_mul(&mask.unsqueeze(2)?)?;
         let h = self.gru.forward(&h, lens)?;
@@ -117,7 +119,7 @@ pub struct Output {
 
 #[derive(Debug, Clone)]
 enum FusionNet {
-    Gated { gates: Vec<Linear>, gru: BiGru, conv: Conv1d },
+    Gated { gates: Vec<Linear>, gru: Box<BiGru>, conv: Conv1d },
     Concat { proj: Linear },
 }
 
@@ -147,7 +149,7 @@ impl Mimml {
                 gates: (0..MODALITIES)
                     .map(|m| linear(MODALITIES * h + MODALITIES, h, vb.pp(format!("gate_{}", names[m]))))
                     .collect::<Result<_>>()?,
-                gru: BiGru::new(h, h / 2, vb.pp("fusion_gru"))?,
+                gru: Box::new(BiGru::new(h, h / 2, vb.pp("fusion_gru"))?),
                 conv: conv1d(h, h, 3, Conv1dConfig { padding: 1, ..Default::default() }, vb.pp("fusion_conv"))?,
             },
             Fusion::Concat => FusionNet::Concat { proj: linear(MODALITIES * h, h, vb.pp("concat"))? },
@@ -255,4 +257,95 @@ impl Mimml {
 /// Probabilities from logits.
 pub fn sigmoid_vec(t: &Tensor) -> Result<Vec<f32>> {
     candle_nn::ops::sigmoid(t)?.to_vec1()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mimml::data::{Example, InputSpec, Norm, batch};
+    use candle_core::Device;
+    use candle_nn::VarMap;
+
+    fn spec() -> InputSpec {
+        let dims = [2, 3, 2];
+        InputSpec {
+            dims,
+            norms: dims.map(|d| Norm { mean: vec![0.0; d], sd: vec![1.0; d] }),
+            phq_mean: 0.0,
+            phq_sd: 1.0,
+        }
+    }
+
+    fn examples() -> Vec<Example> {
+        let row = |k: usize, n: usize| -> Vec<Vec<f32>> {
+            (0..n).map(|i| (0..k).map(|j| ((i * 7 + j * 3) % 5) as f32 / 5.0 - 0.4).collect()).collect()
+        };
+        vec![
+            Example { id: 1, seqs: [Some(row(2, 3)), Some(row(3, 2)), Some(row(2, 4))], depressed: true, phq8: 12.0 },
+            Example { id: 2, seqs: [Some(row(2, 1)), None, Some(row(2, 2))], depressed: false, phq8: 3.0 },
+        ]
+    }
+
+    /// The gates' gradients (through the fusion block, into the fused vector) against finite
+    /// differences of the parameters themselves.
+    #[test]
+    fn gate_gradients_match_finite_differences() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let cfg = MimmlConfig { hidden: 4, ..MimmlConfig::default() };
+        let model = Mimml::new(&cfg, [2, 3, 2], VarBuilder::from_varmap(&varmap, DType::F32, &dev)).expect("model");
+        let ex = examples();
+        let refs: Vec<&Example> = ex.iter().collect();
+        let b = batch(&refs, &[[true; 3]; 2], &spec(), &dev).expect("batch");
+        let objective = || -> Tensor {
+            let o = model.forward(&b, None).expect("forward");
+            // A non-trivial scalar of the fused vector and the gate weights.
+            (o.fused.sqr().expect("sq").sum_all().expect("sum")
+                + o.gates.narrow(1, 0, 1).expect("g").sum_all().expect("sum"))
+            .expect("add")
+        };
+        for name in ["gate_audio.weight", "gate_text.bias"] {
+            let var = varmap.data().lock().expect("lock").get(name).expect("parameter").clone();
+            let grads = objective().backward().expect("backward");
+            let g: Vec<f32> =
+                grads.get(var.as_tensor()).expect("grad").flatten_all().expect("flat").to_vec1().expect("vec");
+            let base: Vec<f32> = var.as_tensor().flatten_all().expect("flat").to_vec1().expect("vec");
+            let shape = var.as_tensor().shape().clone();
+            for i in (0..base.len()).step_by(3).take(6) {
+                let eval = |d: f32| {
+                    let mut v = base.clone();
+                    v[i] += d;
+                    var.set(&Tensor::from_vec(v, shape.clone(), &dev).expect("t")).expect("set");
+                    objective().to_scalar::<f32>().expect("scalar")
+                };
+                let eps = 1e-2;
+                let num = (eval(eps) - eval(-eps)) / (2.0 * eps);
+                var.set(&Tensor::from_vec(base.clone(), shape.clone(), &dev).expect("t")).expect("reset");
+                let tol = 2e-3f32.max(3e-2 * num.abs());
+                assert!((num - g[i]).abs() <= tol, "{name}[{i}]: autograd {} vs finite difference {num}", g[i]);
+            }
+        }
+    }
+
+    #[test]
+    fn absent_modalities_are_masked_everywhere() {
+        let dev = Device::Cpu;
+        let varmap = VarMap::new();
+        let cfg = MimmlConfig { hidden: 4, ..MimmlConfig::default() };
+        let model = Mimml::new(&cfg, [2, 3, 2], VarBuilder::from_varmap(&varmap, DType::F32, &dev)).expect("model");
+        let ex = examples();
+        let refs: Vec<&Example> = ex.iter().collect();
+        let b = batch(&refs, &[[true; 3]; 2], &spec(), &dev).expect("batch");
+        let o = model.forward(&b, None).expect("forward");
+        let u_video: Vec<Vec<f32>> = o.u[1].to_vec2().expect("u");
+        assert!(u_video[1].iter().all(|&v| v == 0.0), "example 2 has no video");
+        let gates: Vec<Vec<f32>> = o.gates.to_vec2().expect("gates");
+        assert_eq!(gates[1][1], 0.0);
+        assert!((gates[1].iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        // Padding does not change the result: example 2 alone gives the same output.
+        let alone = batch(&refs[1..], &[[true; 3]], &spec(), &dev).expect("batch");
+        let o2 = model.forward(&alone, None).expect("forward");
+        let (a, b2): (Vec<f32>, Vec<f32>) = (o.logit.to_vec1().expect("l"), o2.logit.to_vec1().expect("l"));
+        assert!((a[1] - b2[0]).abs() < 1e-5, "{} vs {}", a[1], b2[0]);
+    }
 }

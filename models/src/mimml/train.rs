@@ -49,6 +49,8 @@ pub struct Trained {
     pub spec: InputSpec,
     pub history: Vec<EpochLog>,
     pub best_epoch: usize,
+    /// Decision threshold on P(depressed), tuned for depressed-class F1 on the dev split.
+    pub threshold: f32,
 }
 
 impl std::fmt::Debug for Trained {
@@ -70,6 +72,7 @@ pub struct CheckpointMeta {
     pub config: MimmlConfig,
     pub spec: InputSpec,
     pub best_epoch: usize,
+    pub threshold: f32,
     pub history: Vec<EpochLog>,
 }
 
@@ -230,7 +233,9 @@ pub fn train(
         }
     }
     restore(&varmap, &best_snap)?;
-    Ok(Trained { model, varmap, spec, history, best_epoch })
+    let dev_scored: Vec<Scored> = predict(&model, &spec, &dev_ex)?.into_iter().map(|(s, _)| s).collect();
+    let threshold = metrics::tune_threshold(&dev_scored);
+    Ok(Trained { model, varmap, spec, history, best_epoch, threshold })
 }
 
 impl Trained {
@@ -247,6 +252,7 @@ impl Trained {
             config: self.model.cfg.clone(),
             spec: self.spec.clone(),
             best_epoch: self.best_epoch,
+            threshold: self.threshold,
             history: self.history.clone(),
         };
         let json = serde_json::to_vec_pretty(&meta).map_err(|e| err(e.to_string()))?;
@@ -275,6 +281,7 @@ impl Trained {
             spec: meta.spec.clone(),
             history: meta.history.clone(),
             best_epoch: meta.best_epoch,
+            threshold: meta.threshold,
         };
         Ok((t, meta))
     }
