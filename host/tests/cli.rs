@@ -109,19 +109,22 @@ fn the_demo_runs_a_whole_session() {
 fn corpus_train_and_eval_from_the_command_line() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = |name: &str| dir.path().join(name).to_str().expect("utf8").to_owned();
-    let (ok, out, err) = mimml(&["corpus", "synth", "--out", &p("corpus"), "--participants", "30", "--seconds", "10", "--seed", "2"]);
+    let (ok, out, err) =
+        mimml(&["corpus", "synth", "--out", &p("corpus"), "--participants", "30", "--seconds", "10", "--seed", "2"]);
     assert!(ok && out.contains("wrote 30 synthetic sessions"), "{out}{err}");
     let (ok, out, err) = mimml(&["corpus", "check", &p("corpus")]);
     assert!(ok && out.contains("no problems") && out.contains("train"), "{out}{err}");
     std::fs::write(dir.path().join("quick.json"), r#"{ "max_epochs": 4, "hidden": 16 }"#).expect("write");
-    let (ok, out, err) = mimml(&["train", "--corpus", &p("corpus"), "--out", &p("model"), "--config", &p("quick.json")]);
+    let (ok, out, err) =
+        mimml(&["train", "--corpus", &p("corpus"), "--out", &p("model"), "--config", &p("quick.json")]);
     assert!(ok, "{err}");
     assert!(out.contains("trained mimml-") && out.contains("depressed-class F1"), "{out}");
     let (ok, out, err) = mimml(&["eval", "--model", &p("model"), "--corpus", &p("corpus"), "--split", "test"]);
     assert!(ok, "{err}");
     assert!(out.contains("ROC-AUC") && out.contains("confusion"), "{out}");
     let json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("model/metrics-test.json")).expect("metrics")).expect("json");
+        serde_json::from_slice(&std::fs::read(dir.path().join("model/metrics-test.json")).expect("metrics"))
+            .expect("json");
     assert!(json["metrics"]["f1"]["value"].is_number() && json["metrics"]["ece"].is_number(), "{json}");
     for png in ["roc-test.png", "reliability-test.png"] {
         let bytes = std::fs::read(dir.path().join("model").join(png)).expect("png");
