@@ -84,6 +84,13 @@ impl Sequence {
         &self.data[i * self.dim..(i + 1) * self.dim]
     }
 
+    /// At most `max` rows, evenly spaced (all rows when there are no more than `max`). Training
+    /// and the device cut long sessions with this same rule.
+    pub fn select_evenly(&self, max: usize) -> Vec<&[f32]> {
+        let n = self.len();
+        if n <= max { (0..n).map(|i| self.row(i)).collect() } else { (0..max).map(|k| self.row(k * n / max)).collect() }
+    }
+
     /// Column means (zeros for an empty sequence).
     pub fn mean(&self) -> Vec<f32> {
         let mut m = vec![0.0f32; self.dim];

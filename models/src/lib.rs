@@ -16,6 +16,8 @@ pub mod corpus;
 pub mod metrics;
 #[cfg(feature = "train")]
 pub mod mimml;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 
 use features::{Sequence, SessionFeatures, schema};
 use protocol::{PerModality, SchemaHash};
@@ -28,6 +30,8 @@ pub enum ModelError {
     Shape { modality: &'static str, got: usize, want: usize },
     #[error("no modality present: nothing to score")]
     NoInput,
+    #[error("model bundle: {0}")]
+    Bundle(String),
 }
 
 /// One session's prediction.

@@ -67,12 +67,6 @@ fn seqs(f: &SessionFeatures) -> [&Option<Sequence>; MODALITIES] {
     [&f.audio, &f.video, &f.text]
 }
 
-/// Evenly spaced rows, at most `max`.
-fn cut(s: &Sequence, max: usize) -> Vec<&[f32]> {
-    let n = s.len();
-    if n <= max { (0..n).map(|i| s.row(i)).collect() } else { (0..max).map(|k| s.row(k * n / max)).collect() }
-}
-
 impl InputSpec {
     /// Fits the normalisation on `train`.
     pub fn fit(train: &[(SessionFeatures, bool, f32)]) -> InputSpec {
@@ -102,7 +96,7 @@ impl InputSpec {
         let seqs = std::array::from_fn(|m| {
             s[m].as_ref()
                 .filter(|q| !q.is_empty() && q.dim == self.dims[m])
-                .map(|q| cut(q, max_segments).into_iter().map(|r| self.norms[m].apply(r)).collect())
+                .map(|q| q.select_evenly(max_segments).into_iter().map(|r| self.norms[m].apply(r)).collect())
         });
         Example { id, seqs, depressed, phq8 }
     }

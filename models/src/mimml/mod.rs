@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod data;
+pub mod export;
 pub mod losses;
 pub mod net;
 pub mod train;

@@ -1,0 +1,332 @@
+//! Export of the trained MIMML inference graph to ONNX (opset 17), written from Rust.
+//!
+//! The graph takes one session (batch 1) with the raw front-end features — normalisation is
+//! baked in — and a dynamic number of segments per modality:
+//!
+//! | input     | shape            |
+//! |-----------|------------------|
+//! | `audio`   | `[1, Ta, 11]`    |
+//! | `video`   | `[1, Tv, 14]`    |
+//! | `text`    | `[1, Tt, 22]`    |
+//! | `present` | `[1, 3]` (0/1)   |
+//!
+//! and gives `p_depressed` `[1, 1]`, `phq8` `[1, 1]` and `gates` `[1, 3]`. An absent modality is
+//! fed as one row of zeros with `present` 0. Only standard ops: MatMul, Add, Sub, Div, Mul, Max,
+//! Clip, Relu, Sigmoid, Conv, GRU (bidirectional, `linear_before_reset = 1`, the PyTorch/candle
+//! cell), Transpose, Reshape, Concat, Slice, Unsqueeze, ReduceMean, ReduceSum.
+//!
+//! The protobuf types are tract-onnx's (`tract_onnx::pb`), encoded with prost: no protoc, no
+//! Python.
+
+use prost::Message;
+use tract_onnx::pb::{
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+};
+
+use super::config::Fusion;
+use super::train::{TrainError, Trained};
+
+pub const OPSET: i64 = 17;
+pub const INPUTS: [&str; 4] = ["audio", "video", "text", "present"];
+pub const OUTPUTS: [&str; 3] = ["p_depressed", "phq8", "gates"];
+const SEQ_DIMS: [&str; 3] = ["Ta", "Tv", "Tt"];
+const NAMES: [&str; 3] = ["audio", "video", "text"];
+
+#[derive(Default)]
+struct Graph {
+    nodes: Vec<NodeProto>,
+    inits: Vec<TensorProto>,
+    n: usize,
+}
+
+fn attr_i(name: &str, i: i64) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i, ..Default::default() }
+}
+
+fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
+    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: ints.to_vec(), ..Default::default() }
+}
+
+fn attr_s(name: &str, s: &str) -> AttributeProto {
+    AttributeProto {
+        name: name.into(),
+        r#type: AttributeType::String as i32,
+        s: s.as_bytes().to_vec(),
+        ..Default::default()
+    }
+}
+
+impl Graph {
+    fn f32(&mut self, name: &str, dims: &[usize], data: Vec<f32>) -> String {
+        debug_assert_eq!(dims.iter().product::<usize>(), data.len(), "{name}");
+        self.inits.push(TensorProto {
+            name: name.into(),
+            dims: dims.iter().map(|&d| d as i64).collect(),
+            data_type: DataType::Float as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name.into()
+    }
+
+    fn i64s(&mut self, name: &str, data: &[i64]) -> String {
+        self.inits.push(TensorProto {
+            name: name.into(),
+            dims: vec![data.len() as i64],
+            data_type: DataType::Int64 as i32,
+            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        });
+        name.into()
+    }
+
+    fn scalar(&mut self, name: &str, v: f32) -> String {
+        self.f32(name, &[], vec![v])
+    }
+
+    /// Adds a node with one output (named after the op and a counter); returns the output.
+    fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
+        self.n += 1;
+        let out = format!("{}_{}", op.to_lowercase(), self.n);
+        self.nodes.push(NodeProto {
+            name: out.clone(),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.clone()],
+            attribute: attrs,
+            ..Default::default()
+        });
+        out
+    }
+
+    fn named(&mut self, op: &str, inputs: &[&str], out: &str, attrs: Vec<AttributeProto>) {
+        self.nodes.push(NodeProto {
+            name: out.into(),
+            op_type: op.into(),
+            input: inputs.iter().map(|s| s.to_string()).collect(),
+            output: vec![out.into()],
+            attribute: attrs,
+            ..Default::default()
+        });
+    }
+}
+
+/// Reads a parameter of the trained model: (shape, values).
+fn param(t: &Trained, name: &str) -> Result<(Vec<usize>, Vec<f32>), TrainError> {
+    let data = t.varmap.data().lock().map_err(|_| TrainError::Data("parameter map poisoned".into()))?;
+    let v = data.get(name).ok_or_else(|| TrainError::Data(format!("no parameter {name}")))?;
+    Ok((v.dims().to_vec(), v.as_tensor().flatten_all()?.to_vec1()?))
+}
+
+fn transpose2(shape: &[usize], v: &[f32]) -> Vec<f32> {
+    let (r, c) = (shape[0], shape[1]);
+    let mut out = vec![0.0; r * c];
+    for i in 0..r {
+        for j in 0..c {
+            out[j * r + i] = v[i * c + j];
+        }
+    }
+    out
+}
+
+/// `x [.., in] · Wᵀ + b` for a candle `Linear` named `name`.
+fn linear(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, TrainError> {
+    let (ws, w) = param(t, &format!("{name}.weight"))?;
+    let (_, b) = param(t, &format!("{name}.bias"))?;
+    let wt = g.f32(&format!("{name}.wt"), &[ws[1], ws[0]], transpose2(&ws, &w));
+    let bn = g.f32(&format!("{name}.b"), &[ws[0]], b);
+    let mm = g.op("MatMul", &[x, &wt], vec![]);
+    Ok(g.op("Add", &[&mm, &bn], vec![]))
+}
+
+/// candle/PyTorch GRU gates are (r, z, n); ONNX wants (z, r, h).
+fn reorder_gates(v: &[f32], h: usize, row: usize) -> Vec<f32> {
+    let block = h * row;
+    [&v[block..2 * block], &v[..block], &v[2 * block..3 * block]].concat()
+}
+
+/// A bidirectional GRU over `x` `[T, 1, in]`; returns `[1, T, 2h]` (forward then backward, as
+/// candle's `BiGru`).
+fn bigru(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, TrainError> {
+    let mut w = Vec::new();
+    let mut r = Vec::new();
+    let mut b = Vec::new();
+    let mut hidden = 0;
+    let mut input = 0;
+    for dir in ["fwd", "bwd"] {
+        let (ws, wv) = param(t, &format!("{name}.{dir}.weight_ih_l0"))?;
+        let (rs, rv) = param(t, &format!("{name}.{dir}.weight_hh_l0"))?;
+        let (_, bi) = param(t, &format!("{name}.{dir}.bias_ih_l0"))?;
+        let (_, bh) = param(t, &format!("{name}.{dir}.bias_hh_l0"))?;
+        hidden = rs[1];
+        input = ws[1];
+        w.extend(reorder_gates(&wv, hidden, input));
+        r.extend(reorder_gates(&rv, hidden, hidden));
+        b.extend(reorder_gates(&bi, hidden, 1));
+        b.extend(reorder_gates(&bh, hidden, 1));
+    }
+    let wn = g.f32(&format!("{name}.W"), &[2, 3 * hidden, input], w);
+    let rn = g.f32(&format!("{name}.R"), &[2, 3 * hidden, hidden], r);
+    let bn = g.f32(&format!("{name}.B"), &[2, 6 * hidden], b);
+    let y = g.op(
+        "GRU",
+        &[x, &wn, &rn, &bn],
+        vec![
+            attr_i("hidden_size", hidden as i64),
+            attr_s("direction", "bidirectional"),
+            attr_i("linear_before_reset", 1),
+        ],
+    );
+    let yt = g.op("Transpose", &[&y], vec![attr_ints("perm", &[2, 0, 1, 3])]); // [1, T, 2, h]
+    let shape = g.i64s(&format!("{name}.shape"), &[0, 0, -1]);
+    Ok(g.op("Reshape", &[&yt, &shape], vec![]))
+}
+
+/// Conv1d over `x` `[1, C, T]` with the candle `Conv1d` named `name` (padding k/2), then ReLU.
+fn conv_relu(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, TrainError> {
+    let (ws, w) = param(t, &format!("{name}.weight"))?;
+    let (_, b) = param(t, &format!("{name}.bias"))?;
+    let k = ws[2];
+    let wn = g.f32(&format!("{name}.w"), &ws, w);
+    let bn = g.f32(&format!("{name}.b"), &[ws[0]], b);
+    let pad = (k / 2) as i64;
+    let c = g.op("Conv", &[x, &wn, &bn], vec![attr_ints("kernel_shape", &[k as i64]), attr_ints("pads", &[pad, pad])]);
+    Ok(g.op("Relu", &[&c], vec![]))
+}
+
+fn value_info(name: &str, dims: &[Result<i64, &str>]) -> ValueInfoProto {
+    let dim = dims
+        .iter()
+        .map(|d| tensor_shape_proto::Dimension {
+            value: Some(match d {
+                Ok(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
+                Err(p) => tensor_shape_proto::dimension::Value::DimParam((*p).into()),
+            }),
+            ..Default::default()
+        })
+        .collect();
+    ValueInfoProto {
+        name: name.into(),
+        r#type: Some(TypeProto {
+            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
+                elem_type: DataType::Float as i32,
+                shape: Some(TensorShapeProto { dim }),
+            })),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The ONNX model of `t`, encoded.
+pub fn to_onnx(t: &Trained, version: &str) -> Result<Vec<u8>, TrainError> {
+    let cfg = &t.model.cfg;
+    let h = cfg.hidden;
+    let mut g = Graph::default();
+    let mut present_m = Vec::new();
+    for m in 0..3 {
+        let starts = g.i64s(&format!("present.start{m}"), &[m as i64]);
+        let ends = g.i64s(&format!("present.end{m}"), &[m as i64 + 1]);
+        let axes = g.i64s(&format!("present.axis{m}"), &[1]);
+        present_m.push(g.op("Slice", &["present", &starts, &ends, &axes], vec![])); // [1, 1]
+    }
+    let (lo, hi) = (g.scalar("clip.lo", -5.0), g.scalar("clip.hi", 5.0));
+    let mut u = Vec::new();
+    for m in 0..3 {
+        let norm = &t.spec.norms[m];
+        let d = t.spec.dims[m];
+        let mean = g.f32(&format!("norm_{}.mean", NAMES[m]), &[d], norm.mean.clone());
+        let sd = g.f32(&format!("norm_{}.sd", NAMES[m]), &[d], norm.sd.clone());
+        let x = g.op("Sub", &[NAMES[m], &mean], vec![]);
+        let x = g.op("Div", &[&x, &sd], vec![]);
+        let x = g.op("Clip", &[&x, &lo, &hi], vec![]);
+        let enc = format!("enc_{}", NAMES[m]);
+        let p = linear(&mut g, t, &x, &format!("{enc}.proj"))?;
+        let p = g.op("Relu", &[&p], vec![]);
+        let p = g.op("Transpose", &[&p], vec![attr_ints("perm", &[0, 2, 1])]); // [1, H, T]
+        let c = conv_relu(&mut g, t, &p, &format!("{enc}.conv"))?;
+        let c = g.op("Transpose", &[&c], vec![attr_ints("perm", &[2, 0, 1])]); // [T, 1, H]
+        let y = bigru(&mut g, t, &c, &format!("{enc}.gru"))?; // [1, T, H]
+        let pooled = g.op("ReduceMean", &[&y], vec![attr_ints("axes", &[1]), attr_i("keepdims", 0)]); // [1, H]
+        u.push(g.op("Mul", &[&pooled, &present_m[m]], vec![]));
+    }
+    let one = g.scalar("one", 1.0);
+    let tiny = g.scalar("tiny", 1e-6);
+    let axis1 = g.i64s("axes.1", &[1]);
+    let present_sum = g.op("ReduceSum", &["present", &axis1], vec![attr_i("keepdims", 1)]); // [1, 1]
+    let (fused, gates) = match cfg.fusion {
+        Fusion::Gated => {
+            let ctx = g.op("Concat", &[&u[0], &u[1], &u[2], "present"], vec![attr_i("axis", 1)]);
+            let axis0 = g.i64s("axes.0", &[0]);
+            let mut gated = Vec::new();
+            let mut gmeans = Vec::new();
+            for m in 0..3 {
+                let z = linear(&mut g, t, &ctx, &format!("gate_{}", NAMES[m]))?;
+                let s = g.op("Sigmoid", &[&z], vec![]);
+                let gm = g.op("Mul", &[&s, &present_m[m]], vec![]);
+                gmeans.push(g.op("ReduceMean", &[&gm], vec![attr_ints("axes", &[1]), attr_i("keepdims", 1)]));
+                let p = g.op("Mul", &[&gm, &u[m]], vec![]);
+                gated.push(g.op("Unsqueeze", &[&p, &axis0], vec![])); // [1, 1, H]
+            }
+            let seq = g.op("Concat", &[&gated[0], &gated[1], &gated[2]], vec![attr_i("axis", 0)]); // [3, 1, H]
+            let y = bigru(&mut g, t, &seq, "fusion_gru")?; // [1, 3, H]
+            let y = g.op("Transpose", &[&y], vec![attr_ints("perm", &[0, 2, 1])]); // [1, H, 3]
+            let c = conv_relu(&mut g, t, &y, "fusion_conv")?;
+            let pm = g.op("Unsqueeze", &["present", &axis1], vec![]); // [1, 1, 3]
+            let masked = g.op("Mul", &[&c, &pm], vec![]);
+            let axis2 = g.i64s("axes.2", &[2]);
+            let sum = g.op("ReduceSum", &[&masked, &axis2], vec![attr_i("keepdims", 0)]); // [1, H]
+            let n = g.op("Max", &[&present_sum, &one], vec![]);
+            let fused = g.op("Div", &[&sum, &n], vec![]);
+            let gcat = g.op("Concat", &[&gmeans[0], &gmeans[1], &gmeans[2]], vec![attr_i("axis", 1)]);
+            let gsum = g.op("ReduceSum", &[&gcat, &axis1], vec![attr_i("keepdims", 1)]);
+            let gsum = g.op("Max", &[&gsum, &tiny], vec![]);
+            (fused, g.op("Div", &[&gcat, &gsum], vec![]))
+        }
+        Fusion::Concat => {
+            let cat = g.op("Concat", &[&u[0], &u[1], &u[2]], vec![attr_i("axis", 1)]);
+            let z = linear(&mut g, t, &cat, "concat")?;
+            let fused = g.op("Relu", &[&z], vec![]);
+            let n = g.op("Max", &[&present_sum, &one], vec![]);
+            (fused, g.op("Div", &["present", &n], vec![]))
+        }
+    };
+    let logit = linear(&mut g, t, &fused, "head")?;
+    g.named("Sigmoid", &[&logit], "p_depressed", vec![]);
+    let z = linear(&mut g, t, &fused, "phq")?;
+    let sd = g.scalar("phq.sd", t.spec.phq_sd);
+    let mean = g.scalar("phq.mean", t.spec.phq_mean);
+    let z = g.op("Mul", &[&z, &sd], vec![]);
+    let z = g.op("Add", &[&z, &mean], vec![]);
+    let (zero, top) = (g.scalar("phq.lo", 0.0), g.scalar("phq.hi", 24.0));
+    g.named("Clip", &[&z, &zero, &top], "phq8", vec![]);
+    g.named("Identity", &[&gates], "gates", vec![]);
+    let _ = h;
+
+    let mut inputs: Vec<ValueInfoProto> =
+        (0..3).map(|m| value_info(NAMES[m], &[Ok(1), Err(SEQ_DIMS[m]), Ok(t.spec.dims[m] as i64)])).collect();
+    inputs.push(value_info("present", &[Ok(1), Ok(3)]));
+    let outputs = vec![
+        value_info("p_depressed", &[Ok(1), Ok(1)]),
+        value_info("phq8", &[Ok(1), Ok(1)]),
+        value_info("gates", &[Ok(1), Ok(3)]),
+    ];
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+        producer_name: "mimml".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: format!("MIMML {version}; feature schema {}", features::schema::schema_hash()),
+        graph: Some(GraphProto {
+            name: "mimml".into(),
+            node: g.nodes,
+            initializer: g.inits,
+            input: inputs,
+            output: outputs,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    Ok(model.encode_to_vec())
+}

@@ -1,0 +1,266 @@
+//! ONNX inference with tract — what the device runs — and model bundles.
+//!
+//! A bundle is a folder:
+//!
+//! * `manifest.toml`: model version, feature-schema hash, quantisation, creation time,
+//!   segments kept per modality, and the SHA-256 of every other file;
+//! * `model.onnx`: the graph of [`crate::mimml::export`] (inputs `audio`, `video`, `text`,
+//!   `present`; outputs `p_depressed`, `phq8`, `gates`);
+//! * `golden.json`: one input with its expected output, for the device's self-test.
+//!
+//! [`Bundle::open`] checks, in this order, before any session can run: every file's hash, the
+//! feature schema against this build's front-ends, the ONNX inputs against the front-ends'
+//! feature widths, and the golden output. Anything off is a [`ModelError`], never a panic.
+//! (Signatures come with the model-flashing issue: the manifest is what will be signed.)
+
+use std::path::{Path, PathBuf};
+
+use features::{Sequence, SessionFeatures};
+use protocol::SchemaHash;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use crate::{Model, ModelError, Prediction};
+
+/// Feature widths the front-ends of this build produce, per modality.
+pub fn feature_widths() -> [usize; 3] {
+    [
+        features::audio::FEATURE_NAMES.len(),
+        features::landmarks::FEATURE_NAMES.len(),
+        features::text::FEATURE_NAMES.len(),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub model_version: String,
+    /// Hex feature-schema hash the model was trained on.
+    pub feature_schema: String,
+    /// "f32", "f16" or "int8".
+    pub quantization: String,
+    /// Unix seconds.
+    pub created: u64,
+    pub max_segments: usize,
+    /// File name → hex SHA-256.
+    pub files: std::collections::BTreeMap<String, String>,
+}
+
+/// One input with its expected output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Golden {
+    /// Rows per modality (audio, video, text), raw features; empty = absent.
+    pub inputs: [Vec<Vec<f32>>; 3],
+    pub p_depressed: f32,
+    pub phq8: f32,
+    pub gates: [f32; 3],
+}
+
+/// A loaded, optimised ONNX model.
+pub struct OnnxModel {
+    plan: std::sync::Arc<TypedRunnableModel>,
+    version: String,
+    schema: SchemaHash,
+    max_segments: usize,
+}
+
+impl std::fmt::Debug for OnnxModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxModel")
+            .field("version", &self.version)
+            .field("schema", &self.schema)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bad(detail: impl Into<String>) -> ModelError {
+    ModelError::Bundle(detail.into())
+}
+
+fn parse_schema(hex: &str) -> Result<SchemaHash, ModelError> {
+    let mut out = [0u8; 8];
+    if hex.len() != 16 {
+        return Err(bad(format!("feature schema {hex:?} is not 16 hex digits")));
+    }
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| bad(format!("feature schema {hex:?} is not hex")))?;
+    }
+    Ok(SchemaHash(out))
+}
+
+impl OnnxModel {
+    /// Loads ONNX bytes: checks the inputs against the front-ends, then optimises once.
+    pub fn from_bytes(
+        bytes: &[u8],
+        version: &str,
+        schema: SchemaHash,
+        max_segments: usize,
+    ) -> Result<OnnxModel, ModelError> {
+        if schema != features::schema::schema_hash() {
+            return Err(ModelError::SchemaMismatch { expected: schema, actual: features::schema::schema_hash() });
+        }
+        let model = tract_onnx::onnx()
+            .model_for_read(&mut &bytes[..])
+            .map_err(|e| bad(format!("not a readable ONNX model: {e}")))?;
+        let inputs = model.input_outlets().map_err(|e| bad(e.to_string()))?.to_vec();
+        let names: Vec<String> = inputs.iter().map(|o| model.node(o.node).name.clone()).collect();
+        if names != ["audio", "video", "text", "present"] {
+            return Err(bad(format!("ONNX inputs are {names:?}; expected [audio, video, text, present]")));
+        }
+        let widths = feature_widths();
+        for (m, outlet) in inputs.iter().take(3).enumerate() {
+            let fact = model.outlet_fact(*outlet).map_err(|e| bad(e.to_string()))?;
+            let last =
+                fact.shape.dims().last().and_then(|d| d.concretize()).and_then(|d| d.to_string().parse::<usize>().ok());
+            if last != Some(widths[m]) {
+                return Err(bad(format!(
+                    "ONNX input {} has {last:?} features per segment, the front-ends compute {}",
+                    names[m], widths[m]
+                )));
+            }
+        }
+        let plan = model
+            .into_optimized()
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
+        Ok(OnnxModel { plan, version: version.to_owned(), schema, max_segments })
+    }
+
+    /// Runs the graph on rows per modality (empty = absent).
+    pub fn run(&self, rows: [&[&[f32]]; 3]) -> Result<Prediction, ModelError> {
+        let widths = feature_widths();
+        let mut inputs: TVec<TValue> = tvec![];
+        let mut present = [0f32; 3];
+        for m in 0..3 {
+            let r = rows[m];
+            let (t, data): (usize, Vec<f32>) = if r.is_empty() {
+                (1, vec![0.0; widths[m]])
+            } else {
+                present[m] = 1.0;
+                (r.len(), r.iter().flat_map(|x| x.iter().copied()).collect())
+            };
+            if data.len() != t * widths[m] {
+                return Err(ModelError::Shape {
+                    modality: ["audio", "video", "text"][m],
+                    got: data.len() / t,
+                    want: widths[m],
+                });
+            }
+            inputs.push(Tensor::from_shape(&[1, t, widths[m]], &data).map_err(|e| bad(e.to_string()))?.into());
+        }
+        if present == [0.0; 3] {
+            return Err(ModelError::NoInput);
+        }
+        inputs.push(Tensor::from_shape(&[1, 3], &present).map_err(|e| bad(e.to_string()))?.into());
+        let out = self.plan.run(inputs).map_err(|e| bad(format!("inference failed: {e}")))?;
+        let get = |i: usize| -> Result<Vec<f32>, ModelError> {
+            Ok(out[i].to_plain_array_view::<f32>().map_err(|e| bad(e.to_string()))?.iter().copied().collect())
+        };
+        let (p, phq, g) = (get(0)?, get(1)?, get(2)?);
+        if p.len() != 1 || phq.len() != 1 || g.len() != 3 {
+            return Err(bad("unexpected output shapes"));
+        }
+        Ok(Prediction { p_depressed: p[0], phq8: phq[0], gates: [g[0], g[1], g[2]] })
+    }
+}
+
+impl Model for OnnxModel {
+    fn version(&self) -> &str {
+        &self.version
+    }
+
+    fn feature_schema(&self) -> SchemaHash {
+        self.schema
+    }
+
+    fn is_placeholder(&self) -> bool {
+        false
+    }
+
+    fn predict(&self, f: &SessionFeatures) -> Result<Prediction, ModelError> {
+        fn pick(s: &Option<Sequence>, max: usize) -> Vec<&[f32]> {
+            s.as_ref().map(|q| q.select_evenly(max)).unwrap_or_default()
+        }
+        let max = self.max_segments;
+        let (a, v, t) = (pick(&f.audio, max), pick(&f.video, max), pick(&f.text, max));
+        self.run([&a, &v, &t])
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A verified bundle, ready to serve.
+#[derive(Debug)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+    pub model: OnnxModel,
+}
+
+impl Bundle {
+    /// Writes a bundle folder from ONNX bytes and a golden example (f32).
+    pub fn write(
+        dir: &Path,
+        onnx: &[u8],
+        golden: &Golden,
+        model_version: &str,
+        max_segments: usize,
+    ) -> Result<Manifest, ModelError> {
+        let io = |e: std::io::Error| bad(format!("{}: {e}", dir.display()));
+        std::fs::create_dir_all(dir).map_err(io)?;
+        let golden_json = serde_json::to_vec_pretty(golden).map_err(|e| bad(e.to_string()))?;
+        std::fs::write(dir.join("model.onnx"), onnx).map_err(io)?;
+        std::fs::write(dir.join("golden.json"), &golden_json).map_err(io)?;
+        let manifest = Manifest {
+            model_version: model_version.to_owned(),
+            feature_schema: features::schema::schema_hash().to_string(),
+            quantization: "f32".into(),
+            created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            max_segments,
+            files: [("model.onnx".to_owned(), sha256_hex(onnx)), ("golden.json".to_owned(), sha256_hex(&golden_json))]
+                .into(),
+        };
+        let text = toml::to_string(&manifest).map_err(|e| bad(e.to_string()))?;
+        std::fs::write(dir.join("manifest.toml"), text).map_err(io)?;
+        Ok(manifest)
+    }
+
+    /// Opens and verifies a bundle: hashes, schema, inputs, golden self-test (|Δ| ≤ 1e-4).
+    pub fn open(dir: &Path) -> Result<Bundle, ModelError> {
+        let read =
+            |name: &str| std::fs::read(dir.join(name)).map_err(|e| bad(format!("{}/{name}: {e}", dir.display())));
+        let manifest: Manifest = toml::from_str(
+            std::str::from_utf8(&read("manifest.toml")?).map_err(|_| bad("manifest.toml is not UTF-8"))?,
+        )
+        .map_err(|e| bad(format!("manifest.toml: {e}")))?;
+        for (name, want) in &manifest.files {
+            let got = sha256_hex(&read(name)?);
+            if &got != want {
+                return Err(bad(format!("{name}: SHA-256 {got} does not match the manifest ({want})")));
+            }
+        }
+        if manifest.quantization != "f32" {
+            return Err(bad(format!("quantisation {:?} is not supported by this build", manifest.quantization)));
+        }
+        let schema = parse_schema(&manifest.feature_schema)?;
+        let model =
+            OnnxModel::from_bytes(&read("model.onnx")?, &manifest.model_version, schema, manifest.max_segments)?;
+        let golden: Golden =
+            serde_json::from_slice(&read("golden.json")?).map_err(|e| bad(format!("golden.json: {e}")))?;
+        let rows: Vec<Vec<&[f32]>> = golden.inputs.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
+        let got = model.run([&rows[0], &rows[1], &rows[2]])?;
+        let worst = [got.p_depressed - golden.p_depressed, got.phq8 - golden.phq8]
+            .into_iter()
+            .chain(got.gates.iter().zip(&golden.gates).map(|(a, b)| a - b))
+            .map(f32::abs)
+            .fold(0.0, f32::max);
+        if worst > 1e-4 {
+            return Err(bad(format!("self-test failed: output differs from golden.json by {worst}")));
+        }
+        Ok(Bundle { dir: dir.to_owned(), manifest, model })
+    }
+}

@@ -1,0 +1,109 @@
+//! Export parity: the trained candle model and its ONNX export run by tract agree, and bundles
+//! refuse anything that does not check out.
+
+use models::Model;
+use models::corpus::Split;
+use models::corpus::cache::{CacheOptions, FeatureCache, build};
+use models::corpus::daic::Corpus;
+use models::corpus::synth::{SynthConfig, write_corpus};
+use models::mimml::config::{Fusion, MimmlConfig};
+use models::mimml::export::to_onnx;
+use models::mimml::train::{examples, predict, train};
+use models::onnx::{Bundle, Golden, OnnxModel};
+
+fn cache(dir: &std::path::Path) -> FeatureCache {
+    let cfg = SynthConfig { participants: 40, seed: 9, seconds: 12.0, ..SynthConfig::default() };
+    write_corpus(&cfg, &dir.join("corpus"), || {}).expect("corpus");
+    build(&Corpus::open(&dir.join("corpus")).expect("opens"), &dir.join("cache"), CacheOptions::default(), || {})
+        .expect("cache");
+    FeatureCache::open(&dir.join("cache")).expect("cache opens")
+}
+
+#[test]
+fn candle_and_tract_agree_within_1e_4() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = cache(dir.path());
+    for fusion in [Fusion::Gated, Fusion::Concat] {
+        let cfg = MimmlConfig { max_epochs: 4, hidden: 16, fusion, max_segments: 6, ..MimmlConfig::default() };
+        let t = train(&c, &cfg, |_| {}).expect("trains");
+        let onnx = to_onnx(&t, "parity").expect("exports");
+        let m =
+            OnnxModel::from_bytes(&onnx, "parity", features::schema::schema_hash(), cfg.max_segments).expect("loads");
+        let mut ex = examples(&c, Split::Test, &t.spec, &t.model.cfg).expect("examples");
+        let sessions: Vec<u32> = c.sessions(Split::Test).map(|s| s.id).collect();
+        // Every other session loses its video, to check absent modalities too.
+        let mut raw: Vec<features::SessionFeatures> = sessions.iter().map(|&id| c.load(id).expect("loads")).collect();
+        for (k, (e, f)) in ex.iter_mut().zip(raw.iter_mut()).enumerate() {
+            if k % 2 == 1 {
+                e.seqs[1] = None;
+                f.video = None;
+            }
+        }
+        let reference = predict(&t.model, &t.spec, &ex).expect("candle");
+        let mut worst = 0f32;
+        for ((s, gates), f) in reference.iter().zip(&raw) {
+            let p = m.predict(f).expect("tract");
+            worst = worst.max((p.p_depressed - s.p).abs());
+            for (a, b) in p.gates.iter().zip(gates) {
+                worst = worst.max((a - b).abs());
+            }
+            assert!((p.phq8 - s.phq8_pred).abs() < 1e-3 * 24.0, "{} vs {}", p.phq8, s.phq8_pred);
+        }
+        assert!(worst <= 1e-4, "{fusion:?}: |Δ| = {worst}");
+    }
+}
+
+#[test]
+fn bundles_are_verified_before_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = cache(dir.path());
+    let cfg = MimmlConfig { max_epochs: 3, hidden: 16, ..MimmlConfig::default() };
+    let t = train(&c, &cfg, |_| {}).expect("trains");
+    let onnx = to_onnx(&t, "b1").expect("exports");
+    let id = c.sessions(Split::Dev).next().expect("a dev session").id;
+    let f = c.load(id).expect("loads");
+    let m = OnnxModel::from_bytes(&onnx, "b1", features::schema::schema_hash(), cfg.max_segments).expect("loads");
+    let p = m.predict(&f).expect("predicts");
+    let rows = |s: &Option<features::Sequence>| -> Vec<Vec<f32>> {
+        s.as_ref()
+            .map(|q| q.select_evenly(cfg.max_segments).into_iter().map(<[f32]>::to_vec).collect())
+            .unwrap_or_default()
+    };
+    let golden = Golden {
+        inputs: [rows(&f.audio), rows(&f.video), rows(&f.text)],
+        p_depressed: p.p_depressed,
+        phq8: p.phq8,
+        gates: p.gates,
+    };
+    let b = dir.path().join("bundle");
+    Bundle::write(&b, &onnx, &golden, "b1", cfg.max_segments).expect("writes");
+    let opened = Bundle::open(&b).expect("a good bundle opens");
+    assert_eq!(opened.manifest.model_version, "b1");
+    assert!(!opened.model.is_placeholder());
+
+    // A flipped byte in the model: the hash check refuses it.
+    let mut bytes = std::fs::read(b.join("model.onnx")).expect("read");
+    bytes[100] ^= 0x20;
+    std::fs::write(b.join("model.onnx"), &bytes).expect("write");
+    let err = Bundle::open(&b).expect_err("refused").to_string();
+    assert!(err.contains("model.onnx") && err.contains("SHA-256"), "{err}");
+    bytes[100] ^= 0x20;
+    std::fs::write(b.join("model.onnx"), &bytes).expect("restore");
+
+    // Another feature schema: refused before anything runs.
+    let manifest = std::fs::read_to_string(b.join("manifest.toml")).expect("manifest");
+    let schema = features::schema::schema_hash().to_string();
+    std::fs::write(b.join("manifest.toml"), manifest.replace(&schema, "0123456789abcdef")).expect("write");
+    let err = Bundle::open(&b).expect_err("refused").to_string();
+    assert!(err.contains("0123456789abcdef"), "{err}");
+    std::fs::write(b.join("manifest.toml"), &manifest).expect("restore");
+
+    // A golden output that the model does not reproduce: the self-test fails.
+    let mut g = golden.clone();
+    g.p_depressed += 0.01;
+    Bundle::write(&b, &onnx, &g, "b1", cfg.max_segments).expect("writes");
+    assert!(Bundle::open(&b).expect_err("refused").to_string().contains("self-test"));
+
+    // Not ONNX at all.
+    assert!(OnnxModel::from_bytes(b"garbage", "x", features::schema::schema_hash(), 8).is_err());
+}
