@@ -34,13 +34,36 @@ use std::sync::atomic::AtomicBool;
 
 use boards::{Board, LogKiosk};
 
-/// A simulated device: file sources from `session_dir`, the placeholder model, LEDs to the log.
+/// The MIMML bundle committed in the repository (trained on the synthetic corpus).
+pub fn bundled_model_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/model/mimml-synth")
+}
+
+/// Loads and verifies a model bundle (hashes, feature schema, inputs, golden self-test); with
+/// no bundle, the placeholder model, loudly.
+pub fn load_model(bundle: Option<&Path>) -> Result<Box<dyn models::Model>, models::ModelError> {
+    match bundle {
+        Some(dir) => {
+            let b = models::onnx::Bundle::open(dir)?;
+            tracing::info!(model = %b.manifest.model_version, dir = %dir.display(), "model bundle verified (self-test passed)");
+            Ok(Box::new(b.model))
+        }
+        None => {
+            tracing::warn!("no model bundle: results come from the placeholder model and are flagged as such");
+            Ok(Box::new(models::PlaceholderModel::default()))
+        }
+    }
+}
+
+/// A simulated device: file sources from `session_dir`, the committed MIMML bundle, LEDs to
+/// the log.
 pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Device> {
     let board = Board::by_name("sim")?;
     let capture = capture::SimulatedCapture::new(session_dir)?;
+    let model = load_model(Some(&bundled_model_dir()))?;
     Ok(Device::open(
         DeviceConfig { data_dir: data_dir.to_owned(), board, simulated: true },
-        Box::new(models::PlaceholderModel::default()),
+        model,
         Box::new(capture),
         Box::new(LogKiosk::default()),
     )?)

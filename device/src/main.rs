@@ -34,6 +34,10 @@ enum Cmd {
         /// Where the result log and device state live.
         #[arg(long)]
         data_dir: PathBuf,
+        /// Model bundle (manifest.toml, model.onnx, golden.json), verified before serving.
+        /// Without it the device runs the placeholder model and flags every result.
+        #[arg(long, value_name = "DIR")]
+        model: Option<PathBuf>,
         /// Take audio and video from files in DIR (audio.wav, frames/ with video.toml) instead of
         /// capture hardware.
         #[arg(long, value_name = "DIR")]
@@ -55,7 +59,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { port, board, board_file, data_dir, simulate } => {
+        Cmd::Run { port, board, board_file, data_dir, model, simulate } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
                 None => Board::by_name(&board)?,
@@ -72,12 +76,9 @@ fn main() -> anyhow::Result<()> {
             let baud = board.link.baud;
             let kiosk = kiosk_for(&board);
             let capture = SimulatedCapture::new(&sim_dir)?;
-            let mut device = Device::open(
-                DeviceConfig { data_dir, board, simulated: true },
-                Box::new(models::PlaceholderModel::default()),
-                Box::new(capture),
-                kiosk,
-            )?;
+            let model = device::load_model(model.as_deref())?;
+            let mut device =
+                Device::open(DeviceConfig { data_dir, board, simulated: true }, model, Box::new(capture), kiosk)?;
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {

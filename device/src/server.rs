@@ -337,6 +337,10 @@ impl Device {
         let captured_ms = s.clock.elapsed().as_millis() as u32;
         let compute = Instant::now();
         let outcome = self.compute(&s).and_then(|(prediction, present, flags, media_ms)| {
+            let mut flags = flags;
+            if prediction.p_depressed >= self.model.decision_threshold() {
+                flags |= ResultRecord::FLAG_SCREEN_POSITIVE;
+            }
             let record = ResultRecord {
                 seq: 0,
                 session: s.id,

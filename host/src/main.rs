@@ -120,6 +120,19 @@ enum Cmd {
         #[arg(long, default_value_t = 3)]
         seeds: u64,
     },
+    /// Export a checkpoint as a device bundle: ONNX (f32), manifest with hashes, and a golden
+    /// input/output (the first test session of the corpus) for the device's self-test.
+    Export {
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long)]
+        corpus: PathBuf,
+        #[arg(long)]
+        cache: Option<PathBuf>,
+        /// Bundle folder to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// A whole screening session on a simulated device with the bundled sample: starts the
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
     /// result into a database and prints a summary.
@@ -263,6 +276,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Train { corpus, out, config, cache, seed } => train::train_cmd(&corpus, &out, config, cache, seed),
         Cmd::Eval { model, corpus, cache, split, out } => train::eval_cmd(&model, &corpus, cache, &split, out),
         Cmd::Ablate { corpus, out, cache, seeds } => train::ablate_cmd(&corpus, &out, cache, seeds),
+        Cmd::Export { model, corpus, cache, out } => train::export_cmd(&model, &corpus, cache, &out),
         Cmd::Demo { session, device_data, db } => demo(&session, device_data, db),
     }
 }

@@ -27,8 +27,11 @@ fn bar(v: f32, width: usize) -> String {
 /// A multi-line summary of one result.
 pub fn describe(device_id: &str, r: &ResultRecord) -> String {
     let mut s = String::new();
-    let screen =
-        if r.p_depressed >= 0.5 { "POSITIVE screen (refer for clinical assessment)" } else { "negative screen" };
+    let screen = if r.flags & ResultRecord::FLAG_SCREEN_POSITIVE != 0 {
+        "POSITIVE screen (refer for clinical assessment)"
+    } else {
+        "negative screen"
+    };
     let _ = writeln!(s, "  result #{} of device {device_id}, session {} \"{}\"", r.seq, r.session, r.label);
     let _ = writeln!(s, "  P(depressed)      {:.3}  → {screen}", r.p_depressed);
     let _ = writeln!(s, "  PHQ-8 estimate    {:.1} / 24", r.phq8);

@@ -138,6 +138,44 @@ pub fn eval_cmd(
     Ok(())
 }
 
+pub fn export_cmd(model: &Path, corpus: &Path, cache: Option<PathBuf>, out: &Path) -> anyhow::Result<()> {
+    use models::Model;
+    use models::onnx::{Bundle, Golden, OnnxModel};
+    let (t, meta) = Trained::load(model)?;
+    let cache = ensure_cache(corpus, cache)?;
+    let onnx = models::mimml::export::to_onnx(&t, &meta.version)?;
+    let max = t.model.cfg.max_segments;
+    let m = OnnxModel::from_bytes(&onnx, &meta.version, features::schema::schema_hash(), max)?;
+    // The golden example: the first test session with every modality.
+    let f = cache
+        .sessions(Split::Test)
+        .chain(cache.sessions(Split::Dev))
+        .find(|s| s.lengths.iter().all(|&n| n > 0))
+        .map(|s| cache.load(s.id))
+        .transpose()?
+        .context("no test or dev session with all three modalities for the golden example")?;
+    let p = m.predict(&f)?;
+    let rows = |s: &Option<features::Sequence>| -> Vec<Vec<f32>> {
+        s.as_ref().map(|q| q.select_evenly(max).into_iter().map(<[f32]>::to_vec).collect()).unwrap_or_default()
+    };
+    let golden = Golden {
+        inputs: [rows(&f.audio), rows(&f.video), rows(&f.text)],
+        p_depressed: p.p_depressed,
+        phq8: p.phq8,
+        gates: p.gates,
+    };
+    let manifest = Bundle::write(out, &onnx, &golden, &meta.version, max, t.threshold)?;
+    Bundle::open(out).context("the bundle just written does not verify")?;
+    println!(
+        "bundle {} written to {} ({} bytes of ONNX, feature schema {}, self-test passed)",
+        manifest.model_version,
+        out.display(),
+        onnx.len(),
+        manifest.feature_schema
+    );
+    Ok(())
+}
+
 fn mean_sd(v: &[f64]) -> (f64, f64) {
     let n = v.len().max(1) as f64;
     let m = v.iter().sum::<f64>() / n;

@@ -35,7 +35,7 @@ fn info_session_sync_and_results_from_the_command_line() {
 
     let (ok, out, err) = mimml(&["info", "--port", &port]);
     assert!(ok, "{err}");
-    assert!(out.contains("board           sim") && out.contains("placeholder-0.1"), "{out}");
+    assert!(out.contains("board           sim") && out.contains("model           mimml-"), "{out}");
 
     let transcript = sample().join("transcript.tsv");
     let (ok, out, err) = mimml(&[

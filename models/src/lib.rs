@@ -50,6 +50,10 @@ pub trait Model: Send {
     /// Whether the results of this model must be flagged as placeholder results.
     fn is_placeholder(&self) -> bool;
     fn predict(&self, features: &SessionFeatures) -> Result<Prediction, ModelError>;
+    /// `p_depressed` at or above this is a positive screen.
+    fn decision_threshold(&self) -> f32 {
+        0.5
+    }
 }
 
 /// Per-modality linear scorer over named features of the session mean: standardise with

@@ -43,6 +43,9 @@ pub struct Manifest {
     /// Unix seconds.
     pub created: u64,
     pub max_segments: usize,
+    /// `p_depressed` at or above this is a positive screen (tuned on the dev split).
+    #[serde(default = "half")]
+    pub decision_threshold: f32,
     /// File name → hex SHA-256.
     pub files: std::collections::BTreeMap<String, String>,
 }
@@ -63,6 +66,7 @@ pub struct OnnxModel {
     version: String,
     schema: SchemaHash,
     max_segments: usize,
+    threshold: f32,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -72,6 +76,10 @@ impl std::fmt::Debug for OnnxModel {
             .field("schema", &self.schema)
             .finish_non_exhaustive()
     }
+}
+
+fn half() -> f32 {
+    0.5
 }
 
 fn bad(detail: impl Into<String>) -> ModelError {
@@ -125,7 +133,13 @@ impl OnnxModel {
             .into_optimized()
             .and_then(|m| m.into_runnable())
             .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
-        Ok(OnnxModel { plan, version: version.to_owned(), schema, max_segments })
+        Ok(OnnxModel { plan, version: version.to_owned(), schema, max_segments, threshold: 0.5 })
+    }
+
+    /// Sets the decision threshold (from the bundle manifest).
+    pub fn with_threshold(mut self, threshold: f32) -> Self {
+        self.threshold = threshold;
+        self
     }
 
     /// Runs the graph on rows per modality (empty = absent).
@@ -179,6 +193,10 @@ impl Model for OnnxModel {
         false
     }
 
+    fn decision_threshold(&self) -> f32 {
+        self.threshold
+    }
+
     fn predict(&self, f: &SessionFeatures) -> Result<Prediction, ModelError> {
         fn pick(s: &Option<Sequence>, max: usize) -> Vec<&[f32]> {
             s.as_ref().map(|q| q.select_evenly(max)).unwrap_or_default()
@@ -209,6 +227,7 @@ impl Bundle {
         golden: &Golden,
         model_version: &str,
         max_segments: usize,
+        decision_threshold: f32,
     ) -> Result<Manifest, ModelError> {
         let io = |e: std::io::Error| bad(format!("{}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -221,6 +240,7 @@ impl Bundle {
             quantization: "f32".into(),
             created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             max_segments,
+            decision_threshold,
             files: [("model.onnx".to_owned(), sha256_hex(onnx)), ("golden.json".to_owned(), sha256_hex(&golden_json))]
                 .into(),
         };
@@ -247,8 +267,12 @@ impl Bundle {
             return Err(bad(format!("quantisation {:?} is not supported by this build", manifest.quantization)));
         }
         let schema = parse_schema(&manifest.feature_schema)?;
+        if !(0.0..=1.0).contains(&manifest.decision_threshold) {
+            return Err(bad(format!("decision threshold {} is not a probability", manifest.decision_threshold)));
+        }
         let model =
-            OnnxModel::from_bytes(&read("model.onnx")?, &manifest.model_version, schema, manifest.max_segments)?;
+            OnnxModel::from_bytes(&read("model.onnx")?, &manifest.model_version, schema, manifest.max_segments)?
+                .with_threshold(manifest.decision_threshold);
         let golden: Golden =
             serde_json::from_slice(&read("golden.json")?).map_err(|e| bad(format!("golden.json: {e}")))?;
         let rows: Vec<Vec<&[f32]>> = golden.inputs.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();

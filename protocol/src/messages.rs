@@ -281,6 +281,8 @@ impl ResultRecord {
     /// The result was computed by a placeholder model (no trained MIMML bundle installed).
     pub const FLAG_PLACEHOLDER_MODEL: u16 = 1 << 3;
     pub const FLAG_SIMULATED: u16 = 1 << 4;
+    /// `p_depressed` reached the model's decision threshold: refer for clinical assessment.
+    pub const FLAG_SCREEN_POSITIVE: u16 = 1 << 5;
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -91,7 +91,10 @@ fn a_screening_session_reaches_the_database_once() {
     assert!((0.0..=24.0).contains(&r.phq8));
     assert!((r.gates.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{:?}", r.gates);
     assert_eq!(r.feature_schema, features::schema::schema_hash());
-    assert!(r.flags & ResultRecord::FLAG_PLACEHOLDER_MODEL != 0 && r.flags & ResultRecord::FLAG_SIMULATED != 0);
+    // The committed MIMML bundle, run by tract: a real model, not the placeholder.
+    let manifest = std::fs::read_to_string(device::bundled_model_dir().join("manifest.toml")).expect("bundle");
+    assert!(manifest.contains(&format!("model_version = \"{}\"", r.model_version)), "{}", r.model_version);
+    assert!(r.flags & ResultRecord::FLAG_PLACEHOLDER_MODEL == 0 && r.flags & ResultRecord::FLAG_SIMULATED != 0);
     // The sample is a 60 s recording; the result says so.
     let media_s = (r.finished_ms - r.started_ms) as f64 / 1000.0;
     assert!((55.0..65.0).contains(&media_s), "{media_s}");
