@@ -1,0 +1,81 @@
+//! `bench/run inference`: per-session inference latency of the committed MIMML bundle, tract
+//! against onnxruntime on the same ONNX and the same input, one thread each, plus model size and
+//! peak RSS. The input is a 10-minute session: its participant turns, cut to the bundle's
+//! `max_segments` as the device does, for each modality.
+//!
+//! Usage (through bench/run, which makes the onnxruntime venv): `inference PYTHON`.
+
+use std::time::Instant;
+
+use models::onnx::Bundle;
+
+/// Peak resident set size of this process, kB (Linux).
+fn peak_rss_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> anyhow::Result<()> {
+    let python = std::env::args().nth(1).unwrap_or_else(|| "python3".into());
+    let dir = device::bundled_model_dir();
+    let bundle = Bundle::open(&dir)?;
+    let t = bundle.manifest.max_segments;
+    // A 10-minute interview has ~60-100 participant turns; the device keeps `max_segments`.
+    let widths = models::onnx::feature_widths();
+    let rows: Vec<Vec<Vec<f32>>> = (0..3)
+        .map(|m| {
+            (0..t)
+                .map(|i| (0..widths[m]).map(|j| ((i * 31 + j * 17 + m * 7) % 23) as f32 / 23.0 - 0.3).collect())
+                .collect()
+        })
+        .collect();
+    let refs: Vec<Vec<&[f32]>> = rows.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
+    let run = || bundle.model.run([&refs[0], &refs[1], &refs[2]]);
+    let ours = run()?;
+    for _ in 0..5 {
+        run()?;
+    }
+    let n = 200;
+    let start = Instant::now();
+    for _ in 0..n {
+        run()?;
+    }
+    let tract_ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+    let rss = peak_rss_kb();
+
+    let tmp = tempfile::tempdir()?;
+    let input = serde_json::json!({
+        "audio": { "shape": [1, t, widths[0]], "data": rows[0].concat() },
+        "video": { "shape": [1, t, widths[1]], "data": rows[1].concat() },
+        "text": { "shape": [1, t, widths[2]], "data": rows[2].concat() },
+        "present": { "shape": [1, 3], "data": [1.0, 1.0, 1.0] },
+    });
+    let input_path = tmp.path().join("input.json");
+    std::fs::write(&input_path, serde_json::to_vec(&input)?)?;
+    let out = std::process::Command::new(&python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ort_reference.py"))
+        .arg(dir.join("model.onnx"))
+        .arg(&input_path)
+        .arg(n.to_string())
+        .output()?;
+    anyhow::ensure!(out.status.success(), "onnxruntime reference failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let ort_ms = r["ms"].as_f64().unwrap_or(f64::NAN);
+    let dp = (f64::from(ours.p_depressed) - r["p_depressed"].as_f64().unwrap_or(f64::NAN)).abs();
+    let size = std::fs::metadata(dir.join("model.onnx"))?.len();
+    println!("bundle {} ({size} bytes, f32), {t} segments per modality", bundle.manifest.model_version);
+    println!("tract        {tract_ms:.3} ms per session (one thread)");
+    println!("onnxruntime  {ort_ms:.3} ms per session (one thread, {})", r["version"]);
+    println!("|Δp| tract vs onnxruntime: {dp:.2e}; peak RSS {rss} kB");
+    println!("f16 and int8 variants: not built yet (export issue, open)");
+    println!(
+        "RESULT inference tract_ms={tract_ms:.3} ort_ms={ort_ms:.3} ratio_tract_over_ort={:.2} f32_bytes={size} \
+         delta_p_vs_ort={dp:.1e} peak_rss_kb={rss}",
+        tract_ms / ort_ms
+    );
+    Ok(())
+}
