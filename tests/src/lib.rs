@@ -87,6 +87,21 @@ impl<P: Write> Write for FaultyPort<P> {
     }
 }
 
+/// A small synthetic corpus (40 participants × 12 s, `seed`) and its feature cache, in `dir`.
+pub fn small_feature_cache(dir: &Path, seed: u64) -> anyhow::Result<models::corpus::cache::FeatureCache> {
+    use models::corpus::cache::{CacheOptions, FeatureCache, build};
+    use models::corpus::synth::{SynthConfig, write_corpus};
+    let cfg = SynthConfig { participants: 40, seed, seconds: 12.0, ..SynthConfig::default() };
+    write_corpus(&cfg, &dir.join("corpus"), || {})?;
+    build(
+        &models::corpus::daic::Corpus::open(&dir.join("corpus"))?,
+        &dir.join("cache"),
+        CacheOptions::default(),
+        || {},
+    )?;
+    Ok(FeatureCache::open(&dir.join("cache"))?)
+}
+
 /// The bundled sample session.
 pub fn sample_session() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")

@@ -2,18 +2,12 @@
 //! a checkpoint of other front-ends is refused, missing modalities still give a result.
 
 use models::corpus::Split;
-use models::corpus::cache::{CacheOptions, FeatureCache, build};
-use models::corpus::daic::Corpus;
-use models::corpus::synth::{SynthConfig, write_corpus};
+use models::corpus::cache::FeatureCache;
 use models::mimml::config::{Fusion, MimmlConfig};
 use models::mimml::train::{Trained, examples, predict, train};
 
 fn cache(dir: &std::path::Path) -> FeatureCache {
-    let cfg = SynthConfig { participants: 40, seed: 5, seconds: 12.0, ..SynthConfig::default() };
-    write_corpus(&cfg, &dir.join("corpus"), || {}).expect("corpus");
-    build(&Corpus::open(&dir.join("corpus")).expect("opens"), &dir.join("cache"), CacheOptions::default(), || {})
-        .expect("cache");
-    FeatureCache::open(&dir.join("cache")).expect("cache opens")
+    tests::small_feature_cache(dir, 5).expect("synthetic corpus and its cache")
 }
 
 fn quick(seed: u64) -> MimmlConfig {

@@ -89,14 +89,7 @@ impl Graph {
     fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
         self.n += 1;
         let out = format!("{}_{}", op.to_lowercase(), self.n);
-        self.nodes.push(NodeProto {
-            name: out.clone(),
-            op_type: op.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.clone()],
-            attribute: attrs,
-            ..Default::default()
-        });
+        self.named(op, inputs, &out, attrs);
         out
     }
 
@@ -222,7 +215,6 @@ fn value_info(name: &str, dims: &[Result<i64, &str>]) -> ValueInfoProto {
 /// The ONNX model of `t`, encoded.
 pub fn to_onnx(t: &Trained, version: &str) -> Result<Vec<u8>, TrainError> {
     let cfg = &t.model.cfg;
-    let h = cfg.hidden;
     let mut g = Graph::default();
     let mut present_m = Vec::new();
     for m in 0..3 {
@@ -302,7 +294,6 @@ pub fn to_onnx(t: &Trained, version: &str) -> Result<Vec<u8>, TrainError> {
     let (zero, top) = (g.scalar("phq.lo", 0.0), g.scalar("phq.hi", 24.0));
     g.named("Clip", &[&z, &zero, &top], "phq8", vec![]);
     g.named("Identity", &[&gates], "gates", vec![]);
-    let _ = h;
 
     let mut inputs: Vec<ValueInfoProto> =
         (0..3).map(|m| value_info(NAMES[m], &[Ok(1), Err(SEQ_DIMS[m]), Ok(t.spec.dims[m] as i64)])).collect();

@@ -286,10 +286,8 @@ mod tests {
         ]
     }
 
-    /// The gates' gradients (through the fusion block, into the fused vector) against finite
-    /// differences of the parameters themselves.
-    #[test]
-    fn gate_gradients_match_finite_differences() {
+    /// A small gated model, its parameters, the two examples and their batch.
+    fn setup() -> (Mimml, VarMap, Vec<Example>, Batch) {
         let dev = Device::Cpu;
         let varmap = VarMap::new();
         let cfg = MimmlConfig { hidden: 4, ..MimmlConfig::default() };
@@ -297,6 +295,15 @@ mod tests {
         let ex = examples();
         let refs: Vec<&Example> = ex.iter().collect();
         let b = batch(&refs, &[[true; 3]; 2], &spec(), &dev).expect("batch");
+        (model, varmap, ex, b)
+    }
+
+    /// The gates' gradients (through the fusion block, into the fused vector) against finite
+    /// differences of the parameters themselves.
+    #[test]
+    fn gate_gradients_match_finite_differences() {
+        let dev = Device::Cpu;
+        let (model, varmap, _ex, b) = setup();
         let objective = || -> Tensor {
             let o = model.forward(&b, None).expect("forward");
             // A non-trivial scalar of the fused vector and the gate weights.
@@ -330,12 +337,8 @@ mod tests {
     #[test]
     fn absent_modalities_are_masked_everywhere() {
         let dev = Device::Cpu;
-        let varmap = VarMap::new();
-        let cfg = MimmlConfig { hidden: 4, ..MimmlConfig::default() };
-        let model = Mimml::new(&cfg, [2, 3, 2], VarBuilder::from_varmap(&varmap, DType::F32, &dev)).expect("model");
-        let ex = examples();
+        let (model, _varmap, ex, b) = setup();
         let refs: Vec<&Example> = ex.iter().collect();
-        let b = batch(&refs, &[[true; 3]; 2], &spec(), &dev).expect("batch");
         let o = model.forward(&b, None).expect("forward");
         let u_video: Vec<Vec<f32>> = o.u[1].to_vec2().expect("u");
         assert!(u_video[1].iter().all(|&v| v == 0.0), "example 2 has no video");
