@@ -132,6 +132,9 @@ enum Cmd {
         /// Bundle folder to write.
         #[arg(long)]
         out: PathBuf,
+        /// Weight storage: f32, f16 (cast up at load) or int8 (symmetric per tensor, DequantizeLinear).
+        #[arg(long, default_value = "f32")]
+        quantize: String,
     },
     /// A whole screening session on a simulated device with the bundled sample: starts the
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
@@ -276,7 +279,9 @@ fn main() -> anyhow::Result<()> {
         Cmd::Train { corpus, out, config, cache, seed } => train::train_cmd(&corpus, &out, config, cache, seed),
         Cmd::Eval { model, corpus, cache, split, out } => train::eval_cmd(&model, &corpus, cache, &split, out),
         Cmd::Ablate { corpus, out, cache, seeds } => train::ablate_cmd(&corpus, &out, cache, seeds),
-        Cmd::Export { model, corpus, cache, out } => train::export_cmd(&model, &corpus, cache, &out),
+        Cmd::Export { model, corpus, cache, out, quantize } => {
+            train::export_cmd(&model, &corpus, cache, &out, &quantize)
+        }
         Cmd::Demo { session, device_data, db } => demo(&session, device_data, db),
     }
 }

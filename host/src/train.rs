@@ -138,12 +138,20 @@ pub fn eval_cmd(
     Ok(())
 }
 
-pub fn export_cmd(model: &Path, corpus: &Path, cache: Option<PathBuf>, out: &Path) -> anyhow::Result<()> {
+pub fn export_cmd(
+    model: &Path,
+    corpus: &Path,
+    cache: Option<PathBuf>,
+    out: &Path,
+    quantize: &str,
+) -> anyhow::Result<()> {
     use models::Model;
     use models::onnx::{Bundle, Golden, OnnxModel};
     let (t, meta) = Trained::load(model)?;
     let cache = ensure_cache(corpus, cache)?;
-    let onnx = models::mimml::export::to_onnx(&t, &meta.version)?;
+    let q = models::mimml::export::Quantization::parse(quantize)
+        .with_context(|| format!("unknown quantisation {quantize:?} (f32, f16, int8)"))?;
+    let onnx = models::mimml::export::to_onnx_quantized(&t, &meta.version, q)?;
     let max = t.model.cfg.max_segments;
     let m = OnnxModel::from_bytes(&onnx, &meta.version, features::schema::schema_hash(), max)?;
     // The golden example: the first test session with every modality.
@@ -164,11 +172,12 @@ pub fn export_cmd(model: &Path, corpus: &Path, cache: Option<PathBuf>, out: &Pat
         phq8: p.phq8,
         gates: p.gates,
     };
-    let manifest = Bundle::write(out, &onnx, &golden, &meta.version, max, t.threshold)?;
+    let manifest = Bundle::write(out, &onnx, &golden, &meta.version, max, t.threshold, q.name())?;
     Bundle::open(out).context("the bundle just written does not verify")?;
     println!(
-        "bundle {} written to {} ({} bytes of ONNX, feature schema {}, self-test passed)",
+        "bundle {} ({}) written to {} ({} bytes of ONNX, feature schema {}, self-test passed)",
         manifest.model_version,
+        manifest.quantization,
         out.display(),
         onnx.len(),
         manifest.feature_schema

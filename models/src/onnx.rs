@@ -220,7 +220,7 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Writes a bundle folder from ONNX bytes and a golden example (f32).
+    /// Writes a bundle folder from ONNX bytes and a golden example.
     pub fn write(
         dir: &Path,
         onnx: &[u8],
@@ -228,6 +228,7 @@ impl Bundle {
         model_version: &str,
         max_segments: usize,
         decision_threshold: f32,
+        quantization: &str,
     ) -> Result<Manifest, ModelError> {
         let io = |e: std::io::Error| bad(format!("{}: {e}", dir.display()));
         std::fs::create_dir_all(dir).map_err(io)?;
@@ -237,7 +238,7 @@ impl Bundle {
         let manifest = Manifest {
             model_version: model_version.to_owned(),
             feature_schema: features::schema::schema_hash().to_string(),
-            quantization: "f32".into(),
+            quantization: quantization.into(),
             created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             max_segments,
             decision_threshold,
@@ -263,7 +264,7 @@ impl Bundle {
                 return Err(bad(format!("{name}: SHA-256 {got} does not match the manifest ({want})")));
             }
         }
-        if manifest.quantization != "f32" {
+        if !["f32", "f16", "int8"].contains(&manifest.quantization.as_str()) {
             return Err(bad(format!("quantisation {:?} is not supported by this build", manifest.quantization)));
         }
         let schema = parse_schema(&manifest.feature_schema)?;

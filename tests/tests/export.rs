@@ -5,7 +5,7 @@ use models::Model;
 use models::corpus::Split;
 use models::corpus::cache::FeatureCache;
 use models::mimml::config::{Fusion, MimmlConfig};
-use models::mimml::export::to_onnx;
+use models::mimml::export::{Quantization, to_onnx, to_onnx_quantized};
 use models::mimml::train::{examples, predict, train};
 use models::onnx::{Bundle, Golden, OnnxModel};
 
@@ -48,6 +48,31 @@ fn candle_and_tract_agree_within_1e_4() {
 }
 
 #[test]
+fn f16_and_int8_stay_within_0_01_of_f32_and_are_smaller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = cache(dir.path());
+    let cfg = MimmlConfig { max_epochs: 6, ..MimmlConfig::default() };
+    let t = train(&c, &cfg, |_| {}).expect("trains");
+    let schema = features::schema::schema_hash();
+    let f32_bytes = to_onnx(&t, "q").expect("exports");
+    let reference = OnnxModel::from_bytes(&f32_bytes, "q", schema, cfg.max_segments).expect("loads");
+    let dev: Vec<features::SessionFeatures> =
+        c.sessions(Split::Dev).chain(c.sessions(Split::Test)).map(|s| c.load(s.id).expect("loads")).collect();
+    for q in [Quantization::F16, Quantization::Int8] {
+        let bytes = to_onnx_quantized(&t, "q", q).expect("exports");
+        let m = OnnxModel::from_bytes(&bytes, "q", schema, cfg.max_segments).expect("loads");
+        let worst = dev
+            .iter()
+            .map(|f| (m.predict(f).expect("runs").p_depressed - reference.predict(f).expect("runs").p_depressed).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 0.01, "{q:?}: |Δp| = {worst}");
+        let ratio = bytes.len() as f32 / f32_bytes.len() as f32;
+        let limit = if q == Quantization::Int8 { 0.30 } else { 0.55 };
+        assert!(ratio <= limit, "{q:?}: {} of {} bytes ({ratio:.2})", bytes.len(), f32_bytes.len());
+    }
+}
+
+#[test]
 fn bundles_are_verified_before_use() {
     let dir = tempfile::tempdir().expect("tempdir");
     let c = cache(dir.path());
@@ -70,7 +95,7 @@ fn bundles_are_verified_before_use() {
         gates: p.gates,
     };
     let b = dir.path().join("bundle");
-    Bundle::write(&b, &onnx, &golden, "b1", cfg.max_segments, 0.4).expect("writes");
+    Bundle::write(&b, &onnx, &golden, "b1", cfg.max_segments, 0.4, "f32").expect("writes");
     let opened = Bundle::open(&b).expect("a good bundle opens");
     assert_eq!(opened.manifest.model_version, "b1");
     assert!(!opened.model.is_placeholder());
@@ -96,7 +121,7 @@ fn bundles_are_verified_before_use() {
     // A golden output that the model does not reproduce: the self-test fails.
     let mut g = golden.clone();
     g.p_depressed += 0.01;
-    Bundle::write(&b, &onnx, &g, "b1", cfg.max_segments, 0.4).expect("writes");
+    Bundle::write(&b, &onnx, &g, "b1", cfg.max_segments, 0.4, "f32").expect("writes");
     assert!(Bundle::open(&b).expect_err("refused").to_string().contains("self-test"));
 
     // Not ONNX at all.

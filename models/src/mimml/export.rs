@@ -28,16 +28,42 @@ use super::config::Fusion;
 use super::train::{TrainError, Trained};
 
 pub const OPSET: i64 = 17;
+
+/// How weights are stored. Computation is f32 in every variant: f16 weights are cast up at
+/// load, int8 weights (symmetric, per tensor) go through `DequantizeLinear`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantization {
+    F32,
+    F16,
+    Int8,
+}
+
+impl Quantization {
+    pub fn name(self) -> &'static str {
+        match self {
+            Quantization::F32 => "f32",
+            Quantization::F16 => "f16",
+            Quantization::Int8 => "int8",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Quantization> {
+        [Quantization::F32, Quantization::F16, Quantization::Int8].into_iter().find(|q| q.name() == s)
+    }
+}
+
+/// Tensors smaller than this stay f32 (biases, normalisation constants, scalars).
+const QUANTIZE_MIN: usize = 64;
 pub const INPUTS: [&str; 4] = ["audio", "video", "text", "present"];
 pub const OUTPUTS: [&str; 3] = ["p_depressed", "phq8", "gates"];
 const SEQ_DIMS: [&str; 3] = ["Ta", "Tv", "Tt"];
 const NAMES: [&str; 3] = ["audio", "video", "text"];
 
-#[derive(Default)]
 struct Graph {
     nodes: Vec<NodeProto>,
     inits: Vec<TensorProto>,
     n: usize,
+    quantization: Quantization,
 }
 
 fn attr_i(name: &str, i: i64) -> AttributeProto {
@@ -58,15 +84,65 @@ fn attr_s(name: &str, s: &str) -> AttributeProto {
 }
 
 impl Graph {
+    /// An f32 constant, stored as the graph's quantisation says; returns the name of the f32
+    /// value nodes consume.
     fn f32(&mut self, name: &str, dims: &[usize], data: Vec<f32>) -> String {
         debug_assert_eq!(dims.iter().product::<usize>(), data.len(), "{name}");
-        self.inits.push(TensorProto {
-            name: name.into(),
-            dims: dims.iter().map(|&d| d as i64).collect(),
-            data_type: DataType::Float as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
+        let dims64: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+        let q = if data.len() < QUANTIZE_MIN { Quantization::F32 } else { self.quantization };
+        match q {
+            Quantization::F32 => {
+                self.inits.push(TensorProto {
+                    name: name.into(),
+                    dims: dims64,
+                    data_type: DataType::Float as i32,
+                    raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                    ..Default::default()
+                });
+            }
+            Quantization::F16 => {
+                let stored = format!("h{}", self.inits.len());
+                self.inits.push(TensorProto {
+                    name: stored.clone(),
+                    dims: dims64,
+                    data_type: DataType::Float16 as i32,
+                    raw_data: data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
+                    ..Default::default()
+                });
+                self.named("Cast", &[&stored], name, vec![attr_i("to", DataType::Float as i64)]);
+            }
+            Quantization::Int8 => {
+                let max = data.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
+                // Short names: at this size the graph's text is a noticeable part of the file.
+                let stored = format!("q{}", self.inits.len());
+                self.inits.push(TensorProto {
+                    name: stored.clone(),
+                    dims: dims64,
+                    data_type: DataType::Int8 as i32,
+                    raw_data: data.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8 as u8).collect(),
+                    ..Default::default()
+                });
+                let s = format!("s{}", self.inits.len() + 1);
+                self.inits.push(TensorProto {
+                    name: s.clone(),
+                    data_type: DataType::Float as i32,
+                    raw_data: scale.to_le_bytes().to_vec(),
+                    ..Default::default()
+                });
+                // One zero point serves every tensor (symmetric quantisation).
+                const ZERO: &str = "int8.zero";
+                if !self.inits.iter().any(|t| t.name == ZERO) {
+                    self.inits.push(TensorProto {
+                        name: ZERO.into(),
+                        data_type: DataType::Int8 as i32,
+                        raw_data: vec![0],
+                        ..Default::default()
+                    });
+                }
+                self.named("DequantizeLinear", &[&stored, &s, ZERO], name, vec![]);
+            }
+        }
         name.into()
     }
 
@@ -95,7 +171,6 @@ impl Graph {
 
     fn named(&mut self, op: &str, inputs: &[&str], out: &str, attrs: Vec<AttributeProto>) {
         self.nodes.push(NodeProto {
-            name: out.into(),
             op_type: op.into(),
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: vec![out.into()],
@@ -212,10 +287,15 @@ fn value_info(name: &str, dims: &[Result<i64, &str>]) -> ValueInfoProto {
     }
 }
 
-/// The ONNX model of `t`, encoded.
+/// The ONNX model of `t`, encoded, with f32 weights.
 pub fn to_onnx(t: &Trained, version: &str) -> Result<Vec<u8>, TrainError> {
+    to_onnx_quantized(t, version, Quantization::F32)
+}
+
+/// The ONNX model of `t`, encoded, with weights stored as `quantization` says.
+pub fn to_onnx_quantized(t: &Trained, version: &str, quantization: Quantization) -> Result<Vec<u8>, TrainError> {
     let cfg = &t.model.cfg;
-    let mut g = Graph::default();
+    let mut g = Graph { nodes: Vec::new(), inits: Vec::new(), n: 0, quantization };
     let mut present_m = Vec::new();
     for m in 0..3 {
         let starts = g.i64s(&format!("present.start{m}"), &[m as i64]);
