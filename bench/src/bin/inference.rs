@@ -1,13 +1,15 @@
 //! `bench/run inference`: per-session inference latency of the committed MIMML bundle, tract
-//! against onnxruntime on the same ONNX and the same input, one thread each, plus model size and
-//! peak RSS. The input is a 10-minute session: its participant turns, cut to the bundle's
+//! against onnxruntime on the same ONNX and the same input, one thread each; the f32, f16 and
+//! int8 exports of the committed checkpoint (sizes, latency, |Δp| against f32); peak RSS. The input is a 10-minute session: its participant turns, cut to the bundle's
 //! `max_segments` as the device does, for each modality.
 //!
 //! Usage (through bench/run, which makes the onnxruntime venv): `inference PYTHON`.
 
 use std::time::Instant;
 
-use models::onnx::Bundle;
+use models::mimml::export::{Quantization, to_onnx_quantized};
+use models::mimml::train::Trained;
+use models::onnx::{Bundle, OnnxModel};
 
 /// Peak resident set size of this process, kB (Linux).
 fn peak_rss_kb() -> u64 {
@@ -71,11 +73,40 @@ fn main() -> anyhow::Result<()> {
     println!("tract        {tract_ms:.3} ms per session (one thread)");
     println!("onnxruntime  {ort_ms:.3} ms per session (one thread, {})", r["version"]);
     println!("|Δp| tract vs onnxruntime: {dp:.2e}; peak RSS {rss} kB");
-    println!("f16 and int8 variants: not built yet (export issue, open)");
+
+    // Quantised variants from the committed checkpoint.
+    let (trained, meta) = Trained::load(&dir.with_file_name("mimml-synth-checkpoint"))?;
+    let schema = features::schema::schema_hash();
+    let mut sizes = Vec::new();
+    let mut reference = None;
+    for q in [Quantization::F32, Quantization::F16, Quantization::Int8] {
+        let bytes = to_onnx_quantized(&trained, &meta.version, q)?;
+        let m = OnnxModel::from_bytes(&bytes, &meta.version, schema, t)?;
+        let p = m.run([&refs[0], &refs[1], &refs[2]])?.p_depressed;
+        let reference_p = *reference.get_or_insert(p);
+        let start = Instant::now();
+        for _ in 0..n {
+            m.run([&refs[0], &refs[1], &refs[2]])?;
+        }
+        let ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
+        println!(
+            "{:<5} {:>7} bytes ({:.2} of f32), tract {ms:.3} ms, |Δp| vs f32 {:.1e}",
+            q.name(),
+            bytes.len(),
+            bytes.len() as f64 / sizes.first().map_or(bytes.len(), |s: &(usize, f64)| s.0) as f64,
+            (p - reference_p).abs()
+        );
+        sizes.push((bytes.len(), ms));
+    }
+    let rss = rss.max(peak_rss_kb());
     println!(
-        "RESULT inference tract_ms={tract_ms:.3} ort_ms={ort_ms:.3} ratio_tract_over_ort={:.2} f32_bytes={size} \
-         delta_p_vs_ort={dp:.1e} peak_rss_kb={rss}",
-        tract_ms / ort_ms
+        "RESULT inference tract_ms={tract_ms:.3} ort_ms={ort_ms:.3} ratio_tract_over_ort={:.2} f32_bytes={} f16_bytes={} \
+         int8_bytes={} int8_over_f32={:.3} delta_p_vs_ort={dp:.1e} peak_rss_kb={rss}",
+        tract_ms / ort_ms,
+        sizes[0].0,
+        sizes[1].0,
+        sizes[2].0,
+        sizes[2].0 as f64 / sizes[0].0 as f64
     );
     Ok(())
 }
