@@ -62,7 +62,9 @@ pub struct Golden {
 
 /// A loaded, optimised ONNX model.
 pub struct OnnxModel {
-    plan: std::sync::Arc<TypedRunnableModel>,
+    plan: Box<dyn Runnable>,
+    /// "cpu" or "cuda".
+    backend: &'static str,
     version: String,
     schema: SchemaHash,
     max_segments: usize,
@@ -129,11 +131,14 @@ impl OnnxModel {
                 )));
             }
         }
-        let plan = model
-            .into_optimized()
-            .and_then(|m| m.into_runnable())
-            .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
-        Ok(OnnxModel { plan, version: version.to_owned(), schema, max_segments, threshold: 0.5 })
+        let typed = model.into_optimized().map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
+        let (plan, backend) = prepare(typed)?;
+        Ok(OnnxModel { plan, backend, version: version.to_owned(), schema, max_segments, threshold: 0.5 })
+    }
+
+    /// Where inference runs: "cpu" or "cuda".
+    pub fn backend(&self) -> &'static str {
+        self.backend
     }
 
     /// Sets the decision threshold (from the bundle manifest).
@@ -205,6 +210,26 @@ impl Model for OnnxModel {
         let (a, v, t) = (pick(&f.audio, max), pick(&f.video, max), pick(&f.text, max));
         self.run([&a, &v, &t])
     }
+}
+
+/// The CPU plan, or with the `cuda` feature the CUDA runtime's when a CUDA driver is present
+/// (otherwise the CPU, with the reason logged).
+fn prepare(typed: TypedModel) -> Result<(Box<dyn Runnable>, &'static str), ModelError> {
+    #[cfg(feature = "cuda")]
+    {
+        // Linking tract-cuda registers its runtime.
+        use tract_cuda as _;
+        match tract_onnx::tract_core::runtime::runtime_for_name("cuda") {
+            Ok(Some(rt)) => match rt.prepare(typed.clone()) {
+                Ok(plan) => return Ok((plan, "cuda")),
+                Err(e) => tracing::warn!("CUDA runtime could not prepare the model, using the CPU: {e:#}"),
+            },
+            Ok(None) => tracing::warn!("no CUDA runtime registered in this build, using the CPU"),
+            Err(e) => tracing::warn!("CUDA unavailable, using the CPU: {e:#}"),
+        }
+    }
+    let plan = typed.into_runnable().map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
+    Ok((Box::new(plan), "cpu"))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -287,5 +312,40 @@ impl Bundle {
             return Err(bad(format!("self-test failed: output differs from golden.json by {worst}")));
         }
         Ok(Bundle { dir: dir.to_owned(), manifest, model })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/model/mimml-synth")
+    }
+
+    #[test]
+    fn the_committed_bundle_verifies_and_runs() {
+        let b = Bundle::open(&committed()).expect("the committed bundle verifies");
+        assert!(!b.model.is_placeholder());
+        let row = vec![0.0f32; feature_widths()[0]];
+        let p = b.model.run([&[&row[..]], &[], &[]]).expect("audio alone is enough");
+        assert!((0.0..=1.0).contains(&p.p_depressed) && p.gates[1] == 0.0 && p.gates[2] == 0.0, "{p:?}");
+        assert!(matches!(b.model.run([&[], &[], &[]]), Err(ModelError::NoInput)));
+        let short = vec![0.0f32; 3];
+        assert!(matches!(b.model.run([&[&short[..]], &[], &[]]), Err(ModelError::Shape { modality: "audio", .. })));
+    }
+
+    /// With the `cuda` feature and no CUDA driver (this machine, CI), loading falls back to the
+    /// CPU and still passes the self-test; with a driver, it runs on the GPU.
+    #[cfg(feature = "cuda")]
+    #[test]
+    fn cuda_falls_back_to_the_cpu_without_a_driver() {
+        let b = Bundle::open(&committed()).expect("verifies on either backend");
+        let driver = ["/dev/nvidia0", "/dev/nvhost-ctrl-gpu"].iter().any(|p| Path::new(p).exists());
+        if driver {
+            assert!(["cuda", "cpu"].contains(&b.model.backend()));
+        } else {
+            assert_eq!(b.model.backend(), "cpu");
+        }
     }
 }
