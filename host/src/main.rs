@@ -39,6 +39,18 @@ struct PortArgs {
     baud: u32,
 }
 
+/// Where a corpus and its feature cache are.
+#[derive(Args, Debug, Clone)]
+struct CorpusArgs {
+    /// Corpus folder (DAIC-WOZ layout: NNN_P/ or NNN_P.zip plus the split files).
+    #[arg(long)]
+    corpus: PathBuf,
+    /// Feature cache folder (default: beside the corpus, `<corpus>-features`); built when missing
+    /// or stale.
+    #[arg(long)]
+    cache: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// List serial ports that may be MIMML devices (USB CDC-ACM and gadget ports first).
@@ -77,18 +89,14 @@ enum Cmd {
     /// Train MIMML on a corpus (real DAIC-WOZ or synthetic): builds or reuses the feature cache,
     /// trains with early stopping on the dev split, writes weights.safetensors + config.json.
     Train {
-        /// Corpus folder.
-        #[arg(long)]
-        corpus: PathBuf,
+        #[command(flatten)]
+        data: CorpusArgs,
         /// Output folder for the checkpoint.
         #[arg(long)]
         out: PathBuf,
         /// Hyper-parameters (JSON, fields of models::mimml::config::MimmlConfig; missing = default).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Feature cache folder (default: CORPUS/../<corpus name>-features).
-        #[arg(long)]
-        cache: Option<PathBuf>,
         #[arg(long)]
         seed: Option<u64>,
     },
@@ -98,10 +106,8 @@ enum Cmd {
     Eval {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long)]
-        corpus: PathBuf,
-        #[arg(long)]
-        cache: Option<PathBuf>,
+        #[command(flatten)]
+        data: CorpusArgs,
         #[arg(long, default_value = "test")]
         split: String,
         /// Where to write metrics.json, roc.png and reliability.png (default: the model folder).
@@ -111,24 +117,20 @@ enum Cmd {
     /// Ablations: full vs −MI vs −MTL vs concatenation vs each single modality, over seeds;
     /// writes ablation.md and ablation.json.
     Ablate {
-        #[arg(long)]
-        corpus: PathBuf,
+        #[command(flatten)]
+        data: CorpusArgs,
         #[arg(long)]
         out: PathBuf,
-        #[arg(long)]
-        cache: Option<PathBuf>,
         #[arg(long, default_value_t = 3)]
         seeds: u64,
     },
-    /// Export a checkpoint as a device bundle: ONNX (f32), manifest with hashes, and a golden
+    /// Export a checkpoint as a device bundle: ONNX, manifest with hashes, and a golden
     /// input/output (the first test session of the corpus) for the device's self-test.
     Export {
         #[arg(long)]
         model: PathBuf,
-        #[arg(long)]
-        corpus: PathBuf,
-        #[arg(long)]
-        cache: Option<PathBuf>,
+        #[command(flatten)]
+        data: CorpusArgs,
         /// Bundle folder to write.
         #[arg(long)]
         out: PathBuf,
@@ -276,11 +278,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Corpus { cmd } => corpus(cmd),
-        Cmd::Train { corpus, out, config, cache, seed } => train::train_cmd(&corpus, &out, config, cache, seed),
-        Cmd::Eval { model, corpus, cache, split, out } => train::eval_cmd(&model, &corpus, cache, &split, out),
-        Cmd::Ablate { corpus, out, cache, seeds } => train::ablate_cmd(&corpus, &out, cache, seeds),
-        Cmd::Export { model, corpus, cache, out, quantize } => {
-            train::export_cmd(&model, &corpus, cache, &out, &quantize)
+        Cmd::Train { data, out, config, seed } => train::train_cmd(&data.corpus, &out, config, data.cache, seed),
+        Cmd::Eval { model, data, split, out } => train::eval_cmd(&model, &data.corpus, data.cache, &split, out),
+        Cmd::Ablate { data, out, seeds } => train::ablate_cmd(&data.corpus, &out, data.cache, seeds),
+        Cmd::Export { model, data, out, quantize } => {
+            train::export_cmd(&model, &data.corpus, data.cache, &out, &quantize)
         }
         Cmd::Demo { session, device_data, db } => demo(&session, device_data, db),
     }

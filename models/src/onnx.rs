@@ -331,7 +331,7 @@ mod tests {
         let p = b.model.run([&[&row[..]], &[], &[]]).expect("audio alone is enough");
         assert!((0.0..=1.0).contains(&p.p_depressed) && p.gates[1] == 0.0 && p.gates[2] == 0.0, "{p:?}");
         assert!(matches!(b.model.run([&[], &[], &[]]), Err(ModelError::NoInput)));
-        let short = vec![0.0f32; 3];
+        let short = [0.0f32; 3];
         assert!(matches!(b.model.run([&[&short[..]], &[], &[]]), Err(ModelError::Shape { modality: "audio", .. })));
     }
 
