@@ -63,6 +63,8 @@ pub struct Golden {
 /// A loaded, optimised ONNX model.
 pub struct OnnxModel {
     plan: Box<dyn Runnable>,
+    /// The same graph specialised to `max_segments` rows per modality.
+    fixed: Box<dyn Runnable>,
     /// "cpu" or "cuda".
     backend: &'static str,
     version: String,
@@ -131,9 +133,21 @@ impl OnnxModel {
                 )));
             }
         }
+        // A second plan with every sequence exactly `max_segments` long: concrete shapes let tract
+        // fuse its GRUs, and most sessions fill all segments (absent modalities are fed as zero
+        // rows with `present` 0, which the graph multiplies away).
+        let mut fixed_model = model.clone();
+        for (m, w) in widths.iter().enumerate() {
+            fixed_model = fixed_model
+                .with_input_fact(m, f32::fact([1, max_segments.max(1), *w]).into())
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        let fixed_typed =
+            fixed_model.into_optimized().map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
         let typed = model.into_optimized().map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
         let (plan, backend) = prepare(typed)?;
-        Ok(OnnxModel { plan, backend, version: version.to_owned(), schema, max_segments, threshold: 0.5 })
+        let (fixed, _) = prepare(fixed_typed)?;
+        Ok(OnnxModel { plan, fixed, backend, version: version.to_owned(), schema, max_segments, threshold: 0.5 })
     }
 
     /// Where inference runs: "cpu" or "cuda".
@@ -149,13 +163,22 @@ impl OnnxModel {
 
     /// Runs the graph on rows per modality (empty = absent).
     pub fn run(&self, rows: [&[&[f32]]; 3]) -> Result<Prediction, ModelError> {
+        let full = self.max_segments.max(1);
+        // The specialised plan serves when every present modality has exactly `full` rows.
+        let use_fixed = rows.iter().all(|r| r.is_empty() || r.len() == full) && rows.iter().any(|r| !r.is_empty());
+        self.run_on(rows, use_fixed)
+    }
+
+    fn run_on(&self, rows: [&[&[f32]]; 3], use_fixed: bool) -> Result<Prediction, ModelError> {
         let widths = feature_widths();
+        let full = self.max_segments.max(1);
         let mut inputs: TVec<TValue> = tvec![];
         let mut present = [0f32; 3];
         for m in 0..3 {
             let r = rows[m];
             let (t, data): (usize, Vec<f32>) = if r.is_empty() {
-                (1, vec![0.0; widths[m]])
+                let t = if use_fixed { full } else { 1 };
+                (t, vec![0.0; t * widths[m]])
             } else {
                 present[m] = 1.0;
                 (r.len(), r.iter().flat_map(|x| x.iter().copied()).collect())
@@ -173,7 +196,8 @@ impl OnnxModel {
             return Err(ModelError::NoInput);
         }
         inputs.push(Tensor::from_shape(&[1, 3], &present).map_err(|e| bad(e.to_string()))?.into());
-        let out = self.plan.run(inputs).map_err(|e| bad(format!("inference failed: {e}")))?;
+        let plan = if use_fixed { &self.fixed } else { &self.plan };
+        let out = plan.run(inputs).map_err(|e| bad(format!("inference failed: {e}")))?;
         let get = |i: usize| -> Result<Vec<f32>, ModelError> {
             Ok(out[i].to_plain_array_view::<f32>().map_err(|e| bad(e.to_string()))?.iter().copied().collect())
         };
@@ -333,6 +357,26 @@ mod tests {
         assert!(matches!(b.model.run([&[], &[], &[]]), Err(ModelError::NoInput)));
         let short = [0.0f32; 3];
         assert!(matches!(b.model.run([&[&short[..]], &[], &[]]), Err(ModelError::Shape { modality: "audio", .. })));
+    }
+
+    #[test]
+    fn the_specialised_plan_agrees_with_the_general_one() {
+        let b = Bundle::open(&committed()).expect("verifies");
+        let full = b.manifest.max_segments;
+        let w = feature_widths();
+        let rows: Vec<Vec<Vec<f32>>> = (0..3)
+            .map(|m| {
+                (0..full).map(|i| (0..w[m]).map(|j| ((i * 13 + j * 7 + m) % 11) as f32 / 11.0).collect()).collect()
+            })
+            .collect();
+        let r: Vec<Vec<&[f32]>> = rows.iter().map(|x| x.iter().map(Vec::as_slice).collect()).collect();
+        // All present, and video absent (fed as zero rows to the specialised plan).
+        for input in [[&r[0][..], &r[1][..], &r[2][..]], [&r[0][..], &[][..], &r[2][..]]] {
+            let fixed = b.model.run_on(input, true).expect("specialised");
+            let general = b.model.run_on(input, false).expect("general");
+            assert!((fixed.p_depressed - general.p_depressed).abs() < 1e-5, "{fixed:?} vs {general:?}");
+            assert!(fixed.gates.iter().zip(&general.gates).all(|(a, b)| (a - b).abs() < 1e-5));
+        }
     }
 
     /// With the `cuda` feature and no CUDA driver (this machine, CI), loading falls back to the
