@@ -55,6 +55,32 @@ pub fn load_model(bundle: Option<&Path>) -> Result<Box<dyn models::Model>, model
     }
 }
 
+/// The voice-activity detector: silero-vad from `path`, or from where
+/// `scripts/install_silero_vad.sh` puts it when `path` is `None`. An explicit path that does not
+/// load is an error; a missing default install falls back to the energy detector (`None`),
+/// logged.
+pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::VoiceActivity>>, models::ModelError> {
+    let (path, explicit) = match path {
+        Some(p) => (p.to_owned(), true),
+        None => (models::vad::default_path(), false),
+    };
+    if !explicit && !path.exists() {
+        tracing::info!(
+            "silero-vad not installed at {} (scripts/install_silero_vad.sh): energy-based voice activity",
+            path.display()
+        );
+        return Ok(None);
+    }
+    match models::vad::SileroVad::load(&path) {
+        Ok(v) => Ok(Some(Box::new(v))),
+        Err(e) if !explicit => {
+            tracing::warn!("{e}; energy-based voice activity instead");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A simulated device: file sources from `session_dir`, the committed MIMML bundle, LEDs to
 /// the log.
 pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Device> {
@@ -66,7 +92,8 @@ pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Device> 
         model,
         Box::new(capture),
         Box::new(LogKiosk::default()),
-    )?)
+    )?
+    .with_vad(load_vad(None)?))
 }
 
 /// Serves on an already open port until `stop` is set or the link fails.

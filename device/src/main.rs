@@ -42,6 +42,10 @@ enum Cmd {
         /// capture hardware.
         #[arg(long, value_name = "DIR")]
         simulate: Option<PathBuf>,
+        /// silero-vad ONNX model for segmenting audio whose transcript has no timing. Default:
+        /// where scripts/install_silero_vad.sh installs it, else energy-based detection.
+        #[arg(long, value_name = "FILE")]
+        vad: Option<PathBuf>,
     },
     /// List the built-in boards.
     Boards,
@@ -59,7 +63,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { port, board, board_file, data_dir, model, simulate } => {
+        Cmd::Run { port, board, board_file, data_dir, model, simulate, vad } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
                 None => Board::by_name(&board)?,
@@ -77,8 +81,10 @@ fn main() -> anyhow::Result<()> {
             let kiosk = kiosk_for(&board);
             let capture = SimulatedCapture::new(&sim_dir)?;
             let model = device::load_model(model.as_deref())?;
+            let vad = device::load_vad(vad.as_deref())?;
             let mut device =
-                Device::open(DeviceConfig { data_dir, board, simulated: true }, model, Box::new(capture), kiosk)?;
+                Device::open(DeviceConfig { data_dir, board, simulated: true }, model, Box::new(capture), kiosk)?
+                    .with_vad(vad);
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {

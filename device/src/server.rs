@@ -84,6 +84,8 @@ pub struct Device {
     finished: VecDeque<SessionStatus>,
     replies: VecDeque<(RequestId, Response)>,
     hello: bool,
+    /// Segments audio into utterances when the transcript has no timing (energy when `None`).
+    vad: Option<Box<dyn features::vad::VoiceActivity>>,
 }
 
 impl std::fmt::Debug for Device {
@@ -138,7 +140,15 @@ impl Device {
             finished: VecDeque::new(),
             replies: VecDeque::new(),
             hello: false,
+            vad: None,
         })
+    }
+
+    /// Uses `vad` to segment audio whose transcript has no timing.
+    pub fn with_vad(mut self, vad: Option<Box<dyn features::vad::VoiceActivity>>) -> Self {
+        tracing::info!(vad = vad.as_ref().map_or("energy", |v| v.name()), "voice activity detector");
+        self.vad = vad;
+        self
     }
 
     pub fn device_id(&self) -> &str {
@@ -407,6 +417,7 @@ impl Device {
             landmarks: None,
             transcript: Some(&utterances),
             include_interviewer_text: false,
+            vad: self.vad.as_deref(),
         });
         let mut flags = feats.flags;
         if self.cfg.simulated {

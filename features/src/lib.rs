@@ -30,6 +30,7 @@ pub mod landmarks;
 pub mod schema;
 pub mod segment;
 pub mod text;
+pub mod vad;
 pub mod video;
 
 pub use protocol::SchemaHash;
@@ -124,6 +125,9 @@ pub struct SessionInputs<'a> {
     /// Also use the interviewer's words in the text features. Off by default: the
     /// interviewer's follow-up prompts leak the label.
     pub include_interviewer_text: bool,
+    /// Segments the audio into utterances when the transcript has no timing;
+    /// [`vad::EnergyVad`] when `None`.
+    pub vad: Option<&'a dyn vad::VoiceActivity>,
 }
 
 /// Participant words below which the transcript is flagged as short.
@@ -140,19 +144,40 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     .flatten()
     .max()
     .unwrap_or(0);
-    let segments: Vec<Segment> = match inp.transcript {
-        Some(t) if t.iter().any(|u| u.speaker == Speaker::Participant && u.end_ms > u.start_ms) => {
+    let segments: Vec<Segment> = match (inp.transcript, inp.audio) {
+        (Some(t), _) if t.iter().any(|u| u.speaker == Speaker::Participant && u.end_ms > u.start_ms) => {
             segment::participant_turns(t)
+        }
+        (_, Some(clip)) => {
+            let detector = inp.vad.unwrap_or(&vad::EnergyVad);
+            match detector.speech_probabilities(clip) {
+                Ok(p) => {
+                    let u = vad::utterances(&p, &vad::SegmenterConfig::default());
+                    tracing::debug!(vad = detector.name(), utterances = u.len(), "audio segmented by voice activity");
+                    if u.is_empty() { segment::fixed_windows(duration_ms) } else { u }
+                }
+                Err(e) => {
+                    tracing::warn!(vad = detector.name(), "voice activity failed ({e}); using fixed windows");
+                    segment::fixed_windows(duration_ms)
+                }
+            }
         }
         _ => segment::fixed_windows(duration_ms),
     };
 
     let mut flags = 0u16;
-    let audio = inp.audio.map(|clip| {
-        if audio::low_quality(clip) {
-            flags |= ResultRecord::FLAG_LOW_QUALITY_AUDIO;
+    let audio = inp.audio.and_then(|clip| match audio::analyse(clip) {
+        Ok(a) => {
+            if a.low_quality {
+                flags |= ResultRecord::FLAG_LOW_QUALITY_AUDIO;
+            }
+            Some(audio::functionals(&a, &segments))
         }
-        audio::segment_features(clip, &segments)
+        Err(e) => {
+            tracing::warn!("audio not analysed: {e}");
+            flags |= ResultRecord::FLAG_LOW_QUALITY_AUDIO;
+            None
+        }
     });
     let video = inp.landmarks.and_then(|track| landmarks::segment_features(track, &segments));
     if video.is_none() {

@@ -1,43 +1,78 @@
-//! Text front-end (foundation version) and the DAIC-WOZ transcript format.
+//! Text front-end and the DAIC-WOZ transcript format.
 //!
-//! One row per utterance: word count and rate, lexical rates per word (first-person singular
-//! pronouns, negative- and positive-affect words, absolutist words — small built-in word lists)
-//! and a 16-bucket signed hashed bag of words (FNV-1a; deterministic on every machine), a
-//! stand-in for the affect lexicon and sentence embeddings of the text front-end issue. Callers
-//! pass the participant's utterances only unless told otherwise: the interviewer's follow-up
-//! prompts leak the label (see `shared/reference/mimml.md`).
+//! One row per utterance ([`FEATURE_NAMES`]), computed offline with nothing to download:
+//!
+//! * `words`, `words_per_s`;
+//! * **affect lexicon**: the share of the utterance's words in each of [`LEXICON`]'s categories
+//!   (first-person singular, negative and positive emotion, sadness, anxiety, anger,
+//!   fatigue/sleep, absolutist, negation, social, cognitive) — small built-in word lists in the
+//!   spirit of LIWC, whose categories are the ones the depression-language literature reports
+//!   (first-person focus, negative affect, absolutist words); a trailing `*` matches a prefix;
+//! * **hashed n-gram embedding**: unigrams and bigrams, signed feature hashing (FNV-1a, so the
+//!   same on every machine) into [`EMBED_DIM`] buckets, L2-normalised — a fixed, training-free
+//!   stand-in for a sentence embedding.
+//!
+//! An optional sentence encoder (all-MiniLM-L6-v2) is not part of this build; see README.
+//! Callers pass the participant's utterances only unless told otherwise: the interviewer's
+//! follow-up prompts leak the label (see `shared/reference/mimml.md`).
 
 use std::path::Path;
 
 use crate::{FeatureError, Sequence};
 
+/// Buckets of the hashed n-gram embedding.
+pub const EMBED_DIM: usize = 32;
+
 /// Names of the per-utterance text features, in order.
 pub const FEATURE_NAMES: &[&str] = &[
     "words",
     "words_per_s",
-    "first_person_rate",
-    "negative_rate",
-    "positive_rate",
-    "absolutist_rate",
-    "bow_0",
-    "bow_1",
-    "bow_2",
-    "bow_3",
-    "bow_4",
-    "bow_5",
-    "bow_6",
-    "bow_7",
-    "bow_8",
-    "bow_9",
-    "bow_10",
-    "bow_11",
-    "bow_12",
-    "bow_13",
-    "bow_14",
-    "bow_15",
+    "lex_first_person",
+    "lex_negative",
+    "lex_positive",
+    "lex_sadness",
+    "lex_anxiety",
+    "lex_anger",
+    "lex_fatigue",
+    "lex_absolutist",
+    "lex_negation",
+    "lex_social",
+    "lex_cognitive",
+    "emb_0",
+    "emb_1",
+    "emb_2",
+    "emb_3",
+    "emb_4",
+    "emb_5",
+    "emb_6",
+    "emb_7",
+    "emb_8",
+    "emb_9",
+    "emb_10",
+    "emb_11",
+    "emb_12",
+    "emb_13",
+    "emb_14",
+    "emb_15",
+    "emb_16",
+    "emb_17",
+    "emb_18",
+    "emb_19",
+    "emb_20",
+    "emb_21",
+    "emb_22",
+    "emb_23",
+    "emb_24",
+    "emb_25",
+    "emb_26",
+    "emb_27",
+    "emb_28",
+    "emb_29",
+    "emb_30",
+    "emb_31",
 ];
-const BOW: usize = 16;
-const BOW_AT: usize = 6;
+const LEX_AT: usize = 2;
+const EMBED_AT: usize = LEX_AT + LEXICON.len();
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Speaker {
@@ -128,65 +163,157 @@ pub fn read_transcript(path: &Path) -> Result<Vec<Utterance>, FeatureError> {
     parse_transcript(&text, &origin)
 }
 
-const FIRST_PERSON: &[&str] = &["i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll"];
-const NEGATIVE: &[&str] = &[
-    "sad",
-    "tired",
-    "alone",
-    "lonely",
-    "hopeless",
-    "worthless",
-    "bad",
-    "worse",
-    "worst",
-    "hate",
-    "cry",
-    "crying",
-    "depressed",
-    "anxious",
-    "worried",
-    "afraid",
-    "empty",
-    "guilty",
-    "hurt",
-    "pain",
-    "stress",
-    "stressed",
-    "exhausted",
-    "worn",
-    "angry",
-    "upset",
-    "miserable",
-    "lost",
-    "failure",
-    "can't",
-    "don't",
-    "not",
-    "never",
+/// The affect lexicon: (category, words). `*` at the end of a word matches any continuation.
+pub const LEXICON: &[(&str, &[&str])] = &[
+    ("first_person", &["i", "me", "my", "mine", "myself", "i'm", "i've", "i'd", "i'll"]),
+    (
+        "negative",
+        &[
+            "bad",
+            "worse",
+            "worst",
+            "hate*",
+            "awful",
+            "terrible",
+            "horrible",
+            "miserable",
+            "hurt*",
+            "pain*",
+            "suffer*",
+            "fail*",
+            "wrong",
+            "problem*",
+            "difficult*",
+            "hard",
+            "struggl*",
+            "upset*",
+            "empty",
+            "worthless",
+            "hopeless",
+            "guilt*",
+            "lost",
+            "useless",
+            "ugly",
+        ],
+    ),
+    (
+        "positive",
+        &[
+            "happy",
+            "happi*",
+            "good",
+            "great",
+            "nice",
+            "love*",
+            "enjoy*",
+            "fun",
+            "glad",
+            "excit*",
+            "proud",
+            "calm",
+            "relax*",
+            "fine",
+            "wonderful",
+            "laugh*",
+            "hope",
+            "hopeful",
+            "better",
+            "best",
+            "beautiful",
+            "awesome",
+            "amazing",
+            "grateful",
+            "thank*",
+        ],
+    ),
+    (
+        "sadness",
+        &[
+            "sad*", "cry*", "cried", "tear*", "depress*", "lonel*", "alone", "grief", "griev*", "unhappy", "down",
+            "blue",
+        ],
+    ),
+    (
+        "anxiety",
+        &[
+            "worr*",
+            "anxi*",
+            "nervous*",
+            "afraid",
+            "fear*",
+            "scared",
+            "panic*",
+            "stress*",
+            "tense",
+            "uneasy",
+            "overwhelm*",
+        ],
+    ),
+    ("anger", &["angry", "anger", "mad", "furious", "annoy*", "irritat*", "frustrat*", "rage", "hostil*", "resent*"]),
+    (
+        "fatigue",
+        &[
+            "tired", "exhaust*", "sleep*", "insomnia", "fatigue*", "energy", "rest", "bed", "nap*", "awake", "weary",
+            "drained",
+        ],
+    ),
+    (
+        "absolutist",
+        &[
+            "always",
+            "never",
+            "nothing",
+            "everything",
+            "completely",
+            "totally",
+            "entire*",
+            "all",
+            "constant*",
+            "definitely",
+            "every",
+            "whole",
+            "absolutely",
+        ],
+    ),
+    (
+        "negation",
+        &[
+            "not", "no", "never", "don't", "can't", "won't", "didn't", "isn't", "wasn't", "nobody", "none", "nor",
+            "cannot",
+        ],
+    ),
+    (
+        "social",
+        &[
+            "friend*", "family", "mom", "mother", "dad", "father", "parent*", "brother*", "sister*", "wife", "husband",
+            "son", "daughter", "kid*", "people", "we", "us", "our", "together", "talk*",
+        ],
+    ),
+    (
+        "cognitive",
+        &[
+            "think*",
+            "thought*",
+            "know*",
+            "because",
+            "reason*",
+            "understand*",
+            "realiz*",
+            "mean",
+            "believe*",
+            "guess",
+            "maybe",
+            "wonder*",
+        ],
+    ),
 ];
-const POSITIVE: &[&str] = &[
-    "happy",
-    "good",
-    "great",
-    "nice",
-    "love",
-    "enjoy",
-    "fun",
-    "glad",
-    "excited",
-    "proud",
-    "calm",
-    "relaxed",
-    "fine",
-    "wonderful",
-    "friends",
-    "laugh",
-    "hope",
-    "better",
-    "best",
-];
-const ABSOLUTIST: &[&str] =
-    &["always", "never", "nothing", "everything", "completely", "totally", "entire", "all", "constantly"];
+
+fn in_category(word: &str, list: &[&str]) -> bool {
+    list.iter().any(|entry| match entry.strip_suffix('*') {
+        Some(prefix) => word.starts_with(prefix),
+        None => word == *entry,
+    })
+}
 
 fn words(text: &str) -> impl Iterator<Item = String> + '_ {
     text.split(|c: char| !(c.is_alphanumeric() || c == '\''))
@@ -198,34 +325,42 @@ fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
+/// Adds `sign(h) · weight` to bucket `h mod EMBED_DIM`.
+fn hash_into(row: &mut [f32], h: u64, weight: f32) {
+    let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
+    row[(h % EMBED_DIM as u64) as usize] += sign * weight;
+}
+
 /// One row per utterance ([`FEATURE_NAMES`]); `None` when there are no words at all.
 pub fn utterance_features(utterances: &[&Utterance]) -> Option<Sequence> {
     let mut seq = Sequence::new(FEATURE_NAMES.len());
     let mut total = 0usize;
+    let mut row = vec![0.0f32; FEATURE_NAMES.len()];
     for u in utterances {
         let ws: Vec<String> = words(&u.text).collect();
         let n = ws.len();
         total += n;
-        let rate = |list: &[&str]| {
-            if n == 0 { 0.0 } else { ws.iter().filter(|w| list.contains(&w.as_str())).count() as f32 / n as f32 }
-        };
+        row.iter_mut().for_each(|v| *v = 0.0);
         let secs = u.end_ms.saturating_sub(u.start_ms) as f32 / 1000.0;
-        let mut row = vec![
-            n as f32,
-            if secs > 0.0 { n as f32 / secs } else { 0.0 },
-            rate(FIRST_PERSON),
-            rate(NEGATIVE),
-            rate(POSITIVE),
-            rate(ABSOLUTIST),
-        ];
-        row.resize(FEATURE_NAMES.len(), 0.0);
-        for w in &ws {
-            let h = fnv1a(w);
-            let sign = if h >> 63 == 1 { -1.0 } else { 1.0 };
-            row[BOW_AT + (h % BOW as u64) as usize] += sign;
+        row[0] = n as f32;
+        row[1] = if secs > 0.0 { n as f32 / secs } else { 0.0 };
+        if n > 0 {
+            for (c, (_, list)) in LEXICON.iter().enumerate() {
+                row[LEX_AT + c] = ws.iter().filter(|w| in_category(w, list)).count() as f32 / n as f32;
+            }
         }
-        let norm = (n.max(1) as f32).sqrt();
-        row[BOW_AT..].iter_mut().for_each(|v| *v /= norm);
+        let emb = &mut row[EMBED_AT..];
+        for (i, w) in ws.iter().enumerate() {
+            hash_into(emb, fnv1a(w), 1.0);
+            if let Some(next) = ws.get(i + 1) {
+                // A bigram hashes "w next" (the space keeps "a bc" and "ab c" apart).
+                hash_into(emb, fnv1a(&format!("{w} {next}")), 0.5);
+            }
+        }
+        let norm = emb.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if norm > 0.0 {
+            emb.iter_mut().for_each(|v| *v /= norm);
+        }
         seq.push(&row);
     }
     (total > 0).then_some(seq)
@@ -248,12 +383,31 @@ mod tests {
         let f = f.row(0);
         assert_eq!(f[0], 7.0); // i'm tired and sad i never sleep
         assert_eq!(f[1], 7.0 / 3.0);
-        assert_eq!(f[2], 2.0 / 7.0); // i'm, i
-        assert_eq!(f[3], 3.0 / 7.0); // tired, sad, never
-        // The hashed bag of words is deterministic and normalised: 7 words, one per bucket at most ±.
-        let bow: f32 = f[BOW_AT..].iter().map(|v| v * v).sum();
-        assert!(bow > 0.0 && bow <= 7.0 * 7.0 / 7.0 + 1e-4, "{bow}");
-        assert_eq!(fnv1a("sad"), fnv1a("sad"));
+        let lex = |name: &str| f[FEATURE_NAMES.iter().position(|n| *n == format!("lex_{name}")).expect("category")];
+        assert_eq!(lex("first_person"), 2.0 / 7.0); // i'm, i
+        assert_eq!(lex("sadness"), 1.0 / 7.0); // sad
+        assert_eq!(lex("fatigue"), 2.0 / 7.0); // tired, sleep (prefix sleep*)
+        assert_eq!(lex("absolutist"), 1.0 / 7.0); // never
+        assert_eq!(lex("negation"), 1.0 / 7.0); // never
+        assert_eq!(lex("positive"), 0.0);
+        // The hashed n-gram embedding is deterministic and unit length.
+        let emb: f32 = f[EMBED_AT..].iter().map(|v| v * v).sum();
+        assert!((emb - 1.0).abs() < 1e-5, "{emb}");
+        // FNV-1a test vectors: the hash is the published one, not this machine's.
+        assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a("foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn bigrams_tell_word_order_apart() {
+        let utt =
+            |text: &str| Utterance { start_ms: 0, end_ms: 1000, speaker: Speaker::Participant, text: text.into() };
+        let (a, b) = (utt("dog bites man"), utt("man bites dog"));
+        let f = utterance_features(&[&a, &b]).expect("words");
+        let (ra, rb) = (&f.row(0)[EMBED_AT..], &f.row(1)[EMBED_AT..]);
+        assert_ne!(ra, rb);
+        let cos: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
+        assert!(cos > 0.5, "same words, similar embedding: {cos}");
     }
 
     #[test]

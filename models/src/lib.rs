@@ -18,6 +18,8 @@ pub mod metrics;
 pub mod mimml;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "onnx")]
+pub mod vad;
 
 use features::{Sequence, SessionFeatures, schema};
 use protocol::{PerModality, SchemaHash};
@@ -32,6 +34,8 @@ pub enum ModelError {
     NoInput,
     #[error("model bundle: {0}")]
     Bundle(String),
+    #[error("voice-activity model: {0}")]
+    Vad(String),
 }
 
 /// One session's prediction.
@@ -122,9 +126,9 @@ impl Default for PlaceholderModel {
                 "text",
                 features::text::FEATURE_NAMES,
                 &[
-                    ("first_person_rate", 0.08, 0.04, 0.5),
-                    ("negative_rate", 0.04, 0.03, 0.7),
-                    ("positive_rate", 0.03, 0.02, -0.5),
+                    ("lex_first_person", 0.08, 0.04, 0.5),
+                    ("lex_negative", 0.04, 0.03, 0.7),
+                    ("lex_positive", 0.03, 0.02, -0.5),
                 ],
             ),
         }
@@ -201,7 +205,7 @@ mod tests {
             text: text.then(|| {
                 seq(
                     features::text::FEATURE_NAMES,
-                    &[("first_person_rate", 0.08), ("negative_rate", 0.04), ("positive_rate", 0.03)],
+                    &[("lex_first_person", 0.08), ("lex_negative", 0.04), ("lex_positive", 0.03)],
                 )
             }),
             flags: 0,

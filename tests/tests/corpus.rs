@@ -259,7 +259,7 @@ fn planted_signals_survive_into_the_features() {
             a[col(features::audio::FEATURE_NAMES, "f0_sd_st")],
             v[col(features::landmarks::FEATURE_NAMES, "motion_mean")],
             v[col(features::landmarks::FEATURE_NAMES, "smile_ratio")],
-            x[col(features::text::FEATURE_NAMES, "negative_rate")],
+            x[col(features::text::FEATURE_NAMES, "lex_negative")],
         ));
     }
     let sig = |m: usize| rows.iter().map(|r| r.0[m]).collect::<Vec<f32>>();

@@ -38,9 +38,9 @@ fn main() -> anyhow::Result<()> {
     let s = corpus.load(corpus.available().next().map(|p| p.id).unwrap_or(300));
     if let Some(a) = &s.audio {
         let t = Instant::now();
-        let f = features::audio::frames(&a.samples);
+        let f = features::audio::llds(&a.samples);
         let audio_rt = a.duration_s() / t.elapsed().as_secs_f32();
-        println!("audio frame descriptors alone: {audio_rt:.0}× realtime on one thread ({} frames)", f.f0.len());
+        println!("audio frame descriptors alone: {audio_rt:.0}× realtime on one thread ({} frames)", f.len());
     }
     println!(
         "RESULT corpus cache_s_per_audio_hour_1thread={per_hour_1:.1} cache_s_per_audio_hour_{threads}threads={per_hour_n:.1} \

@@ -164,6 +164,9 @@ pub fn build(
                 landmarks: s.landmarks.as_ref(),
                 transcript: s.transcript.as_deref(),
                 include_interviewer_text: options.include_interviewer_text,
+                // DAIC-WOZ and the synthetic corpus have timed transcripts; the energy detector
+                // only segments a session that lacks one.
+                vad: None,
             });
             let bytes = encode(&f, p.id).map_err(|e| cache_err(dir, format!("session {}: {e}", p.id)))?;
             write_atomic(&file, &bytes).map_err(io)?;

@@ -1,0 +1,137 @@
+//! `bench/run audio`: the audio front-end's speed (× realtime on one core) and its speed
+//! against librosa computing comparable features of the same audio in the same run; the live
+//! reference check (MFCC vs librosa, F0 vs Praat) on the speech fixtures; text features per
+//! utterance.
+//!
+//! Usage (through bench/run, which makes the reference venv): `audio PYTHON`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use features::audio::reference::{f0_agreement, mfcc_relative_error};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn python(python: &str, args: &[&str]) -> anyhow::Result<String> {
+    // One core for the reference too: no BLAS/OpenMP thread pools.
+    let mut cmd = Command::new(python);
+    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"] {
+        cmd.env(var, "1");
+    }
+    let out = cmd
+        .arg(repo().join("scripts/audio_reference.py"))
+        .args(args)
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    if !out.status.success() {
+        bail!("audio_reference.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array().map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect()).unwrap_or_default()
+}
+
+fn main() -> anyhow::Result<()> {
+    let py = std::env::args().nth(1).unwrap_or_else(|| "python3".into());
+    let tmp = tempfile::tempdir()?;
+
+    // 1. Speed: ten minutes of real (espeak-ng) speech, the sample session's audio ten times.
+    let sample = features::audio::read_wav(&repo().join("assets/sample/session-001/audio.wav"))?;
+    let samples: Vec<f32> = sample.samples.repeat(10);
+    let seconds = samples.len() as f64 / 16_000.0;
+    let wav = tmp.path().join("ten_minutes.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&wav, spec)?;
+    for &s in &samples {
+        w.write_sample((s * 32768.0).round().clamp(-32768.0, 32767.0) as i16)?;
+    }
+    w.finalize()?;
+    let clip = features::audio::read_wav(&wav)?;
+    let llds_s = best_of(3, || {
+        std::hint::black_box(features::audio::llds(&clip.samples));
+    });
+    let segments = features::segment::fixed_windows((seconds * 1000.0) as u32);
+    let all_s = best_of(3, || {
+        std::hint::black_box(features::audio::segment_features(&clip, &segments));
+    });
+    let rt = seconds / all_s;
+    println!(
+        "ours: {seconds:.0} s of speech → LLDs in {llds_s:.3} s, LLDs + functionals in {all_s:.3} s: {rt:.0}× realtime (one thread)"
+    );
+    let lib: serde_json::Value = serde_json::from_str(&python(&py, &["time", &wav.display().to_string(), "3"])?)?;
+    let librosa_s = lib["seconds"].as_f64().context("librosa timing")?;
+    let ratio = librosa_s / all_s;
+    println!(
+        "librosa {} (STFT, mel, MFCC, RMS, ZCR, flux, YIN; same framing): {librosa_s:.3} s → ours is {ratio:.1}× faster",
+        lib["librosa"]
+    );
+
+    // 2. Live reference check on the speech fixtures.
+    let fixtures = repo().join("features/tests/fixtures/speech");
+    let live = tmp.path().join("speech");
+    std::fs::create_dir(&live)?;
+    for e in std::fs::read_dir(&fixtures)? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "wav") {
+            std::fs::copy(&p, live.join(p.file_name().context("file name")?))?;
+        }
+    }
+    python(&py, &["reference", &live.display().to_string()])?;
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(live.join("reference.json"))?)?;
+    let (mut worst_mfcc, mut worst_f0, mut min_agree) = (0.0f32, 0.0f32, 1.0f32);
+    for (name, f) in r["files"].as_object().context("files")? {
+        let clip = features::audio::read_wav(&live.join(name))?;
+        let mfcc: Vec<Vec<f32>> = f["mfcc"].as_array().context("mfcc")?.iter().map(floats).collect();
+        let err = mfcc_relative_error(&clip.samples, 16_000, &mfcc).context("MFCC shapes differ from librosa's")?;
+        let a = f0_agreement(&clip.samples, &floats(&f["pitch_times"]), &floats(&f["pitch_hz"]));
+        println!(
+            "{name:22} MFCC rel. error {err:.1e}   F0 median |Δ| {:.3} Hz over {} frames both voiced ({:.0} % voicing agreement)",
+            a.median_abs_hz,
+            a.both_voiced,
+            100.0 * a.voicing_agreement
+        );
+        worst_mfcc = worst_mfcc.max(err);
+        worst_f0 = worst_f0.max(a.median_abs_hz);
+        min_agree = min_agree.min(a.voicing_agreement);
+    }
+    println!("(librosa {}, parselmouth {})", r["librosa"], r["parselmouth"]);
+
+    // 3. Text features per utterance.
+    let transcript = features::text::read_transcript(&repo().join("assets/sample/session-001/transcript.tsv"))?;
+    let refs: Vec<&features::text::Utterance> = transcript.iter().collect();
+    let per_call = best_of(5, || {
+        for _ in 0..1000 {
+            std::hint::black_box(features::text::utterance_features(&refs));
+        }
+    }) / 1000.0;
+    let text_us = per_call * 1e6 / refs.len() as f64;
+    println!("text features: {text_us:.2} µs per utterance ({} utterances)", refs.len());
+
+    println!(
+        "RESULT audio realtime_x={rt:.0} librosa_s={librosa_s:.3} ours_s={all_s:.3} speedup_vs_librosa={ratio:.1} \
+         mfcc_max_rel_err={worst_mfcc:.1e} f0_median_err_hz={worst_f0:.3} f0_voicing_agreement={min_agree:.2} \
+         text_us_per_utterance={text_us:.2}"
+    );
+    Ok(())
+}
