@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Reference values for the video front-end (reference only; never a product dependency).
+
+    video_reference.py make-fixtures DIR     real photos as PNG: scikit-image's `astronaut` and a
+                                             grid of `lfw_subset` faces (upscaled 4x)
+    video_reference.py reference DIR CASCADE...
+                                             OpenCV detectMultiScale boxes (defaults: scaleFactor
+                                             1.1, minNeighbors 3) for every PNG in DIR with each
+                                             cascade XML, into DIR/reference.json
+    video_reference.py time PNG CASCADE REPEATS
+                                             best time of detectMultiScale on PNG, one thread; JSON
+
+Run inside the venv that bench/run makes (opencv-python-headless<5, scikit-image, numpy).
+"""
+import json
+import os
+import sys
+import time
+
+
+def make_fixtures(out):
+    import numpy as np
+    from skimage import data
+    import cv2
+
+    os.makedirs(out, exist_ok=True)
+    cv2.imwrite(os.path.join(out, "astronaut.png"), cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR))
+    faces = data.lfw_subset()  # 200 faces of 25x25, float in [0, 1]; the first 100 are faces
+    tiles = []
+    for row in range(3):
+        tiles.append(np.hstack([np.kron(faces[row * 4 + c], np.ones((4, 4))) for c in range(4)]))
+    grid = (np.vstack(tiles) * 255).round().astype(np.uint8)
+    grid = np.pad(grid, 20, constant_values=128)
+    cv2.imwrite(os.path.join(out, "lfw_grid.png"), grid)
+
+
+def gray_of(path):
+    import cv2
+
+    img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if img.ndim == 3:
+        return cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    return img
+
+
+def reference(folder, cascades):
+    import cv2
+
+    cv2.setNumThreads(1)
+    out = {"opencv": cv2.__version__, "images": {}}
+    for f in sorted(os.listdir(folder)):
+        if not f.endswith(".png"):
+            continue
+        gray = gray_of(os.path.join(folder, f))
+        out["images"][f] = {}
+        for c in cascades:
+            det = cv2.CascadeClassifier(c)
+            boxes = det.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=3)
+            out["images"][f][os.path.basename(c)] = [list(map(int, b)) for b in boxes]
+    with open(os.path.join(folder, "reference.json"), "w") as fh:
+        json.dump(out, fh, indent=1)
+
+
+def timing(png, cascade, repeats):
+    import cv2
+
+    cv2.setNumThreads(1)
+    gray = gray_of(png)
+    det = cv2.CascadeClassifier(cascade)
+    det.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=3)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        det.detectMultiScale(gray, scaleFactor=1.1, minNeighbors=3)
+        best = min(best, time.perf_counter() - t)
+    print(json.dumps({"seconds": best, "opencv": cv2.__version__}))
+
+
+if __name__ == "__main__":
+    cmd = sys.argv[1] if len(sys.argv) > 1 else ""
+    if cmd == "make-fixtures":
+        make_fixtures(sys.argv[2])
+    elif cmd == "reference":
+        reference(sys.argv[2], sys.argv[3:])
+    elif cmd == "time":
+        timing(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        sys.exit(__doc__)

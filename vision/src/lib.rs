@@ -1,0 +1,57 @@
+//! # vision — camera frames to face landmarks, on the device
+//!
+//! ```text
+//! frame (RGB/luma) ──► gray ──► cascade::Cascade (face boxes) ──► largest/most central face
+//!                                                                      ▼
+//!                        landmarks (68 points, iBUG order) ──► features::landmarks (measures)
+//! ```
+//!
+//! * [`cascade`]: Viola–Jones detection with OpenCV's Haar/LBP cascade files, evaluated like
+//!   OpenCV's `detectMultiScale` (checked against it on real photos).
+//!
+//! Nothing here depends on a training library or on hardware; frames come from
+//! `features::video` sources.
+
+pub mod cascade;
+
+/// An axis-aligned box in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Rect {
+    pub fn area(&self) -> u64 {
+        u64::from(self.w) * u64::from(self.h)
+    }
+
+    /// Intersection over union.
+    pub fn iou(&self, o: &Rect) -> f32 {
+        let (x0, y0) = (self.x.max(o.x), self.y.max(o.y));
+        let (x1, y1) = ((self.x + self.w).min(o.x + o.w), (self.y + self.h).min(o.y + o.h));
+        let inter = if x1 > x0 && y1 > y0 { u64::from(x1 - x0) * u64::from(y1 - y0) } else { 0 };
+        let union = self.area() + o.area() - inter;
+        if union == 0 { 0.0 } else { inter as f32 / union as f32 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VisionError {
+    #[error("model file {path}: {detail}")]
+    Model { path: String, detail: String },
+    #[error("image {path}: {detail}")]
+    Image { path: String, detail: String },
+}
+
+/// 8-bit luma as OpenCV 4's `cvtColor(RGB2GRAY)` computes it (0.299/0.587/0.114 in 15-bit fixed
+/// point; bit-exact, checked against OpenCV).
+pub fn to_gray(img: &image::RgbImage) -> image::GrayImage {
+    image::GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        let [r, g, b] = img.get_pixel(x, y).0;
+        let v = (u32::from(r) * 9798 + u32::from(g) * 19235 + u32::from(b) * 3735 + (1 << 14)) >> 15;
+        image::Luma([v as u8])
+    })
+}
