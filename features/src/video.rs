@@ -1,34 +1,42 @@
-//! Frame sources: where camera frames come from (V4L2 with the video front-end issue; files
-//! under `--simulate`). Frames become model inputs only through face landmarks
-//! ([`crate::landmarks`]); the face detector and landmarker arrive with the video front-end
-//! issue, and until then a device reports video as absent rather than feed the model measures
-//! that training never saw.
+//! Frame sources: where camera frames come from — V4L2 on the device (`device`'s `v4l`
+//! feature) or files under `--simulate` and in tests: a folder of PNG/JPEG frames ([`FrameDir`]),
+//! a YUV4MPEG2 file ([`Y4mFile`]) or a Motion-JPEG stream of concatenated JPEGs ([`MjpegFile`]).
+//! Frames are handed on as 8-bit luma ([`to_gray`], bit-exact with OpenCV's `RGB2GRAY`), which
+//! is all the face front-end (the `vision` crate) uses; frames become model inputs only through
+//! face landmarks ([`crate::landmarks`]).
 
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
-use image::imageops::FilterType;
+use image::GrayImage;
 use serde::Deserialize;
 
 use crate::FeatureError;
 
-const W: u32 = 64;
-const H: u32 = 48;
-
-/// A frame reduced to 64×48 luma.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SmallFrame(pub Vec<u8>);
-
 /// Where frames come from: a camera, or files under `--simulate`.
 pub trait FrameSource {
     fn fps(&self) -> f32;
-    /// The next frame; `None` at the end. A frame that cannot be decoded is an `Err` and the
-    /// source moves on to the next one.
-    fn next_frame(&mut self) -> Option<Result<SmallFrame, FeatureError>>;
+    /// The next frame as luma; `None` at the end. A frame that cannot be decoded is an `Err` and
+    /// the source moves on to the next one.
+    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>>;
 }
 
-/// Reduces a decoded image to the front-end's working size.
-pub fn reduce(img: &image::DynamicImage) -> SmallFrame {
-    SmallFrame(img.resize_exact(W, H, FilterType::Triangle).to_luma8().into_raw())
+/// 8-bit luma as OpenCV 4's `cvtColor(RGB2GRAY)` computes it: 0.299/0.587/0.114 in 15-bit fixed
+/// point (bit-exact, checked against OpenCV by the `vision` tests).
+pub fn rgb_to_gray(img: &image::RgbImage) -> GrayImage {
+    GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        let [r, g, b] = img.get_pixel(x, y).0;
+        let v = (u32::from(r) * 9798 + u32::from(g) * 19235 + u32::from(b) * 3735 + (1 << 14)) >> 15;
+        image::Luma([v as u8])
+    })
+}
+
+/// Luma of any decoded image (gray images are taken as they are).
+pub fn to_gray(img: image::DynamicImage) -> GrayImage {
+    match img {
+        image::DynamicImage::ImageLuma8(g) => g,
+        other => rgb_to_gray(&other.to_rgb8()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -81,13 +89,163 @@ impl FrameSource for FrameDir {
         self.fps
     }
 
-    fn next_frame(&mut self) -> Option<Result<SmallFrame, FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
         let path = self.files.next()?;
         Some(
             image::open(&path)
-                .map(|img| reduce(&img))
+                .map(to_gray)
                 .map_err(|e| FeatureError::Video { path: path.display().to_string(), detail: e.to_string() }),
         )
+    }
+}
+
+/// A YUV4MPEG2 (`.y4m`) file: the luma plane of each frame is the frame. 8-bit colour spaces
+/// (C420*, C422, C444, mono) are read; anything else is a clear error at open.
+#[derive(Debug)]
+pub struct Y4mFile {
+    r: std::io::BufReader<std::fs::File>,
+    origin: String,
+    width: u32,
+    height: u32,
+    /// Bytes of chroma after each luma plane.
+    chroma: usize,
+    fps: f32,
+    done: bool,
+}
+
+impl Y4mFile {
+    pub fn open(path: &Path) -> Result<Y4mFile, FeatureError> {
+        let origin = path.display().to_string();
+        let err = |detail: String| FeatureError::Video { path: origin.clone(), detail };
+        let mut r = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| err(e.to_string()))?);
+        let header = read_line(&mut r, 1024).map_err(|e| err(e.to_string()))?;
+        let mut fields = header.split(' ');
+        if fields.next() != Some("YUV4MPEG2") {
+            return Err(err("not a YUV4MPEG2 file".into()));
+        }
+        let (mut w, mut h, mut fps, mut colour) = (0u32, 0u32, 0f32, "420jpeg".to_owned());
+        for f in fields {
+            let (tag, v) = f.split_at(f.len().min(1));
+            match tag {
+                "W" => w = v.parse().map_err(|_| err(format!("bad width {v:?}")))?,
+                "H" => h = v.parse().map_err(|_| err(format!("bad height {v:?}")))?,
+                "F" => {
+                    let (n, d) = v.split_once(':').ok_or_else(|| err(format!("bad frame rate {v:?}")))?;
+                    let (n, d): (f32, f32) = (
+                        n.parse().map_err(|_| err("bad frame rate".into()))?,
+                        d.parse().map_err(|_| err("bad frame rate".into()))?,
+                    );
+                    fps = if d > 0.0 { n / d } else { 0.0 };
+                }
+                "C" => colour = v.to_owned(),
+                _ => {}
+            }
+        }
+        if !(1..=8192).contains(&w) || !(1..=8192).contains(&h) || !(fps > 0.0 && fps <= 240.0) {
+            return Err(err(format!("unsupported geometry {w}x{h} at {fps} fps")));
+        }
+        let luma = (w * h) as usize;
+        let (cw, ch) = (w.div_ceil(2) as usize, h.div_ceil(2) as usize);
+        let chroma = match colour.as_str() {
+            "420" | "420jpeg" | "420paldv" | "420mpeg2" => 2 * cw * ch,
+            "422" => 2 * cw * h as usize,
+            "444" => 2 * luma,
+            "mono" => 0,
+            other => return Err(err(format!("colour space C{other} is not supported (8-bit 420, 422, 444, mono)"))),
+        };
+        Ok(Y4mFile { r, origin, width: w, height: h, chroma, fps, done: false })
+    }
+}
+
+fn read_line<R: std::io::BufRead>(r: &mut R, limit: usize) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    r.take(limit as u64).read_until(b'\n', &mut line)?;
+    if line.last() != Some(&b'\n') {
+        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "unterminated header line"));
+    }
+    line.pop();
+    String::from_utf8(line).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "header is not UTF-8"))
+}
+
+impl FrameSource for Y4mFile {
+    fn fps(&self) -> f32 {
+        self.fps
+    }
+
+    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
+        if self.done {
+            return None;
+        }
+        let err = |detail: String| FeatureError::Video { path: self.origin.clone(), detail };
+        let line = match read_line(&mut self.r, 1024) {
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                self.done = true;
+                return None;
+            }
+            other => other,
+        };
+        let result = line.map_err(|e| err(e.to_string())).and_then(|l| {
+            if !l.starts_with("FRAME") {
+                return Err(err(format!("expected FRAME, found {:?}", l.chars().take(16).collect::<String>())));
+            }
+            let mut luma = vec![0u8; (self.width * self.height) as usize];
+            self.r.read_exact(&mut luma).map_err(|e| err(format!("truncated frame ({e})")))?;
+            std::io::copy(&mut (&mut self.r).take(self.chroma as u64), &mut std::io::sink())
+                .map_err(|e| err(e.to_string()))?;
+            GrayImage::from_raw(self.width, self.height, luma).ok_or_else(|| err("frame size".into()))
+        });
+        if result.is_err() {
+            // A broken stream cannot be resynchronised: stop after reporting it.
+            self.done = true;
+        }
+        Some(result)
+    }
+}
+
+/// A Motion-JPEG file: JPEG images one after another (what many USB cameras send), split at
+/// their start/end markers and decoded one by one. A corrupt JPEG is reported and skipped.
+#[derive(Debug)]
+pub struct MjpegFile {
+    data: Vec<u8>,
+    at: usize,
+    fps: f32,
+    origin: String,
+}
+
+impl MjpegFile {
+    pub fn open(path: &Path, fps: f32) -> Result<MjpegFile, FeatureError> {
+        let origin = path.display().to_string();
+        let data =
+            std::fs::read(path).map_err(|e| FeatureError::Video { path: origin.clone(), detail: e.to_string() })?;
+        if !data.starts_with(&[0xFF, 0xD8]) {
+            return Err(FeatureError::Video {
+                path: origin,
+                detail: "not a Motion-JPEG stream (no JPEG start marker)".into(),
+            });
+        }
+        Ok(MjpegFile { data, at: 0, fps, origin })
+    }
+}
+
+impl FrameSource for MjpegFile {
+    fn fps(&self) -> f32 {
+        self.fps
+    }
+
+    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
+        let rest = &self.data[self.at..];
+        let start = rest.windows(2).position(|w| w == [0xFF, 0xD8])?;
+        // The frame ends where the next one starts (or at the end of the file).
+        let next = rest[start + 2..].windows(3).position(|w| w == [0xFF, 0xD9, 0xFF]).map(|p| start + 2 + p + 2);
+        let end = next.unwrap_or(rest.len());
+        let jpeg = &rest[start..end];
+        self.at += end;
+        Some(image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg).map(to_gray).map_err(|e| {
+            FeatureError::Video {
+                path: format!("{} (frame at byte {})", self.origin, self.at - end + start),
+                detail: e.to_string(),
+            }
+        }))
     }
 }
 
@@ -111,7 +269,60 @@ mod tests {
         assert_eq!(src.fps(), 10.0);
         let frames: Vec<_> = std::iter::from_fn(|| src.next_frame()).collect();
         assert_eq!(frames.len(), 3);
-        assert_eq!(frames[1].as_ref().expect("png decodes").0, vec![100u8; (W * H) as usize]);
+        assert_eq!(frames[1].as_ref().expect("png decodes").as_raw(), &vec![100u8; 320 * 240]);
         assert!(frames[2].as_ref().unwrap_err().to_string().contains("002.jpg"));
+    }
+
+    #[test]
+    fn y4m_gives_luma_planes_and_reports_damage() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.y4m");
+        let mut bytes = b"YUV4MPEG2 W4 H2 F25:1 Ip A1:1 C420jpeg\n".to_vec();
+        for v in [10u8, 20] {
+            bytes.extend_from_slice(b"FRAME\n");
+            bytes.extend(std::iter::repeat_n(v, 8));
+            bytes.extend(std::iter::repeat_n(128, 4)); // 2x1 U and V
+        }
+        bytes.extend_from_slice(b"FRAME\n\x01\x02"); // cut short
+        std::fs::write(&path, &bytes).expect("write");
+        let mut y = Y4mFile::open(&path).expect("opens");
+        assert_eq!(y.fps(), 25.0);
+        assert_eq!(y.next_frame().expect("frame").expect("ok").as_raw(), &vec![10u8; 8]);
+        assert_eq!(y.next_frame().expect("frame").expect("ok").as_raw(), &vec![20u8; 8]);
+        assert!(y.next_frame().expect("frame").unwrap_err().to_string().contains("truncated"));
+        assert!(y.next_frame().is_none());
+        std::fs::write(&path, b"YUV4MPEG2 W4 H2 F25:1 C420p10\n").expect("write");
+        assert!(Y4mFile::open(&path).unwrap_err().to_string().contains("C420p10"));
+        std::fs::write(&path, b"YUV4MPEG2 W4 H2 F25:1 Cfoo\n").expect("write");
+        assert!(Y4mFile::open(&path).unwrap_err().to_string().contains("Cfoo"));
+        std::fs::write(&path, b"RIFF").expect("write");
+        assert!(Y4mFile::open(&path).is_err());
+    }
+
+    #[test]
+    fn mjpeg_frames_decode_one_by_one_and_a_corrupt_one_is_skipped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut stream = Vec::new();
+        for v in [30u8, 200] {
+            let mut jpeg = Vec::new();
+            image::GrayImage::from_pixel(16, 8, image::Luma([v]))
+                .write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)
+                .expect("encode");
+            stream.extend_from_slice(&jpeg);
+            if v == 30 {
+                stream.extend_from_slice(b"\xFF\xD8\xFF\xE0garbage\xFF\xD9");
+            }
+        }
+        let path = dir.path().join("v.mjpeg");
+        std::fs::write(&path, &stream).expect("write");
+        let mut m = MjpegFile::open(&path, 15.0).expect("opens");
+        let frames: Vec<_> = std::iter::from_fn(|| m.next_frame()).collect();
+        assert_eq!(frames.len(), 3, "{frames:?}");
+        let mean = |g: &GrayImage| g.as_raw().iter().map(|&v| u32::from(v)).sum::<u32>() / 128;
+        assert!(mean(frames[0].as_ref().expect("decodes")).abs_diff(30) <= 2);
+        assert!(frames[1].is_err());
+        assert!(mean(frames[2].as_ref().expect("decodes")).abs_diff(200) <= 2);
+        std::fs::write(&path, b"nope").expect("write");
+        assert!(MjpegFile::open(&path, 15.0).is_err());
     }
 }

@@ -13,6 +13,21 @@
 //! `features::video` sources.
 
 pub mod cascade;
+pub mod face;
+pub mod shape;
+
+use std::path::{Path, PathBuf};
+
+/// The face detector committed with this crate (OpenCV's `haarcascade_frontalface_default.xml`,
+/// Intel License Agreement, BSD-style).
+pub fn default_cascade() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/haarcascade_frontalface_default.xml")
+}
+
+/// Where `scripts/install_landmark_model.sh` puts dlib's 68-point model in a checkout.
+pub fn default_predictor() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/landmarks/shape_predictor_68_face_landmarks.dat")
+}
 
 /// An axis-aligned box in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,12 +61,4 @@ pub enum VisionError {
     Image { path: String, detail: String },
 }
 
-/// 8-bit luma as OpenCV 4's `cvtColor(RGB2GRAY)` computes it (0.299/0.587/0.114 in 15-bit fixed
-/// point; bit-exact, checked against OpenCV).
-pub fn to_gray(img: &image::RgbImage) -> image::GrayImage {
-    image::GrayImage::from_fn(img.width(), img.height(), |x, y| {
-        let [r, g, b] = img.get_pixel(x, y).0;
-        let v = (u32::from(r) * 9798 + u32::from(g) * 19235 + u32::from(b) * 3735 + (1 << 14)) >> 15;
-        image::Luma([v as u8])
-    })
-}
+pub use features::video::{rgb_to_gray as to_gray, to_gray as luma};

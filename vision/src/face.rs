@@ -1,0 +1,227 @@
+//! The video front-end: frames → face → 68 landmarks → a `features::landmarks::LandmarkTrack`.
+//!
+//! Detection (the cascade) runs on the first frame, every [`FaceConfig::detect_every`] frames
+//! and whenever tracking is lost; in between, the face box is carried from the previous frame's
+//! landmarks (their bounding box mapped back to the detector's box convention, learnt on the
+//! last detection), which costs one landmark pass instead of a multi-scale scan. With several
+//! faces the largest (then the most central) is taken and the frame is flagged.
+
+use std::path::Path;
+
+use features::landmarks::{LandmarkFrame, LandmarkTrack, POINTS};
+use features::video::FrameSource;
+use image::GrayImage;
+
+use crate::cascade::{Cascade, DetectParams};
+use crate::shape::ShapePredictor;
+use crate::{Rect, VisionError};
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FaceConfig {
+    pub detect: DetectParams,
+    /// Run the detector at least every this many frames (1 = every frame).
+    pub detect_every: u32,
+    /// Detect on a copy scaled so its longer side is at most this (0 = full size); boxes are
+    /// mapped back. Faces at a kiosk fill a good part of the frame.
+    pub detect_max_side: u32,
+}
+
+impl Default for FaceConfig {
+    fn default() -> Self {
+        FaceConfig {
+            detect: DetectParams { min_size: 40, ..DetectParams::default() },
+            detect_every: 10,
+            detect_max_side: 320,
+        }
+    }
+}
+
+/// What one frame gave.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaceStatus {
+    /// One face (or the chosen one of several, `others` > 0).
+    Face {
+        rect: Rect,
+        landmarks: Box<[[f32; 2]; POINTS]>,
+        others: usize,
+        detected: bool,
+    },
+    NoFace,
+}
+
+/// Cascade + shape predictor + the tracking state of one video stream.
+#[derive(Debug)]
+pub struct FaceFrontEnd {
+    cascade: Cascade,
+    predictor: ShapePredictor,
+    cfg: FaceConfig,
+    since_detect: u32,
+    /// The tracked face's box, and the detector box relative to the landmarks' bounding box
+    /// (dx, dy, sw, sh in units of that box) from the last detection.
+    track: Option<(Rect, [f32; 4])>,
+}
+
+/// How a session's video went.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VideoStats {
+    pub frames: u32,
+    pub with_face: u32,
+    pub several_faces: u32,
+    pub detections: u32,
+    pub decode_errors: u32,
+}
+
+impl FaceFrontEnd {
+    pub fn load(cascade: &Path, predictor: &Path, cfg: FaceConfig) -> Result<FaceFrontEnd, VisionError> {
+        let cascade = Cascade::load(cascade)?;
+        let predictor = ShapePredictor::load(predictor)?;
+        FaceFrontEnd::new(cascade, predictor, cfg)
+    }
+
+    pub fn new(cascade: Cascade, predictor: ShapePredictor, cfg: FaceConfig) -> Result<FaceFrontEnd, VisionError> {
+        if predictor.points() != POINTS {
+            return Err(VisionError::Model {
+                path: "shape predictor".into(),
+                detail: format!("{} landmarks; the face measures need the 68-point iBUG layout", predictor.points()),
+            });
+        }
+        Ok(FaceFrontEnd { cascade, predictor, cfg, since_detect: 0, track: None })
+    }
+
+    /// Forgets the tracked face (a new session, a new camera).
+    pub fn reset(&mut self) {
+        self.track = None;
+        self.since_detect = 0;
+    }
+
+    /// Faces in a frame, largest first (detector boxes in frame pixels).
+    pub fn detect(&self, gray: &GrayImage) -> Vec<Rect> {
+        let (w, h) = gray.dimensions();
+        let side = w.max(h);
+        let max = self.cfg.detect_max_side;
+        let mut faces = if max > 0 && side > max {
+            let k = side as f32 / max as f32;
+            let (sw, sh) = (((w as f32 / k).round() as u32).max(1), ((h as f32 / k).round() as u32).max(1));
+            let mut small = Vec::new();
+            crate::cascade::resize_bilinear(gray, sw, sh, &mut small);
+            let small = GrayImage::from_raw(sw, sh, small).unwrap_or_else(|| GrayImage::new(1, 1));
+            let p = DetectParams { min_size: (self.cfg.detect.min_size as f32 / k) as u32, ..self.cfg.detect };
+            self.cascade
+                .detect(&small, &p)
+                .into_iter()
+                .map(|r| Rect {
+                    x: (r.x as f32 * k) as u32,
+                    y: (r.y as f32 * k) as u32,
+                    w: (r.w as f32 * k) as u32,
+                    h: (r.h as f32 * k) as u32,
+                })
+                .collect()
+        } else {
+            self.cascade.detect(gray, &self.cfg.detect)
+        };
+        let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
+        let off_centre = |r: &Rect| (r.x as f32 + r.w as f32 / 2.0 - cx).hypot(r.y as f32 + r.h as f32 / 2.0 - cy);
+        faces.sort_by(|a, b| b.area().cmp(&a.area()).then(off_centre(a).total_cmp(&off_centre(b))));
+        faces
+    }
+
+    /// One frame: detect or track, then landmarks.
+    pub fn process(&mut self, gray: &GrayImage) -> FaceStatus {
+        let redetect = self.track.is_none() || self.since_detect >= self.cfg.detect_every.max(1);
+        let (rect, others, detected) = if redetect {
+            self.since_detect = 0;
+            let faces = self.detect(gray);
+            match faces.first() {
+                Some(&r) => (r, faces.len() - 1, true),
+                None => {
+                    self.track = None;
+                    return FaceStatus::NoFace;
+                }
+            }
+        } else {
+            let (r, _) = self.track.unwrap_or((Rect { x: 0, y: 0, w: 1, h: 1 }, [0.0; 4]));
+            (r, 0, false)
+        };
+        self.since_detect += 1;
+        let pts = self.predictor.predict(gray, &rect);
+        let mut landmarks = Box::new([[0.0f32; 2]; POINTS]);
+        for (d, p) in landmarks.iter_mut().zip(&pts) {
+            *d = *p;
+        }
+        let bbox = bounds(&landmarks);
+        let (w, h) = (gray.width() as f32, gray.height() as f32);
+        // Lost: the landmarks left the frame or collapsed.
+        if bbox[2] < 8.0
+            || bbox[3] < 8.0
+            || bbox[0] + bbox[2] < 0.0
+            || bbox[1] + bbox[3] < 0.0
+            || bbox[0] > w
+            || bbox[1] > h
+        {
+            self.track = None;
+            return FaceStatus::NoFace;
+        }
+        let relation = if detected {
+            [
+                (rect.x as f32 - bbox[0]) / bbox[2],
+                (rect.y as f32 - bbox[1]) / bbox[3],
+                rect.w as f32 / bbox[2],
+                rect.h as f32 / bbox[3],
+            ]
+        } else {
+            self.track.map_or([0.0, 0.0, 1.0, 1.0], |t| t.1)
+        };
+        let next = Rect {
+            x: (bbox[0] + relation[0] * bbox[2]).max(0.0) as u32,
+            y: (bbox[1] + relation[1] * bbox[3]).max(0.0) as u32,
+            w: (relation[2] * bbox[2]).max(1.0) as u32,
+            h: (relation[3] * bbox[3]).max(1.0) as u32,
+        };
+        self.track = Some((next, relation));
+        FaceStatus::Face { rect, landmarks, others, detected }
+    }
+
+    /// Runs a whole frame source into a landmark track (frame `i` at `i / fps`).
+    pub fn track(&mut self, source: &mut dyn FrameSource) -> (LandmarkTrack, VideoStats) {
+        self.reset();
+        let fps = source.fps();
+        let mut stats = VideoStats::default();
+        let mut frames = Vec::new();
+        while let Some(frame) = source.next_frame() {
+            let t_ms = (f64::from(stats.frames) * 1000.0 / f64::from(fps)).round() as u32;
+            stats.frames += 1;
+            let status = match frame {
+                Ok(gray) => self.process(&gray),
+                Err(e) => {
+                    tracing::warn!("frame skipped: {e}");
+                    stats.decode_errors += 1;
+                    FaceStatus::NoFace
+                }
+            };
+            match status {
+                FaceStatus::Face { landmarks, others, detected, .. } => {
+                    stats.with_face += 1;
+                    stats.several_faces += u32::from(others > 0);
+                    stats.detections += u32::from(detected);
+                    frames.push(LandmarkFrame { t_ms, valid: true, pts: landmarks });
+                }
+                FaceStatus::NoFace => {
+                    frames.push(LandmarkFrame { t_ms, valid: false, pts: Box::new([[0.0; 2]; POINTS]) })
+                }
+            }
+        }
+        (LandmarkTrack { fps, frames }, stats)
+    }
+}
+
+/// Bounding box (x, y, w, h) of landmarks.
+fn bounds(p: &[[f32; 2]; POINTS]) -> [f32; 4] {
+    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
+    for q in p {
+        x0 = x0.min(q[0]);
+        y0 = y0.min(q[1]);
+        x1 = x1.max(q[0]);
+        y1 = y1.max(q[1]);
+    }
+    [x0, y0, x1 - x0, y1 - y0]
+}
