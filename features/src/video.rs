@@ -141,7 +141,7 @@ impl Y4mFile {
                 _ => {}
             }
         }
-        if !(1..=8192).contains(&w) || !(1..=8192).contains(&h) || !(fps > 0.0 && fps <= 240.0) {
+        if !((1..=8192).contains(&w) && (1..=8192).contains(&h) && fps > 0.0 && fps <= 240.0) {
             return Err(err(format!("unsupported geometry {w}x{h} at {fps} fps")));
         }
         let luma = (w * h) as usize;
