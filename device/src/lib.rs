@@ -8,7 +8,8 @@
 //!                                               ▼
 //!                        features (audio, video, text front-ends)
 //!                                               ▼
-//!                        models::Model::predict (placeholder until MIMML lands)
+//!                        (frames → vision: face, 68 landmarks)
+//!                        models::Model::predict (tract, verified MIMML bundle)
 //!                                               ▼
 //!                        ResultLog (append + fsync) ──► Sync/Ack to the host
 //! ```
@@ -81,6 +82,32 @@ pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::Voi
     }
 }
 
+/// The face front-end: OpenCV's Haar cascade committed in `vision` (or `cascade`) and dlib's
+/// 68-point model from `predictor`, or from where `scripts/install_landmark_model.sh` puts it.
+/// An explicit path that does not load is an error; a missing default install means no
+/// landmarker (`None`, logged), and results then report video as absent.
+pub fn load_face(
+    cascade: Option<&Path>,
+    predictor: Option<&Path>,
+) -> Result<Option<vision::face::FaceFrontEnd>, vision::VisionError> {
+    let cascade = cascade.map_or_else(vision::default_cascade, Path::to_owned);
+    let (predictor, explicit) = match predictor {
+        Some(p) => (p.to_owned(), true),
+        None => (vision::default_predictor(), false),
+    };
+    if !explicit && !predictor.exists() {
+        tracing::info!(
+            "landmark model not installed at {} (scripts/install_landmark_model.sh): video will be absent",
+            predictor.display()
+        );
+        return Ok(None);
+    }
+    let started = std::time::Instant::now();
+    let face = vision::face::FaceFrontEnd::load(&cascade, &predictor, vision::face::FaceConfig::default())?;
+    tracing::info!(seconds = started.elapsed().as_secs_f32(), "face detector and landmark model loaded");
+    Ok(Some(face))
+}
+
 /// A simulated device: file sources from `session_dir`, the committed MIMML bundle, LEDs to
 /// the log.
 pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Device> {
@@ -93,7 +120,8 @@ pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Device> 
         Box::new(capture),
         Box::new(LogKiosk::default()),
     )?
-    .with_vad(load_vad(None)?))
+    .with_vad(load_vad(None)?)
+    .with_face(load_face(None, None)?))
 }
 
 /// Serves on an already open port until `stop` is set or the link fails.

@@ -46,6 +46,13 @@ enum Cmd {
         /// where scripts/install_silero_vad.sh installs it, else energy-based detection.
         #[arg(long, value_name = "FILE")]
         vad: Option<PathBuf>,
+        /// dlib 68-point shape predictor. Default: where scripts/install_landmark_model.sh
+        /// installs it; without one, video is reported absent.
+        #[arg(long, value_name = "FILE")]
+        landmarks: Option<PathBuf>,
+        /// OpenCV face cascade (Haar or LBP XML). Default: the Haar cascade shipped in vision/assets.
+        #[arg(long, value_name = "FILE")]
+        cascade: Option<PathBuf>,
     },
     /// List the built-in boards.
     Boards,
@@ -63,7 +70,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { port, board, board_file, data_dir, model, simulate, vad } => {
+        Cmd::Run { port, board, board_file, data_dir, model, simulate, vad, landmarks, cascade } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
                 None => Board::by_name(&board)?,
@@ -82,9 +89,11 @@ fn main() -> anyhow::Result<()> {
             let capture = SimulatedCapture::new(&sim_dir)?;
             let model = device::load_model(model.as_deref())?;
             let vad = device::load_vad(vad.as_deref())?;
+            let face = device::load_face(cascade.as_deref(), landmarks.as_deref())?;
             let mut device =
                 Device::open(DeviceConfig { data_dir, board, simulated: true }, model, Box::new(capture), kiosk)?
-                    .with_vad(vad);
+                    .with_vad(vad)
+                    .with_face(face);
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {

@@ -86,6 +86,8 @@ pub struct Device {
     hello: bool,
     /// Segments audio into utterances when the transcript has no timing (energy when `None`).
     vad: Option<Box<dyn features::vad::VoiceActivity>>,
+    /// Frames → landmarks; without it video is reported absent.
+    face: Option<vision::face::FaceFrontEnd>,
 }
 
 impl std::fmt::Debug for Device {
@@ -141,7 +143,17 @@ impl Device {
             replies: VecDeque::new(),
             hello: false,
             vad: None,
+            face: None,
         })
+    }
+
+    /// Uses `face` to turn captured frames into landmarks (video is absent without one).
+    pub fn with_face(mut self, face: Option<vision::face::FaceFrontEnd>) -> Self {
+        if face.is_none() {
+            tracing::warn!("no face landmarker: video will be reported absent");
+        }
+        self.face = face;
+        self
     }
 
     /// Uses `vad` to segment audio whose transcript has no timing.
@@ -406,20 +418,41 @@ impl Device {
                 Some(Utterance { start_ms: u.start_ms, end_ms: u.end_ms, speaker: u.speaker?, text: u.text.clone() })
             })
             .collect();
-        if captured.video.is_some() {
-            // Frames become features only through face landmarks, and the landmarker arrives
-            // with the video front-end issue: report video as absent rather than feed the model
-            // measures it was never trained on.
-            tracing::info!("video captured, but this build has no face landmarker: video absent from the result");
-        }
+        let mut several_faces = false;
+        let landmarks = match (captured.video, self.face.as_mut()) {
+            (Some(mut frames), Some(face)) => {
+                let started = std::time::Instant::now();
+                let (track, stats) = face.track(frames.as_mut());
+                tracing::info!(
+                    frames = stats.frames,
+                    with_face = stats.with_face,
+                    detections = stats.detections,
+                    several_faces = stats.several_faces,
+                    decode_errors = stats.decode_errors,
+                    seconds = started.elapsed().as_secs_f32(),
+                    "video front-end"
+                );
+                // More than a tenth of the face frames with company: flag it.
+                several_faces = stats.several_faces * 10 > stats.with_face.max(1);
+                Some(track)
+            }
+            (Some(_), None) => {
+                tracing::info!("video captured, but no face landmarker is loaded: video absent from the result");
+                None
+            }
+            (None, _) => None,
+        };
         let feats = features::extract_session(&SessionInputs {
             audio: captured.audio.as_ref(),
-            landmarks: None,
+            landmarks: landmarks.as_ref(),
             transcript: Some(&utterances),
             include_interviewer_text: false,
             vad: self.vad.as_deref(),
         });
         let mut flags = feats.flags;
+        if several_faces {
+            flags |= ResultRecord::FLAG_SEVERAL_FACES;
+        }
         if self.cfg.simulated {
             flags |= ResultRecord::FLAG_SIMULATED;
         }

@@ -11,6 +11,7 @@ fn flag_names(flags: u16) -> Vec<&'static str> {
         (ResultRecord::FLAG_SHORT_TRANSCRIPT, "short transcript"),
         (ResultRecord::FLAG_PLACEHOLDER_MODEL, "PLACEHOLDER MODEL (not a screening result)"),
         (ResultRecord::FLAG_SIMULATED, "simulated inputs"),
+        (ResultRecord::FLAG_SEVERAL_FACES, "several faces in view"),
     ]
     .into_iter()
     .filter(|(bit, _)| flags & bit != 0)

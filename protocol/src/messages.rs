@@ -283,6 +283,8 @@ impl ResultRecord {
     pub const FLAG_SIMULATED: u16 = 1 << 4;
     /// `p_depressed` reached the model's decision threshold: refer for clinical assessment.
     pub const FLAG_SCREEN_POSITIVE: u16 = 1 << 5;
+    /// The camera saw more than one face; the largest (then most central) was measured.
+    pub const FLAG_SEVERAL_FACES: u16 = 1 << 6;
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

@@ -82,11 +82,10 @@ fn a_screening_session_reaches_the_database_once() {
     assert_eq!(run.db_rows, vec![run.record.clone()]);
     let r = &run.record;
     assert!(run.device_id.starts_with("mimml-"));
-    // Audio and text; video frames are captured but give no features until the device has a
-    // face landmarker (video front-end issue), and the result says so.
-    assert_eq!(r.modalities, Modalities(Modalities::AUDIO | Modalities::TEXT));
-    assert!(r.flags & ResultRecord::FLAG_NO_FACE != 0);
-    assert_eq!(r.gates[1], 0.0);
+    // All three: the sample's frames go through the face detector and landmark model.
+    assert_eq!(r.modalities, Modalities::ALL, "flags {:#x}", r.flags);
+    assert!(r.flags & ResultRecord::FLAG_NO_FACE == 0);
+    assert!(r.gates[1] > 0.0, "{:?}", r.gates);
     assert!((0.0..=1.0).contains(&r.p_depressed));
     assert!((0.0..=24.0).contains(&r.phq8));
     assert!((r.gates.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{:?}", r.gates);

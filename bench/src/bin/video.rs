@@ -1,0 +1,166 @@
+//! `bench/run video`: face detection on a 640×480 frame against OpenCV's `detectMultiScale`
+//! (same cascade, scaleFactor 1.1, minNeighbors 3, one thread each) in the same run; landmark
+//! time per face; the whole video front-end (JPEG decode, luma, detection every 10th frame with
+//! tracking in between, 68 landmarks, face measures) in frames per second on one core; and the
+//! live box check against OpenCV on the face fixtures.
+//!
+//! Usage (through bench/run, which makes the reference venv): `video PYTHON`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use vision::Rect;
+use vision::cascade::{Cascade, DetectParams};
+use vision::face::{FaceConfig, FaceFrontEnd};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn python(py: &str, args: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = Command::new(py);
+    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
+        cmd.env(var, "1");
+    }
+    let out = cmd.arg(repo().join("scripts/video_reference.py")).args(args).output().context("running python")?;
+    if !out.status.success() {
+        bail!("video_reference.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+fn main() -> anyhow::Result<()> {
+    let py = std::env::args().nth(1).unwrap_or_else(|| "python3".into());
+    let tmp = tempfile::tempdir()?;
+    let cascade_path = vision::default_cascade();
+    let cascade = Cascade::load(&cascade_path)?;
+
+    // A 640×480 frame: the astronaut photo scaled to 480 rows on a grey canvas.
+    let astronaut = vision::luma(image::open(repo().join("vision/tests/fixtures/faces/astronaut.png"))?);
+    let mut scaled = Vec::new();
+    vision::cascade::resize_bilinear(&astronaut, 480, 480, &mut scaled);
+    let mut frame = image::GrayImage::from_pixel(640, 480, image::Luma([128]));
+    for (i, &v) in scaled.iter().enumerate() {
+        frame.put_pixel(80 + (i % 480) as u32, (i / 480) as u32, image::Luma([v]));
+    }
+    let png = tmp.path().join("frame640.png");
+    frame.save(&png)?;
+
+    let params = DetectParams::default();
+    let faces = cascade.detect(&frame, &params);
+    let ours_s = best_of(5, || {
+        std::hint::black_box(cascade.detect(&frame, &params));
+    });
+    let cv: serde_json::Value = serde_json::from_str(&python(
+        &py,
+        &["time", &png.display().to_string(), &cascade_path.display().to_string(), "5"],
+    )?)?;
+    let cv_s = cv["seconds"].as_f64().context("OpenCV timing")?;
+    let ratio = ours_s / cv_s;
+    println!(
+        "detection 640×480 ({} face(s)): ours {:.1} ms, OpenCV {} {:.1} ms → ratio {ratio:.2} (goal ≤ 1.0)",
+        faces.len(),
+        ours_s * 1e3,
+        cv["opencv"],
+        cv_s * 1e3
+    );
+
+    // Landmarks per face.
+    let predictor_path = vision::default_predictor();
+    let predictor = vision::shape::ShapePredictor::load(&predictor_path)
+        .with_context(|| format!("{}: run scripts/install_landmark_model.sh", predictor_path.display()))?;
+    let face = *faces.first().context("no face found in the benchmark frame")?;
+    let n = 200;
+    let lm_s = best_of(3, || {
+        for _ in 0..n {
+            std::hint::black_box(predictor.predict(&frame, &face));
+        }
+    }) / f64::from(n);
+    println!("landmarks: {:.2} ms per face (68 points, dlib model)", lm_s * 1e3);
+
+    // The whole front-end over 300 moving 640×480 frames as a Motion-JPEG stream.
+    let mut stream = Vec::new();
+    for i in 0..300u32 {
+        let dx = ((i as f32 * 0.05).sin() * 40.0) as i64;
+        let moved = image::GrayImage::from_fn(640, 480, |x, y| {
+            let sx = (i64::from(x) - dx).clamp(0, 639) as u32;
+            *frame.get_pixel(sx, y)
+        });
+        moved.write_to(&mut std::io::Cursor::new(&mut stream), image::ImageFormat::Jpeg)?;
+    }
+    let mjpeg = tmp.path().join("v.mjpeg");
+    std::fs::write(&mjpeg, &stream)?;
+    let mut fe = FaceFrontEnd::new(cascade.clone(), predictor, FaceConfig::default())?;
+    let mut stats = Default::default();
+    let mut track = None;
+    let whole_s = best_of(2, || {
+        let mut src = features::video::MjpegFile::open(&mjpeg, 30.0).expect("stream opens");
+        let (t, s) = fe.track(&mut src);
+        let segments = features::segment::fixed_windows(t.duration_ms());
+        std::hint::black_box(features::landmarks::segment_features(&t, &segments));
+        stats = s;
+        track = Some(t);
+    });
+    let fps = 300.0 / whole_s;
+    println!(
+        "whole video front-end: {fps:.0} frames/s on one core (goal ≥ 30) — {} of 300 frames with a face, {} detections",
+        stats.with_face, stats.detections
+    );
+
+    // Live box check against OpenCV on the fixtures.
+    let live = tmp.path().join("faces");
+    std::fs::create_dir(&live)?;
+    for e in std::fs::read_dir(repo().join("vision/tests/fixtures/faces"))? {
+        let p = e?.path();
+        if p.extension().is_some_and(|x| x == "png") {
+            std::fs::copy(&p, live.join(p.file_name().context("name")?))?;
+        }
+    }
+    let cascades = [cascade_path.clone(), repo().join("vision/assets/lbpcascade_frontalface.xml")];
+    let mut args = vec!["reference".to_owned(), live.display().to_string()];
+    args.extend(cascades.iter().map(|c| c.display().to_string()));
+    python(&py, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(live.join("reference.json"))?)?;
+    let mut worst = 1.0f32;
+    for (img, per) in r["images"].as_object().context("images")? {
+        let gray = vision::luma(image::open(live.join(img))?);
+        for (name, boxes) in per.as_object().context("cascades")? {
+            let c = Cascade::load(&repo().join("vision/assets").join(name))?;
+            let ours = c.detect(&gray, &params);
+            let theirs: Vec<Rect> = boxes
+                .as_array()
+                .context("boxes")?
+                .iter()
+                .filter_map(|b| {
+                    let v: Vec<u32> = b.as_array()?.iter().filter_map(|x| x.as_u64()).map(|x| x as u32).collect();
+                    (v.len() == 4).then(|| Rect { x: v[0], y: v[1], w: v[2], h: v[3] })
+                })
+                .collect();
+            let iou = theirs
+                .iter()
+                .map(|t| ours.iter().map(|o| o.iou(t)).fold(0.0f32, f32::max))
+                .fold(if ours.len() == theirs.len() { 1.0f32 } else { 0.0 }, f32::min);
+            println!("{img:16} {name:38} OpenCV {} boxes, ours {}, worst IoU {iou:.3}", theirs.len(), ours.len());
+            worst = worst.min(iou);
+        }
+    }
+    println!(
+        "RESULT video detect_ours_ms={:.1} detect_opencv_ms={:.1} detect_ratio={ratio:.2} landmarks_ms={:.2} frontend_fps={fps:.0} min_iou_vs_opencv={worst:.3}",
+        ours_s * 1e3,
+        cv_s * 1e3,
+        lm_s * 1e3
+    );
+    Ok(())
+}

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Installs the models this repository does not commit (each script says where it comes from and
+# its licence): silero-vad (voice activity) and dlib's 68-point landmark model.
+set -euo pipefail
+cd "$(dirname "$0")"
+./install_silero_vad.sh
+./install_landmark_model.sh
