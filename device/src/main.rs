@@ -58,6 +58,32 @@ enum Cmd {
     },
     /// List the built-in boards.
     Boards,
+    /// Record from an ALSA microphone, write the WAV and print its level and quality (feature
+    /// `alsa`): a field check of the microphone before sessions.
+    #[cfg(feature = "alsa")]
+    Mic {
+        #[arg(long, default_value = "default")]
+        pcm: String,
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f32,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Run the face front-end live on a V4L2 camera and print what it sees (feature `v4l`):
+    /// frames, faces, detections and the frame rate. Nothing is stored.
+    #[cfg(feature = "v4l")]
+    Camera {
+        #[arg(long, default_value = "/dev/video0")]
+        device: PathBuf,
+        #[arg(long, default_value_t = 150)]
+        frames: u32,
+        #[arg(long, default_value_t = 640)]
+        width: u32,
+        #[arg(long, default_value_t = 480)]
+        height: u32,
+        #[arg(long, value_name = "FILE")]
+        landmarks: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -69,6 +95,58 @@ fn main() -> anyhow::Result<()> {
         Cmd::Boards => {
             for b in Board::builtin()? {
                 println!("{:<18} {}", b.name, b.description);
+            }
+            Ok(())
+        }
+        #[cfg(feature = "alsa")]
+        Cmd::Mic { pcm, seconds, out } => {
+            let limit = Duration::from_secs_f32(seconds.clamp(0.1, 3600.0));
+            let clip = device::capture::alsa::AlsaRecorder::start(&pcm, Some(limit))?.wait()?;
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: clip.rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let mut w = hound::WavWriter::create(&out, spec)?;
+            for &v in &clip.samples {
+                w.write_sample((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16)?;
+            }
+            w.finalize()?;
+            let peak = clip.samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let quality =
+                if features::audio::low_quality(&clip) { "LOW (silence, too quiet or clipped)" } else { "ok" };
+            println!(
+                "{:.2} s recorded from {pcm} to {}: peak {:.1} dBFS, quality {quality}",
+                clip.duration_s(),
+                out.display(),
+                20.0 * peak.max(1e-6).log10()
+            );
+            Ok(())
+        }
+        #[cfg(feature = "v4l")]
+        Cmd::Camera { device: path, frames, width, height, landmarks } => {
+            let mut face = device::load_face(None, landmarks.as_deref())?
+                .context("no landmark model: run scripts/install_landmark_model.sh or pass --landmarks")?;
+            let source = device::capture::v4l::V4lSource::open(&path, width, height)?;
+            let mut limited = features::video::Take::new(source, frames);
+            let started = std::time::Instant::now();
+            let (track, stats) = face.track(&mut limited);
+            let secs = started.elapsed().as_secs_f32();
+            println!(
+                "{} frames in {secs:.1} s ({:.1} fps): {} with a face, {} detections, {} with several faces, {} bad frames",
+                stats.frames,
+                stats.frames as f32 / secs.max(1e-3),
+                stats.with_face,
+                stats.detections,
+                stats.several_faces,
+                stats.decode_errors
+            );
+            let segments = features::segment::fixed_windows(track.duration_ms().max(1));
+            if let Some(f) = features::landmarks::segment_features(&track, &segments) {
+                for (name, v) in features::landmarks::FEATURE_NAMES.iter().zip(f.mean()) {
+                    println!("  {name:<18} {v:.3}");
+                }
             }
             Ok(())
         }

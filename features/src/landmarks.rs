@@ -1,12 +1,17 @@
 //! Face measures from 68-point landmarks (iBUG numbering, as in DAIC-WOZ's CLNF files).
 //!
 //! The same code serves the corpus (landmarks read from `XXX_CLNF_features.txt`) and the device
-//! (landmarks from the camera landmarker of the video front-end issue), so a model trained on
-//! DAIC-WOZ sees the same measures on the device. Only 2-D landmarks are used: CLNF's pose and
-//! gaze files come from OpenFace's own models, which the device does not run.
+//! (landmarks from the `vision` crate's camera landmarker), so a model trained on DAIC-WOZ sees
+//! the same measures on the device. Only 2-D landmarks are used: CLNF's pose and gaze files come
+//! from OpenFace's own models, which the device does not run.
 //!
 //! Per frame, points are expressed in a face frame: origin between the eye centres, x along the
-//! eye line, unit = inter-ocular distance. Per segment, [`FEATURE_NAMES`] summarise the frames.
+//! eye line, unit = inter-ocular distance. **Head pose** is fitted to the 68 points: a
+//! weak-perspective (scaled orthographic) PnP against [`mean_face_3d`] — least-squares affine
+//! camera, then the nearest rotation — since neither DAIC-WOZ's CLNF files nor a kiosk camera
+//! come with intrinsics. The **gaze proxy** is the head direction: 68-point landmarks carry no
+//! iris, so "looking away" is the share of frames whose face normal is more than
+//! [`GAZE_AWAY_DEG`] from the camera axis. Per segment, [`FEATURE_NAMES`] summarise the frames.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -28,11 +33,16 @@ pub const FEATURE_NAMES: &[&str] = &[
     "eye_open",
     "blink_rate",
     "brow_raise",
-    "head_pitch",
-    "head_pitch_sd",
-    "head_yaw_sd",
-    "head_roll_sd",
+    "head_pitch_deg",
+    "head_pitch_sd_deg",
+    "head_yaw_abs_deg",
+    "head_yaw_sd_deg",
+    "head_roll_sd_deg",
+    "gaze_away_ratio",
 ];
+
+/// A frame "looks away" when the face normal is this far (degrees) from the camera axis.
+pub const GAZE_AWAY_DEG: f32 = 20.0;
 
 /// Smile (mouth-corner lift, inter-ocular units) above which a frame counts as smiling.
 pub const SMILE_THRESHOLD: f32 = 0.08;
@@ -108,6 +118,103 @@ pub fn mean_face() -> [[f32; 2]; POINTS] {
     p
 }
 
+/// Depth (toward the camera, inter-ocular units) of each point of [`mean_face`]: a hand-set
+/// profile of an average head (jaw curving back to the ears, nose tip 0.45 forward), enough to
+/// tell pitch and yaw apart; not a measured 3-D model.
+pub fn mean_face_3d() -> [[f32; 3]; POINTS] {
+    let flat = mean_face();
+    let mut out = [[0.0f32; 3]; POINTS];
+    for (i, (o, p)) in out.iter_mut().zip(flat.iter()).enumerate() {
+        let z = match i {
+            0..=16 => -0.75 + 0.6 * (std::f32::consts::PI * i as f32 / 16.0).sin(),
+            17..=26 => 0.05,
+            27..=30 => [0.1, 0.2, 0.32, 0.45][i - 27],
+            31 | 35 => 0.2,
+            32 | 34 => 0.27,
+            33 => 0.3,
+            36 | 39 | 42 | 45 => -0.02,
+            36..=47 => 0.02,
+            48 | 54 => 0.02,
+            48..=59 => 0.12,
+            _ => 0.1,
+        };
+        *o = [p[0], p[1], z];
+    }
+    out
+}
+
+/// Head pose from 2-D landmarks (radians): pitch > 0 = nose down, yaw > 0 = nose to the image's
+/// right, roll > 0 = clockwise in the image; `facing` = cosine of the angle between the face
+/// normal and the camera axis.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HeadPose {
+    pub pitch: f32,
+    pub yaw: f32,
+    pub roll: f32,
+    pub facing: f32,
+}
+
+/// Weak-perspective PnP: the 2×3 affine camera `M` minimising Σ|M·X − x|² over the centred
+/// model points X and image points x, then its rows orthonormalised (Gram–Schmidt) into a
+/// rotation. Hand-written: a 3×3 solve and a few cross products.
+pub fn head_pose(p: &[[f32; 2]; POINTS]) -> Option<HeadPose> {
+    let model = mean_face_3d();
+    let n = POINTS as f64;
+    let mc = (0..3).map(|k| model.iter().map(|m| f64::from(m[k])).sum::<f64>() / n).collect::<Vec<_>>();
+    let pc = (0..2).map(|k| p.iter().map(|q| f64::from(q[k])).sum::<f64>() / n).collect::<Vec<_>>();
+    let (mut a, mut b) = ([[0.0f64; 3]; 3], [[0.0f64; 3]; 2]);
+    for (m, q) in model.iter().zip(p) {
+        let x = [f64::from(m[0]) - mc[0], f64::from(m[1]) - mc[1], f64::from(m[2]) - mc[2]];
+        let y = [f64::from(q[0]) - pc[0], f64::from(q[1]) - pc[1]];
+        for r in 0..3 {
+            for c in 0..3 {
+                a[r][c] += x[r] * x[c];
+            }
+        }
+        for r in 0..2 {
+            for c in 0..3 {
+                b[r][c] += y[r] * x[c];
+            }
+        }
+    }
+    let inv = invert3(&a)?;
+    let row = |r: usize| -> [f64; 3] { [0, 1, 2].map(|c| (0..3).map(|k| b[r][k] * inv[k][c]).sum()) };
+    let (m1, m2) = (row(0), row(1));
+    let norm = |v: [f64; 3]| (v[0] * v[0] + v[1] * v[1] + v[2] * v[2]).sqrt();
+    let (n1, n2) = (norm(m1), norm(m2));
+    if !(n1 > 1e-9 && n2 > 1e-9 && (n1 / n2).is_finite()) {
+        return None;
+    }
+    let r1 = m1.map(|v| v / n1);
+    let d = m2[0] * r1[0] + m2[1] * r1[1] + m2[2] * r1[2];
+    let r2u = [m2[0] - d * r1[0], m2[1] - d * r1[1], m2[2] - d * r1[2]];
+    let r2n = norm(r2u);
+    if r2n <= 1e-9 {
+        return None;
+    }
+    let r2 = r2u.map(|v| v / r2n);
+    let r3 = [r1[1] * r2[2] - r1[2] * r2[1], r1[2] * r2[0] - r1[0] * r2[2], r1[0] * r2[1] - r1[1] * r2[0]];
+    // R = Rz(roll)·Ry(yaw)·Rx(pitch): its third row is (−sin yaw, −cos yaw·sin pitch, cos yaw·cos pitch).
+    Some(HeadPose {
+        pitch: (-r3[1]).atan2(r3[2]) as f32,
+        yaw: (-r3[0]).clamp(-1.0, 1.0).asin() as f32,
+        roll: r2[0].atan2(r1[0]) as f32,
+        facing: r3[2].abs() as f32,
+    })
+}
+
+fn invert3(m: &[[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
+    let c = |r: usize, k: usize| {
+        let (r1, r2, k1, k2) = ((r + 1) % 3, (r + 2) % 3, (k + 1) % 3, (k + 2) % 3);
+        m[r1][k1] * m[r2][k2] - m[r1][k2] * m[r2][k1]
+    };
+    let det = m[0][0] * c(0, 0) + m[0][1] * c(0, 1) + m[0][2] * c(0, 2);
+    if det.abs() < 1e-12 {
+        return None;
+    }
+    Some([0, 1, 2].map(|r| [0, 1, 2].map(|k| c(k, r) / det)))
+}
+
 /// Per-frame measures in the face frame.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Measures {
@@ -119,8 +226,7 @@ struct Measures {
     mouth_open: f32,
     eye_open: f32,
     brow_raise: f32,
-    pitch: f32,
-    yaw: f32,
+    pose: HeadPose,
 }
 
 fn mean_of(p: &[[f32; 2]; POINTS], idx: std::ops::Range<usize>) -> [f32; 2] {
@@ -148,7 +254,7 @@ fn measures(p: &[[f32; 2]; POINTS]) -> Option<Measures> {
     let eye_h = (q(41)[1] - q(37)[1] + q(40)[1] - q(38)[1] + q(47)[1] - q(43)[1] + q(46)[1] - q(44)[1]) / 4.0;
     let eye_w = (dist(q(36), q(39)) + dist(q(42), q(45))) / 2.0;
     let brow = (17..27).map(|i| q(i)[1]).sum::<f32>() / 10.0;
-    let chin = q(8)[1];
+    let pose = head_pose(p)?;
     Some(Measures {
         center,
         iod,
@@ -158,8 +264,7 @@ fn measures(p: &[[f32; 2]; POINTS]) -> Option<Measures> {
         mouth_open: q(66)[1] - q(62)[1],
         eye_open: if eye_w > 0.0 { eye_h / eye_w } else { 0.0 },
         brow_raise: -brow,
-        pitch: if chin.abs() > 1e-3 { q(30)[1] / chin } else { 0.0 },
-        yaw: q(30)[0],
+        pose,
     })
 }
 
@@ -200,7 +305,10 @@ pub fn segment_features(track: &LandmarkTrack, segments: &[Segment]) -> Option<S
         let smile = col(|v| v.smile);
         let eye = col(|v| v.eye_open);
         let blinks = eye.windows(2).filter(|w| w[0] >= blink_level && w[1] < blink_level).count();
-        let (pitch_mean, pitch_sd) = mean_sd(&col(|v| v.pitch));
+        let (pitch_mean, pitch_sd) = mean_sd(&col(|v| v.pose.pitch.to_degrees()));
+        let yaw = col(|v| v.pose.yaw.to_degrees());
+        let away_cos = GAZE_AWAY_DEG.to_radians().cos();
+        let away = good.iter().filter(|(_, v)| v.pose.facing < away_cos).count() as f32 / good.len() as f32;
         seq.push(&[
             good.len() as f32 / idx.len().max(1) as f32,
             motion_mean,
@@ -214,8 +322,10 @@ pub fn segment_features(track: &LandmarkTrack, segments: &[Segment]) -> Option<S
             mean_sd(&col(|v| v.brow_raise)).0,
             pitch_mean,
             pitch_sd,
-            mean_sd(&col(|v| v.yaw)).1,
-            mean_sd(&col(|v| v.roll)).1,
+            mean_sd(&yaw.iter().map(|y| y.abs()).collect::<Vec<_>>()).0,
+            mean_sd(&yaw).1,
+            mean_sd(&col(|v| v.roll.to_degrees())).1,
+            away,
         ]);
     }
     Some(seq)
@@ -319,6 +429,35 @@ pub fn write_clnf<W: std::io::Write>(track: &LandmarkTrack, mut w: W) -> std::io
 mod tests {
     use super::*;
 
+    /// The 3-D mean face rotated (pitch about x, then yaw about y, then roll in the image),
+    /// scaled and projected orthographically.
+    fn posed(pitch: f32, yaw: f32, roll: f32, scale: f32) -> [[f32; 2]; POINTS] {
+        mean_face_3d().map(|[x, y, z]| {
+            let (y1, z1) = (y * pitch.cos() + z * pitch.sin(), -y * pitch.sin() + z * pitch.cos());
+            let x2 = x * yaw.cos() + z1 * yaw.sin();
+            let (u, v) = (x2 * roll.cos() - y1 * roll.sin(), x2 * roll.sin() + y1 * roll.cos());
+            [300.0 + scale * u, 200.0 + scale * v]
+        })
+    }
+
+    #[test]
+    fn head_pose_is_recovered_from_projected_landmarks() {
+        for (p, y, r) in
+            [(0.0f32, 0.0f32, 0.0f32), (15.0, 0.0, 0.0), (-10.0, 25.0, 0.0), (5.0, -20.0, 10.0), (0.0, 0.0, -15.0)]
+        {
+            let pose = head_pose(&posed(p.to_radians(), y.to_radians(), r.to_radians(), 80.0)).expect("fits");
+            let got = [pose.pitch, pose.yaw, pose.roll].map(f32::to_degrees);
+            for (g, want) in got.iter().zip([p, y, r]) {
+                assert!((g - want).abs() < 1.0, "want {p} {y} {r}, got {got:?}");
+            }
+        }
+        // Facing: frontal 1, turned away less.
+        let front = head_pose(&posed(0.0, 0.0, 0.0, 60.0)).expect("fits");
+        let turned = head_pose(&posed(0.0, 30f32.to_radians(), 0.0, 60.0)).expect("fits");
+        assert!((front.facing - 1.0).abs() < 1e-4 && (turned.facing - 30f32.to_radians().cos()).abs() < 0.02);
+        assert!(head_pose(&[[5.0, 5.0]; POINTS]).is_none());
+    }
+
     /// The mean face at a pixel position and scale, as a camera would see it.
     fn placed(dx: f32, smile: f32) -> Box<[[f32; 2]; POINTS]> {
         let mut p = mean_face();
@@ -346,7 +485,7 @@ mod tests {
     fn mean_face_measures_are_as_designed() {
         let m = measures(&placed(0.0, 0.0)).expect("a face");
         assert!((m.iod - 60.0).abs() < 1e-3);
-        assert!(m.roll.abs() < 1e-6 && m.yaw.abs() < 1e-6);
+        assert!(m.roll.abs() < 1e-6 && m.pose.yaw.abs() < 1e-3);
         assert!((m.mouth_width - 0.8).abs() < 1e-4);
         assert!((m.smile - 0.025).abs() < 1e-4);
         assert!((m.brow_raise - 0.3983).abs() < 1e-3, "{}", m.brow_raise);

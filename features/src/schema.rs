@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use crate::SchemaHash;
 
 /// Version tag of the front-ends' code; part of the hash.
-pub const FRONTEND_VERSION: &str = "frontends-3";
+pub const FRONTEND_VERSION: &str = "frontends-4";
 
 #[derive(Debug, Clone, Copy)]
 pub struct FeatureSchema {

@@ -21,6 +21,30 @@ pub trait FrameSource {
     fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>>;
 }
 
+/// At most `n` frames of another source (a live camera never ends by itself).
+#[derive(Debug)]
+pub struct Take<S> {
+    inner: S,
+    left: u32,
+}
+
+impl<S: FrameSource> Take<S> {
+    pub fn new(inner: S, n: u32) -> Take<S> {
+        Take { inner, left: n }
+    }
+}
+
+impl<S: FrameSource> FrameSource for Take<S> {
+    fn fps(&self) -> f32 {
+        self.inner.fps()
+    }
+
+    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
+        self.left = self.left.checked_sub(1)?;
+        self.inner.next_frame()
+    }
+}
+
 /// 8-bit luma as OpenCV 4's `cvtColor(RGB2GRAY)` computes it: 0.299/0.587/0.114 in 15-bit fixed
 /// point (bit-exact, checked against OpenCV by the `vision` tests).
 pub fn rgb_to_gray(img: &image::RgbImage) -> GrayImage {

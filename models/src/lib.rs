@@ -120,7 +120,11 @@ impl Default for PlaceholderModel {
             video: Linear::new(
                 "video",
                 features::landmarks::FEATURE_NAMES,
-                &[("motion_mean", 0.3, 0.15, -0.5), ("smile_ratio", 0.2, 0.15, -0.5), ("head_pitch", 0.34, 0.03, 0.4)],
+                &[
+                    ("motion_mean", 0.3, 0.15, -0.5),
+                    ("smile_ratio", 0.2, 0.15, -0.5),
+                    ("head_pitch_deg", 6.0, 4.0, 0.4),
+                ],
             ),
             text: Linear::new(
                 "text",
@@ -199,7 +203,7 @@ mod tests {
             video: video.then(|| {
                 seq(
                     features::landmarks::FEATURE_NAMES,
-                    &[("motion_mean", 0.3), ("smile_ratio", 0.2), ("head_pitch", 0.34)],
+                    &[("motion_mean", 0.3), ("smile_ratio", 0.2), ("head_pitch_deg", 6.0)],
                 )
             }),
             text: text.then(|| {

@@ -260,6 +260,7 @@ fn planted_signals_survive_into_the_features() {
             v[col(features::landmarks::FEATURE_NAMES, "motion_mean")],
             v[col(features::landmarks::FEATURE_NAMES, "smile_ratio")],
             x[col(features::text::FEATURE_NAMES, "lex_negative")],
+            v[col(features::landmarks::FEATURE_NAMES, "head_pitch_deg")],
         ));
     }
     let sig = |m: usize| rows.iter().map(|r| r.0[m]).collect::<Vec<f32>>();
@@ -267,9 +268,11 @@ fn planted_signals_survive_into_the_features() {
     let motion = corr(&sig(1), &rows.iter().map(|r| r.2).collect::<Vec<_>>());
     let smiles = corr(&sig(1), &rows.iter().map(|r| r.3).collect::<Vec<_>>());
     let negative = corr(&sig(2), &rows.iter().map(|r| r.4).collect::<Vec<_>>());
+    let head_down = corr(&sig(1), &rows.iter().map(|r| r.5).collect::<Vec<_>>());
     println!(
-        "corr: pitch variability {pitch_var:.2}, head motion {motion:.2}, smiles {smiles:.2}, negative words {negative:.2}"
+        "corr: pitch variability {pitch_var:.2}, head motion {motion:.2}, smiles {smiles:.2}, negative words {negative:.2}, head pitch {head_down:.2}"
     );
+    assert!(head_down > 0.6, "head pitch (PnP) vs video signal: {head_down}");
     assert!(pitch_var < -0.6, "pitch variability vs audio signal: {pitch_var}");
     assert!(motion < -0.6, "head motion vs video signal: {motion}");
     assert!(smiles < -0.3, "smiles vs video signal: {smiles}");

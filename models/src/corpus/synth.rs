@@ -36,7 +36,7 @@ use std::f32::consts::PI;
 use std::io::Write;
 use std::path::Path;
 
-use features::landmarks::{LandmarkFrame, LandmarkTrack, POINTS, mean_face, write_clnf};
+use features::landmarks::{LandmarkFrame, LandmarkTrack, POINTS, mean_face_3d, write_clnf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -514,11 +514,12 @@ fn face(
 ) -> (LandmarkTrack, String, String, String) {
     let s_v = t.signal[1];
     let motion = (6.0 * (-0.35 * s_v).exp()).clamp(1.0, 20.0); // px per √s of random walk
-    let pitch_mean = 0.05 + 0.04 * s_v;
+    // Radians of head pitch (nose down); the landmarks are a posed 3-D face, projected.
+    let pitch_mean = 0.08 + 0.06 * s_v;
     let smile_rate = (0.12 * (-0.6 * s_v).exp()).clamp(0.005, 0.5); // per second
     let smile_strength = (0.15 * (-0.2 * s_v).exp()).clamp(0.05, 0.25);
     let iod = 60.0 * (1.0 + 0.05 * gauss(rng));
-    let base = mean_face();
+    let base = mean_face_3d();
     let n = (duration * FPS) as usize;
     let dt = 1.0 / FPS;
 
@@ -559,15 +560,6 @@ fn face(
         let open = if talking { 0.06 * (2.0 * PI * 4.0 * time).sin().abs() } else { 0.0 };
 
         let mut p = base;
-        for (k, q) in p.iter_mut().enumerate() {
-            if (27..36).contains(&k) {
-                q[1] += 0.3 * pitch;
-                q[0] += 0.3 * yaw;
-            }
-            if q[1] > 0.2 && !(27..36).contains(&k) {
-                q[1] *= 1.0 - 0.2 * pitch;
-            }
-        }
         for (k, dx) in [(48usize, -0.5f32), (54, 0.5)] {
             p[k][1] -= smile_level;
             p[k][0] += dx * smile_level;
@@ -587,8 +579,14 @@ fn face(
         for k in [40usize, 41, 46, 47] {
             p[k][1] *= 1.0 - closed;
         }
+        // Pose the face: pitch about x, yaw about y, roll in the image; orthographic projection.
         let (c, s) = (roll.cos(), roll.sin());
-        let pts: [[f32; 2]; POINTS] = p.map(|[u, v]| [x + iod * (c * u - s * v), y + iod * (s * u + c * v)]);
+        let (cp, sp, cy, sy) = (pitch.cos(), pitch.sin(), yaw.cos(), yaw.sin());
+        let pts: [[f32; 2]; POINTS] = p.map(|[u, v, w]| {
+            let (v1, w1) = (v * cp + w * sp, -v * sp + w * cp);
+            let u2 = u * cy + w1 * sy;
+            [x + iod * (c * u2 - s * v1), y + iod * (s * u2 + c * v1)]
+        });
         let valid = rng.random::<f32>() > 0.02;
         frames.push(LandmarkFrame { t_ms: (time * 1000.0).round() as u32, valid, pts: Box::new(pts) });
 

@@ -1,9 +1,16 @@
 //! Where a session's audio and video come from.
 //!
-//! [`Capture`] is the seam between the session logic and the hardware. This build has
-//! [`SimulatedCapture`] (files: a WAV and a folder of frames — `--simulate DIR`). The ALSA and
-//! V4L2 backends arrive with the audio and video front-end issues, behind the `alsa` and `v4l`
-//! cargo features; without them, `mimml-device run` requires `--simulate`.
+//! [`Capture`] is the seam between the session logic and the hardware. [`SimulatedCapture`] takes
+//! files (a WAV and a folder of frames — `--simulate DIR`). Behind the `alsa` feature,
+//! [`alsa::AlsaRecorder`] records a microphone (`mimml-device mic` tests one). Behind the `v4l` feature,
+//! [`v4l::V4lSource`] streams a V4L2 camera as a frame source (`mimml-device camera` runs the
+//! face front-end on it live); a full hardware `Capture` (camera + microphone during a
+//! session) is not built yet, so `mimml-device run` still requires `--simulate`.
+
+#[cfg(feature = "alsa")]
+pub mod alsa;
+#[cfg(feature = "v4l")]
+pub mod v4l;
 
 use std::path::{Path, PathBuf};
 
