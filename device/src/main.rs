@@ -1,13 +1,16 @@
 //! `mimml-device`: the device daemon.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use boards::{Board, Kiosk, LogKiosk};
 use clap::{Parser, Subcommand};
-use device::{Device, DeviceConfig, capture::SimulatedCapture};
+use device::capture::live::{Camera, FileCamera, LiveCapture, Microphone};
+use device::capture::{Capture, SimulatedCapture};
+use device::{Device, DeviceConfig};
 
 /// The MIMML screening device: captures a session, computes features and the screening result
 /// on the device, keeps results in a durable log and serves the host over a serial link.
@@ -41,9 +44,22 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         model: Option<PathBuf>,
         /// Take audio and video from files in DIR (audio.wav, frames/ with video.toml) instead of
-        /// capture hardware.
-        #[arg(long, value_name = "DIR")]
+        /// capture hardware. Results are flagged as simulated.
+        #[arg(long, value_name = "DIR", conflicts_with_all = ["mic", "camera"])]
         simulate: Option<PathBuf>,
+        /// Record sessions from this ALSA capture PCM (`default`, `plughw:1,0`, ...); needs a
+        /// build with the `alsa` feature.
+        #[arg(long, value_name = "PCM")]
+        mic: Option<String>,
+        /// Film sessions with this camera: a V4L2 device (`/dev/video0`; needs the `v4l`
+        /// feature) or a video file played as a camera (`.y4m`, `.mjpeg`, a folder of frames;
+        /// results are then flagged as simulated). Frames go through the face front-end while the
+        /// session runs; only landmarks are kept.
+        #[arg(long, value_name = "DEVICE|FILE")]
+        camera: Option<PathBuf>,
+        /// Frame size asked of a V4L2 camera (the driver grants the nearest it has).
+        #[arg(long, value_name = "WxH", default_value = "640x480", value_parser = parse_size)]
+        camera_size: (u32, u32),
         /// silero-vad ONNX model for segmenting audio whose transcript has no timing. Default:
         /// where scripts/install_silero_vad.sh installs it, else energy-based detection.
         #[arg(long, value_name = "FILE")]
@@ -150,30 +166,57 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Run { port, board, board_file, data_dir, model, simulate, vad, landmarks, cascade } => {
+        Cmd::Run {
+            port,
+            board,
+            board_file,
+            data_dir,
+            model,
+            simulate,
+            mic,
+            camera,
+            camera_size,
+            vad,
+            landmarks,
+            cascade,
+        } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
                 None => Board::by_name(&board)?,
             };
-            let Some(sim_dir) = simulate else {
+            if simulate.is_none() && mic.is_none() && camera.is_none() {
                 bail!(
-                    "this build has no capture backend (the alsa and v4l features arrive with the front-end issues); \
-                     pass --simulate DIR to take audio and video from files"
+                    "no capture backend chosen: pass --mic PCM and/or --camera DEVICE for capture hardware, \
+                     or --simulate DIR to take audio and video from files"
                 );
-            };
+            }
             let port = port
                 .or_else(|| board.link.port.clone())
                 .with_context(|| format!("board {} names no serial port; pass --port", board.name))?;
             let baud = board.link.baud;
             let kiosk = kiosk_for(&board);
-            let capture = SimulatedCapture::new(&sim_dir)?;
             let model = device::load_model(model.as_deref())?;
             let vad = device::load_vad(vad.as_deref())?;
             let face = device::load_face(cascade.as_deref(), landmarks.as_deref())?;
+            let (capture, face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
+                Some(dir) => (Box::new(SimulatedCapture::new(&dir)?), face, true),
+                None => {
+                    let (camera, from_file) = match camera {
+                        Some(path) => {
+                            let (cam, file) = open_camera(&path, camera_size)?;
+                            (Some(cam), file)
+                        }
+                        None => (None, false),
+                    };
+                    let mic = mic.map(|pcm| open_mic(&pcm)).transpose()?;
+                    (Box::new(LiveCapture::new(mic, camera, face)), None, from_file)
+                }
+            };
             let mut device =
-                Device::open(DeviceConfig { data_dir, board, simulated: true }, model, Box::new(capture), kiosk)?
-                    .with_vad(vad)
-                    .with_face(face);
+                Device::open(DeviceConfig { data_dir, board, simulated }, model, capture, kiosk)?.with_vad(vad);
+            if simulated {
+                device = device.with_face(face);
+            }
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {
@@ -189,6 +232,46 @@ fn main() -> anyhow::Result<()> {
                 std::thread::sleep(Duration::from_secs(1));
             }
         }
+    }
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or("expected WxH, e.g. 640x480")?;
+    let w: u32 = w.trim().parse().map_err(|e| format!("width: {e}"))?;
+    let h: u32 = h.trim().parse().map_err(|e| format!("height: {e}"))?;
+    if !(16..=8192).contains(&w) || !(16..=8192).contains(&h) {
+        return Err(format!("{w}x{h} is not a camera size"));
+    }
+    Ok((w, h))
+}
+
+/// A camera: a V4L2 character device, or a file played as one (second value: it is a file).
+fn open_camera(path: &std::path::Path, (width, height): (u32, u32)) -> anyhow::Result<(Arc<dyn Camera>, bool)> {
+    use std::os::unix::fs::FileTypeExt;
+    let is_device = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_char_device()) || path.starts_with("/dev");
+    if !is_device {
+        return Ok((Arc::new(FileCamera::new(path)), true));
+    }
+    #[cfg(feature = "v4l")]
+    {
+        let cam = device::capture::v4l::V4lCamera { path: path.to_owned(), width, height };
+        Ok((Arc::new(cam), false))
+    }
+    #[cfg(not(feature = "v4l"))]
+    {
+        let _ = (width, height);
+        bail!("{} is a camera device, but this build has no V4L2 support (build with --features v4l)", path.display())
+    }
+}
+
+fn open_mic(pcm: &str) -> anyhow::Result<Box<dyn Microphone>> {
+    #[cfg(feature = "alsa")]
+    {
+        Ok(Box::new(device::capture::alsa::AlsaMicrophone::new(pcm)))
+    }
+    #[cfg(not(feature = "alsa"))]
+    {
+        bail!("--mic {pcm}: this build has no ALSA support (build with --features alsa)")
     }
 }
 

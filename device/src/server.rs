@@ -20,7 +20,7 @@ use link::{FramedLink, LinkError};
 use models::Model;
 use protocol::*;
 
-use crate::capture::Capture;
+use crate::capture::{Capture, Video};
 use crate::log::{LogError, ResultLog};
 use crate::state::{DeviceState, StateError};
 
@@ -418,30 +418,36 @@ impl Device {
                 Some(Utterance { start_ms: u.start_ms, end_ms: u.end_ms, speaker: u.speaker?, text: u.text.clone() })
             })
             .collect();
-        let mut several_faces = false;
-        let landmarks = match (captured.video, self.face.as_mut()) {
-            (Some(mut frames), Some(face)) => {
-                let started = std::time::Instant::now();
-                let (track, stats) = face.track(frames.as_mut());
-                tracing::info!(
-                    frames = stats.frames,
-                    with_face = stats.with_face,
-                    detections = stats.detections,
-                    several_faces = stats.several_faces,
-                    decode_errors = stats.decode_errors,
-                    seconds = started.elapsed().as_secs_f32(),
-                    "video front-end"
-                );
-                // More than a tenth of the face frames with company: flag it.
-                several_faces = stats.several_faces * 10 > stats.with_face.max(1);
-                Some(track)
-            }
-            (Some(_), None) => {
-                tracing::info!("video captured, but no face landmarker is loaded: video absent from the result");
-                None
-            }
-            (None, _) => None,
+        let tracked = match captured.video {
+            Some(Video::Frames(mut frames)) => match self.face.as_mut() {
+                Some(face) => {
+                    let started = std::time::Instant::now();
+                    let (track, stats) = face.track(frames.as_mut());
+                    tracing::debug!(seconds = started.elapsed().as_secs_f32(), "frames tracked");
+                    Some((track, stats))
+                }
+                None => {
+                    tracing::info!("video captured, but no face landmarker is loaded: video absent from the result");
+                    None
+                }
+            },
+            Some(Video::Tracked { track, stats }) => Some((track, stats)),
+            None => None,
         };
+        let mut several_faces = false;
+        let landmarks = tracked.map(|(track, stats)| {
+            tracing::info!(
+                frames = stats.frames,
+                with_face = stats.with_face,
+                detections = stats.detections,
+                several_faces = stats.several_faces,
+                decode_errors = stats.decode_errors,
+                "video front-end"
+            );
+            // More than a tenth of the face frames with company: flag it.
+            several_faces = stats.several_faces * 10 > stats.with_face.max(1);
+            track
+        });
         let feats = features::extract_session(&SessionInputs {
             audio: captured.audio.as_ref(),
             landmarks: landmarks.as_ref(),

@@ -17,19 +17,133 @@ impl Drop for Daemon {
     }
 }
 
+fn sample() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
+}
+
 fn spawn(port: &str, data: &Path) -> Daemon {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001");
-    Daemon(
-        Command::new(env!("CARGO_BIN_EXE_mimml-device"))
-            .args(["run", "--port", port, "--board", "sim", "--data-dir"])
-            .arg(data)
-            .arg("--simulate")
-            .arg(sample)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawns"),
+    let mut cmd = daemon(port, data);
+    cmd.arg("--simulate").arg(sample());
+    Daemon(cmd.spawn().expect("spawns"))
+}
+
+fn daemon(port: &str, data: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mimml-device"));
+    cmd.args(["run", "--port", port, "--board", "sim", "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// One session of `seconds` with one participant utterance over its first three seconds;
+/// returns the stored result.
+fn one_session(link: &mut FramedLink<link::TTYPort>, seconds: f32) -> ResultRecord {
+    hello(link, 1);
+    let s = match call(
+        link,
+        2,
+        Request::SessionStart(SessionStart { modalities: Modalities::ALL, label: truncated("live"), host_time_ms: 0 }),
+    ) {
+        Response::Session(s) => s.session,
+        other => panic!("{other:?}"),
+    };
+    call(
+        link,
+        3,
+        Request::TranscriptChunk(TranscriptChunk {
+            session: s,
+            utterance: 0,
+            part: 0,
+            last_part: true,
+            start_ms: 0,
+            end_ms: 3_000,
+            speaker: Speaker::Participant,
+            text: truncated("I haven't been sleeping well and I feel tired all the time."),
+        }),
+    );
+    std::thread::sleep(Duration::from_secs_f32(seconds));
+    match call(link, 4, Request::SessionStop(s)) {
+        Response::Session(SessionStatus { state: SessionState::Done { seq: 1 }, .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    match call(link, 5, Request::Sync(SyncCursor { after: 0, max: 8 })) {
+        Response::Records(b) => b.records.into_iter().next().expect("one record"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_file_played_as_a_camera_is_tracked_live_and_flagged_simulated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (controller, device_end) = link::pty_pair().expect("pty");
+    let port = device_end.name().expect("path");
+    let mut link = FramedLink::new(controller);
+    let mut cmd = daemon(&port, dir.path());
+    cmd.arg("--camera").arg(sample().join("frames"));
+    let _daemon = Daemon(cmd.spawn().expect("spawns"));
+    let r = one_session(&mut link, 0.5);
+    assert_eq!(r.modalities, Modalities(Modalities::VIDEO | Modalities::TEXT), "no microphone: no audio");
+    assert_ne!(r.flags & ResultRecord::FLAG_SIMULATED, 0);
+    assert_eq!(r.flags & ResultRecord::FLAG_NO_FACE, 0);
+}
+
+/// The whole live path through alsa-lib: ALSA's `file` plugin plays five seconds of the sample
+/// interview into a capture PCM (no sound card needed), the camera is a file.
+#[cfg(feature = "alsa")]
+#[test]
+fn a_live_session_records_the_microphone_and_tracks_the_camera() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let speech = features::audio::read_wav(&sample().join("audio.wav")).expect("sample audio");
+    let raw = dir.path().join("mic.raw");
+    let pcm: Vec<u8> = speech.samples[5 * 16_000..10 * 16_000]
+        .iter()
+        .flat_map(|&v| ((v * 32768.0).round() as i16).to_le_bytes())
+        .collect();
+    std::fs::write(&raw, pcm).expect("raw");
+    let conf = dir.path().join("asound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "pcm.fromfile {{\n type file\n slave.pcm {{ type null }}\n file \"/dev/null\"\n infile \"{}\"\n format \"raw\"\n}}\n",
+            raw.display()
+        ),
     )
+    .expect("conf");
+    let (controller, device_end) = link::pty_pair().expect("pty");
+    let port = device_end.name().expect("path");
+    let mut link = FramedLink::new(controller);
+    let mut cmd = daemon(&port, &dir.path().join("data"));
+    cmd.env("ALSA_CONFIG_PATH", &conf).args(["--mic", "fromfile", "--camera"]).arg(sample().join("frames"));
+    let _daemon = Daemon(cmd.spawn().expect("spawns"));
+    let r = one_session(&mut link, 3.5);
+    assert_eq!(r.modalities, Modalities::ALL);
+    assert_eq!(r.flags & ResultRecord::FLAG_LOW_QUALITY_AUDIO, 0, "flags {:#x}", r.flags);
+    assert!(r.gates[0] > 0.0 && r.gates[1] > 0.0, "gates {:?}", r.gates);
+}
+
+#[cfg(not(feature = "v4l"))]
+#[test]
+fn a_camera_device_without_the_v4l_feature_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = daemon("/dev/null", dir.path())
+        .args(["--camera", "/dev/video0"])
+        .stderr(Stdio::piped())
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("/dev/video0") && err.contains("--features v4l"), "{err}");
+}
+
+#[cfg(not(feature = "alsa"))]
+#[test]
+fn a_microphone_without_the_alsa_feature_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = daemon("/dev/null", dir.path()).args(["--mic", "default"]).stderr(Stdio::piped()).output().expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--features alsa"), "{err}");
 }
 
 fn call<P: std::io::Read + std::io::Write>(link: &mut FramedLink<P>, id: u32, req: Request) -> Response {

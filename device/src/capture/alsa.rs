@@ -62,11 +62,21 @@ impl AlsaRecorder {
             let io = p.io_i16().map_err(|e| e.to_string())?;
             let mut samples = Vec::new();
             let mut buf = [0i16; CHUNK];
+            let started = std::time::Instant::now();
             while !flag.load(Ordering::Relaxed) && samples.len() < max {
                 let want = CHUNK.min(max - samples.len());
                 match io.readi(&mut buf[..want]) {
                     Ok(0) => break,
-                    Ok(n) => samples.extend_from_slice(&buf[..n]),
+                    Ok(n) => {
+                        samples.extend_from_slice(&buf[..n]);
+                        // A microphone cannot deliver faster than its clock. A PCM that does (a
+                        // broken driver, or ALSA's null and file plugins, which tests use) is held
+                        // to real time, so a session never records hours in seconds.
+                        let ahead = samples.len() as f64 / f64::from(rate) - started.elapsed().as_secs_f64();
+                        if ahead > 0.05 {
+                            std::thread::sleep(std::time::Duration::from_secs_f64(ahead));
+                        }
+                    }
                     // An overrun loses a chunk; recover and go on (logged).
                     Err(e) => {
                         tracing::warn!("ALSA read: {e}; recovering");
@@ -112,5 +122,30 @@ impl AlsaRecorder {
 impl Drop for AlsaRecorder {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// An ALSA capture PCM as the session's [`Microphone`](super::live::Microphone).
+#[derive(Debug)]
+pub struct AlsaMicrophone {
+    pcm: String,
+    recording: Option<AlsaRecorder>,
+}
+
+impl AlsaMicrophone {
+    pub fn new(pcm: &str) -> AlsaMicrophone {
+        AlsaMicrophone { pcm: pcm.to_owned(), recording: None }
+    }
+}
+
+impl super::live::Microphone for AlsaMicrophone {
+    fn start(&mut self) -> Result<(), FeatureError> {
+        // A recording left over from an aborted session is dropped (its thread stops).
+        self.recording = Some(AlsaRecorder::start(&self.pcm, None)?);
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<AudioClip, FeatureError> {
+        self.recording.take().ok_or_else(|| err(&self.pcm, "not recording"))?.stop()
     }
 }

@@ -1,14 +1,15 @@
 //! Where a session's audio and video come from.
 //!
 //! [`Capture`] is the seam between the session logic and the hardware. [`SimulatedCapture`] takes
-//! files (a WAV and a folder of frames — `--simulate DIR`). Behind the `alsa` feature,
-//! [`alsa::AlsaRecorder`] records a microphone (`mimml-device mic` tests one). Behind the `v4l` feature,
-//! [`v4l::V4lSource`] streams a V4L2 camera as a frame source (`mimml-device camera` runs the
-//! face front-end on it live); a full hardware `Capture` (camera + microphone during a
-//! session) is not built yet, so `mimml-device run` still requires `--simulate`.
+//! files (a WAV and a folder of frames — `--simulate DIR`); the frames go through the face
+//! front-end after the session. [`live::LiveCapture`] records a [`live::Microphone`] and runs a
+//! [`live::Camera`]'s frames through the face front-end during the session. The hardware behind
+//! them: [`alsa::AlsaMicrophone`] (feature `alsa`) and [`v4l::V4lCamera`] (feature `v4l`);
+//! `mimml-device mic` and `mimml-device camera` check each on its own.
 
 #[cfg(feature = "alsa")]
 pub mod alsa;
+pub mod live;
 #[cfg(feature = "v4l")]
 pub mod v4l;
 
@@ -16,13 +17,32 @@ use std::path::{Path, PathBuf};
 
 use features::FeatureError;
 use features::audio::{AudioClip, read_wav};
+use features::landmarks::LandmarkTrack;
 use features::video::{FrameDir, FrameSource};
 use protocol::Modalities;
+use vision::face::VideoStats;
+
+/// A session's video as the capture hands it over.
+pub enum Video {
+    /// Frames still to go through the face front-end (file sources).
+    Frames(Box<dyn FrameSource + Send>),
+    /// Landmarks tracked while the session ran (cameras: frames are never stored).
+    Tracked { track: LandmarkTrack, stats: VideoStats },
+}
+
+impl std::fmt::Debug for Video {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Video::Frames(_) => f.write_str("Frames"),
+            Video::Tracked { stats, .. } => f.debug_struct("Tracked").field("stats", stats).finish_non_exhaustive(),
+        }
+    }
+}
 
 /// What one session captured.
 pub struct Captured {
     pub audio: Option<AudioClip>,
-    pub video: Option<Box<dyn FrameSource + Send>>,
+    pub video: Option<Video>,
     pub duration_ms: u32,
 }
 
@@ -99,8 +119,11 @@ impl Capture for SimulatedCapture {
 
     fn stop(&mut self) -> Result<Captured, FeatureError> {
         let audio = self.audio.take();
-        let video: Option<Box<dyn FrameSource + Send>> =
-            if self.want.has(Modalities::VIDEO) { Some(Box::new(FrameDir::open(&self.frames())?)) } else { None };
+        let video = if self.want.has(Modalities::VIDEO) {
+            Some(Video::Frames(Box::new(FrameDir::open(&self.frames())?)))
+        } else {
+            None
+        };
         let duration_ms = audio.as_ref().map_or(0, |a| (a.duration_s() * 1000.0) as u32);
         Ok(Captured { audio, video, duration_ms })
     }

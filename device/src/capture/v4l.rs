@@ -101,6 +101,24 @@ impl V4lSource {
     }
 }
 
+/// A V4L2 device as the session's [`Camera`](super::live::Camera), opened at each session.
+#[derive(Debug, Clone)]
+pub struct V4lCamera {
+    pub path: std::path::PathBuf,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl super::live::Camera for V4lCamera {
+    fn open(&self) -> Result<Box<dyn FrameSource>, FeatureError> {
+        Ok(Box::new(V4lSource::open(&self.path, self.width, self.height)?))
+    }
+
+    fn describe(&self) -> String {
+        format!("V4L2 {} at {}x{}", self.path.display(), self.width, self.height)
+    }
+}
+
 impl FrameSource for V4lSource {
     fn fps(&self) -> f32 {
         self.fps

@@ -1,0 +1,388 @@
+//! Capture from hardware during a session: a [`Microphone`] records from start to stop, and a
+//! [`Camera`]'s frames go through the face front-end *while* the session runs, on a thread of
+//! their own, so that only landmarks are kept (a 10-minute session of raw 640×480 frames would
+//! be 5 GB; its landmarks are 10 MB). The session logic sees the same [`Capture`] seam as with
+//! files; video arrives as [`Video::Tracked`].
+//!
+//! Real backends: [`super::alsa::AlsaMicrophone`] (feature `alsa`) and [`super::v4l::V4lCamera`]
+//! (feature `v4l`). [`FileCamera`] plays a video file as a camera (rehearsals, and tests of
+//! this module).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use features::FeatureError;
+use features::audio::AudioClip;
+use features::landmarks::LandmarkTrack;
+use features::video::{FrameDir, FrameSource, MjpegFile, Y4mFile};
+use protocol::Modalities;
+use vision::face::{FaceFrontEnd, VideoStats};
+
+use super::{Capture, Captured, Video};
+
+/// A microphone: records from `start` to `stop`.
+pub trait Microphone: Send {
+    /// Opens the device and starts recording; an unusable device is an error here.
+    fn start(&mut self) -> Result<(), FeatureError>;
+    /// Stops and hands over the recording.
+    fn stop(&mut self) -> Result<AudioClip, FeatureError>;
+}
+
+/// A camera. It is opened on the capture thread (V4L2 streams cannot move between threads).
+pub trait Camera: Send + Sync {
+    fn open(&self) -> Result<Box<dyn FrameSource>, FeatureError>;
+    /// For logs.
+    fn describe(&self) -> String;
+}
+
+/// A video file played as a camera: `.y4m`, `.mjpeg`/`.mjpg` (at `fps`), or a folder of frames
+/// with `video.toml`.
+#[derive(Debug, Clone)]
+pub struct FileCamera {
+    path: PathBuf,
+    fps: f32,
+}
+
+impl FileCamera {
+    pub fn new(path: &Path) -> FileCamera {
+        FileCamera { path: path.to_owned(), fps: 30.0 }
+    }
+}
+
+impl Camera for FileCamera {
+    fn open(&self) -> Result<Box<dyn FrameSource>, FeatureError> {
+        let ext = self.path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
+        Ok(match ext.as_deref() {
+            _ if self.path.is_dir() => Box::new(FrameDir::open(&self.path)?),
+            Some("y4m") => Box::new(Y4mFile::open(&self.path)?),
+            Some("mjpeg" | "mjpg") => Box::new(MjpegFile::open(&self.path, self.fps)?),
+            _ => {
+                return Err(FeatureError::Video {
+                    path: self.path.display().to_string(),
+                    detail: "not a camera file: expected .y4m, .mjpeg or a folder of frames".into(),
+                });
+            }
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("file {}", self.path.display())
+    }
+}
+
+/// After this many failed frames in a row the camera is taken as gone (unplugged) and the
+/// video of the session ends there.
+const MAX_FAILED_IN_A_ROW: u32 = 30;
+
+/// A camera's frames until the session stops (or the camera fails for good).
+struct UntilStopped {
+    inner: Box<dyn FrameSource>,
+    stop: Arc<AtomicBool>,
+    failed_in_a_row: u32,
+}
+
+impl FrameSource for UntilStopped {
+    fn fps(&self) -> f32 {
+        self.inner.fps()
+    }
+
+    fn next_frame(&mut self) -> Option<Result<image::GrayImage, FeatureError>> {
+        if self.stop.load(Ordering::Relaxed) || self.failed_in_a_row >= MAX_FAILED_IN_A_ROW {
+            if self.failed_in_a_row >= MAX_FAILED_IN_A_ROW {
+                tracing::error!("camera failed {MAX_FAILED_IN_A_ROW} frames in a row: video ends here");
+            }
+            return None;
+        }
+        let frame = self.inner.next_frame()?;
+        self.failed_in_a_row = if frame.is_ok() { 0 } else { self.failed_in_a_row + 1 };
+        Some(frame)
+    }
+}
+
+type Tracked = (FaceFrontEnd, LandmarkTrack, VideoStats);
+
+struct Running {
+    started: Instant,
+    stop: Arc<AtomicBool>,
+    audio: bool,
+    video: Option<JoinHandle<Tracked>>,
+}
+
+/// Microphone and camera during a session. Either may be absent; video also needs the face
+/// front-end, which this capture owns while no session runs and lends to its thread while one
+/// does.
+pub struct LiveCapture {
+    mic: Option<Box<dyn Microphone>>,
+    camera: Option<Arc<dyn Camera>>,
+    face: Option<FaceFrontEnd>,
+    running: Option<Running>,
+}
+
+impl std::fmt::Debug for LiveCapture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveCapture")
+            .field("mic", &self.mic.is_some())
+            .field("camera", &self.camera.as_ref().map(|c| c.describe()))
+            .field("face", &self.face.is_some())
+            .field("running", &self.running.is_some())
+            .finish()
+    }
+}
+
+impl LiveCapture {
+    pub fn new(
+        mic: Option<Box<dyn Microphone>>,
+        camera: Option<Arc<dyn Camera>>,
+        face: Option<FaceFrontEnd>,
+    ) -> LiveCapture {
+        if camera.is_some() && face.is_none() {
+            tracing::warn!("a camera but no face landmarker: video will be reported absent");
+        }
+        LiveCapture { mic, camera, face, running: None }
+    }
+
+    /// Ends a running capture and returns what it got (the face front-end comes back home).
+    fn finish(&mut self) -> Result<Captured, FeatureError> {
+        let Some(run) = self.running.take() else {
+            return Ok(Captured { audio: None, video: None, duration_ms: 0 });
+        };
+        run.stop.store(true, Ordering::Relaxed);
+        let duration_ms = u32::try_from(run.started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let video = match run.video.map(JoinHandle::join) {
+            Some(Ok((face, track, stats))) => {
+                self.face = Some(face);
+                Some(Video::Tracked { track, stats })
+            }
+            Some(Err(_)) => {
+                tracing::error!("the video thread panicked: video is absent from now on");
+                None
+            }
+            None => None,
+        };
+        let audio = match (run.audio, self.mic.as_mut()) {
+            (true, Some(mic)) => Some(mic.stop()?),
+            _ => None,
+        };
+        Ok(Captured { audio, video, duration_ms })
+    }
+}
+
+impl Drop for LiveCapture {
+    fn drop(&mut self) {
+        if let Some(run) = &self.running {
+            run.stop.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Capture for LiveCapture {
+    fn available(&self) -> Modalities {
+        let mut m = Modalities::TEXT;
+        if self.mic.is_some() {
+            m |= Modalities::AUDIO;
+        }
+        if self.camera.is_some() && (self.face.is_some() || self.running.is_some()) {
+            m |= Modalities::VIDEO;
+        }
+        Modalities(m)
+    }
+
+    fn start(&mut self, want: Modalities) -> Result<(), FeatureError> {
+        if self.running.is_some() {
+            tracing::warn!("capture started while running: the earlier capture is dropped");
+            self.finish()?;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut video = None;
+        if want.has(Modalities::VIDEO) {
+            if let (Some(camera), Some(mut face)) = (self.camera.clone(), self.face.take()) {
+                let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), FeatureError>>();
+                let flag = Arc::clone(&stop);
+                let thread = std::thread::Builder::new()
+                    .name("video".into())
+                    .spawn(move || {
+                        let source = match camera.open() {
+                            Ok(s) => {
+                                let _ = ready_tx.send(Ok(()));
+                                s
+                            }
+                            Err(e) => {
+                                let _ = ready_tx.send(Err(e));
+                                let empty = LandmarkTrack { fps: 30.0, frames: Vec::new() };
+                                return (face, empty, VideoStats::default());
+                            }
+                        };
+                        tracing::info!(camera = camera.describe(), "camera capturing");
+                        let mut frames = UntilStopped { inner: source, stop: flag, failed_in_a_row: 0 };
+                        let (track, stats) = face.track(&mut frames);
+                        (face, track, stats)
+                    })
+                    .map_err(|e| FeatureError::Video { path: "camera".into(), detail: e.to_string() })?;
+                let opened = ready_rx.recv().unwrap_or_else(|_| {
+                    Err(FeatureError::Video { path: "camera".into(), detail: "video thread ended early".into() })
+                });
+                if let Err(e) = opened {
+                    if let Ok((face, _, _)) = thread.join() {
+                        self.face = Some(face);
+                    }
+                    return Err(e);
+                }
+                video = Some(thread);
+            }
+        }
+        let audio = want.has(Modalities::AUDIO) && self.mic.is_some();
+        self.running = Some(Running { started: Instant::now(), stop, audio: false, video });
+        if audio {
+            if let Some(mic) = self.mic.as_mut() {
+                if let Err(e) = mic.start() {
+                    self.finish()?;
+                    return Err(e);
+                }
+            }
+            if let Some(run) = self.running.as_mut() {
+                run.audio = true;
+            }
+        }
+        Ok(())
+    }
+
+    fn stop(&mut self) -> Result<Captured, FeatureError> {
+        self.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake microphone: a fixed clip, or an error at start.
+    struct FakeMic {
+        clip: Option<AudioClip>,
+        started: bool,
+    }
+
+    impl Microphone for FakeMic {
+        fn start(&mut self) -> Result<(), FeatureError> {
+            if self.clip.is_none() {
+                return Err(FeatureError::UnsupportedAudio { path: "fake".into(), detail: "unplugged".into() });
+            }
+            self.started = true;
+            Ok(())
+        }
+
+        fn stop(&mut self) -> Result<AudioClip, FeatureError> {
+            assert!(self.started, "stop before start");
+            self.started = false;
+            Ok(self.clip.clone().expect("clip"))
+        }
+    }
+
+    /// A camera that never ends: the same frame over and over, as fast as asked.
+    struct EndlessCamera(image::GrayImage);
+
+    impl Camera for EndlessCamera {
+        fn open(&self) -> Result<Box<dyn FrameSource>, FeatureError> {
+            struct Endless(image::GrayImage);
+            impl FrameSource for Endless {
+                fn fps(&self) -> f32 {
+                    30.0
+                }
+                fn next_frame(&mut self) -> Option<Result<image::GrayImage, FeatureError>> {
+                    Some(Ok(self.0.clone()))
+                }
+            }
+            Ok(Box::new(Endless(self.0.clone())))
+        }
+        fn describe(&self) -> String {
+            "endless".into()
+        }
+    }
+
+    fn sample() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
+    }
+
+    fn face() -> Option<FaceFrontEnd> {
+        crate::load_face(None, None).expect("face front-end")
+    }
+
+    #[test]
+    fn camera_frames_become_landmarks_during_the_session_and_audio_comes_from_the_mic() {
+        let Some(face) = face() else {
+            panic!("landmark model missing: run scripts/install_landmark_model.sh");
+        };
+        let clip = features::audio::read_wav(&sample().join("audio.wav")).expect("wav");
+        let mic = FakeMic { clip: Some(clip.clone()), started: false };
+        let camera = FileCamera::new(&sample().join("frames"));
+        let n_frames = std::fs::read_dir(sample().join("frames"))
+            .expect("frames")
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "png" || x == "jpg")))
+            .count() as u32;
+        let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(Arc::new(camera)), Some(face));
+        assert_eq!(cap.available(), Modalities::ALL);
+        for _ in 0..2 {
+            // Twice: the face front-end must come back after a session.
+            cap.start(Modalities::ALL).expect("starts");
+            // A file camera ends by itself; wait for it, as a session lasts minutes.
+            while cap.running.as_ref().is_some_and(|r| r.video.as_ref().is_some_and(|v| !v.is_finished())) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            let got = cap.stop().expect("stops");
+            assert_eq!(got.audio.as_ref().map(|a| a.samples.len()), Some(clip.samples.len()));
+            let Some(Video::Tracked { track, stats }) = got.video else { panic!("no tracked video") };
+            assert_eq!(stats.frames, n_frames);
+            assert_eq!(track.frames.len() as u32, n_frames);
+            assert!(stats.with_face * 10 >= n_frames * 9, "{stats:?}");
+            assert_eq!(cap.available(), Modalities::ALL);
+        }
+    }
+
+    #[test]
+    fn an_endless_camera_stops_with_the_session() {
+        let Some(face) = face() else {
+            panic!("landmark model missing: run scripts/install_landmark_model.sh");
+        };
+        let frame = image::GrayImage::from_pixel(320, 240, image::Luma([128]));
+        let mut cap = LiveCapture::new(None, Some(Arc::new(EndlessCamera(frame))), Some(face));
+        assert_eq!(cap.available(), Modalities(Modalities::TEXT | Modalities::VIDEO));
+        cap.start(Modalities::ALL).expect("starts");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let got = cap.stop().expect("stops");
+        assert!(got.audio.is_none());
+        let Some(Video::Tracked { stats, .. }) = got.video else { panic!("no tracked video") };
+        assert!(stats.frames > 0);
+        assert_eq!(stats.with_face, 0, "a flat grey frame has no face");
+        assert!(got.duration_ms >= 300);
+    }
+
+    #[test]
+    fn a_camera_that_does_not_open_fails_the_start_and_keeps_the_face_front_end() {
+        let Some(face) = face() else {
+            panic!("landmark model missing: run scripts/install_landmark_model.sh");
+        };
+        let mut cap =
+            LiveCapture::new(None, Some(Arc::new(FileCamera::new(Path::new("/nonexistent.y4m")))), Some(face));
+        let e = cap.start(Modalities::ALL).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent.y4m"), "{e}");
+        assert!(cap.face.is_some(), "the face front-end was lost");
+        assert!(cap.running.is_none());
+        let e = LiveCapture::new(None, Some(Arc::new(FileCamera::new(Path::new("notes.txt")))), None);
+        assert_eq!(e.available(), Modalities(Modalities::TEXT), "no landmarker, no video");
+    }
+
+    #[test]
+    fn a_microphone_that_does_not_start_fails_the_start_and_stops_the_camera() {
+        let Some(face) = face() else {
+            panic!("landmark model missing: run scripts/install_landmark_model.sh");
+        };
+        let frame = image::GrayImage::from_pixel(64, 48, image::Luma([0]));
+        let mic = FakeMic { clip: None, started: false };
+        let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(Arc::new(EndlessCamera(frame))), Some(face));
+        let e = cap.start(Modalities::ALL).unwrap_err().to_string();
+        assert!(e.contains("unplugged"), "{e}");
+        assert!(cap.running.is_none() && cap.face.is_some());
+    }
+}
