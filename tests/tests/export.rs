@@ -7,7 +7,7 @@ use models::corpus::cache::FeatureCache;
 use models::mimml::config::{Fusion, MimmlConfig};
 use models::mimml::export::{Quantization, to_onnx, to_onnx_quantized};
 use models::mimml::train::{examples, predict, train};
-use models::onnx::{Bundle, Golden, OnnxModel};
+use models::onnx::{Bundle, Golden, OnnxModel, Precision};
 
 fn cache(dir: &std::path::Path) -> FeatureCache {
     tests::small_feature_cache(dir, 9).expect("synthetic corpus and its cache")
@@ -70,6 +70,14 @@ fn f16_and_int8_stay_within_0_01_of_f32_and_are_smaller() {
         let limit = if q == Quantization::Int8 { 0.30 } else { 0.55 };
         assert!(ratio <= limit, "{q:?}: {} of {} bytes ({ratio:.2})", bytes.len(), f32_bytes.len());
     }
+    // f16 arithmetic, as the Jetson's GPU runs it (here on the CPU: same translated graph).
+    let half = OnnxModel::from_bytes_with(&f32_bytes, "q", schema, cfg.max_segments, Precision::F16).expect("loads");
+    assert!(half.is_half());
+    let worst = dev
+        .iter()
+        .map(|f| (half.predict(f).expect("runs").p_depressed - reference.predict(f).expect("runs").p_depressed).abs())
+        .fold(0f32, f32::max);
+    assert!(worst <= 0.01 && worst > 0.0, "f16 compute: |Δp| = {worst}");
 }
 
 #[test]

@@ -98,10 +98,21 @@ fn main() -> anyhow::Result<()> {
         );
         sizes.push((bytes.len(), ms));
     }
+    // f16 arithmetic (what the cuda feature runs on the Jetson's GPU), here on the CPU where
+    // f16 is emulated: its accuracy is the point, not its speed.
+    let half = OnnxModel::from_bytes_with(
+        &std::fs::read(dir.join("model.onnx"))?,
+        &bundle.manifest.model_version,
+        schema,
+        t,
+        models::onnx::Precision::F16,
+    )?;
+    let half_dp = (half.run([&refs[0], &refs[1], &refs[2]])?.p_depressed - ours.p_depressed).abs();
+    println!("f16 compute (the GPU path's arithmetic, run on the CPU): |Δp| vs f32 {half_dp:.1e}");
     let rss = rss.max(peak_rss_kb());
     println!(
         "RESULT inference tract_ms={tract_ms:.3} ort_ms={ort_ms:.3} ratio_tract_over_ort={:.2} f32_bytes={} f16_bytes={} \
-         int8_bytes={} int8_over_f32={:.3} delta_p_vs_ort={dp:.1e} peak_rss_kb={rss}",
+         int8_bytes={} int8_over_f32={:.3} delta_p_vs_ort={dp:.1e} f16_compute_delta_p={half_dp:.1e} peak_rss_kb={rss}",
         tract_ms / ort_ms,
         sizes[0].0,
         sizes[1].0,
