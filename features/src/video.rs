@@ -19,6 +19,13 @@ pub trait FrameSource {
     /// The next frame as luma; `None` at the end. A frame that cannot be decoded is an `Err` and
     /// the source moves on to the next one.
     fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>>;
+    /// When the frame last returned was captured, in ms after the first frame, by the source's
+    /// own clock (a camera's buffer timestamps). `None`: frames are evenly spaced at `fps`, as in
+    /// files. A live camera drops frames when the consumer falls behind; its timestamps keep the
+    /// landmarks aligned with the audio and the transcript all the same.
+    fn timestamp_ms(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// At most `n` frames of another source (a live camera never ends by itself).
@@ -42,6 +49,10 @@ impl<S: FrameSource> FrameSource for Take<S> {
     fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
         self.left = self.left.checked_sub(1)?;
         self.inner.next_frame()
+    }
+
+    fn timestamp_ms(&self) -> Option<u32> {
+        self.inner.timestamp_ms()
     }
 }
 

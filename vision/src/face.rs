@@ -188,7 +188,9 @@ impl FaceFrontEnd {
         let mut stats = VideoStats::default();
         let mut frames = Vec::new();
         while let Some(frame) = source.next_frame() {
-            let t_ms = (f64::from(stats.frames) * 1000.0 / f64::from(fps)).round() as u32;
+            let t_ms = source
+                .timestamp_ms()
+                .unwrap_or_else(|| (f64::from(stats.frames) * 1000.0 / f64::from(fps)).round() as u32);
             stats.frames += 1;
             let status = match frame {
                 Ok(gray) => self.process(&gray),

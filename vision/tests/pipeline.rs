@@ -68,3 +68,44 @@ fn blank_and_faceless_frames_are_no_face_not_a_panic() {
     let noise = image::GrayImage::from_fn(320, 240, |x, y| image::Luma([((x * 7919 + y * 104_729) % 251) as u8]));
     assert_eq!(fe.process(&noise), FaceStatus::NoFace);
 }
+
+/// A camera that dropped frames: every third frame is missing, its timestamps say so.
+struct DroppingCamera {
+    inner: FrameDir,
+    n: u32,
+}
+
+impl features::video::FrameSource for DroppingCamera {
+    fn fps(&self) -> f32 {
+        self.inner.fps()
+    }
+
+    fn next_frame(&mut self) -> Option<Result<image::GrayImage, features::FeatureError>> {
+        self.n += 1;
+        self.inner.next_frame()
+    }
+
+    fn timestamp_ms(&self) -> Option<u32> {
+        // Frame k (from 0) was camera frame k + k/2: 0, 1, 3, 4, 6, 7, ...
+        let k = self.n - 1;
+        Some(((k + k / 2) as f32 * 1000.0 / self.fps()).round() as u32)
+    }
+}
+
+#[test]
+fn a_cameras_own_timestamps_place_the_landmarks_in_time() {
+    let mut fe = front_end();
+    let (even, _) = fe.track(&mut sample_frames());
+    let (dropped, _) = fe.track(&mut DroppingCamera { inner: sample_frames(), n: 0 });
+    assert_eq!(even.frames.len(), dropped.frames.len());
+    // Frames 0, 1, 2, 3, 4 sit where the evenly spaced frames 0, 1, 3, 4, 6 do.
+    let times: Vec<u32> = dropped.frames.iter().map(|f| f.t_ms).take(5).collect();
+    let at = |i: usize| even.frames[i].t_ms;
+    assert_eq!(times, vec![at(0), at(1), at(3), at(4), at(6)]);
+    assert!(
+        dropped.duration_ms() > even.duration_ms() * 14 / 10,
+        "{} vs {}",
+        dropped.duration_ms(),
+        even.duration_ms()
+    );
+}

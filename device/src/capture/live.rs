@@ -100,6 +100,10 @@ impl FrameSource for UntilStopped {
         self.failed_in_a_row = if frame.is_ok() { 0 } else { self.failed_in_a_row + 1 };
         Some(frame)
     }
+
+    fn timestamp_ms(&self) -> Option<u32> {
+        self.inner.timestamp_ms()
+    }
 }
 
 type Tracked = (FaceFrontEnd, LandmarkTrack, VideoStats);

@@ -56,6 +56,9 @@ pub struct V4lSource {
     height: u32,
     fps: f32,
     origin: String,
+    /// Buffer timestamp of the first frame, µs, and of the frame last returned, ms after it.
+    first_us: Option<i64>,
+    last_ms: Option<u32>,
 }
 
 impl std::fmt::Debug for V4lSource {
@@ -97,7 +100,7 @@ impl V4lSource {
             .map_or(30.0, |i| i.denominator as f32 / i.numerator as f32);
         let stream = Stream::with_buffers(&dev, Type::VideoCapture, 4).map_err(|e| err(e.to_string()))?;
         tracing::info!(device = %origin, ?format, width = w, height = h, fps, "camera streaming");
-        Ok(V4lSource { stream, format, width: w, height: h, fps, origin })
+        Ok(V4lSource { stream, format, width: w, height: h, fps, origin, first_us: None, last_ms: None })
     }
 }
 
@@ -124,11 +127,20 @@ impl FrameSource for V4lSource {
         self.fps
     }
 
+    fn timestamp_ms(&self) -> Option<u32> {
+        self.last_ms
+    }
+
     fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
         let origin = self.origin.clone();
         let (format, w, h) = (self.format, self.width, self.height);
         Some(match self.stream.next() {
             Ok((buf, meta)) => {
+                // The driver's capture time: frames dropped while the consumer was busy leave a
+                // gap in time rather than shifting every later frame.
+                let us = meta.timestamp.sec * 1_000_000 + meta.timestamp.usec;
+                let first = *self.first_us.get_or_insert(us);
+                self.last_ms = u32::try_from((us - first).max(0) / 1000).ok();
                 let used = (meta.bytesused as usize).min(buf.len());
                 buffer_to_gray(format, w, h, &buf[..used])
                     .map_err(|detail| FeatureError::Video { path: origin, detail })
