@@ -1,6 +1,44 @@
 //! Shared helpers of the benchmark binaries.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Wall time of the fastest of `n` calls of `f`, seconds.
+pub fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Runs `scripts/SCRIPT ARGS` with the reference venv's `python`, on one core (no BLAS, OpenMP
+/// or numba thread pools), and returns its stdout.
+pub fn reference_script(python: &str, script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = Command::new(python);
+    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"] {
+        cmd.env(var, "1");
+    }
+    let out = cmd
+        .arg(repo().join("scripts").join(script))
+        .args(args)
+        .output()
+        .with_context(|| format!("running {python}"))?;
+    if !out.status.success() {
+        bail!("{script} {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8(out.stdout)?)
+}
 
 /// Runs `f` repeatedly for at least `budget` and returns calls per second (median of 5
 /// rounds, to damp the noise of a shared 2-core machine).

@@ -5,42 +5,11 @@
 //!
 //! Usage (through bench/run, which makes the reference venv): `audio PYTHON`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
-
-use anyhow::{Context, bail};
+use anyhow::Context;
 use features::audio::reference::{f0_agreement, mfcc_relative_error};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 fn python(python: &str, args: &[&str]) -> anyhow::Result<String> {
-    // One core for the reference too: no BLAS/OpenMP thread pools.
-    let mut cmd = Command::new(python);
-    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"] {
-        cmd.env(var, "1");
-    }
-    let out = cmd
-        .arg(repo().join("scripts/audio_reference.py"))
-        .args(args)
-        .output()
-        .with_context(|| format!("running {python}"))?;
-    if !out.status.success() {
-        bail!("audio_reference.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8(out.stdout)?)
+    bench::reference_script(python, "audio_reference.py", args)
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {
@@ -52,7 +21,7 @@ fn main() -> anyhow::Result<()> {
     let tmp = tempfile::tempdir()?;
 
     // 1. Speed: ten minutes of real (espeak-ng) speech, the sample session's audio ten times.
-    let sample = features::audio::read_wav(&repo().join("assets/sample/session-001/audio.wav"))?;
+    let sample = features::audio::read_wav(&bench::repo().join("assets/sample/session-001/audio.wav"))?;
     let samples: Vec<f32> = sample.samples.repeat(10);
     let seconds = samples.len() as f64 / 16_000.0;
     let wav = tmp.path().join("ten_minutes.wav");
@@ -68,11 +37,11 @@ fn main() -> anyhow::Result<()> {
     }
     w.finalize()?;
     let clip = features::audio::read_wav(&wav)?;
-    let llds_s = best_of(3, || {
+    let llds_s = bench::best_of(3, || {
         std::hint::black_box(features::audio::llds(&clip.samples));
     });
     let segments = features::segment::fixed_windows((seconds * 1000.0) as u32);
-    let all_s = best_of(3, || {
+    let all_s = bench::best_of(3, || {
         std::hint::black_box(features::audio::segment_features(&clip, &segments));
     });
     let rt = seconds / all_s;
@@ -88,7 +57,7 @@ fn main() -> anyhow::Result<()> {
     );
 
     // 2. Live reference check on the speech fixtures.
-    let fixtures = repo().join("features/tests/fixtures/speech");
+    let fixtures = bench::repo().join("features/tests/fixtures/speech");
     let live = tmp.path().join("speech");
     std::fs::create_dir(&live)?;
     for e in std::fs::read_dir(&fixtures)? {
@@ -118,9 +87,9 @@ fn main() -> anyhow::Result<()> {
     println!("(librosa {}, parselmouth {})", r["librosa"], r["parselmouth"]);
 
     // 3. Text features per utterance.
-    let transcript = features::text::read_transcript(&repo().join("assets/sample/session-001/transcript.tsv"))?;
+    let transcript = features::text::read_transcript(&bench::repo().join("assets/sample/session-001/transcript.tsv"))?;
     let refs: Vec<&features::text::Utterance> = transcript.iter().collect();
-    let per_call = best_of(5, || {
+    let per_call = bench::best_of(5, || {
         for _ in 0..1000 {
             std::hint::black_box(features::text::utterance_features(&refs));
         }

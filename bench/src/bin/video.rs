@@ -6,39 +6,13 @@
 //!
 //! Usage (through bench/run, which makes the reference venv): `video PYTHON`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Instant;
-
-use anyhow::{Context, bail};
+use anyhow::Context;
 use vision::Rect;
 use vision::cascade::{Cascade, DetectParams};
 use vision::face::{FaceConfig, FaceFrontEnd};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn python(py: &str, args: &[&str]) -> anyhow::Result<String> {
-    let mut cmd = Command::new(py);
-    for var in ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"] {
-        cmd.env(var, "1");
-    }
-    let out = cmd.arg(repo().join("scripts/video_reference.py")).args(args).output().context("running python")?;
-    if !out.status.success() {
-        bail!("video_reference.py {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8(out.stdout)?)
-}
-
-fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .fold(f64::INFINITY, f64::min)
+fn python(python: &str, args: &[&str]) -> anyhow::Result<String> {
+    bench::reference_script(python, "video_reference.py", args)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -48,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     let cascade = Cascade::load(&cascade_path)?;
 
     // A 640×480 frame: the astronaut photo scaled to 480 rows on a grey canvas.
-    let astronaut = vision::luma(image::open(repo().join("vision/tests/fixtures/faces/astronaut.png"))?);
+    let astronaut = vision::luma(image::open(bench::repo().join("vision/tests/fixtures/faces/astronaut.png"))?);
     let mut scaled = Vec::new();
     vision::cascade::resize_bilinear(&astronaut, 480, 480, &mut scaled);
     let mut frame = image::GrayImage::from_pixel(640, 480, image::Luma([128]));
@@ -60,7 +34,7 @@ fn main() -> anyhow::Result<()> {
 
     let params = DetectParams::default();
     let faces = cascade.detect(&frame, &params);
-    let ours_s = best_of(5, || {
+    let ours_s = bench::best_of(5, || {
         std::hint::black_box(cascade.detect(&frame, &params));
     });
     let cv: serde_json::Value = serde_json::from_str(&python(
@@ -83,7 +57,7 @@ fn main() -> anyhow::Result<()> {
         .with_context(|| format!("{}: run scripts/install_landmark_model.sh", predictor_path.display()))?;
     let face = *faces.first().context("no face found in the benchmark frame")?;
     let n = 200;
-    let lm_s = best_of(3, || {
+    let lm_s = bench::best_of(3, || {
         for _ in 0..n {
             std::hint::black_box(predictor.predict(&frame, &face));
         }
@@ -107,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     let mut fe = FaceFrontEnd::new(cascade.clone(), predictor, FaceConfig::default())?;
     let mut stats = Default::default();
     let mut track = None;
-    let whole_s = best_of(2, || {
+    let whole_s = bench::best_of(2, || {
         let mut src = features::video::MjpegFile::open(&mjpeg, 30.0).expect("stream opens");
         let (t, s) = fe.track(&mut src);
         let segments = features::segment::fixed_windows(t.duration_ms());
@@ -124,13 +98,13 @@ fn main() -> anyhow::Result<()> {
     // Live box check against OpenCV on the fixtures.
     let live = tmp.path().join("faces");
     std::fs::create_dir(&live)?;
-    for e in std::fs::read_dir(repo().join("vision/tests/fixtures/faces"))? {
+    for e in std::fs::read_dir(bench::repo().join("vision/tests/fixtures/faces"))? {
         let p = e?.path();
         if p.extension().is_some_and(|x| x == "png") {
             std::fs::copy(&p, live.join(p.file_name().context("name")?))?;
         }
     }
-    let cascades = [cascade_path.clone(), repo().join("vision/assets/lbpcascade_frontalface.xml")];
+    let cascades = [cascade_path.clone(), bench::repo().join("vision/assets/lbpcascade_frontalface.xml")];
     let mut args = vec!["reference".to_owned(), live.display().to_string()];
     args.extend(cascades.iter().map(|c| c.display().to_string()));
     python(&py, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
@@ -139,7 +113,7 @@ fn main() -> anyhow::Result<()> {
     for (img, per) in r["images"].as_object().context("images")? {
         let gray = vision::luma(image::open(live.join(img))?);
         for (name, boxes) in per.as_object().context("cascades")? {
-            let c = Cascade::load(&repo().join("vision/assets").join(name))?;
+            let c = Cascade::load(&bench::repo().join("vision/assets").join(name))?;
             let ours = c.detect(&gray, &params);
             let theirs: Vec<Rect> = boxes
                 .as_array()
