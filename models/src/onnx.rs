@@ -459,6 +459,47 @@ mod tests {
         }
     }
 
+    /// The independent check: onnxruntime's outputs for the committed bundle, recorded by
+    /// `scripts/onnxruntime_reference.sh` (short and full-length sessions, one with video absent),
+    /// and tract's on the same inputs agree to 1e-5.
+    #[test]
+    fn tract_agrees_with_onnxruntime_on_the_committed_bundle() {
+        #[derive(Deserialize)]
+        struct Case {
+            name: String,
+            inputs: Vec<Vec<Vec<f32>>>,
+            p_depressed: f32,
+            phq8: f32,
+            gates: Vec<f32>,
+        }
+        #[derive(Deserialize)]
+        struct Reference {
+            onnxruntime: String,
+            model_sha256: String,
+            cases: Vec<Case>,
+        }
+        let path = committed().with_extension("onnxruntime.json");
+        let r: Reference = serde_json::from_slice(&std::fs::read(&path).expect("reference")).expect("json");
+        let b = Bundle::open(&committed()).expect("verifies");
+        assert_eq!(
+            r.model_sha256,
+            b.manifest.files["model.onnx"],
+            "{} was recorded for another model.onnx: run scripts/onnxruntime_reference.sh",
+            path.display()
+        );
+        assert_eq!(r.cases.len(), 3);
+        for c in &r.cases {
+            let rows: Vec<Vec<&[f32]>> = c.inputs.iter().map(|m| m.iter().map(Vec::as_slice).collect()).collect();
+            let got = b.model.run([&rows[0], &rows[1], &rows[2]]).expect("runs");
+            let worst = [got.p_depressed - c.p_depressed, (got.phq8 - c.phq8) / 24.0]
+                .into_iter()
+                .chain(got.gates.iter().zip(&c.gates).map(|(a, b)| a - b))
+                .map(f32::abs)
+                .fold(0.0, f32::max);
+            assert!(worst <= 1e-5, "{}: tract and onnxruntime {} differ by {worst}", c.name, r.onnxruntime);
+        }
+    }
+
     /// The f16 plan (the GPU's arithmetic, here on the CPU) passes the bundle's self-test within
     /// the f16 bound but is not bit-for-bit the f32 plan.
     #[test]
