@@ -198,8 +198,10 @@ fn main() -> anyhow::Result<()> {
             let model = device::load_model(model.as_deref())?;
             let vad = device::load_vad(vad.as_deref())?;
             let face = device::load_face(cascade.as_deref(), landmarks.as_deref())?;
-            let (capture, face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
-                Some(dir) => (Box::new(SimulatedCapture::new(&dir)?), face, true),
+            // Files under --simulate leave their frames for the device's face front-end; live
+            // capture takes the face front-end along to its video thread.
+            let (capture, device_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
+                Some(dir) => (Box::new(SimulatedCapture::new(&dir)?), Some(face), true),
                 None => {
                     let (camera, from_file) = match camera {
                         Some(path) => {
@@ -214,7 +216,7 @@ fn main() -> anyhow::Result<()> {
             };
             let mut device =
                 Device::open(DeviceConfig { data_dir, board, simulated }, model, capture, kiosk)?.with_vad(vad);
-            if simulated {
+            if let Some(face) = device_face {
                 device = device.with_face(face);
             }
             let stop = AtomicBool::new(false);

@@ -60,15 +60,21 @@ pub struct Golden {
     pub gates: [f32; 3],
 }
 
-/// A loaded, optimised ONNX model.
-pub struct OnnxModel {
-    plan: Box<dyn Runnable>,
-    /// The same graph specialised to `max_segments` rows per modality.
-    fixed: Box<dyn Runnable>,
+/// One runnable plan and how it computes. Each plan is prepared on its own, so on a GPU the
+/// two plans of a model may end up with different backends or precisions.
+struct Plan {
+    runnable: Box<dyn Runnable>,
     /// "cpu" or "cuda".
     backend: &'static str,
-    /// The plans compute in f16 (inputs and outputs cast at the boundary).
+    /// Computes in f16: inputs and outputs are cast at the boundary.
     half: bool,
+}
+
+/// A loaded, optimised ONNX model.
+pub struct OnnxModel {
+    plan: Plan,
+    /// The same graph specialised to `max_segments` rows per modality.
+    fixed: Plan,
     version: String,
     schema: SchemaHash,
     max_segments: usize,
@@ -182,19 +188,19 @@ impl OnnxModel {
                 .and_then(|m| m.into_decluttered())
                 .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))
         };
-        let (plan, backend, half) = prepare(declutter(model)?, precision)?;
-        let (fixed, _, _) = prepare(declutter(fixed_model)?, precision)?;
-        Ok(OnnxModel { plan, fixed, backend, half, version: version.to_owned(), schema, max_segments, threshold: 0.5 })
+        let plan = prepare(declutter(model)?, precision)?;
+        let fixed = prepare(declutter(fixed_model)?, precision)?;
+        Ok(OnnxModel { plan, fixed, version: version.to_owned(), schema, max_segments, threshold: 0.5 })
     }
 
     /// Where inference runs: "cpu" or "cuda".
     pub fn backend(&self) -> &'static str {
-        self.backend
+        self.plan.backend
     }
 
-    /// Whether the plans compute in f16.
+    /// Whether a plan computes in f16.
     pub fn is_half(&self) -> bool {
-        self.half
+        self.plan.half || self.fixed.half
     }
 
     /// Sets the decision threshold (from the bundle manifest).
@@ -211,10 +217,10 @@ impl OnnxModel {
         self.run_on(rows, use_fixed)
     }
 
-    /// An f32 input as the plans take it (cast to f16 for an f16 plan).
-    fn input(&self, t: TractResult<Tensor>) -> Result<TValue, ModelError> {
+    /// An f32 input as `plan` takes it (cast to f16 for an f16 plan).
+    fn input(plan: &Plan, t: TractResult<Tensor>) -> Result<TValue, ModelError> {
         let t = t.map_err(|e| bad(e.to_string()))?;
-        if self.half {
+        if plan.half {
             Ok(t.cast_to::<f16>().map_err(|e| bad(e.to_string()))?.into_owned().into())
         } else {
             Ok(t.into())
@@ -224,6 +230,7 @@ impl OnnxModel {
     fn run_on(&self, rows: [&[&[f32]]; 3], use_fixed: bool) -> Result<Prediction, ModelError> {
         let widths = feature_widths();
         let full = self.max_segments.max(1);
+        let plan = if use_fixed { &self.fixed } else { &self.plan };
         let mut inputs: TVec<TValue> = tvec![];
         let mut present = [0f32; 3];
         for m in 0..3 {
@@ -242,14 +249,13 @@ impl OnnxModel {
                     want: widths[m],
                 });
             }
-            inputs.push(self.input(Tensor::from_shape(&[1, t, widths[m]], &data))?);
+            inputs.push(Self::input(plan, Tensor::from_shape(&[1, t, widths[m]], &data))?);
         }
         if present == [0.0; 3] {
             return Err(ModelError::NoInput);
         }
-        inputs.push(self.input(Tensor::from_shape(&[1, 3], &present))?);
-        let plan = if use_fixed { &self.fixed } else { &self.plan };
-        let out = plan.run(inputs).map_err(|e| bad(format!("inference failed: {e}")))?;
+        inputs.push(Self::input(plan, Tensor::from_shape(&[1, 3], &present))?);
+        let out = plan.runnable.run(inputs).map_err(|e| bad(format!("inference failed: {e}")))?;
         let get = |i: usize| -> Result<Vec<f32>, ModelError> {
             let t = out[i].cast_to::<f32>().map_err(|e| bad(e.to_string()))?;
             Ok(t.to_plain_array_view::<f32>().map_err(|e| bad(e.to_string()))?.iter().copied().collect())
@@ -291,8 +297,8 @@ impl Model for OnnxModel {
 
 /// The plan for a decluttered model: with the `cuda` feature and a CUDA driver, the CUDA
 /// runtime's, in f16 (f32 if the f16 translation fails to prepare); otherwise the CPU's, in f32
-/// unless `Precision::F16` asks for f16. Returns the plan, its backend and whether it is f16.
-fn prepare(typed: TypedModel, precision: Precision) -> Result<(Box<dyn Runnable>, &'static str, bool), ModelError> {
+/// unless `Precision::F16` asks for f16.
+fn prepare(typed: TypedModel, precision: Precision) -> Result<Plan, ModelError> {
     #[cfg(feature = "cuda")]
     {
         // Linking tract-cuda registers its runtime.
@@ -300,11 +306,11 @@ fn prepare(typed: TypedModel, precision: Precision) -> Result<(Box<dyn Runnable>
         match tract_onnx::tract_core::runtime::runtime_for_name("cuda") {
             Ok(Some(rt)) => {
                 match to_half(typed.clone()).and_then(|h| rt.prepare(h).map_err(|e| bad(format!("{e:#}")))) {
-                    Ok(plan) => return Ok((plan, "cuda", true)),
+                    Ok(runnable) => return Ok(Plan { runnable, backend: "cuda", half: true }),
                     Err(e) => tracing::warn!("CUDA runtime could not prepare the f16 model, trying f32: {e}"),
                 }
                 match rt.prepare(typed.clone()) {
-                    Ok(plan) => return Ok((plan, "cuda", false)),
+                    Ok(runnable) => return Ok(Plan { runnable, backend: "cuda", half: false }),
                     Err(e) => tracing::warn!("CUDA runtime could not prepare the model, using the CPU: {e:#}"),
                 }
             }
@@ -318,7 +324,7 @@ fn prepare(typed: TypedModel, precision: Precision) -> Result<(Box<dyn Runnable>
         .into_optimized()
         .and_then(|m| m.into_runnable())
         .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
-    Ok((Box::new(plan), "cpu", half))
+    Ok(Plan { runnable: Box::new(plan), backend: "cpu", half })
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
