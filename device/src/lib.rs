@@ -82,6 +82,31 @@ pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::Voi
     }
 }
 
+/// The sentence encoder `model` was trained with: none for the built-in hashed embedding,
+/// all-MiniLM-L6-v2 from `dir` (default: where `scripts/install_minilm.sh` puts it) for a model
+/// trained on MiniLM text features. A model that needs an encoder which does not load is an
+/// error here, before any session.
+pub fn load_text_encoder(
+    model: &dyn models::Model,
+    dir: Option<&Path>,
+) -> Result<Option<Box<dyn features::text::SentenceEncoder>>, models::ModelError> {
+    use features::text::TextEmbedding;
+    match features::schema::text_embedding_of(model.feature_schema()).unwrap_or_default() {
+        TextEmbedding::Hashed => Ok(None),
+        TextEmbedding::MiniLm => {
+            let dir = dir.map_or_else(models::minilm::default_dir, Path::to_owned);
+            let started = std::time::Instant::now();
+            let m = models::minilm::MiniLm::load(&dir).map_err(|e| {
+                models::ModelError::TextEncoder(format!(
+                    "the model was trained on all-MiniLM-L6-v2 text features: {e} (install it with scripts/install_minilm.sh)"
+                ))
+            })?;
+            tracing::info!(seconds = started.elapsed().as_secs_f32(), dir = %dir.display(), "all-MiniLM-L6-v2 loaded");
+            Ok(Some(Box::new(m)))
+        }
+    }
+}
+
 /// The face front-end: OpenCV's Haar cascade committed in `vision` (or `cascade`) and dlib's
 /// 68-point model from `predictor`, or from where `scripts/install_landmark_model.sh` puts it.
 /// An explicit path that does not load is an error; a missing default install means no
@@ -111,15 +136,22 @@ pub fn load_face(
 /// A simulated device: file sources from `session_dir`, the committed MIMML bundle, LEDs to
 /// the log.
 pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Device> {
+    simulated_with_model(data_dir, session_dir, &bundled_model_dir())
+}
+
+/// [`simulated`] with the model bundle in `bundle_dir`.
+pub fn simulated_with_model(data_dir: &Path, session_dir: &Path, bundle_dir: &Path) -> anyhow::Result<Device> {
     let board = Board::by_name("sim")?;
     let capture = capture::SimulatedCapture::new(session_dir)?;
-    let model = load_model(Some(&bundled_model_dir()))?;
+    let model = load_model(Some(bundle_dir))?;
+    let text_encoder = load_text_encoder(model.as_ref(), None)?;
     Ok(Device::open(
         DeviceConfig { data_dir: data_dir.to_owned(), board, simulated: true },
         model,
         Box::new(capture),
         Box::new(LogKiosk::default()),
     )?
+    .with_text_encoder(text_encoder)?
     .with_vad(load_vad(None)?)
     .with_face(load_face(None, None)?))
 }

@@ -68,6 +68,10 @@ enum Cmd {
         /// installs it; without one, video is reported absent.
         #[arg(long, value_name = "FILE")]
         landmarks: Option<PathBuf>,
+        /// all-MiniLM-L6-v2 folder (config.json, model.safetensors, tokenizer.json), for a model
+        /// trained on MiniLM text features. Default: where scripts/install_minilm.sh installs it.
+        #[arg(long, value_name = "DIR")]
+        text_encoder: Option<PathBuf>,
         /// OpenCV face cascade (Haar or LBP XML). Default: the Haar cascade shipped in vision/assets.
         #[arg(long, value_name = "FILE")]
         cascade: Option<PathBuf>,
@@ -178,6 +182,7 @@ fn main() -> anyhow::Result<()> {
             camera_size,
             vad,
             landmarks,
+            text_encoder,
             cascade,
         } => {
             let board = match board_file {
@@ -196,6 +201,7 @@ fn main() -> anyhow::Result<()> {
             let baud = board.link.baud;
             let kiosk = kiosk_for(&board);
             let model = device::load_model(model.as_deref())?;
+            let text_encoder = device::load_text_encoder(model.as_ref(), text_encoder.as_deref())?;
             let vad = device::load_vad(vad.as_deref())?;
             let face = device::load_face(cascade.as_deref(), landmarks.as_deref())?;
             // Files under --simulate leave their frames for the device's face front-end; live
@@ -214,8 +220,9 @@ fn main() -> anyhow::Result<()> {
                     (Box::new(LiveCapture::new(mic, camera, face)), None, from_file)
                 }
             };
-            let mut device =
-                Device::open(DeviceConfig { data_dir, board, simulated }, model, capture, kiosk)?.with_vad(vad);
+            let mut device = Device::open(DeviceConfig { data_dir, board, simulated }, model, capture, kiosk)?
+                .with_text_encoder(text_encoder)?
+                .with_vad(vad);
             if let Some(face) = device_face {
                 device = device.with_face(face);
             }

@@ -37,6 +37,8 @@ pub enum DeviceError {
     State(#[from] StateError),
     #[error(transparent)]
     Link(#[from] LinkError),
+    #[error("the model needs the {needs} text embedding, the device has {has}")]
+    TextEncoder { needs: features::text::TextEmbedding, has: features::text::TextEmbedding },
     #[error("cannot create data directory {path}: {source}")]
     DataDir {
         path: PathBuf,
@@ -86,6 +88,8 @@ pub struct Device {
     hello: bool,
     /// Segments audio into utterances when the transcript has no timing (energy when `None`).
     vad: Option<Box<dyn features::vad::VoiceActivity>>,
+    /// The text features' sentence encoder when the model was trained with one.
+    text_encoder: Option<Box<dyn features::text::SentenceEncoder>>,
     /// Frames → landmarks; without it video is reported absent.
     face: Option<vision::face::FaceFrontEnd>,
 }
@@ -143,6 +147,7 @@ impl Device {
             replies: VecDeque::new(),
             hello: false,
             vad: None,
+            text_encoder: None,
             face: None,
         })
     }
@@ -154,6 +159,23 @@ impl Device {
         }
         self.face = face;
         self
+    }
+
+    /// Uses `encoder` for the text features. It must be the embedding the model was trained
+    /// with (none = the built-in hashed one); anything else is refused before any session runs.
+    pub fn with_text_encoder(
+        mut self,
+        encoder: Option<Box<dyn features::text::SentenceEncoder>>,
+    ) -> Result<Self, DeviceError> {
+        use features::text::TextEmbedding;
+        let has = encoder.as_ref().map_or(TextEmbedding::Hashed, |e| e.embedding());
+        let needs = features::schema::text_embedding_of(self.model.feature_schema()).unwrap_or_default();
+        if has != needs {
+            return Err(DeviceError::TextEncoder { needs, has });
+        }
+        tracing::info!(text_embedding = %has, "text features");
+        self.text_encoder = encoder;
+        Ok(self)
     }
 
     /// Uses `vad` to segment audio whose transcript has no timing.
@@ -454,6 +476,7 @@ impl Device {
             transcript: Some(&utterances),
             include_interviewer_text: false,
             vad: self.vad.as_deref(),
+            text_encoder: self.text_encoder.as_deref(),
         });
         let mut flags = feats.flags;
         if several_faces {

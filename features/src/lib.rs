@@ -15,8 +15,8 @@
 //!   per-segment head motion, head pose proxies, smile, eye and brow measures.
 //! * [`video`]: camera/file frame sources (decoding only; the landmarker arrives with the video
 //!   front-end issue).
-//! * [`text`]: utterances → lexical rates and a hashed bag of words; the DAIC-WOZ transcript
-//!   format.
+//! * [`text`]: utterances → lexical rates and a hashed bag of words or a sentence embedding;
+//!   the DAIC-WOZ transcript format.
 //! * [`schema`]: the names of every feature, in order, and their [`SchemaHash`].
 //!
 //! **Foundation stage.** These are simple, documented first versions behind the interfaces the
@@ -52,6 +52,8 @@ pub enum FeatureError {
     Video { path: String, detail: String },
     #[error("transcript {path}, line {line}: {detail}")]
     Transcript { path: String, line: usize, detail: String },
+    #[error("sentence encoder {name}: {detail}")]
+    Encoder { name: String, detail: String },
     #[error("landmark file {path}, line {line}: {detail}")]
     Landmarks { path: String, line: usize, detail: String },
 }
@@ -128,6 +130,8 @@ pub struct SessionInputs<'a> {
     /// Segments the audio into utterances when the transcript has no timing;
     /// [`vad::EnergyVad`] when `None`.
     pub vad: Option<&'a dyn vad::VoiceActivity>,
+    /// The sentence encoder of the text features; the hashed embedding when `None`.
+    pub text_encoder: Option<&'a dyn text::SentenceEncoder>,
 }
 
 /// Participant words below which the transcript is flagged as short.
@@ -186,7 +190,10 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     let text = inp.transcript.and_then(|t| {
         let use_turn = |u: &&Utterance| u.speaker == Speaker::Participant || inp.include_interviewer_text;
         let turns: Vec<&Utterance> = t.iter().filter(use_turn).collect();
-        text::utterance_features(&turns)
+        text::utterance_features(&turns, inp.text_encoder)
+            .inspect_err(|e| tracing::warn!("text features not computed: {e}"))
+            .ok()
+            .flatten()
     });
     let words = text.as_ref().map_or(0.0, |t| (0..t.len()).map(|i| t.row(i)[0]).sum::<f32>());
     if (words as usize) < SHORT_TRANSCRIPT_WORDS {

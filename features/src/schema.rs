@@ -3,6 +3,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::SchemaHash;
+use crate::text::TextEmbedding;
 
 /// Version tag of the front-ends' code; part of the hash.
 pub const FRONTEND_VERSION: &str = "frontends-4";
@@ -22,6 +23,16 @@ pub const FEATURE_SCHEMA: FeatureSchema = FeatureSchema {
 };
 
 impl FeatureSchema {
+    /// This build's schema with `text`'s embedding in the text features.
+    pub fn with_text(text: TextEmbedding) -> FeatureSchema {
+        FeatureSchema { text: text.feature_names(), ..FEATURE_SCHEMA }
+    }
+
+    /// Feature widths per modality (audio, video, text).
+    pub fn widths(&self) -> [usize; 3] {
+        [self.audio.len(), self.video.len(), self.text.len()]
+    }
+
     /// SHA-256 over the version tag and every modality's feature names, truncated to 8 bytes.
     pub fn hash(&self) -> SchemaHash {
         let mut h = Sha256::new();
@@ -41,9 +52,20 @@ impl FeatureSchema {
     }
 }
 
-/// The hash of [`FEATURE_SCHEMA`].
+/// The hash of [`FEATURE_SCHEMA`] (the default, hashed text embedding).
 pub fn schema_hash() -> SchemaHash {
     FEATURE_SCHEMA.hash()
+}
+
+/// The hash of the schema with `text`'s embedding.
+pub fn schema_hash_for(text: TextEmbedding) -> SchemaHash {
+    FeatureSchema::with_text(text).hash()
+}
+
+/// Which text embedding a schema hash of this build stands for; `None` for a hash this build's
+/// front-ends do not produce.
+pub fn text_embedding_of(hash: SchemaHash) -> Option<TextEmbedding> {
+    TextEmbedding::ALL.into_iter().find(|&e| schema_hash_for(e) == hash)
 }
 
 #[cfg(test)]
@@ -60,5 +82,17 @@ mod tests {
         let moved2 = FeatureSchema { audio: &["a"], video: &[], text: &[] };
         assert_ne!(moved.hash(), moved2.hash());
         assert_eq!(schema_hash(), base);
+    }
+
+    #[test]
+    fn the_text_embedding_is_part_of_the_schema() {
+        let (hashed, minilm) = (schema_hash_for(TextEmbedding::Hashed), schema_hash_for(TextEmbedding::MiniLm));
+        assert_eq!(hashed, schema_hash());
+        assert_ne!(hashed, minilm);
+        assert_eq!(text_embedding_of(minilm), Some(TextEmbedding::MiniLm));
+        assert_eq!(text_embedding_of(hashed), Some(TextEmbedding::Hashed));
+        assert_eq!(text_embedding_of(SchemaHash([0; 8])), None);
+        let w = FeatureSchema::with_text(TextEmbedding::MiniLm).widths();
+        assert_eq!(w[2] - FEATURE_SCHEMA.widths()[2], 384 - 32);
     }
 }

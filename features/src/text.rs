@@ -12,16 +12,85 @@
 //!   same on every machine) into [`EMBED_DIM`] buckets, L2-normalised — a fixed, training-free
 //!   stand-in for a sentence embedding.
 //!
-//! An optional sentence encoder (all-MiniLM-L6-v2) is not part of this build; see README.
+//! **Sentence encoder, chosen by config** ([`TextEmbedding`]): the hashed embedding above, or
+//! all-MiniLM-L6-v2 ([`TextEmbedding::MiniLm`], 384 dims, mean-pooled and L2-normalised as
+//! sentence-transformers does), which then replaces the hashed block. This crate only defines
+//! the [`SentenceEncoder`] interface; `models::minilm` runs the model with tract. The choice is
+//! part of the feature schema, so a model trained with one embedding refuses the other.
 //! Callers pass the participant's utterances only unless told otherwise: the interviewer's
 //! follow-up prompts leak the label (see `shared/reference/mimml.md`).
 
 use std::path::Path;
+use std::sync::LazyLock;
 
 use crate::{FeatureError, Sequence};
 
 /// Buckets of the hashed n-gram embedding.
 pub const EMBED_DIM: usize = 32;
+
+/// Width of all-MiniLM-L6-v2's sentence embedding.
+pub const MINILM_DIM: usize = 384;
+
+/// Which embedding fills the text rows after the lexicon features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub enum TextEmbedding {
+    /// Signed hashed uni+bigrams ([`EMBED_DIM`]); nothing to install.
+    #[default]
+    #[serde(rename = "hashed")]
+    Hashed,
+    /// all-MiniLM-L6-v2 ([`MINILM_DIM`]); needs `scripts/install_minilm.sh`.
+    #[serde(rename = "minilm")]
+    MiniLm,
+}
+
+impl TextEmbedding {
+    pub const ALL: [TextEmbedding; 2] = [TextEmbedding::Hashed, TextEmbedding::MiniLm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TextEmbedding::Hashed => "hashed",
+            TextEmbedding::MiniLm => "minilm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TextEmbedding> {
+        Self::ALL.into_iter().find(|e| e.name() == s)
+    }
+
+    pub fn dim(self) -> usize {
+        match self {
+            TextEmbedding::Hashed => EMBED_DIM,
+            TextEmbedding::MiniLm => MINILM_DIM,
+        }
+    }
+
+    /// Names of the per-utterance text features with this embedding, in order.
+    pub fn feature_names(self) -> &'static [&'static str] {
+        match self {
+            TextEmbedding::Hashed => FEATURE_NAMES,
+            TextEmbedding::MiniLm => &MINILM_FEATURE_NAMES,
+        }
+    }
+}
+
+impl std::fmt::Display for TextEmbedding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The lexical features, then `minilm_0` … `minilm_383`.
+static MINILM_FEATURE_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    let names = (0..MINILM_DIM).map(|i| &*format!("minilm_{i}").leak());
+    FEATURE_NAMES[..EMBED_AT].iter().copied().chain(names).collect()
+});
+
+/// A sentence encoder: text → a fixed-width embedding.
+pub trait SentenceEncoder: std::fmt::Debug + Send + Sync {
+    /// Which embedding this is (and so its width and feature names).
+    fn embedding(&self) -> TextEmbedding;
+    fn embed(&self, text: &str) -> Result<Vec<f32>, FeatureError>;
+}
 
 /// Names of the per-utterance text features, in order.
 pub const FEATURE_NAMES: &[&str] = &[
@@ -331,11 +400,17 @@ fn hash_into(row: &mut [f32], h: u64, weight: f32) {
     row[(h % EMBED_DIM as u64) as usize] += sign * weight;
 }
 
-/// One row per utterance ([`FEATURE_NAMES`]); `None` when there are no words at all.
-pub fn utterance_features(utterances: &[&Utterance]) -> Option<Sequence> {
-    let mut seq = Sequence::new(FEATURE_NAMES.len());
+/// One row per utterance ([`FEATURE_NAMES`], or with `encoder`'s embedding in place of the
+/// hashed one); `None` when there are no words at all. Only an encoder's failure is an error.
+pub fn utterance_features(
+    utterances: &[&Utterance],
+    encoder: Option<&dyn SentenceEncoder>,
+) -> Result<Option<Sequence>, FeatureError> {
+    let embedding = encoder.map_or(TextEmbedding::Hashed, |e| e.embedding());
+    let width = embedding.feature_names().len();
+    let mut seq = Sequence::new(width);
     let mut total = 0usize;
-    let mut row = vec![0.0f32; FEATURE_NAMES.len()];
+    let mut row = vec![0.0f32; width];
     for u in utterances {
         let ws: Vec<String> = words(&u.text).collect();
         let n = ws.len();
@@ -350,6 +425,21 @@ pub fn utterance_features(utterances: &[&Utterance]) -> Option<Sequence> {
             }
         }
         let emb = &mut row[EMBED_AT..];
+        if let Some(encoder) = encoder {
+            // An utterance without words keeps a zero embedding, as with the hashed one.
+            if n > 0 {
+                let e = encoder.embed(&u.text)?;
+                if e.len() != emb.len() {
+                    return Err(FeatureError::Encoder {
+                        name: embedding.name().into(),
+                        detail: format!("gave {} values, expected {}", e.len(), emb.len()),
+                    });
+                }
+                emb.copy_from_slice(&e);
+            }
+            seq.push(&row);
+            continue;
+        }
         for (i, w) in ws.iter().enumerate() {
             hash_into(emb, fnv1a(w), 1.0);
             if let Some(next) = ws.get(i + 1) {
@@ -363,7 +453,7 @@ pub fn utterance_features(utterances: &[&Utterance]) -> Option<Sequence> {
         }
         seq.push(&row);
     }
-    (total > 0).then_some(seq)
+    Ok((total > 0).then_some(seq))
 }
 
 #[cfg(test)]
@@ -378,7 +468,7 @@ mod tests {
         assert_eq!(u.len(), 2);
         assert_eq!((u[1].start_ms, u[1].end_ms, u[1].speaker), (2500, 5500, Speaker::Participant));
         let part: Vec<&Utterance> = u.iter().filter(|u| u.speaker == Speaker::Participant).collect();
-        let f = utterance_features(&part).expect("participant spoke");
+        let f = utterance_features(&part, None).expect("no encoder, no error").expect("participant spoke");
         assert_eq!(f.len(), 1);
         let f = f.row(0);
         assert_eq!(f[0], 7.0); // i'm tired and sad i never sleep
@@ -403,7 +493,7 @@ mod tests {
         let utt =
             |text: &str| Utterance { start_ms: 0, end_ms: 1000, speaker: Speaker::Participant, text: text.into() };
         let (a, b) = (utt("dog bites man"), utt("man bites dog"));
-        let f = utterance_features(&[&a, &b]).expect("words");
+        let f = utterance_features(&[&a, &b], None).expect("no encoder").expect("words");
         let (ra, rb) = (&f.row(0)[EMBED_AT..], &f.row(1)[EMBED_AT..]);
         assert_ne!(ra, rb);
         let cos: f32 = ra.iter().zip(rb).map(|(x, y)| x * y).sum();
@@ -442,7 +532,39 @@ mod tests {
     fn no_words_no_text_features() {
         let u =
             parse_transcript("start_time\tstop_time\tspeaker\tvalue\n1\t2\tParticipant\t...\n", "t").expect("valid");
-        assert!(utterance_features(&[&u[0]]).is_none());
-        assert!(utterance_features(&[]).is_none());
+        assert!(utterance_features(&[&u[0]], None).expect("no encoder").is_none());
+        assert!(utterance_features(&[], None).expect("no encoder").is_none());
+    }
+
+    /// A stand-in encoder: the embedding is the text's length in every slot.
+    #[derive(Debug)]
+    struct Lengths(usize);
+
+    impl SentenceEncoder for Lengths {
+        fn embedding(&self) -> TextEmbedding {
+            TextEmbedding::MiniLm
+        }
+        fn embed(&self, text: &str) -> Result<Vec<f32>, FeatureError> {
+            Ok(vec![text.len() as f32; self.0])
+        }
+    }
+
+    #[test]
+    fn an_encoder_replaces_the_hashed_block_and_a_wrong_width_is_an_error() {
+        let u = parse_transcript(GOOD, "t").expect("valid");
+        let part = [&u[1]];
+        let f = utterance_features(&part, Some(&Lengths(MINILM_DIM))).expect("encodes").expect("words");
+        assert_eq!(f.dim, TextEmbedding::MiniLm.feature_names().len());
+        assert_eq!(f.dim, EMBED_AT + MINILM_DIM);
+        let hashed = utterance_features(&part, None).expect("ok").expect("words");
+        assert_eq!(f.row(0)[..EMBED_AT], hashed.row(0)[..EMBED_AT], "lexical features are the same");
+        assert!(f.row(0)[EMBED_AT..].iter().all(|&v| v == u[1].text.len() as f32));
+        assert_eq!(TextEmbedding::MiniLm.feature_names()[EMBED_AT], "minilm_0");
+        assert_eq!(TextEmbedding::MiniLm.feature_names().last(), Some(&"minilm_383"));
+        let err = utterance_features(&part, Some(&Lengths(3))).unwrap_err();
+        assert!(err.to_string().contains("gave 3 values, expected 384"), "{err}");
+        for e in TextEmbedding::ALL {
+            assert_eq!(TextEmbedding::parse(e.name()), Some(e));
+        }
     }
 }

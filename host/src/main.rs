@@ -198,6 +198,10 @@ enum CorpusCmd {
         /// Include the interviewer's words in the text features (leaks the label).
         #[arg(long)]
         interviewer_text: bool,
+        /// Sentence embedding of the text features: hashed (built in) or minilm
+        /// (all-MiniLM-L6-v2, installed by scripts/install_minilm.sh).
+        #[arg(long, default_value = "hashed", value_parser = parse_text_embedding)]
+        text_embedding: features::text::TextEmbedding,
     },
 }
 
@@ -335,11 +339,12 @@ fn corpus(cmd: CorpusCmd) -> anyhow::Result<()> {
             println!("wrote {} synthetic sessions ({depressed} depressed) to {}", truth.len(), out.display());
             Ok(())
         }
-        CorpusCmd::Cache { corpus, out, interviewer_text } => {
+        CorpusCmd::Cache { corpus, out, interviewer_text, text_embedding } => {
             let c = Corpus::open(&corpus)?;
+            let encoder = train::text_encoder(text_embedding)?;
             let bar = count_bar(c.available().count(), "sessions");
-            let opts = cache::CacheOptions { include_interviewer_text: interviewer_text };
-            let r = cache::build(&c, &out, opts, || bar.inc(1))?;
+            let opts = cache::CacheOptions { include_interviewer_text: interviewer_text, text_embedding };
+            let r = cache::build(&c, &out, opts, encoder.as_deref(), || bar.inc(1))?;
             bar.finish_and_clear();
             if r.was_stale {
                 println!("the existing cache was stale (other feature schema or options): rebuilt");
@@ -351,7 +356,7 @@ fn corpus(cmd: CorpusCmd) -> anyhow::Result<()> {
                 r.reused,
                 r.audio_hours,
                 r.seconds,
-                features::schema::schema_hash()
+                features::schema::schema_hash_for(text_embedding)
             );
             Ok(())
         }
@@ -526,4 +531,8 @@ fn demo(session_dir: &Path, device_data: Option<PathBuf>, db: Option<PathBuf>) -
     result?;
     served?;
     Ok(())
+}
+
+fn parse_text_embedding(s: &str) -> Result<features::text::TextEmbedding, String> {
+    features::text::TextEmbedding::parse(s).ok_or_else(|| format!("unknown text embedding {s:?} (hashed, minilm)"))
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use features::text::{SentenceEncoder, TextEmbedding};
 use indicatif::{ProgressBar, ProgressStyle};
 use models::corpus::Split;
 use models::corpus::cache::{self, CacheOptions, FeatureCache};
@@ -11,20 +12,39 @@ use models::metrics::{self, Metrics, Scored};
 use models::mimml::config::{MimmlConfig, variants};
 use models::mimml::train::{Trained, examples, predict, train};
 
-/// Opens the feature cache for `corpus`, building it (with a progress bar) when missing or stale.
-fn ensure_cache(corpus: &Path, cache_dir: Option<PathBuf>) -> anyhow::Result<FeatureCache> {
+/// The sentence encoder of `text` (none for the built-in hashed embedding).
+pub fn text_encoder(text: TextEmbedding) -> anyhow::Result<Option<Box<dyn SentenceEncoder>>> {
+    Ok(match text {
+        TextEmbedding::Hashed => None,
+        TextEmbedding::MiniLm => {
+            let dir = models::minilm::default_dir();
+            let m = models::minilm::MiniLm::load(&dir).context("install it with scripts/install_minilm.sh")?;
+            Some(Box::new(m))
+        }
+    })
+}
+
+/// Opens the feature cache for `corpus` with the `text` embedding, building it (with a progress
+/// bar) when missing or stale. The default folder is beside the corpus, one per embedding.
+fn ensure_cache(corpus: &Path, cache_dir: Option<PathBuf>, text: TextEmbedding) -> anyhow::Result<FeatureCache> {
     let dir = cache_dir.unwrap_or_else(|| {
         let name = corpus.file_name().map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned());
-        corpus.with_file_name(format!("{name}-features"))
+        let suffix = match text {
+            TextEmbedding::Hashed => String::new(),
+            other => format!("-{other}"),
+        };
+        corpus.with_file_name(format!("{name}-features{suffix}"))
     });
+    let options = CacheOptions { text_embedding: text, ..CacheOptions::default() };
     if let Ok(c) = FeatureCache::open(&dir) {
-        if c.index.options == CacheOptions::default() {
+        if c.index.options == options {
             return Ok(c);
         }
     }
     let c = Corpus::open(corpus)?;
+    let encoder = text_encoder(text)?;
     let bar = crate::count_bar(c.available().count(), "sessions → feature cache");
-    cache::build(&c, &dir, CacheOptions::default(), || bar.inc(1))?;
+    cache::build(&c, &dir, options, encoder.as_deref(), || bar.inc(1))?;
     bar.finish_and_clear();
     Ok(FeatureCache::open(&dir)?)
 }
@@ -93,10 +113,10 @@ pub fn train_cmd(
     if let Some(s) = seed {
         cfg.seed = s;
     }
-    let cache = ensure_cache(corpus, cache)?;
+    let cache = ensure_cache(corpus, cache, cfg.text_embedding)?;
     let started = std::time::Instant::now();
     let t = fit(&cache, &cfg)?;
-    let version = format!("mimml-{}-s{}", features::schema::schema_hash(), cfg.seed);
+    let version = format!("mimml-{}-s{}", t.schema(), cfg.seed);
     t.save(out, &version)?;
     println!(
         "trained {version} in {:.1} s (best epoch {} of {})",
@@ -123,7 +143,7 @@ pub fn eval_cmd(
 ) -> anyhow::Result<()> {
     let split = split_of(split)?;
     let (t, meta) = Trained::load(model)?;
-    let cache = ensure_cache(corpus, cache)?;
+    let cache = ensure_cache(corpus, cache, t.model.cfg.text_embedding)?;
     let s = scored(&t, &cache, split)?;
     let m = metrics::evaluate(&s, t.threshold, 1000, 1);
     println!("model {}", meta.version);
@@ -148,12 +168,12 @@ pub fn export_cmd(
     use models::Model;
     use models::onnx::{Bundle, Golden, OnnxModel};
     let (t, meta) = Trained::load(model)?;
-    let cache = ensure_cache(corpus, cache)?;
+    let cache = ensure_cache(corpus, cache, t.model.cfg.text_embedding)?;
     let q = models::mimml::export::Quantization::parse(quantize)
         .with_context(|| format!("unknown quantisation {quantize:?} (f32, f16, int8)"))?;
     let onnx = models::mimml::export::to_onnx_quantized(&t, &meta.version, q)?;
     let max = t.model.cfg.max_segments;
-    let m = OnnxModel::from_bytes(&onnx, &meta.version, features::schema::schema_hash(), max)?;
+    let m = OnnxModel::from_bytes(&onnx, &meta.version, t.schema(), max)?;
     // The golden example: the first test session with every modality.
     let f = cache
         .sessions(Split::Test)
@@ -172,7 +192,7 @@ pub fn export_cmd(
         phq8: p.phq8,
         gates: p.gates,
     };
-    let manifest = Bundle::write(out, &onnx, &golden, &meta.version, max, t.threshold, q.name())?;
+    let manifest = Bundle::write(out, &onnx, &m, &golden, t.threshold, q.name())?;
     Bundle::open(out).context("the bundle just written does not verify")?;
     println!(
         "bundle {} ({}) written to {} ({} bytes of ONNX, feature schema {}, self-test passed)",
@@ -192,7 +212,7 @@ fn mean_sd(v: &[f64]) -> (f64, f64) {
 }
 
 pub fn ablate_cmd(corpus: &Path, out: &Path, cache: Option<PathBuf>, seeds: u64) -> anyhow::Result<()> {
-    let cache = ensure_cache(corpus, cache)?;
+    let cache = ensure_cache(corpus, cache, TextEmbedding::Hashed)?;
     std::fs::create_dir_all(out)?;
     let vars = variants();
     let mut rows = Vec::new();

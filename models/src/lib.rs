@@ -16,8 +16,12 @@ pub mod corpus;
 pub mod metrics;
 #[cfg(feature = "train")]
 pub mod mimml;
+#[cfg(feature = "minilm")]
+pub mod minilm;
 #[cfg(feature = "onnx")]
 pub mod onnx;
+#[cfg(feature = "minilm")]
+pub mod onnx_graph;
 #[cfg(feature = "onnx")]
 pub mod vad;
 
@@ -36,6 +40,8 @@ pub enum ModelError {
     Bundle(String),
     #[error("voice-activity model: {0}")]
     Vad(String),
+    #[error("sentence encoder: {0}")]
+    TextEncoder(String),
 }
 
 /// One session's prediction.

@@ -24,13 +24,10 @@ use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::{Model, ModelError, Prediction};
 
-/// Feature widths the front-ends of this build produce, per modality.
+/// Feature widths the front-ends of this build produce, per modality, with the default (hashed)
+/// text embedding.
 pub fn feature_widths() -> [usize; 3] {
-    [
-        features::audio::FEATURE_NAMES.len(),
-        features::landmarks::FEATURE_NAMES.len(),
-        features::text::FEATURE_NAMES.len(),
-    ]
+    features::schema::FEATURE_SCHEMA.widths()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +74,9 @@ pub struct OnnxModel {
     fixed: Plan,
     version: String,
     schema: SchemaHash,
+    /// The text features' embedding the model was trained on (from its schema).
+    text_embedding: features::text::TextEmbedding,
+    widths: [usize; 3],
     max_segments: usize,
     threshold: f32,
 }
@@ -151,9 +151,11 @@ impl OnnxModel {
         max_segments: usize,
         precision: Precision,
     ) -> Result<OnnxModel, ModelError> {
-        if schema != features::schema::schema_hash() {
+        // Any schema this build's front-ends can produce; the text embedding follows from it.
+        let Some(text_embedding) = features::schema::text_embedding_of(schema) else {
             return Err(ModelError::SchemaMismatch { expected: schema, actual: features::schema::schema_hash() });
-        }
+        };
+        let widths = features::schema::FeatureSchema::with_text(text_embedding).widths();
         let model = tract_onnx::onnx()
             .model_for_read(&mut &bytes[..])
             .map_err(|e| bad(format!("not a readable ONNX model: {e}")))?;
@@ -162,7 +164,6 @@ impl OnnxModel {
         if names != ["audio", "video", "text", "present"] {
             return Err(bad(format!("ONNX inputs are {names:?}; expected [audio, video, text, present]")));
         }
-        let widths = feature_widths();
         for (m, outlet) in inputs.iter().take(3).enumerate() {
             let fact = model.outlet_fact(*outlet).map_err(|e| bad(e.to_string()))?;
             let last =
@@ -190,7 +191,22 @@ impl OnnxModel {
         };
         let plan = prepare(declutter(model)?, precision)?;
         let fixed = prepare(declutter(fixed_model)?, precision)?;
-        Ok(OnnxModel { plan, fixed, version: version.to_owned(), schema, max_segments, threshold: 0.5 })
+        Ok(OnnxModel {
+            plan,
+            fixed,
+            version: version.to_owned(),
+            schema,
+            text_embedding,
+            widths,
+            max_segments,
+            threshold: 0.5,
+        })
+    }
+
+    /// The sentence embedding the text features must carry for this model; the device loads
+    /// the matching encoder.
+    pub fn text_embedding(&self) -> features::text::TextEmbedding {
+        self.text_embedding
     }
 
     /// Where inference runs: "cpu" or "cuda".
@@ -228,7 +244,7 @@ impl OnnxModel {
     }
 
     fn run_on(&self, rows: [&[&[f32]]; 3], use_fixed: bool) -> Result<Prediction, ModelError> {
-        let widths = feature_widths();
+        let widths = self.widths;
         let full = self.max_segments.max(1);
         let plan = if use_fixed { &self.fixed } else { &self.plan };
         let mut inputs: TVec<TValue> = tvec![];
@@ -340,13 +356,13 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Writes a bundle folder from ONNX bytes and a golden example.
+    /// Writes a bundle folder from ONNX bytes, the model loaded from them (its version, feature
+    /// schema and segment count go into the manifest) and a golden example.
     pub fn write(
         dir: &Path,
         onnx: &[u8],
+        model: &OnnxModel,
         golden: &Golden,
-        model_version: &str,
-        max_segments: usize,
         decision_threshold: f32,
         quantization: &str,
     ) -> Result<Manifest, ModelError> {
@@ -356,11 +372,11 @@ impl Bundle {
         std::fs::write(dir.join("model.onnx"), onnx).map_err(io)?;
         std::fs::write(dir.join("golden.json"), &golden_json).map_err(io)?;
         let manifest = Manifest {
-            model_version: model_version.to_owned(),
-            feature_schema: features::schema::schema_hash().to_string(),
+            model_version: model.version.clone(),
+            feature_schema: model.schema.to_string(),
             quantization: quantization.into(),
             created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
-            max_segments,
+            max_segments: model.max_segments,
             decision_threshold,
             files: [("model.onnx".to_owned(), sha256_hex(onnx)), ("golden.json".to_owned(), sha256_hex(&golden_json))]
                 .into(),

@@ -89,14 +89,25 @@ impl<P: Write> Write for FaultyPort<P> {
 
 /// A small synthetic corpus (40 participants × 12 s, `seed`) and its feature cache, in `dir`.
 pub fn small_feature_cache(dir: &Path, seed: u64) -> anyhow::Result<models::corpus::cache::FeatureCache> {
+    small_feature_cache_with(dir, seed, None)
+}
+
+/// [`small_feature_cache`] with the text features of `encoder`.
+pub fn small_feature_cache_with(
+    dir: &Path,
+    seed: u64,
+    encoder: Option<&dyn features::text::SentenceEncoder>,
+) -> anyhow::Result<models::corpus::cache::FeatureCache> {
     use models::corpus::cache::{CacheOptions, FeatureCache, build};
     use models::corpus::synth::{SynthConfig, write_corpus};
     let cfg = SynthConfig { participants: 40, seed, seconds: 12.0, ..SynthConfig::default() };
     write_corpus(&cfg, &dir.join("corpus"), || {})?;
+    let text_embedding = encoder.map_or(features::text::TextEmbedding::Hashed, |e| e.embedding());
     build(
         &models::corpus::daic::Corpus::open(&dir.join("corpus"))?,
         &dir.join("cache"),
-        CacheOptions::default(),
+        CacheOptions { text_embedding, ..CacheOptions::default() },
+        encoder,
         || {},
     )?;
     Ok(FeatureCache::open(&dir.join("cache"))?)
@@ -117,7 +128,11 @@ pub struct Rig {
 impl Rig {
     /// Starts a device with data in `data_dir`, serving `port` (wrapped by `wrap`).
     pub fn start<P: Read + Write + Send + 'static>(data_dir: &Path, port: P) -> anyhow::Result<Rig> {
-        let mut device = device::simulated(data_dir, &sample_session())?;
+        Self::serve(device::simulated(data_dir, &sample_session())?, port)
+    }
+
+    /// Serves `port` with a device of the caller's making.
+    pub fn serve<P: Read + Write + Send + 'static>(mut device: device::Device, port: P) -> anyhow::Result<Rig> {
         let stop = Arc::new(AtomicBool::new(false));
         let s = Arc::clone(&stop);
         let thread = std::thread::spawn(move || device::serve_port(&mut device, port, &s).map(|()| device));

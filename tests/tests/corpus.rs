@@ -155,7 +155,7 @@ fn each_corruption_is_reported_for_its_session_only() {
 
     // The cache still builds; damaged modalities are absent, the rest present.
     let out = tempfile::tempdir().expect("tempdir");
-    let r = cache::build(&corpus, out.path(), CacheOptions::default(), || {}).expect("builds");
+    let r = cache::build(&corpus, out.path(), CacheOptions::default(), None, || {}).expect("builds");
     assert_eq!(r.built, 6);
     let c = FeatureCache::open(out.path()).expect("opens");
     let f0 = c.load(id(0)).expect("loads");
@@ -197,9 +197,9 @@ fn the_cache_is_keyed_by_schema_and_options() {
     synth(dir.path(), &small(4, 6.0, false));
     let corpus = Corpus::open(dir.path()).expect("opens");
     let out = tempfile::tempdir().expect("tempdir");
-    let first = cache::build(&corpus, out.path(), CacheOptions::default(), || {}).expect("builds");
+    let first = cache::build(&corpus, out.path(), CacheOptions::default(), None, || {}).expect("builds");
     assert_eq!((first.built, first.reused, first.was_stale), (4, 0, false));
-    let again = cache::build(&corpus, out.path(), CacheOptions::default(), || {}).expect("builds");
+    let again = cache::build(&corpus, out.path(), CacheOptions::default(), None, || {}).expect("builds");
     assert_eq!((again.built, again.reused), (0, 4));
     let c = FeatureCache::open(out.path()).expect("opens");
     for s in &c.index.sessions {
@@ -216,8 +216,14 @@ fn the_cache_is_keyed_by_schema_and_options() {
         assert_eq!(f.audio.as_ref().map(|q| q.dim), Some(features::audio::FEATURE_NAMES.len()));
     }
     // Different options: stale, rebuilt.
-    let other =
-        cache::build(&corpus, out.path(), CacheOptions { include_interviewer_text: true }, || {}).expect("builds");
+    let other = cache::build(
+        &corpus,
+        out.path(),
+        CacheOptions { include_interviewer_text: true, ..CacheOptions::default() },
+        None,
+        || {},
+    )
+    .expect("builds");
     assert_eq!((other.built, other.was_stale), (4, true));
     // A cache from other front-ends is refused when opened.
     let index = out.path().join("index.json");
@@ -247,7 +253,7 @@ fn planted_signals_survive_into_the_features() {
     );
     let corpus = Corpus::open(dir.path()).expect("opens");
     let out = tempfile::tempdir().expect("tempdir");
-    cache::build(&corpus, out.path(), CacheOptions::default(), || {}).expect("builds");
+    cache::build(&corpus, out.path(), CacheOptions::default(), None, || {}).expect("builds");
     let c = FeatureCache::open(out.path()).expect("opens");
     let col = |names: &[&str], n: &str| names.iter().position(|c| *c == n).expect("feature");
     let mut rows = Vec::new();

@@ -103,7 +103,7 @@ fn bundles_are_verified_before_use() {
         gates: p.gates,
     };
     let b = dir.path().join("bundle");
-    Bundle::write(&b, &onnx, &golden, "b1", cfg.max_segments, 0.4, "f32").expect("writes");
+    Bundle::write(&b, &onnx, &m, &golden, 0.4, "f32").expect("writes");
     let opened = Bundle::open(&b).expect("a good bundle opens");
     assert_eq!(opened.manifest.model_version, "b1");
     assert!(!opened.model.is_placeholder());
@@ -129,7 +129,7 @@ fn bundles_are_verified_before_use() {
     // A golden output that the model does not reproduce: the self-test fails.
     let mut g = golden.clone();
     g.p_depressed += 0.01;
-    Bundle::write(&b, &onnx, &g, "b1", cfg.max_segments, 0.4, "f32").expect("writes");
+    Bundle::write(&b, &onnx, &m, &g, 0.4, "f32").expect("writes");
     assert!(Bundle::open(&b).expect_err("refused").to_string().contains("self-test"));
 
     // Not ONNX at all.

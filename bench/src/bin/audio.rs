@@ -91,16 +91,32 @@ fn main() -> anyhow::Result<()> {
     let refs: Vec<&features::text::Utterance> = transcript.iter().collect();
     let per_call = bench::best_of(5, || {
         for _ in 0..1000 {
-            std::hint::black_box(features::text::utterance_features(&refs));
+            let _ = std::hint::black_box(features::text::utterance_features(&refs, None));
         }
     }) / 1000.0;
     let text_us = per_call * 1e6 / refs.len() as f64;
-    println!("text features: {text_us:.2} µs per utterance ({} utterances)", refs.len());
+    println!("text features (hashed embedding): {text_us:.2} µs per utterance ({} utterances)", refs.len());
+    // The optional sentence encoder, when installed (scripts/install_minilm.sh).
+    let minilm_ms = match models::minilm::MiniLm::load(&models::minilm::default_dir()) {
+        Ok(m) => {
+            features::text::utterance_features(&refs, Some(&m))?; // fails here, not unseen in the loop
+            let per_call = bench::best_of(3, || {
+                let _ = std::hint::black_box(features::text::utterance_features(&refs, Some(&m)));
+            });
+            let ms = per_call * 1e3 / refs.len() as f64;
+            println!("text features (all-MiniLM-L6-v2): {ms:.2} ms per utterance");
+            format!("{ms:.2}")
+        }
+        Err(e) => {
+            println!("all-MiniLM-L6-v2 not measured: {e}");
+            "na".into()
+        }
+    };
 
     println!(
         "RESULT audio realtime_x={rt:.0} librosa_s={librosa_s:.3} ours_s={all_s:.3} speedup_vs_librosa={ratio:.1} \
          mfcc_max_rel_err={worst_mfcc:.1e} f0_median_err_hz={worst_f0:.3} f0_voicing_agreement={min_agree:.2} \
-         text_us_per_utterance={text_us:.2}"
+         text_us_per_utterance={text_us:.2} minilm_ms_per_utterance={minilm_ms}"
     );
     Ok(())
 }

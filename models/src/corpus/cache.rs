@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use features::{Sequence, SessionFeatures, SessionInputs, extract_session, schema};
+use features::text::{SentenceEncoder, TextEmbedding};
+use features::{SchemaHash, Sequence, SessionFeatures, SessionInputs, extract_session, schema};
 use rayon::prelude::*;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
@@ -26,6 +27,9 @@ const MODALITIES: [&str; 3] = ["audio", "video", "text"];
 pub struct CacheOptions {
     /// Include the interviewer's words in the text features (leaks the label; off by default).
     pub include_interviewer_text: bool,
+    /// The text features' sentence embedding (part of the feature schema).
+    #[serde(default)]
+    pub text_embedding: TextEmbedding,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,7 +89,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn encode(f: &SessionFeatures, id: u32) -> Result<Vec<u8>, String> {
+fn encode(f: &SessionFeatures, id: u32, schema: SchemaHash) -> Result<Vec<u8>, String> {
     let seqs = [&f.audio, &f.video, &f.text];
     let bytes: Vec<Option<Vec<u8>>> =
         seqs.iter().map(|s| s.as_ref().map(|s| s.data.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
@@ -96,7 +100,7 @@ fn encode(f: &SessionFeatures, id: u32) -> Result<Vec<u8>, String> {
         }
     }
     let meta = HashMap::from([
-        ("schema".to_owned(), schema::schema_hash().to_string()),
+        ("schema".to_owned(), schema.to_string()),
         ("session".to_owned(), id.to_string()),
         ("flags".to_owned(), f.flags.to_string()),
     ]);
@@ -123,17 +127,28 @@ fn decode(bytes: &[u8]) -> Result<SessionFeatures, String> {
     Ok(SessionFeatures { audio: get("audio")?, video: get("video")?, text: get("text")?, flags })
 }
 
-/// Builds (or completes) the cache for every available participant of `corpus`.
+/// Builds (or completes) the cache for every available participant of `corpus`. A
+/// `text_encoder` must be given exactly when `options` ask for a sentence embedding other than
+/// the built-in hashed one, and must be that embedding.
 pub fn build(
     corpus: &Corpus,
     dir: &Path,
     options: CacheOptions,
+    text_encoder: Option<&dyn SentenceEncoder>,
     progress: impl Fn() + Sync,
 ) -> Result<BuildReport, CorpusError> {
     let started = Instant::now();
+    let given = text_encoder.map_or(TextEmbedding::Hashed, |e| e.embedding());
+    if given != options.text_embedding {
+        return Err(cache_err(
+            dir,
+            format!("the options ask for the {} text embedding, the encoder given is {given}", options.text_embedding),
+        ));
+    }
     let io = |e: std::io::Error| cache_err(dir, e.to_string());
     std::fs::create_dir_all(dir.join("sessions")).map_err(io)?;
-    let want_schema = schema::schema_hash().to_string();
+    let schema_hash = schema::schema_hash_for(options.text_embedding);
+    let want_schema = schema_hash.to_string();
     let old = read_index(dir).ok().flatten();
     let fresh = old.as_ref().is_some_and(|i| i.schema == want_schema && i.options == options);
     let was_stale = old.is_some() && !fresh;
@@ -167,8 +182,9 @@ pub fn build(
                 // DAIC-WOZ and the synthetic corpus have timed transcripts; the energy detector
                 // only segments a session that lacks one.
                 vad: None,
+                text_encoder,
             });
-            let bytes = encode(&f, p.id).map_err(|e| cache_err(dir, format!("session {}: {e}", p.id)))?;
+            let bytes = encode(&f, p.id, schema_hash).map_err(|e| cache_err(dir, format!("session {}: {e}", p.id)))?;
             write_atomic(&file, &bytes).map_err(io)?;
             progress();
             let len = |q: &Option<Sequence>| q.as_ref().map_or(0, Sequence::len);
@@ -213,7 +229,7 @@ pub fn build(
     })
 }
 
-/// A built cache, checked against this build's feature schema.
+/// A built cache, checked against this build's feature schemas.
 #[derive(Debug, Clone)]
 pub struct FeatureCache {
     dir: PathBuf,
@@ -224,17 +240,22 @@ impl FeatureCache {
     pub fn open(dir: &Path) -> Result<FeatureCache, CorpusError> {
         let index =
             read_index(dir)?.ok_or_else(|| cache_err(dir, "no index.json: build it with `mimml corpus cache`"))?;
-        let now = schema::schema_hash().to_string();
-        if index.schema != now {
+        let want = schema::schema_hash_for(index.options.text_embedding).to_string();
+        if index.schema != want {
             return Err(cache_err(
                 dir,
                 format!(
-                    "stale: built for feature schema {}, the front-ends now compute {now}; rebuild it",
-                    index.schema
+                    "stale: built for feature schema {}, the front-ends now compute {want} (text embedding {}); rebuild it",
+                    index.schema, index.options.text_embedding
                 ),
             ));
         }
         Ok(FeatureCache { dir: dir.to_owned(), index })
+    }
+
+    /// The feature schema the cache was built with.
+    pub fn schema(&self) -> SchemaHash {
+        schema::schema_hash_for(self.index.options.text_embedding)
     }
 
     pub fn sessions(&self, split: Split) -> impl Iterator<Item = &CachedSession> {
@@ -258,7 +279,7 @@ mod tests {
         a.push(&[1.0, -2.5]);
         a.push(&[f32::MAX, 0.0]);
         let f = SessionFeatures { audio: Some(a), video: None, text: Some(Sequence::new(3)), flags: 6 };
-        let back = decode(&encode(&f, 7).expect("encodes")).expect("decodes");
+        let back = decode(&encode(&f, 7, schema::schema_hash()).expect("encodes")).expect("decodes");
         assert_eq!(back, f);
         assert!(decode(b"not safetensors").is_err());
     }

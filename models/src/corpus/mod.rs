@@ -105,6 +105,7 @@ impl Problem {
             F::Transcript { path, line, detail } | F::Landmarks { path, line, detail } => {
                 (path.clone(), *line, detail.clone())
             }
+            F::Encoder { name, detail } => (name.clone(), 0, detail.clone()),
         };
         Problem { session: Some(session), file, line, message }
     }

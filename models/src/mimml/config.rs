@@ -47,6 +47,9 @@ pub struct MimmlConfig {
     /// Early stopping: epochs without a better dev score.
     pub patience: usize,
     pub seed: u64,
+    /// The text features' sentence embedding: `"hashed"` (built in) or `"minilm"`
+    /// (all-MiniLM-L6-v2, installed by `scripts/install_minilm.sh`). Part of the feature schema.
+    pub text_embedding: features::text::TextEmbedding,
 }
 
 impl Default for MimmlConfig {
@@ -69,6 +72,7 @@ impl Default for MimmlConfig {
             max_epochs: 60,
             patience: 12,
             seed: 1,
+            text_embedding: features::text::TextEmbedding::Hashed,
         }
     }
 }

@@ -68,13 +68,9 @@ fn seqs(f: &SessionFeatures) -> [&Option<Sequence>; MODALITIES] {
 }
 
 impl InputSpec {
-    /// Fits the normalisation on `train`.
-    pub fn fit(train: &[(SessionFeatures, bool, f32)]) -> InputSpec {
-        let widths = [
-            features::audio::FEATURE_NAMES.len(),
-            features::landmarks::FEATURE_NAMES.len(),
-            features::text::FEATURE_NAMES.len(),
-        ];
+    /// Fits the normalisation on `train`, whose text features carry the `text` embedding.
+    pub fn fit(train: &[(SessionFeatures, bool, f32)], text: features::text::TextEmbedding) -> InputSpec {
+        let widths = features::schema::FeatureSchema::with_text(text).widths();
         let norms = std::array::from_fn(|m| {
             let rows: Vec<&[f32]> = train
                 .iter()

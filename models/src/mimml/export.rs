@@ -19,183 +19,26 @@
 //! Python.
 
 use prost::Message;
-use tract_onnx::pb::{
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-};
+use tract_onnx::pb::{GraphProto, ModelProto, OperatorSetIdProto, ValueInfoProto};
+
+pub use crate::onnx_graph::Quantization;
+use crate::onnx_graph::{Graph, attr_i, attr_ints, attr_s, transpose2, value_info};
 
 use super::config::Fusion;
 use super::train::{TrainError, Trained};
 
 pub const OPSET: i64 = 17;
 
-/// How weights are stored. Computation is f32 in every variant: f16 weights are cast up at
-/// load, int8 weights (symmetric, per tensor) go through `DequantizeLinear`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Quantization {
-    F32,
-    F16,
-    Int8,
-}
-
-impl Quantization {
-    pub fn name(self) -> &'static str {
-        match self {
-            Quantization::F32 => "f32",
-            Quantization::F16 => "f16",
-            Quantization::Int8 => "int8",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Quantization> {
-        [Quantization::F32, Quantization::F16, Quantization::Int8].into_iter().find(|q| q.name() == s)
-    }
-}
-
-/// Tensors smaller than this stay f32 (biases, normalisation constants, scalars).
-const QUANTIZE_MIN: usize = 64;
 pub const INPUTS: [&str; 4] = ["audio", "video", "text", "present"];
 pub const OUTPUTS: [&str; 3] = ["p_depressed", "phq8", "gates"];
 const SEQ_DIMS: [&str; 3] = ["Ta", "Tv", "Tt"];
 const NAMES: [&str; 3] = ["audio", "video", "text"];
-
-struct Graph {
-    nodes: Vec<NodeProto>,
-    inits: Vec<TensorProto>,
-    n: usize,
-    quantization: Quantization,
-}
-
-fn attr_i(name: &str, i: i64) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i, ..Default::default() }
-}
-
-fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
-    AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: ints.to_vec(), ..Default::default() }
-}
-
-fn attr_s(name: &str, s: &str) -> AttributeProto {
-    AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::String as i32,
-        s: s.as_bytes().to_vec(),
-        ..Default::default()
-    }
-}
-
-impl Graph {
-    /// An f32 constant, stored as the graph's quantisation says; returns the name of the f32
-    /// value nodes consume.
-    fn f32(&mut self, name: &str, dims: &[usize], data: Vec<f32>) -> String {
-        debug_assert_eq!(dims.iter().product::<usize>(), data.len(), "{name}");
-        let dims64: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
-        let q = if data.len() < QUANTIZE_MIN { Quantization::F32 } else { self.quantization };
-        match q {
-            Quantization::F32 => {
-                self.inits.push(TensorProto {
-                    name: name.into(),
-                    dims: dims64,
-                    data_type: DataType::Float as i32,
-                    raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                    ..Default::default()
-                });
-            }
-            Quantization::F16 => {
-                let stored = format!("h{}", self.inits.len());
-                self.inits.push(TensorProto {
-                    name: stored.clone(),
-                    dims: dims64,
-                    data_type: DataType::Float16 as i32,
-                    raw_data: data.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes()).collect(),
-                    ..Default::default()
-                });
-                self.named("Cast", &[&stored], name, vec![attr_i("to", DataType::Float as i64)]);
-            }
-            Quantization::Int8 => {
-                let max = data.iter().fold(0f32, |m, v| m.max(v.abs()));
-                let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-                // Short names: at this size the graph's text is a noticeable part of the file.
-                let stored = format!("q{}", self.inits.len());
-                self.inits.push(TensorProto {
-                    name: stored.clone(),
-                    dims: dims64,
-                    data_type: DataType::Int8 as i32,
-                    raw_data: data.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8 as u8).collect(),
-                    ..Default::default()
-                });
-                let s = format!("s{}", self.inits.len() + 1);
-                self.inits.push(TensorProto {
-                    name: s.clone(),
-                    data_type: DataType::Float as i32,
-                    raw_data: scale.to_le_bytes().to_vec(),
-                    ..Default::default()
-                });
-                // One zero point serves every tensor (symmetric quantisation).
-                const ZERO: &str = "int8.zero";
-                if !self.inits.iter().any(|t| t.name == ZERO) {
-                    self.inits.push(TensorProto {
-                        name: ZERO.into(),
-                        data_type: DataType::Int8 as i32,
-                        raw_data: vec![0],
-                        ..Default::default()
-                    });
-                }
-                self.named("DequantizeLinear", &[&stored, &s, ZERO], name, vec![]);
-            }
-        }
-        name.into()
-    }
-
-    fn i64s(&mut self, name: &str, data: &[i64]) -> String {
-        self.inits.push(TensorProto {
-            name: name.into(),
-            dims: vec![data.len() as i64],
-            data_type: DataType::Int64 as i32,
-            raw_data: data.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        });
-        name.into()
-    }
-
-    fn scalar(&mut self, name: &str, v: f32) -> String {
-        self.f32(name, &[], vec![v])
-    }
-
-    /// Adds a node with one output (named after the op and a counter); returns the output.
-    fn op(&mut self, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>) -> String {
-        self.n += 1;
-        let out = format!("{}_{}", op.to_lowercase(), self.n);
-        self.named(op, inputs, &out, attrs);
-        out
-    }
-
-    fn named(&mut self, op: &str, inputs: &[&str], out: &str, attrs: Vec<AttributeProto>) {
-        self.nodes.push(NodeProto {
-            op_type: op.into(),
-            input: inputs.iter().map(|s| s.to_string()).collect(),
-            output: vec![out.into()],
-            attribute: attrs,
-            ..Default::default()
-        });
-    }
-}
 
 /// Reads a parameter of the trained model: (shape, values).
 fn param(t: &Trained, name: &str) -> Result<(Vec<usize>, Vec<f32>), TrainError> {
     let data = t.varmap.data().lock().map_err(|_| TrainError::Data("parameter map poisoned".into()))?;
     let v = data.get(name).ok_or_else(|| TrainError::Data(format!("no parameter {name}")))?;
     Ok((v.dims().to_vec(), v.as_tensor().flatten_all()?.to_vec1()?))
-}
-
-fn transpose2(shape: &[usize], v: &[f32]) -> Vec<f32> {
-    let (r, c) = (shape[0], shape[1]);
-    let mut out = vec![0.0; r * c];
-    for i in 0..r {
-        for j in 0..c {
-            out[j * r + i] = v[i * c + j];
-        }
-    }
-    out
 }
 
 /// `x [.., in] · Wᵀ + b` for a candle `Linear` named `name`.
@@ -263,30 +106,6 @@ fn conv_relu(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, 
     Ok(g.op("Relu", &[&c], vec![]))
 }
 
-fn value_info(name: &str, dims: &[Result<i64, &str>]) -> ValueInfoProto {
-    let dim = dims
-        .iter()
-        .map(|d| tensor_shape_proto::Dimension {
-            value: Some(match d {
-                Ok(v) => tensor_shape_proto::dimension::Value::DimValue(*v),
-                Err(p) => tensor_shape_proto::dimension::Value::DimParam((*p).into()),
-            }),
-            ..Default::default()
-        })
-        .collect();
-    ValueInfoProto {
-        name: name.into(),
-        r#type: Some(TypeProto {
-            value: Some(type_proto::Value::TensorType(type_proto::Tensor {
-                elem_type: DataType::Float as i32,
-                shape: Some(TensorShapeProto { dim }),
-            })),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
 /// The ONNX model of `t`, encoded, with f32 weights.
 pub fn to_onnx(t: &Trained, version: &str) -> Result<Vec<u8>, TrainError> {
     to_onnx_quantized(t, version, Quantization::F32)
@@ -295,7 +114,7 @@ pub fn to_onnx(t: &Trained, version: &str) -> Result<Vec<u8>, TrainError> {
 /// The ONNX model of `t`, encoded, with weights stored as `quantization` says.
 pub fn to_onnx_quantized(t: &Trained, version: &str, quantization: Quantization) -> Result<Vec<u8>, TrainError> {
     let cfg = &t.model.cfg;
-    let mut g = Graph { nodes: Vec::new(), inits: Vec::new(), n: 0, quantization };
+    let mut g = Graph::new(quantization);
     let mut present_m = Vec::new();
     for m in 0..3 {
         let starts = g.i64s(&format!("present.start{m}"), &[m as i64]);
@@ -388,7 +207,7 @@ pub fn to_onnx_quantized(t: &Trained, version: &str, quantization: Quantization)
         opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
         producer_name: "mimml".into(),
         producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("MIMML {version}; feature schema {}", features::schema::schema_hash()),
+        doc_string: format!("MIMML {version}; feature schema {}", t.schema()),
         graph: Some(GraphProto {
             name: "mimml".into(),
             node: g.nodes,

