@@ -8,8 +8,7 @@
 //! Nothing converts the model offline: [`MiniLm::load`] reads the safetensors and writes the
 //! BERT encoder as an ONNX graph in memory ([`bert_graph`], standard opset-17 ops: Gather,
 //! LayerNormalization, MatMul, Softmax, Erf, ReduceMean, ReduceL2), which tract optimises once.
-//! [`bert_graph`] is also what `mimml text-encoder export` writes to disk for the onnxruntime
-//! reference. Tokens come from Hugging Face's `tokenizers` with the package's own
+//! Tokens come from Hugging Face's `tokenizers` with the package's own
 //! `tokenizer.json` (lower-casing WordPiece, `[CLS] … [SEP]`), truncated at 256 tokens as
 //! sentence-transformers does. One sentence at a time, so there is no padding and no attention
 //! mask; the embedding is the mean of the last layer over all tokens, L2-normalised — the
@@ -19,7 +18,6 @@ use std::path::{Path, PathBuf};
 
 use features::FeatureError;
 use features::text::{MINILM_DIM, SentenceEncoder, TextEmbedding};
-use prost::Message;
 use safetensors::SafeTensors;
 use tokenizers::{Tokenizer, TruncationParams};
 use tract_onnx::pb::{GraphProto, ModelProto, OperatorSetIdProto, tensor_proto::DataType};
@@ -197,12 +195,6 @@ fn read_files(dir: &Path) -> Result<(String, Vec<u8>, PathBuf), ModelError> {
     let config = String::from_utf8(read("config.json")?).map_err(|e| bad(&dir.join("config.json"), e))?;
     let weights = read("model.safetensors")?;
     Ok((config, weights, dir.join("tokenizer.json")))
-}
-
-/// The graph of the model installed in `dir`, encoded as an ONNX file.
-pub fn export(dir: &Path) -> Result<Vec<u8>, ModelError> {
-    let (config, weights, _) = read_files(dir)?;
-    Ok(bert_graph(&config, &weights).map_err(|e| bad(dir, e))?.encode_to_vec())
 }
 
 type Plan = Arc<TypedSimplePlan>;
