@@ -165,7 +165,6 @@ pub fn export_cmd(
     out: &Path,
     quantize: &str,
 ) -> anyhow::Result<()> {
-    use models::Model;
     use models::onnx::{Bundle, Golden, OnnxModel};
     let (t, meta) = Trained::load(model)?;
     let cache = ensure_cache(corpus, cache, t.model.cfg.text_embedding)?;
@@ -182,16 +181,7 @@ pub fn export_cmd(
         .map(|s| cache.load(s.id))
         .transpose()?
         .context("no test or dev session with all three modalities for the golden example")?;
-    let p = m.predict(&f)?;
-    let rows = |s: &Option<features::Sequence>| -> Vec<Vec<f32>> {
-        s.as_ref().map(|q| q.select_evenly(max).into_iter().map(<[f32]>::to_vec).collect()).unwrap_or_default()
-    };
-    let golden = Golden {
-        inputs: [rows(&f.audio), rows(&f.video), rows(&f.text)],
-        p_depressed: p.p_depressed,
-        phq8: p.phq8,
-        gates: p.gates,
-    };
+    let golden = Golden::of(&m, &f)?;
     let manifest = Bundle::write(out, &onnx, &m, &golden, t.threshold, q.name())?;
     Bundle::open(out).context("the bundle just written does not verify")?;
     println!(

@@ -57,6 +57,25 @@ pub struct Golden {
     pub gates: [f32; 3],
 }
 
+impl Golden {
+    /// `f` as `model` sees it (at most its `max_segments` rows per modality) with `model`'s
+    /// output: the self-test example of a bundle.
+    pub fn of(model: &OnnxModel, f: &SessionFeatures) -> Result<Golden, ModelError> {
+        let p = model.predict(f)?;
+        let rows = |s: &Option<Sequence>| -> Vec<Vec<f32>> {
+            s.as_ref()
+                .map(|q| q.select_evenly(model.max_segments).into_iter().map(<[f32]>::to_vec).collect())
+                .unwrap_or_default()
+        };
+        Ok(Golden {
+            inputs: [rows(&f.audio), rows(&f.video), rows(&f.text)],
+            p_depressed: p.p_depressed,
+            phq8: p.phq8,
+            gates: p.gates,
+        })
+    }
+}
+
 /// One runnable plan and how it computes. Each plan is prepared on its own, so on a GPU the
 /// two plans of a model may end up with different backends or precisions.
 struct Plan {

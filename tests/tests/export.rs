@@ -90,18 +90,7 @@ fn bundles_are_verified_before_use() {
     let id = c.sessions(Split::Dev).next().expect("a dev session").id;
     let f = c.load(id).expect("loads");
     let m = OnnxModel::from_bytes(&onnx, "b1", features::schema::schema_hash(), cfg.max_segments).expect("loads");
-    let p = m.predict(&f).expect("predicts");
-    let rows = |s: &Option<features::Sequence>| -> Vec<Vec<f32>> {
-        s.as_ref()
-            .map(|q| q.select_evenly(cfg.max_segments).into_iter().map(<[f32]>::to_vec).collect())
-            .unwrap_or_default()
-    };
-    let golden = Golden {
-        inputs: [rows(&f.audio), rows(&f.video), rows(&f.text)],
-        p_depressed: p.p_depressed,
-        phq8: p.phq8,
-        gates: p.gates,
-    };
+    let golden = Golden::of(&m, &f).expect("predicts");
     let b = dir.path().join("bundle");
     Bundle::write(&b, &onnx, &m, &golden, 0.4, "f32").expect("writes");
     let opened = Bundle::open(&b).expect("a good bundle opens");

@@ -6,7 +6,6 @@ use features::schema::{schema_hash, schema_hash_for};
 use features::text::{MINILM_DIM, TextEmbedding};
 use host::client::DeviceClient;
 use host::session::run_session;
-use models::Model;
 use models::corpus::Split;
 use models::mimml::config::MimmlConfig;
 use models::mimml::export::to_onnx;
@@ -47,18 +46,7 @@ fn a_minilm_model_trains_exports_and_runs_a_session_on_a_device_that_loads_its_e
     assert!(err.contains("text") && err.contains("features per segment"), "{err}");
     let m = OnnxModel::from_bytes(&onnx, "minilm-test", t.schema(), cfg.max_segments).expect("loads");
     assert_eq!(m.text_embedding(), TextEmbedding::MiniLm);
-    let p = m.predict(&f).expect("predicts");
-    let rows = |s: &Option<features::Sequence>| -> Vec<Vec<f32>> {
-        s.as_ref()
-            .map(|q| q.select_evenly(cfg.max_segments).into_iter().map(<[f32]>::to_vec).collect())
-            .unwrap_or_default()
-    };
-    let golden = Golden {
-        inputs: [rows(&f.audio), rows(&f.video), rows(&f.text)],
-        p_depressed: p.p_depressed,
-        phq8: p.phq8,
-        gates: p.gates,
-    };
+    let golden = Golden::of(&m, &f).expect("predicts");
     let bundle = dir.path().join("bundle");
     let manifest = Bundle::write(&bundle, &onnx, &m, &golden, t.threshold, "f32").expect("writes");
     assert_eq!(manifest.feature_schema, t.schema().to_string());
