@@ -91,7 +91,7 @@ pub fn load_text_encoder(
     dir: Option<&Path>,
 ) -> Result<Option<Box<dyn features::text::SentenceEncoder>>, models::ModelError> {
     use features::text::TextEmbedding;
-    match features::schema::text_embedding_of(model.feature_schema()).unwrap_or_default() {
+    match model.text_embedding() {
         TextEmbedding::Hashed => Ok(None),
         TextEmbedding::MiniLm => {
             let dir = dir.map_or_else(models::minilm::default_dir, Path::to_owned);

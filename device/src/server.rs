@@ -169,7 +169,7 @@ impl Device {
     ) -> Result<Self, DeviceError> {
         use features::text::TextEmbedding;
         let has = encoder.as_ref().map_or(TextEmbedding::Hashed, |e| e.embedding());
-        let needs = features::schema::text_embedding_of(self.model.feature_schema()).unwrap_or_default();
+        let needs = self.model.text_embedding();
         if has != needs {
             return Err(DeviceError::TextEncoder { needs, has });
         }

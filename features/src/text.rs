@@ -57,13 +57,6 @@ impl TextEmbedding {
         Self::ALL.into_iter().find(|e| e.name() == s)
     }
 
-    pub fn dim(self) -> usize {
-        match self {
-            TextEmbedding::Hashed => EMBED_DIM,
-            TextEmbedding::MiniLm => MINILM_DIM,
-        }
-    }
-
     /// Names of the per-utterance text features with this embedding, in order.
     pub fn feature_names(self) -> &'static [&'static str] {
         match self {

@@ -57,6 +57,11 @@ pub struct Prediction {
 pub trait Model: Send {
     fn version(&self) -> &str;
     fn feature_schema(&self) -> SchemaHash;
+    /// The text embedding the model's features carry, which follows from its schema (the
+    /// hashed one for a schema this build does not know, which no model loads with).
+    fn text_embedding(&self) -> features::text::TextEmbedding {
+        schema::text_embedding_of(self.feature_schema()).unwrap_or_default()
+    }
     /// Whether the results of this model must be flagged as placeholder results.
     fn is_placeholder(&self) -> bool;
     fn predict(&self, features: &SessionFeatures) -> Result<Prediction, ModelError>;

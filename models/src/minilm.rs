@@ -61,6 +61,15 @@ fn tensor(st: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>), St
     Ok((t.shape().to_vec(), v))
 }
 
+/// An embedding table `[rows ≥ 1, width]`.
+fn table(st: &SafeTensors<'_>, name: &str, width: usize) -> Result<(Vec<usize>, Vec<f32>), String> {
+    let (shape, v) = tensor(st, name)?;
+    if shape.len() != 2 || shape[0] == 0 || shape[1] != width {
+        return Err(format!("tensor {name}: shape {shape:?}, expected [rows, {width}]"));
+    }
+    Ok((shape, v))
+}
+
 /// The encoder of a BERT checkpoint as ONNX: `input_ids [1, T]` (int64) → `embedding [1, H]`
 /// (mean over tokens, L2-normalised). Token types are all 0 and positions 0‥T, as for one
 /// sentence.
@@ -78,27 +87,18 @@ pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, S
     }
     let st = SafeTensors::deserialize(safetensors).map_err(|e| format!("model.safetensors: {e}"))?;
     let mut g = Graph::new(Quantization::F32);
-    let weight = |g: &mut Graph, name: &str, want: &[usize]| -> Result<String, String> {
-        let (shape, v) = tensor(&st, name)?;
-        if shape != want {
-            return Err(format!("tensor {name}: shape {shape:?}, expected {want:?}"));
-        }
-        Ok(g.f32(name, &shape, v))
-    };
     // Embeddings: words + positions 0‥T + token type 0, then LayerNorm.
-    let words = weight(&mut g, "embeddings.word_embeddings.weight", &[tensor_rows(&st)?, h])?;
+    let (ws, words) = table(&st, "embeddings.word_embeddings.weight", h)?;
+    let words = g.f32("words", &ws, words);
     let x = g.op("Gather", &[&words, "input_ids"], vec![attr_i("axis", 0)]); // [1, T, H]
-    let (ps, pos) = tensor(&st, "embeddings.position_embeddings.weight")?;
+    let (ps, pos) = table(&st, "embeddings.position_embeddings.weight", h)?;
     let pos = g.f32("positions", &ps, pos);
     let ids_shape = g.op("Shape", &["input_ids"], vec![]);
     let (one, two, zero) = (g.i64s("i.1", &[1]), g.i64s("i.2", &[2]), g.i64s("i.0", &[0]));
     let t = g.op("Slice", &[&ids_shape, &one, &two], vec![]); // [T]
     let p = g.op("Slice", &[&pos, &zero, &t, &zero], vec![]); // [T, H]
     let x = g.op("Add", &[&x, &p], vec![]);
-    let (ts, types) = tensor(&st, "embeddings.token_type_embeddings.weight")?;
-    if ts.len() != 2 || ts[1] != h {
-        return Err(format!("token type embeddings: shape {ts:?}"));
-    }
+    let (_, types) = table(&st, "embeddings.token_type_embeddings.weight", h)?;
     let type0 = g.f32("token_type0", &[h], types[..h].to_vec());
     let x = g.op("Add", &[&x, &type0], vec![]);
     let layer_norm = |g: &mut Graph, x: &str, name: &str| -> Result<String, String> {
@@ -181,12 +181,6 @@ pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, S
         }),
         ..Default::default()
     })
-}
-
-/// Vocabulary size: rows of the word-embedding table.
-fn tensor_rows(st: &SafeTensors<'_>) -> Result<usize, String> {
-    let t = st.tensor("embeddings.word_embeddings.weight").map_err(|e| format!("word embeddings: {e}"))?;
-    t.shape().first().copied().ok_or_else(|| "word embeddings: no shape".into())
 }
 
 /// The three files of an installed model.

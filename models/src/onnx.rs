@@ -95,7 +95,6 @@ pub struct OnnxModel {
     schema: SchemaHash,
     /// The text features' embedding the model was trained on (from its schema).
     text_embedding: features::text::TextEmbedding,
-    widths: [usize; 3],
     max_segments: usize,
     threshold: f32,
 }
@@ -210,22 +209,7 @@ impl OnnxModel {
         };
         let plan = prepare(declutter(model)?, precision)?;
         let fixed = prepare(declutter(fixed_model)?, precision)?;
-        Ok(OnnxModel {
-            plan,
-            fixed,
-            version: version.to_owned(),
-            schema,
-            text_embedding,
-            widths,
-            max_segments,
-            threshold: 0.5,
-        })
-    }
-
-    /// The sentence embedding the text features must carry for this model; the device loads
-    /// the matching encoder.
-    pub fn text_embedding(&self) -> features::text::TextEmbedding {
-        self.text_embedding
+        Ok(OnnxModel { plan, fixed, version: version.to_owned(), schema, text_embedding, max_segments, threshold: 0.5 })
     }
 
     /// Where inference runs: "cpu" or "cuda".
@@ -263,7 +247,7 @@ impl OnnxModel {
     }
 
     fn run_on(&self, rows: [&[&[f32]]; 3], use_fixed: bool) -> Result<Prediction, ModelError> {
-        let widths = self.widths;
+        let widths = features::schema::FeatureSchema::with_text(self.text_embedding).widths();
         let full = self.max_segments.max(1);
         let plan = if use_fixed { &self.fixed } else { &self.plan };
         let mut inputs: TVec<TValue> = tvec![];
@@ -310,6 +294,10 @@ impl Model for OnnxModel {
 
     fn feature_schema(&self) -> SchemaHash {
         self.schema
+    }
+
+    fn text_embedding(&self) -> features::text::TextEmbedding {
+        self.text_embedding
     }
 
     fn is_placeholder(&self) -> bool {

@@ -6,6 +6,7 @@ use features::schema::{schema_hash, schema_hash_for};
 use features::text::{MINILM_DIM, TextEmbedding};
 use host::client::DeviceClient;
 use host::session::run_session;
+use models::Model;
 use models::corpus::Split;
 use models::mimml::config::MimmlConfig;
 use models::mimml::export::to_onnx;
