@@ -20,7 +20,7 @@ use features::FeatureError;
 use features::text::{MINILM_DIM, SentenceEncoder, TextEmbedding};
 use safetensors::SafeTensors;
 use tokenizers::{Tokenizer, TruncationParams};
-use tract_onnx::pb::{GraphProto, ModelProto, OperatorSetIdProto, tensor_proto::DataType};
+use tract_onnx::pb::{ModelProto, tensor_proto::DataType};
 use tract_onnx::prelude::*;
 
 use crate::ModelError;
@@ -70,7 +70,7 @@ fn table(st: &SafeTensors<'_>, name: &str, width: usize) -> Result<(Vec<usize>, 
     Ok((shape, v))
 }
 
-/// The encoder of a BERT checkpoint as ONNX: `input_ids [1, T]` (int64) → `embedding [1, H]`
+/// The encoder of a BERT checkpoint as ONNX (opset [`OPSET`](crate::onnx_graph::OPSET)): `input_ids [1, T]` (int64) → `embedding [1, H]`
 /// (mean over tokens, L2-normalised). Token types are all 0 and positions 0‥T, as for one
 /// sentence.
 pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, String> {
@@ -165,22 +165,12 @@ pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, S
     let eps = g.scalar("normalize.eps", 1e-12);
     let norm = g.op("Max", &[&norm, &eps], vec![]);
     g.named("Div", &[&mean, &norm], "embedding", vec![]);
-    Ok(ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: 17 }],
-        producer_name: "mimml".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: "BERT sentence encoder (mean pooling, L2-normalised), from safetensors".into(),
-        graph: Some(GraphProto {
-            name: "sentence_encoder".into(),
-            node: g.nodes,
-            initializer: g.inits,
-            input: vec![typed_value_info("input_ids", DataType::Int64, &[Ok(1), Err("T")])],
-            output: vec![value_info("embedding", &[Ok(1), Ok(h as i64)])],
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
+    Ok(g.into_model(
+        "sentence_encoder",
+        "BERT sentence encoder (mean pooling, L2-normalised), from safetensors".into(),
+        vec![typed_value_info("input_ids", DataType::Int64, &[Ok(1), Err("T")])],
+        vec![value_info("embedding", &[Ok(1), Ok(h as i64)])],
+    ))
 }
 
 /// The three files of an installed model.

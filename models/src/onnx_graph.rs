@@ -3,10 +3,13 @@
 //! their graphs with it. Written by hand because no crate writes ONNX graphs from Rust.
 
 use tract_onnx::pb::{
-    AttributeProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
+    ValueInfoProto, attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
 };
 use tract_onnx::prelude::f16;
+
+/// The ONNX opset every graph written here declares.
+pub const OPSET: i64 = 17;
 
 /// How weights are stored. Computation is f32 in every variant: f16 weights are cast up at
 /// load, int8 weights (symmetric, per tensor) go through `DequantizeLinear`.
@@ -66,6 +69,32 @@ pub(crate) struct Graph {
 impl Graph {
     pub fn new(quantization: Quantization) -> Graph {
         Graph { nodes: Vec::new(), inits: Vec::new(), n: 0, quantization }
+    }
+
+    /// The finished model: this graph as `name` with its inputs and outputs, opset [`OPSET`].
+    pub fn into_model(
+        self,
+        name: &str,
+        doc: String,
+        input: Vec<ValueInfoProto>,
+        output: Vec<ValueInfoProto>,
+    ) -> ModelProto {
+        ModelProto {
+            ir_version: 8,
+            opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
+            producer_name: "mimml".into(),
+            producer_version: env!("CARGO_PKG_VERSION").into(),
+            doc_string: doc,
+            graph: Some(GraphProto {
+                name: name.into(),
+                node: self.nodes,
+                initializer: self.inits,
+                input,
+                output,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
     }
 
     /// An f32 constant, stored as the graph's quantisation says; returns the name of the f32

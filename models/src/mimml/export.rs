@@ -19,15 +19,13 @@
 //! Python.
 
 use prost::Message;
-use tract_onnx::pb::{GraphProto, ModelProto, OperatorSetIdProto, ValueInfoProto};
+use tract_onnx::pb::ValueInfoProto;
 
-pub use crate::onnx_graph::Quantization;
 use crate::onnx_graph::{Graph, attr_i, attr_ints, attr_s, transpose2, value_info};
+pub use crate::onnx_graph::{OPSET, Quantization};
 
 use super::config::Fusion;
 use super::train::{TrainError, Trained};
-
-pub const OPSET: i64 = 17;
 
 pub const INPUTS: [&str; 4] = ["audio", "video", "text", "present"];
 pub const OUTPUTS: [&str; 3] = ["p_depressed", "phq8", "gates"];
@@ -202,21 +200,7 @@ pub fn to_onnx_quantized(t: &Trained, version: &str, quantization: Quantization)
         value_info("phq8", &[Ok(1), Ok(1)]),
         value_info("gates", &[Ok(1), Ok(3)]),
     ];
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![OperatorSetIdProto { domain: String::new(), version: OPSET }],
-        producer_name: "mimml".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        doc_string: format!("MIMML {version}; feature schema {}", t.schema()),
-        graph: Some(GraphProto {
-            name: "mimml".into(),
-            node: g.nodes,
-            initializer: g.inits,
-            input: inputs,
-            output: outputs,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
+    let doc = format!("MIMML {version}; feature schema {}", t.schema());
+    let model = g.into_model("mimml", doc, inputs, outputs);
     Ok(model.encode_to_vec())
 }
