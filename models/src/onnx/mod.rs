@@ -24,6 +24,8 @@ use tract_onnx::tract_hir::infer::Factoid;
 
 use crate::{Model, ModelError, Prediction};
 
+pub mod gru;
+
 /// Feature widths the front-ends of this build produce, per modality, with the default (hashed)
 /// text embedding.
 pub fn feature_widths() -> [usize; 3] {
@@ -80,10 +82,35 @@ impl Golden {
 /// two plans of a model may end up with different backends or precisions.
 struct Plan {
     runnable: Box<dyn Runnable>,
+    /// A run state kept from the last run: spawning one costs about as much as a third of
+    /// the run itself. Sound because [`onnx_recurrence`] makes every recurrent op start from
+    /// its `initial_h` on every run, so a state carries nothing from one session to the next.
+    /// Taken for a run and put back after it; a concurrent run spawns its own.
+    spare: std::sync::Mutex<Option<Box<dyn tract_onnx::tract_core::runtime::State>>>,
     /// "cpu" or "cuda".
     backend: &'static str,
     /// Computes in f16: inputs and outputs are cast at the boundary.
     half: bool,
+}
+
+impl Plan {
+    fn new(runnable: Box<dyn Runnable>, backend: &'static str, half: bool) -> Plan {
+        Plan { runnable, spare: std::sync::Mutex::new(None), backend, half }
+    }
+
+    /// Runs on the spare state (or a fresh one when it is in use or a run failed on it).
+    fn run(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        let spare = self.spare.try_lock().ok().and_then(|mut s| s.take());
+        let mut state = match spare {
+            Some(s) => s,
+            None => self.runnable.spawn()?,
+        };
+        let out = state.run(inputs)?;
+        if let Ok(mut slot) = self.spare.try_lock() {
+            *slot = Some(state);
+        }
+        Ok(out)
+    }
 }
 
 /// A loaded, optimised ONNX model.
@@ -174,9 +201,9 @@ impl OnnxModel {
             return Err(ModelError::SchemaMismatch { expected: schema, actual: features::schema::schema_hash() });
         };
         let widths = features::schema::FeatureSchema::with_text(text_embedding).widths();
-        let model = tract_onnx::onnx()
-            .model_for_read(&mut &bytes[..])
-            .map_err(|e| bad(format!("not a readable ONNX model: {e}")))?;
+        let mut onnx = tract_onnx::onnx();
+        gru::register(&mut onnx);
+        let model = onnx.model_for_read(&mut &bytes[..]).map_err(|e| bad(format!("not a readable ONNX model: {e}")))?;
         let inputs = model.input_outlets().map_err(|e| bad(e.to_string()))?.to_vec();
         let names: Vec<String> = inputs.iter().map(|o| model.node(o.node).name.clone()).collect();
         if names != ["audio", "video", "text", "present"] {
@@ -204,6 +231,7 @@ impl OnnxModel {
         }
         let declutter = |m: InferenceModel| {
             m.into_typed()
+                .map(onnx_recurrence)
                 .and_then(|m| m.into_decluttered())
                 .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))
         };
@@ -274,7 +302,7 @@ impl OnnxModel {
             return Err(ModelError::NoInput);
         }
         inputs.push(Self::input(plan, Tensor::from_shape(&[1, 3], &present))?);
-        let out = plan.runnable.run(inputs).map_err(|e| bad(format!("inference failed: {e}")))?;
+        let out = plan.run(inputs).map_err(|e| bad(format!("inference failed: {e}")))?;
         let get = |i: usize| -> Result<Vec<f32>, ModelError> {
             let t = out[i].cast_to::<f32>().map_err(|e| bad(e.to_string()))?;
             Ok(t.to_plain_array_view::<f32>().map_err(|e| bad(e.to_string()))?.iter().copied().collect())
@@ -318,6 +346,23 @@ impl Model for OnnxModel {
     }
 }
 
+/// ONNX's contract for its recurrent ops: every run starts from `initial_h`. tract's `Scan`
+/// and fused `GruSeq` instead carry their hidden state from one run of a state to the next
+/// (for streaming) unless `reset_every_turn` is set; without it a reused state would start a
+/// session where the previous one ended.
+fn onnx_recurrence(mut model: TypedModel) -> TypedModel {
+    use tract_onnx::tract_core::ops::{gru_seq::GruSeq, scan::Scan};
+    for node in model.nodes_mut() {
+        if let Some(scan) = node.op_as_mut::<Scan>() {
+            scan.reset_every_turn = true;
+            scan.body = onnx_recurrence(std::mem::take(&mut scan.body));
+        } else if let Some(gru) = node.op_as_mut::<GruSeq>() {
+            gru.reset_every_turn = true;
+        }
+    }
+    model
+}
+
 /// The plan for a decluttered model: with the `cuda` feature and a CUDA driver, the CUDA
 /// runtime's, in f16 (f32 if the f16 translation fails to prepare); otherwise the CPU's, in f32
 /// unless `Precision::F16` asks for f16.
@@ -329,11 +374,11 @@ fn prepare(typed: TypedModel, precision: Precision) -> Result<Plan, ModelError> 
         match tract_onnx::tract_core::runtime::runtime_for_name("cuda") {
             Ok(Some(rt)) => {
                 match to_half(typed.clone()).and_then(|h| rt.prepare(h).map_err(|e| bad(format!("{e:#}")))) {
-                    Ok(runnable) => return Ok(Plan { runnable, backend: "cuda", half: true }),
+                    Ok(runnable) => return Ok(Plan::new(runnable, "cuda", true)),
                     Err(e) => tracing::warn!("CUDA runtime could not prepare the f16 model, trying f32: {e}"),
                 }
                 match rt.prepare(typed.clone()) {
-                    Ok(runnable) => return Ok(Plan { runnable, backend: "cuda", half: false }),
+                    Ok(runnable) => return Ok(Plan::new(runnable, "cuda", false)),
                     Err(e) => tracing::warn!("CUDA runtime could not prepare the model, using the CPU: {e:#}"),
                 }
             }
@@ -347,7 +392,7 @@ fn prepare(typed: TypedModel, precision: Precision) -> Result<Plan, ModelError> 
         .into_optimized()
         .and_then(|m| m.into_runnable())
         .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
-    Ok(Plan { runnable: Box::new(plan), backend: "cpu", half })
+    Ok(Plan::new(Box::new(plan), "cpu", half))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -485,6 +530,38 @@ mod tests {
             let general = b.model.run_on(input, false).expect("general");
             assert!((fixed.p_depressed - general.p_depressed).abs() < 1e-5, "{fixed:?} vs {general:?}");
             assert!(fixed.gates.iter().zip(&general.gates).all(|(a, b)| (a - b).abs() < 1e-5));
+        }
+    }
+
+    /// Runs reuse a kept state: a session's result must not depend on the session before it,
+    /// on either plan, whatever length that one had.
+    #[test]
+    fn a_run_carries_nothing_into_the_next() {
+        let b = Bundle::open(&committed()).expect("verifies");
+        let full = b.manifest.max_segments;
+        let w = feature_widths();
+        let rows = |n: usize, seed: usize| -> Vec<Vec<Vec<f32>>> {
+            (0..3)
+                .map(|m| {
+                    (0..n)
+                        .map(|i| (0..w[m]).map(|j| ((i * 7 + j * 5 + m + seed) % 13) as f32 / 6.5 - 1.0).collect())
+                        .collect()
+                })
+                .collect()
+        };
+        let (a, other, short) = (rows(full, 0), rows(full, 5), rows(full / 3, 9));
+        let run = |x: &[Vec<Vec<f32>>], fixed: bool| {
+            let r: Vec<Vec<&[f32]>> = x.iter().map(|m| m.iter().map(Vec::as_slice).collect()).collect();
+            b.model.run_on([&r[0], &r[1], &r[2]], fixed).expect("runs")
+        };
+        for fixed in [true, false] {
+            let first = run(&a, fixed);
+            let between = run(&other, fixed);
+            assert_ne!(first, between, "different sessions give different results");
+            if !fixed {
+                run(&short, false);
+            }
+            assert_eq!(run(&a, fixed), first, "specialised plan: {fixed}");
         }
     }
 
