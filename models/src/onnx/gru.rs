@@ -1,36 +1,127 @@
 //! A whole-sequence GRU op for tract, for the small hidden sizes MIMML uses.
 //!
-//! Written by hand because no crate does it fast enough: tract 0.23's own fused `GruSeq`
-//! spends about 0.75 µs per timestep at hidden size 16 (it dispatches its matmul kernel,
-//! repacks the state and slices `ndarray` views every step), and its importer keeps the
-//! per-step `Scan` for sequences shorter than 4, like the fusion block's 3 modalities. Six
-//! `GruSeq`s and two `Scan`s were over half of a session's inference time. [`SmallGruSeq`]
-//! computes the same recurrence (ONNX `GRU`, `linear_before_reset = 1`, the PyTorch/candle
-//! cell) with the recurrent weight transposed once per run so every step is a few
-//! contiguous axpys, and tract-linalg's vectorised sigmoid and tanh, the kernels `GruSeq`
-//! uses.
+//! Written by hand because no crate does it fast enough: tract 0.23 turns an ONNX `GRU` into
+//! one op per direction plus the transposes and concatenation around them, and its fused
+//! `GruSeq` spends about 0.75 µs per timestep at hidden size 16 (it dispatches its matmul
+//! kernel, repacks the state and slices `ndarray` views every step); sequences shorter than 4,
+//! like the fusion block's 3 modalities, keep a per-step `Scan`. The GRUs were over half of a
+//! session's inference time. [`Gru`] computes the same recurrence (ONNX `GRU`,
+//! `linear_before_reset = 1`, the PyTorch/candle cell) for both directions in one op, in the
+//! ONNX output layout: both directions step together, so their gates go through
+//! tract-linalg's vectorised sigmoid and tanh (the kernels `GruSeq` uses) in one call each,
+//! and the recurrent weight is rearranged once per run so a step's product keeps its sums in
+//! registers.
 //!
-//! It plugs into tract-onnx's own GRU importer ([`register`]): the importer still parses
-//! the node, checks it and wires everything around the recurrence; only the op it fuses
-//! the recurrence into is ours. A graph with a symbolic sequence length keeps tract's
-//! `Scan` (the fused form needs a concrete one), and so does anything this op does not
-//! cover (hidden size above [`MAX_HIDDEN`], `linear_before_reset = 0`).
+//! It plugs into tract-onnx's GRU import ([`register`]): tract's own importer still parses
+//! the node and infers its shapes; where this op does not apply (hidden size above
+//! [`MAX_HIDDEN`], `linear_before_reset = 0`, explicit activations, `sequence_lens`,
+//! `initial_h`, batch-first layout) the node is wired exactly as tract wires it.
 
 use tract_onnx::model::ParsingContext;
-use tract_onnx::ops::rec::common::{CommonRec, WireBody};
+use tract_onnx::ops::rec::common::CommonRec;
 use tract_onnx::ops::rec::gru::GRU;
 use tract_onnx::pb::NodeProto;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::*;
-use tract_onnx::tract_core::ndarray::{Array2, Axis, Ix3, linalg::general_mat_mul};
+use tract_onnx::tract_core::ndarray::{Array2, Ix2, Ix3, linalg::general_mat_mul};
 use tract_onnx::tract_core::tract_linalg::routines::Func;
-use tract_onnx::tract_hir::internal::{InferenceOp, expand};
+use tract_onnx::tract_hir::internal::{Expansion, InferenceOp, InferenceResult, Solver, TensorProxy, expand};
 
-/// Gate rows summed together in one step's recurrent product.
-const LANES: usize = 8;
+/// Above this hidden size tract's `GruSeq`, which packs `R` for its matmul kernels, wins.
+pub const MAX_HIDDEN: usize = 64;
 
-/// `out = rb + R·h`, with R in [`LANES`]-row blocks (see `eval`). The sums for one block
-/// stay in registers over the whole of `h`, in the order k = 0, 1, …
+/// Makes `onnx` import ONNX `GRU` nodes with [`Gru`] where it applies.
+pub fn register(onnx: &mut tract_onnx::Onnx) {
+    onnx.op_register.insert("GRU", import);
+}
+
+fn import(ctx: &ParsingContext, pb: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+    let attr = |name: &str| pb.attribute.iter().find(|a| a.name == name);
+    let linear_before_reset = attr("linear_before_reset").is_some_and(|a| a.i != 0);
+    if attr("activations").is_some() || !linear_before_reset {
+        return tract_onnx::ops::rec::gru::gru(ctx, pb);
+    }
+    let reverse = attr("direction").is_some_and(|a| a.s == b"reverse");
+    let gru = GRU {
+        f: Box::new(tract_onnx::tract_hir::ops::nn::sigmoid()),
+        g: Box::new(tract_onnx::tract_hir::ops::math::tanh()),
+        linear_before_reset,
+    };
+    let common = CommonRec::from_node_and_options(pb, 3, 0, Box::new(gru))?;
+    Ok((expand(GruImport { common, reverse }), vec![]))
+}
+
+/// tract's import of the node (`common`), wired as a [`Gru`] where that applies.
+#[derive(Debug, Clone)]
+struct GruImport {
+    common: CommonRec,
+    /// `direction = "reverse"`.
+    reverse: bool,
+}
+
+impl Expansion for GruImport {
+    fn name(&self) -> StaticName {
+        "GRU".into()
+    }
+
+    fn validation(&self) -> Validation {
+        Validation::Rounding
+    }
+
+    fn nboutputs(&self) -> TractResult<usize> {
+        self.common.nboutputs()
+    }
+
+    fn rules<'r, 'p: 'r, 's: 'r>(
+        &'s self,
+        s: &mut Solver<'r>,
+        inputs: &'p [TensorProxy],
+        outputs: &'p [TensorProxy],
+    ) -> InferenceResult {
+        self.common.rules(s, inputs, outputs)
+    }
+
+    fn wire(&self, prefix: &str, target: &mut TypedModel, inputs: &[OutletId]) -> TractResult<TVec<OutletId>> {
+        let c = &self.common;
+        let r = target.outlet_fact(inputs[2])?;
+        let hidden = r.shape[2].to_usize().ok().filter(|h| *h <= MAX_HIDDEN);
+        let directions = r.shape[0].to_usize()?;
+        let plain = !c.batch_first
+            && c.optional_sequence_lens_input.is_none()
+            && c.optional_initial_h_input.is_none()
+            && c.optional_initial_c_input.is_none()
+            && c.optional_p_input.is_none()
+            && target.outlet_fact(inputs[0])?.datum_type == f32::datum_type();
+        let konst = |slot: usize| target.outlet_fact(inputs[slot]).ok().and_then(|f| f.konst.clone());
+        let bias = c.optional_bias_input.map(konst);
+        let (Some(hidden), true, Some(w), Some(r), None | Some(Some(_))) = (hidden, plain, konst(1), konst(2), &bias)
+        else {
+            return c.wire(prefix, target, inputs);
+        };
+        let backward = match (directions, self.reverse) {
+            (2, _) => vec![false, true],
+            (_, reverse) => vec![reverse],
+        };
+        let op = Gru::new(hidden, &backward, &w, &r, bias.flatten().as_deref())?;
+        let outs = target.wire_node(prefix, op, &inputs[..1])?;
+        let mut result = tvec!(outs[0]; self.nboutputs()?);
+        if let Some(slot) = c.optional_y_output {
+            result[slot] = outs[0];
+        }
+        if let Some(slot) = c.optional_y_h_output {
+            result[slot] = outs[1];
+        }
+        Ok(result)
+    }
+}
+
+/// Gate rows summed together in one step's recurrent product: 16 sums are four SSE or NEON
+/// registers (two AVX), enough independent adds to hide their latency.
+const LANES: usize = 16;
+
+/// `out = rb + R·h`, with R in [`LANES`]-row blocks (see [`Direction::rt`]). A block's
+/// LANES sums stay in registers over the whole of `h`, as independent chains of adds, each in
+/// the order k = 0, 1, …
 fn recurrent_product(rt: &[f32], rb: &[f32], h: &[f32], out: &mut [f32]) {
     let block_len = h.len() * LANES;
     for ((block, bias), out) in rt.chunks_exact(block_len).zip(rb.chunks_exact(LANES)).zip(out.chunks_exact_mut(LANES))
@@ -46,190 +137,182 @@ fn recurrent_product(rt: &[f32], rb: &[f32], h: &[f32], out: &mut [f32]) {
     }
 }
 
-/// Above this hidden size tract's `GruSeq`, which packs `R` for its matmul kernels, wins.
-pub const MAX_HIDDEN: usize = 64;
-
-/// Makes `onnx` import ONNX `GRU` nodes with [`SmallGruSeq`] where it applies.
-pub fn register(onnx: &mut tract_onnx::Onnx) {
-    onnx.op_register.insert("GRU", import);
+/// One direction's recurrent weights, arranged for the step loop.
+#[derive(Debug, Clone, PartialEq)]
+struct Direction {
+    backward: bool,
+    /// `R` in [`LANES`]-row blocks, each stored k-major: block c holds `R[c·LANES + l][k]` at
+    /// `[k·LANES + l]` (3h padded to a multiple of LANES with zero rows).
+    rt: Vec<f32>,
+    /// The R-side bias, padded like `rt`'s rows.
+    rb: Vec<f32>,
 }
 
-/// tract-onnx's GRU import (same parsing, same checks, same wiring), fusing into
-/// [`SmallGruSeq`]. Nodes with explicit activations go to tract's importer unchanged.
-fn import(ctx: &ParsingContext, pb: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
-    if pb.attribute.iter().any(|a| a.name == "activations") {
-        return tract_onnx::ops::rec::gru::gru(ctx, pb);
-    }
-    let gru = GRU {
-        f: Box::new(tract_onnx::tract_hir::ops::nn::sigmoid()),
-        g: Box::new(tract_onnx::tract_hir::ops::math::tanh()),
-        linear_before_reset: pb.get_attr_opt::<i64>("linear_before_reset")?.is_some_and(|v| v != 0),
-    };
-    let common = CommonRec::from_node_and_options(pb, 3, 0, Box::new(Small(gru)))?;
-    Ok((expand(common), vec![]))
+/// An ONNX `GRU` (`linear_before_reset = 1`, sigmoid and tanh, no `sequence_lens`, no
+/// `initial_h`, constant weights), all its directions in one op. Input `X` `[T, batch, in]`;
+/// outputs `Y` `[T, D, batch, h]` and `Y_h` `[D, batch, h]`, as ONNX. Gates in ONNX order z,
+/// r, h. The weights are arranged once, when the graph is built. Stateless: every run
+/// starts from zeros, the ONNX contract.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gru {
+    hidden: usize,
+    input: usize,
+    /// `W` of all directions, `[D·3h, in]`.
+    w: Array2<f32>,
+    /// The W-side bias of all directions, `[D·3h]` (zeros without `B`).
+    wb: Vec<f32>,
+    directions: Vec<Direction>,
 }
 
-/// tract's GRU body, fused into [`SmallGruSeq`] instead of `GruSeq`.
-#[derive(Debug, Clone)]
-struct Small(GRU);
+impl Eq for Gru {}
 
-impl WireBody for Small {
-    fn name(&self) -> &'static str {
-        self.0.name()
-    }
-
-    fn wire_body(&self, prefix: &str, body: &mut TypedModel) -> TractResult<()> {
-        self.0.wire_body(prefix, body)
-    }
-
-    fn w_b_multipliers(&self) -> (usize, usize) {
-        self.0.w_b_multipliers()
-    }
-
-    fn have_extra_c_state(&self) -> bool {
-        self.0.have_extra_c_state()
-    }
-
-    fn fused_sequence_op(
-        &self,
-        hidden: usize,
-        has_bias: bool,
-        chunk: isize,
-        seq_len: usize,
-        emit_y: bool,
-    ) -> Option<Box<dyn TypedOp>> {
-        if self.0.linear_before_reset && hidden <= MAX_HIDDEN && chunk.abs() == 1 && seq_len > 0 {
-            Some(Box::new(SmallGruSeq { hidden, has_bias, backward: chunk < 0, emit_y }))
-        } else {
-            self.0.fused_sequence_op(hidden, has_bias, chunk, seq_len, emit_y)
+impl std::hash::Hash for Gru {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.hidden.hash(state);
+        self.input.hash(state);
+        for v in self.w.iter().chain(&self.wb).chain(self.directions.iter().flat_map(|d| d.rt.iter().chain(&d.rb))) {
+            v.to_bits().hash(state);
         }
     }
 }
 
-/// One direction of an ONNX GRU (`linear_before_reset = 1`) over a whole sequence, with
-/// tract's fused-op interface: inputs `X` `[batch, T, in]`, `W` `[3h, in]`, `R` `[3h, h]`,
-/// optionally `B` (`[1, 6h]` or `[6h]`), `initial_h` `[batch, 1, h]`; outputs `Y`
-/// `[batch, T, h]` (`[batch, 0, h]` without `emit_y`) and `Y_h` `[batch, 1, h]`. Gates in
-/// ONNX order z, r, h. Stateless: every run starts from `initial_h`, the ONNX contract.
-#[derive(Debug, Clone, Hash, PartialEq, Eq)]
-pub struct SmallGruSeq {
-    pub hidden: usize,
-    pub has_bias: bool,
-    pub backward: bool,
-    pub emit_y: bool,
+impl Gru {
+    /// From ONNX's `W` `[D, 3h, in]`, `R` `[D, 3h, h]` and `B` `[D, 6h]`; `backward` says,
+    /// per direction, whether it runs the sequence backwards.
+    fn new(hidden: usize, backward: &[bool], w: &Tensor, r: &Tensor, b: Option<&Tensor>) -> TractResult<Gru> {
+        let (h, dirs) = (hidden, backward.len());
+        let w = w.to_plain_array_view::<f32>()?.into_dimensionality::<Ix3>()?;
+        let r = r.to_plain_array_view::<f32>()?.into_dimensionality::<Ix3>()?;
+        let input = w.shape()[2];
+        ensure!(w.shape() == [dirs, 3 * h, input], "GRU W is {:?}, expected [{dirs}, {}, {input}]", w.shape(), 3 * h);
+        ensure!(r.shape() == [dirs, 3 * h, h], "GRU R is {:?}, expected [{dirs}, {}, {h}]", r.shape(), 3 * h);
+        let b = match b {
+            Some(b) => {
+                let b = b.to_plain_array_view::<f32>()?.into_dimensionality::<Ix2>()?;
+                ensure!(b.shape() == [dirs, 6 * h], "GRU B is {:?}, expected [{dirs}, {}]", b.shape(), 6 * h);
+                b.to_owned()
+            }
+            None => Array2::zeros((dirs, 6 * h)),
+        };
+        let blocks = (3 * h).div_ceil(LANES);
+        let directions = backward
+            .iter()
+            .enumerate()
+            .map(|(d, &backward)| {
+                let mut rt = vec![0f32; blocks * h * LANES];
+                for g in 0..3 * h {
+                    for k in 0..h {
+                        rt[((g / LANES) * h + k) * LANES + g % LANES] = r[(d, g, k)];
+                    }
+                }
+                let mut rb = vec![0f32; blocks * LANES];
+                for (g, o) in rb.iter_mut().take(3 * h).enumerate() {
+                    *o = b[(d, 3 * h + g)];
+                }
+                Direction { backward, rt, rb }
+            })
+            .collect();
+        Ok(Gru {
+            hidden,
+            input,
+            w: w.to_shape((dirs * 3 * h, input))?.to_owned(),
+            wb: (0..dirs).flat_map(|d| (0..3 * h).map(move |g| (d, g))).map(|(d, g)| b[(d, g)]).collect(),
+            directions,
+        })
+    }
 }
 
-impl Op for SmallGruSeq {
+impl Op for Gru {
     fn name(&self) -> StaticName {
-        "SmallGruSeq".into()
+        "Gru".into()
     }
 
     fn info(&self) -> TractResult<Vec<String>> {
-        Ok(vec![format!(
-            "hidden={} bias={} backward={} emit_y={}",
-            self.hidden, self.has_bias, self.backward, self.emit_y
-        )])
+        let backward: Vec<bool> = self.directions.iter().map(|d| d.backward).collect();
+        Ok(vec![format!("hidden={} input={} backward={backward:?}", self.hidden, self.input)])
     }
 
     tract_onnx::tract_core::op_as_typed_op!();
 }
 
-impl EvalOp for SmallGruSeq {
+impl EvalOp for Gru {
     tract_onnx::tract_core::op_out_of_plan!();
 
     fn eval(&self, _ctx: &EvalContext, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
-        let h = self.hidden;
+        let (h, dirs) = (self.hidden, self.directions.len());
         let x = inputs[0].to_plain_array_view::<f32>()?.into_dimensionality::<Ix3>()?;
-        let (batch, t_len, in_size) = x.dim();
-        let w = inputs[1].to_plain_array_view::<f32>()?;
-        let r = inputs[2].to_plain_array_view::<f32>()?;
-        ensure!(w.shape() == [3 * h, in_size], "GRU W is {:?}, expected [{}, {in_size}]", w.shape(), 3 * h);
-        ensure!(r.shape() == [3 * h, h], "GRU R is {:?}, expected [{}, {h}]", r.shape(), 3 * h);
-        let w = w.into_dimensionality::<tract_onnx::tract_core::ndarray::Ix2>()?;
-        let bias: Option<Vec<f32>> = if self.has_bias {
-            let b = inputs[3].to_plain_array_view::<f32>()?;
-            ensure!(b.len() == 6 * h, "GRU B has {} values, expected {}", b.len(), 6 * h);
-            Some(b.iter().copied().collect())
-        } else {
-            None
-        };
-        let h0 = inputs[inputs.len() - 1].to_plain_array_view::<f32>()?;
-        ensure!(h0.len() == batch * h, "GRU initial_h has {} values, expected {}", h0.len(), batch * h);
-        let h0: Vec<f32> = h0.iter().copied().collect();
+        let (t_len, batch, in_size) = x.dim();
+        ensure!(in_size == self.input, "GRU X has {in_size} features, W takes {}", self.input);
 
-        // The input side for every step at once: xw[b*T + t] = X[b, t]·Wᵀ + Wb.
-        let x_rows = x.to_shape((batch * t_len, in_size))?;
-        let mut xw = Array2::<f32>::zeros((batch * t_len, 3 * h));
-        general_mat_mul(1.0, &x_rows, &w.t(), 0.0, &mut xw);
-        if let Some(b) = &bias {
-            xw += &tract_onnx::tract_core::ndarray::ArrayView1::from(&b[..3 * h]).insert_axis(Axis(0));
-        }
-        let xw = xw.as_slice_mut().context("input product not contiguous")?;
-        // R in blocks of LANES gate rows, each block stored k-major: block c holds
-        // R[c·LANES + l][k] at [k·LANES + l]. A step then keeps LANES sums in registers while
-        // it walks k (3h is padded to a multiple of LANES with zero rows).
+        // The input side for every step and direction at once:
+        // xw[t·batch + b][d·3h + g] = X[t, b]·W[d, g] + Wb[d, g].
+        let x_rows = x.to_shape((t_len * batch, in_size))?;
+        let mut xw = Array2::<f32>::zeros((t_len * batch, dirs * 3 * h));
+        xw.rows_mut().into_iter().for_each(|mut row| row.iter_mut().zip(&self.wb).for_each(|(o, b)| *o = *b));
+        general_mat_mul(1.0, &x_rows, &self.w.t(), 1.0, &mut xw);
+        let xw = xw.as_slice().context("input product not contiguous")?;
+
         let blocks = (3 * h).div_ceil(LANES);
-        let mut rt = vec![0f32; blocks * h * LANES];
-        for (g, row) in r.outer_iter().enumerate() {
-            let (c, l) = (g / LANES, g % LANES);
-            for (k, v) in row.iter().enumerate() {
-                rt[(c * h + k) * LANES + l] = *v;
-            }
-        }
-        let mut rb = vec![0f32; blocks * LANES];
-        if let Some(b) = &bias {
-            rb[..3 * h].copy_from_slice(&b[3 * h..]);
-        }
-
         let sigmoid = Func::Sigmoid.ew_f32()?;
         let tanh = Func::Tanh.ew_f32()?;
-        let y_len = if self.emit_y { t_len } else { 0 };
-        let mut y = vec![0f32; batch * y_len * h];
-        let mut last = vec![0f32; batch * h];
-        let mut rh = vec![0f32; blocks * LANES];
+        let mut y = vec![0f32; t_len * dirs * batch * h];
+        let mut y_h = vec![0f32; dirs * batch * h];
+        // Per direction: its state, its recurrent product; and all directions' z and r
+        // gates, then all their candidates, side by side for one activation call each.
+        let mut ht = vec![0f32; dirs * h];
+        let mut rh = vec![0f32; dirs * blocks * LANES];
+        let mut zr = vec![0f32; dirs * 2 * h];
+        let mut n = vec![0f32; dirs * h];
         for b in 0..batch {
-            let mut ht = h0[b * h..(b + 1) * h].to_vec();
+            ht.fill(0.0);
             for step in 0..t_len {
-                let t = if self.backward { t_len - 1 - step } else { step };
-                recurrent_product(&rt, &rb, &ht, &mut rh);
-                let g = &mut xw[(b * t_len + t) * 3 * h..(b * t_len + t + 1) * 3 * h];
-                // The cell, as tract's GruEpilogue: z, r = σ(x + r); n = tanh(xn + r·rn);
-                // h' = n + z·(h − n).
-                for (gj, rj) in g[..2 * h].iter_mut().zip(&rh[..2 * h]) {
-                    *gj += rj;
+                let at = |dir: &Direction| if dir.backward { t_len - 1 - step } else { step };
+                let x_of = |d: usize, dir: &Direction| &xw[(at(dir) * batch + b) * dirs * 3 * h + d * 3 * h..][..3 * h];
+                for (d, dir) in self.directions.iter().enumerate() {
+                    let rh = &mut rh[d * blocks * LANES..(d + 1) * blocks * LANES];
+                    recurrent_product(&dir.rt, &dir.rb, &ht[d * h..(d + 1) * h], rh);
+                    let zr = zr[d * 2 * h..(d + 1) * 2 * h].iter_mut();
+                    for ((o, xv), rv) in zr.zip(&x_of(d, dir)[..2 * h]).zip(&rh[..2 * h]) {
+                        *o = xv + rv;
+                    }
                 }
-                sigmoid.run(&mut g[..2 * h])?;
-                let (zr, n) = g.split_at_mut(2 * h);
-                for ((nj, rj), rnj) in n.iter_mut().zip(&zr[h..]).zip(&rh[2 * h..]) {
-                    *nj += rj * rnj;
+                sigmoid.run(&mut zr)?;
+                for (d, dir) in self.directions.iter().enumerate() {
+                    let reset = &zr[d * 2 * h + h..(d + 1) * 2 * h];
+                    let rn = &rh[d * blocks * LANES + 2 * h..][..h];
+                    let n = n[d * h..(d + 1) * h].iter_mut();
+                    for (((o, xv), rv), rn) in n.zip(&x_of(d, dir)[2 * h..]).zip(reset).zip(rn) {
+                        *o = xv + rv * rn;
+                    }
                 }
-                tanh.run(n)?;
-                for ((hj, nj), zj) in ht.iter_mut().zip(n.iter()).zip(&zr[..h]) {
-                    *hj = nj + zj * (*hj - nj);
-                }
-                if self.emit_y {
-                    y[(b * t_len + t) * h..(b * t_len + t + 1) * h].copy_from_slice(&ht);
+                tanh.run(&mut n)?;
+                for (d, dir) in self.directions.iter().enumerate() {
+                    let z = &zr[d * 2 * h..d * 2 * h + h];
+                    let state = &mut ht[d * h..(d + 1) * h];
+                    for ((s, nv), zv) in state.iter_mut().zip(&n[d * h..(d + 1) * h]).zip(z) {
+                        *s = nv + zv * (*s - nv);
+                    }
+                    y[((at(dir) * dirs + d) * batch + b) * h..][..h].copy_from_slice(state);
                 }
             }
-            last[b * h..(b + 1) * h].copy_from_slice(&ht);
+            for d in 0..dirs {
+                y_h[(d * batch + b) * h..][..h].copy_from_slice(&ht[d * h..(d + 1) * h]);
+            }
         }
         Ok(tvec!(
-            Tensor::from_shape(&[batch, y_len, h], &y)?.into_tvalue(),
-            Tensor::from_shape(&[batch, 1, h], &last)?.into_tvalue()
+            Tensor::from_shape(&[t_len, dirs, batch, h], &y)?.into_tvalue(),
+            Tensor::from_shape(&[dirs, batch, h], &y_h)?.into_tvalue()
         ))
     }
 }
 
-impl TypedOp for SmallGruSeq {
+impl TypedOp for Gru {
     fn output_facts(&self, inputs: &[&TypedFact]) -> TractResult<TVec<TypedFact>> {
         let x = inputs[0];
-        ensure!(x.datum_type == f32::datum_type(), "SmallGruSeq computes in f32, got {:?}", x.datum_type);
-        let batch = x.shape[0].clone();
-        let y_len = if self.emit_y { x.shape[1].clone() } else { 0.to_dim() };
-        Ok(tvec!(
-            f32::fact([batch.clone(), y_len, self.hidden.to_dim()]),
-            f32::fact([batch, 1.to_dim(), self.hidden.to_dim()])
-        ))
+        ensure!(x.datum_type == f32::datum_type(), "Gru computes in f32, got {:?}", x.datum_type);
+        let (t, batch) = (x.shape[0].clone(), x.shape[1].clone());
+        let (dirs, h) = (self.directions.len().to_dim(), self.hidden.to_dim());
+        Ok(tvec!(f32::fact([t, dirs.clone(), batch.clone(), h.clone()]), f32::fact([dirs, batch, h])))
     }
 
     tract_onnx::tract_core::as_op!();
