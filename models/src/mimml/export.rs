@@ -11,9 +11,10 @@
 //! | `present` | `[1, 3]` (0/1)   |
 //!
 //! and gives `p_depressed` `[1, 1]`, `phq8` `[1, 1]` and `gates` `[1, 3]`. An absent modality is
-//! fed as one row of zeros with `present` 0. Only standard ops: MatMul, Add, Sub, Div, Mul, Max,
+//! fed as one row of zeros with `present` 0. Only standard ops: MatMul, Add, Div, Mul, Max,
 //! Clip, Relu, Sigmoid, Conv, GRU (bidirectional, `linear_before_reset = 1`, the PyTorch/candle
-//! cell), Transpose, Reshape, Concat, Slice, Unsqueeze, ReduceMean, ReduceSum.
+//! cell), Transpose, Reshape, Concat, Slice, Unsqueeze, ReduceMean, ReduceSum, and
+//! ConstantOfShape and EyeLike for constants built in the graph.
 //!
 //! The protobuf types are tract-onnx's (`tract_onnx::pb`), encoded with prost: no protoc, no
 //! Python.
@@ -58,6 +59,24 @@ fn reorder_gates(v: &[f32], h: usize, row: usize) -> Vec<f32> {
 /// A bidirectional GRU over `x` `[T, 1, in]`; returns `[1, T, 2h]` (forward then backward, as
 /// candle's `BiGru`).
 fn bigru(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, TrainError> {
+    let y = bigru_onnx(g, t, x, name)?;
+    let yt = g.op("Transpose", &[&y], vec![attr_ints("perm", &[2, 0, 1, 3])]); // [1, T, 2, h]
+    let shape = g.i64s(&format!("{name}.shape"), &[0, 0, -1]);
+    Ok(g.op("Reshape", &[&yt, &shape], vec![]))
+}
+
+/// The mean over time of a bidirectional GRU over `x` `[T, 1, in]`: `[1, 2h]` (forward then
+/// backward). Taken over the GRU's own leading time axis, which needs no transpose and is a
+/// plain column sum for a runtime.
+fn bigru_mean(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, TrainError> {
+    let y = bigru_onnx(g, t, x, name)?; // [T, 2, 1, h]
+    let mean = g.op("ReduceMean", &[&y], vec![attr_ints("axes", &[0]), attr_i("keepdims", 0)]); // [2, 1, h]
+    let shape = g.i64s(&format!("{name}.pooled"), &[1, -1]);
+    Ok(g.op("Reshape", &[&mean, &shape], vec![]))
+}
+
+/// The ONNX GRU node of a candle `BiGru` over `x` `[T, 1, in]`: its `Y`, `[T, 2, 1, h]`.
+fn bigru_onnx(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, TrainError> {
     let mut w = Vec::new();
     let mut r = Vec::new();
     let mut b = Vec::new();
@@ -78,7 +97,7 @@ fn bigru(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, Trai
     let wn = g.f32(&format!("{name}.W"), &[2, 3 * hidden, input], w);
     let rn = g.f32(&format!("{name}.R"), &[2, 3 * hidden, hidden], r);
     let bn = g.f32(&format!("{name}.B"), &[2, 6 * hidden], b);
-    let y = g.op(
+    Ok(g.op(
         "GRU",
         &[x, &wn, &rn, &bn],
         vec![
@@ -86,10 +105,7 @@ fn bigru(g: &mut Graph, t: &Trained, x: &str, name: &str) -> Result<String, Trai
             attr_s("direction", "bidirectional"),
             attr_i("linear_before_reset", 1),
         ],
-    );
-    let yt = g.op("Transpose", &[&y], vec![attr_ints("perm", &[2, 0, 1, 3])]); // [1, T, 2, h]
-    let shape = g.i64s(&format!("{name}.shape"), &[0, 0, -1]);
-    Ok(g.op("Reshape", &[&yt, &shape], vec![]))
+    ))
 }
 
 /// Conv1d over `x` `[1, C, T]` with the candle `Conv1d` named `name` (padding k/2), then ReLU.
@@ -125,10 +141,22 @@ pub fn to_onnx_quantized(t: &Trained, version: &str, quantization: Quantization)
     for m in 0..3 {
         let norm = &t.spec.norms[m];
         let d = t.spec.dims[m];
-        let mean = g.f32(&format!("norm_{}.mean", NAMES[m]), &[d], norm.mean.clone());
-        let sd = g.f32(&format!("norm_{}.sd", NAMES[m]), &[d], norm.sd.clone());
-        let x = g.op("Sub", &[NAMES[m], &mean], vec![]);
-        let x = g.op("Div", &[&x, &sd], vec![]);
+        // (x − mean) / sd as x · diag(1/sd) − mean/sd: a MatMul with a bias, which runtimes
+        // fuse into one kernel, where a broadcast Sub and Div each take a slow generic path in
+        // tract. The diagonal is built in the graph (EyeLike · 1/sd, folded at load), so the
+        // file stores d numbers, not d².
+        let name = NAMES[m];
+        let shape = g.i64s(&format!("norm_{name}.square"), &[d as i64, d as i64]);
+        let zeros = g.op("ConstantOfShape", &[&shape], vec![]);
+        let eye = g.op("EyeLike", &[&zeros], vec![attr_i("dtype", 1)]); // float
+        let inv = g.f32(&format!("norm_{name}.inv_sd"), &[d], norm.sd.iter().map(|s| 1.0 / s).collect());
+        let shift =
+            g.f32(&format!("norm_{name}.shift"), &[d], norm.mean.iter().zip(&norm.sd).map(|(m, s)| -m / s).collect());
+        let scale = g.op("Mul", &[&eye, &inv], vec![]);
+        // tract's shape inference does not see through EyeLike; the Reshape states the shape.
+        let scale = g.op("Reshape", &[&scale, &shape], vec![]);
+        let x = g.op("MatMul", &[name, &scale], vec![]);
+        let x = g.op("Add", &[&x, &shift], vec![]);
         let x = g.op("Clip", &[&x, &lo, &hi], vec![]);
         let enc = format!("enc_{}", NAMES[m]);
         let p = linear(&mut g, t, &x, &format!("{enc}.proj"))?;
@@ -136,8 +164,7 @@ pub fn to_onnx_quantized(t: &Trained, version: &str, quantization: Quantization)
         let p = g.op("Transpose", &[&p], vec![attr_ints("perm", &[0, 2, 1])]); // [1, H, T]
         let c = conv_relu(&mut g, t, &p, &format!("{enc}.conv"))?;
         let c = g.op("Transpose", &[&c], vec![attr_ints("perm", &[2, 0, 1])]); // [T, 1, H]
-        let y = bigru(&mut g, t, &c, &format!("{enc}.gru"))?; // [1, T, H]
-        let pooled = g.op("ReduceMean", &[&y], vec![attr_ints("axes", &[1]), attr_i("keepdims", 0)]); // [1, H]
+        let pooled = bigru_mean(&mut g, t, &c, &format!("{enc}.gru"))?; // [1, H]
         u.push(g.op("Mul", &[&pooled, &present_m[m]], vec![]));
     }
     let one = g.scalar("one", 1.0);
