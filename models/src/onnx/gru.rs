@@ -317,3 +317,154 @@ impl TypedOp for Gru {
 
     tract_onnx::tract_core::as_op!();
 }
+
+#[cfg(all(test, feature = "minilm"))]
+mod tests {
+    use super::*;
+    use crate::onnx_graph::{Graph, Quantization, attr_i, attr_s, value_info};
+    use tract_onnx::pb::ModelProto;
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n).map(|i| ((i * 7919 + seed * 104_729) % 2001) as f32 / 1000.0 - 1.0).collect()
+    }
+
+    /// One ONNX GRU over `X` `[T, 1, input]`, outputs `Y` and `Y_h`.
+    fn model(direction: &str, dirs: usize, h: usize, input: usize) -> ModelProto {
+        let mut g = Graph::new(Quantization::F32);
+        let w = g.f32("W", &[dirs, 3 * h, input], values(dirs * 3 * h * input, 1));
+        let r = g.f32("R", &[dirs, 3 * h, h], values(dirs * 3 * h * h, 2));
+        let b = g.f32("B", &[dirs, 6 * h], values(dirs * 6 * h, 3));
+        g.nodes.push(tract_onnx::pb::NodeProto {
+            op_type: "GRU".into(),
+            input: vec!["X".into(), w, r, b],
+            output: vec!["Y".into(), "Y_h".into()],
+            attribute: vec![
+                attr_i("hidden_size", h as i64),
+                attr_s("direction", direction),
+                attr_i("linear_before_reset", 1),
+            ],
+            ..Default::default()
+        });
+        let inputs = vec![value_info("X", &[Err("T"), Ok(1), Ok(input as i64)])];
+        let outputs = vec![
+            value_info("Y", &[Err("T"), Ok(dirs as i64), Ok(1), Ok(h as i64)]),
+            value_info("Y_h", &[Ok(dirs as i64), Ok(1), Ok(h as i64)]),
+        ];
+        g.into_model("gru", String::new(), inputs, outputs)
+    }
+
+    /// The ONNX GRU (`linear_before_reset = 1`), one step at a time, in plain f64 arithmetic:
+    /// `Y` `[T, D, 1, h]` and `Y_h` `[D, 1, h]`, flattened.
+    fn reference(backward: &[bool], h: usize, input: usize, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        let (dirs, t_len) = (backward.len(), x.len() / input);
+        let (w, r, b) = (values(dirs * 3 * h * input, 1), values(dirs * 3 * h * h, 2), values(dirs * 6 * h, 3));
+        let sigmoid = |v: f64| 1.0 / (1.0 + (-v).exp());
+        let mut y = vec![0f32; t_len * dirs * h];
+        let mut y_h = vec![0f32; dirs * h];
+        for (d, &back) in backward.iter().enumerate() {
+            let mut state = vec![0f64; h];
+            for step in 0..t_len {
+                let t = if back { t_len - 1 - step } else { step };
+                let gate = |g: usize| -> (f64, f64) {
+                    let xw: f64 = (0..input)
+                        .map(|k| f64::from(w[(d * 3 * h + g) * input + k]) * f64::from(x[t * input + k]))
+                        .sum::<f64>()
+                        + f64::from(b[d * 6 * h + g]);
+                    let rh: f64 = (0..h).map(|k| f64::from(r[(d * 3 * h + g) * h + k]) * state[k]).sum::<f64>()
+                        + f64::from(b[d * 6 * h + 3 * h + g]);
+                    (xw, rh)
+                };
+                let next: Vec<f64> = (0..h)
+                    .map(|j| {
+                        let (xz, rz) = gate(j);
+                        let (xr, rr) = gate(h + j);
+                        let (xn, rn) = gate(2 * h + j);
+                        let (z, reset) = (sigmoid(xz + rz), sigmoid(xr + rr));
+                        let n = (xn + reset * rn).tanh();
+                        (1.0 - z) * n + z * state[j]
+                    })
+                    .collect();
+                state = next;
+                for j in 0..h {
+                    y[(t * dirs + d) * h + j] = state[j] as f32;
+                }
+            }
+            for j in 0..h {
+                y_h[d * h + j] = state[j] as f32;
+            }
+        }
+        (y, y_h)
+    }
+
+    /// Runs `proto` on `x` with `onnx`; also says whether the plan holds our [`Gru`].
+    fn run(onnx: &tract_onnx::Onnx, proto: &ModelProto, x: &[f32], input: usize) -> (Vec<f32>, Vec<f32>, bool) {
+        let t = x.len() / input;
+        let m = onnx
+            .model_for_proto_model(proto)
+            .and_then(|m| m.with_input_fact(0, f32::fact([t, 1, input]).into()))
+            .and_then(|m| m.into_optimized())
+            .expect("prepares");
+        let ours = m.nodes().iter().any(|n| n.op_is::<Gru>());
+        let out =
+            m.into_runnable().and_then(|p| p.run(tvec!(Tensor::from_shape(&[t, 1, input], x)?.into()))).expect("runs");
+        let flat = |i: usize| out[i].to_plain_array_view::<f32>().expect("f32").iter().copied().collect();
+        (flat(0), flat(1), ours)
+    }
+
+    fn worst(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max)
+    }
+
+    /// Every direction, sequence lengths from 1 (tract's importer would inline a one-step
+    /// `Scan`) through 3 (below tract's own fused op) to 40, and a hidden size that is not a
+    /// multiple of the op's register blocks: our op against the recurrence written out.
+    #[test]
+    fn the_gru_op_computes_the_onnx_recurrence() {
+        let (h, input) = (12, 5);
+        let mut ours = tract_onnx::onnx();
+        register(&mut ours);
+        for (direction, backward) in
+            [("forward", vec![false]), ("reverse", vec![true]), ("bidirectional", vec![false, true])]
+        {
+            let proto = model(direction, backward.len(), h, input);
+            for t in [1, 3, 40] {
+                let x = values(t * input, t);
+                let (want_y, want_h) = reference(&backward, h, input, &x);
+                let (y, y_h, used) = run(&ours, &proto, &x, input);
+                assert!(used, "{direction}, T = {t}: the plan does not use Gru");
+                let d = worst(&y, &want_y).max(worst(&y_h, &want_h));
+                assert!(d <= 2e-6, "{direction}, T = {t}: |Δ| = {d}");
+            }
+        }
+    }
+
+    /// Where both apply, our op and tract's own import agree.
+    #[test]
+    fn the_gru_op_agrees_with_tracts_import() {
+        let (h, input) = (16, 9);
+        let mut ours = tract_onnx::onnx();
+        register(&mut ours);
+        let proto = model("bidirectional", 2, h, input);
+        let x = values(32 * input, 4);
+        let (y, y_h, used) = run(&ours, &proto, &x, input);
+        let (ty, ty_h, tract_used) = run(&tract_onnx::onnx(), &proto, &x, input);
+        assert!(used && !tract_used);
+        let d = worst(&y, &ty).max(worst(&y_h, &ty_h));
+        assert!(d <= 1e-5, "|Δ| = {d}");
+    }
+
+    /// What the op does not cover is left to tract: here a hidden size above [`MAX_HIDDEN`].
+    #[test]
+    fn large_hidden_sizes_stay_with_tract() {
+        let mut ours = tract_onnx::onnx();
+        register(&mut ours);
+        let (h, input) = (MAX_HIDDEN + 1, 3);
+        let x = values(4 * input, 5);
+        let (y, _, used) = run(&ours, &model("forward", 1, h, input), &x, input);
+        assert!(!used);
+        let (want, _) = reference(&[false], h, input, &x);
+        assert!(worst(&y, &want) <= 2e-6);
+    }
+}
