@@ -82,8 +82,8 @@ impl Golden {
 /// two plans of a model may end up with different backends or precisions.
 struct Plan {
     runnable: Box<dyn Runnable>,
-    /// A run state kept from the last run: spawning one costs about as much as a third of
-    /// the run itself. Sound because [`onnx_recurrence`] makes every recurrent op start from
+    /// A run state kept from the last run: spawning one allocates every node's state again,
+    /// a few percent of a run. Sound because [`onnx_recurrence`] makes every recurrent op start from
     /// its `initial_h` on every run, so a state carries nothing from one session to the next.
     /// Taken for a run and put back after it; a concurrent run spawns its own.
     spare: std::sync::Mutex<Option<Box<dyn tract_onnx::tract_core::runtime::State>>>,
@@ -167,8 +167,9 @@ pub enum Precision {
     F16,
 }
 
-/// The graph translated to compute in f16. The GRUs stay in f32 (tract's fused `GruSeq` kernel
-/// has no f16 variant), with casts around them; the exporter names their nodes `gru_*`.
+/// The graph translated to compute in f16. The GRUs stay in f32 (our [`gru::Gru`] computes in
+/// f32, as tract's `GruSeq` does), with casts around them; the exporter names their nodes
+/// `gru_*`.
 fn to_half(model: TypedModel) -> Result<TypedModel, ModelError> {
     use tract_onnx::tract_core::transform::{NodeFilter, build_float_translator};
     let filter = NodeFilter { include: None, exclude: Some(vec!["gru".into()]) };
