@@ -138,6 +138,19 @@ enum Cmd {
         #[arg(long, default_value = "f32")]
         quantize: String,
     },
+    /// Re-export a checkpoint in place of a bundle's model, keeping the bundle's golden inputs and
+    /// decision threshold (no corpus needed; e.g. after an exporter change). The old bundle stays
+    /// until the new one verifies.
+    Reexport {
+        #[arg(long)]
+        model: PathBuf,
+        /// Bundle folder to update; it must verify.
+        #[arg(long)]
+        bundle: PathBuf,
+        /// Weight storage: f32, f16 or int8.
+        #[arg(long, default_value = "f32")]
+        quantize: String,
+    },
     /// A whole screening session on a simulated device with the bundled sample: starts the
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
     /// result into a database and prints a summary.
@@ -288,6 +301,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Export { model, data, out, quantize } => {
             train::export_cmd(&model, &data.corpus, data.cache, &out, &quantize)
         }
+        Cmd::Reexport { model, bundle, quantize } => train::reexport_cmd(&model, &bundle, &quantize),
         Cmd::Demo { session, device_data, db } => demo(&session, device_data, db),
     }
 }

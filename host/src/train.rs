@@ -182,8 +182,7 @@ pub fn export_cmd(
         .transpose()?
         .context("no test or dev session with all three modalities for the golden example")?;
     let golden = Golden::of(&m, &f)?;
-    let manifest = Bundle::write(out, &onnx, &m, &golden, t.threshold, q.name())?;
-    Bundle::open(out).context("the bundle just written does not verify")?;
+    let manifest = Bundle::install(out, &onnx, &m, &golden, t.threshold, q.name())?;
     println!(
         "bundle {} ({}) written to {} ({} bytes of ONNX, feature schema {}, self-test passed)",
         manifest.model_version,
@@ -191,6 +190,26 @@ pub fn export_cmd(
         out.display(),
         onnx.len(),
         manifest.feature_schema
+    );
+    Ok(())
+}
+
+/// `mimml reexport`: the checkpoint at `model` exported in place of the bundle's model, keeping
+/// the bundle's golden inputs and decision threshold (no corpus needed).
+pub fn reexport_cmd(model: &Path, bundle: &Path, quantize: &str) -> anyhow::Result<()> {
+    use models::onnx::{Bundle, OnnxModel};
+    let (t, meta) = Trained::load(model)?;
+    let q = models::mimml::export::Quantization::parse(quantize)
+        .with_context(|| format!("unknown quantisation {quantize:?} (f32, f16, int8)"))?;
+    let onnx = models::mimml::export::to_onnx_quantized(&t, &meta.version, q)?;
+    let m = OnnxModel::from_bytes(&onnx, &meta.version, t.schema(), t.model.cfg.max_segments)?;
+    let manifest = Bundle::replace_model(bundle, &onnx, &m, q.name())?;
+    println!(
+        "bundle {} ({}) re-exported in place at {} ({} bytes of ONNX, golden inputs kept, self-test passed)",
+        manifest.model_version,
+        manifest.quantization,
+        bundle.display(),
+        onnx.len()
     );
     Ok(())
 }

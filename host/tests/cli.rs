@@ -135,3 +135,39 @@ fn corpus_train_and_eval_from_the_command_line() {
     let (ok, _, err) = mimml(&["train", "--corpus", &p("corpus"), "--out", &p("m2"), "--config", &p("bad.json")]);
     assert!(!ok && err.contains("bad.json"), "{err}");
 }
+
+#[test]
+fn reexport_updates_a_bundle_in_place_and_refuses_a_missing_one() {
+    let assets = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/model");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = dir.path().join("bundle");
+    std::fs::create_dir(&b).expect("mkdir");
+    for f in ["manifest.toml", "model.onnx", "golden.json"] {
+        std::fs::copy(assets.join("mimml-synth").join(f), b.join(f)).expect("copy");
+    }
+    let checkpoint = assets.join("mimml-synth-checkpoint");
+    let (ok, out, err) = mimml(&[
+        "reexport",
+        "--model",
+        checkpoint.to_str().expect("utf8"),
+        "--bundle",
+        b.to_str().expect("utf8"),
+        "--quantize",
+        "f16",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("(f16) re-exported in place") && out.contains("self-test passed"), "{out}");
+    let manifest = std::fs::read_to_string(b.join("manifest.toml")).expect("manifest");
+    assert!(manifest.contains("quantization = \"f16\""), "{manifest}");
+
+    let missing = dir.path().join("nothing-here");
+    let (ok, _, err) = mimml(&[
+        "reexport",
+        "--model",
+        checkpoint.to_str().expect("utf8"),
+        "--bundle",
+        missing.to_str().expect("utf8"),
+    ]);
+    assert!(!ok && err.contains("nothing-here"), "{err}");
+    assert!(!missing.exists());
+}

@@ -124,3 +124,60 @@ fn bundles_are_verified_before_use() {
     // Not ONNX at all.
     assert!(OnnxModel::from_bytes(b"garbage", "x", features::schema::schema_hash(), 8).is_err());
 }
+
+/// The committed bundle is exactly what this exporter makes of the committed checkpoint, so a
+/// change to the exporter cannot leave a stale demo model behind (`mimml reexport` updates it).
+#[test]
+fn the_committed_bundle_is_the_export_of_the_committed_checkpoint() {
+    let bundle = device::bundled_model_dir();
+    let (t, meta) =
+        models::mimml::train::Trained::load(&bundle.with_file_name("mimml-synth-checkpoint")).expect("checkpoint");
+    let onnx = to_onnx(&t, &meta.version).expect("exports");
+    let committed = std::fs::read(bundle.join("model.onnx")).expect("committed model");
+    assert!(
+        onnx == committed,
+        "assets/model/mimml-synth/model.onnx is not the export of its checkpoint: run \
+         `mimml reexport --model assets/model/mimml-synth-checkpoint --bundle assets/model/mimml-synth`"
+    );
+}
+
+/// Re-exporting over a bundle keeps its golden inputs and threshold; a new bundle that does
+/// not verify leaves the old one as it was.
+#[test]
+fn replacing_a_bundles_model_keeps_its_golden_inputs_and_never_breaks_it() {
+    let committed = device::bundled_model_dir();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let b = dir.path().join("bundle");
+    std::fs::create_dir(&b).expect("mkdir");
+    for f in ["manifest.toml", "model.onnx", "golden.json"] {
+        std::fs::copy(committed.join(f), b.join(f)).expect("copy");
+    }
+    let before = Bundle::open(&b).expect("the copy verifies");
+    let (t, meta) =
+        models::mimml::train::Trained::load(&committed.with_file_name("mimml-synth-checkpoint")).expect("checkpoint");
+    let int8 = to_onnx_quantized(&t, &meta.version, Quantization::Int8).expect("exports");
+    let m = OnnxModel::from_bytes(&int8, &meta.version, t.schema(), t.model.cfg.max_segments).expect("loads");
+    let files = |d: &std::path::Path| -> Vec<Vec<u8>> {
+        ["manifest.toml", "model.onnx", "golden.json"].iter().map(|f| std::fs::read(d.join(f)).expect("read")).collect()
+    };
+
+    // A quantisation this build does not know: the staged bundle fails to verify.
+    let kept = files(&b);
+    let err = Bundle::replace_model(&b, &int8, &m, "int9").expect_err("refused").to_string();
+    assert!(err.contains("int9"), "{err}");
+    assert_eq!(files(&b), kept, "the old bundle is untouched");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no staging folder left behind");
+
+    let manifest = Bundle::replace_model(&b, &int8, &m, "int8").expect("replaces");
+    let after = Bundle::open(&b).expect("the new bundle verifies");
+    assert_eq!(manifest.quantization, "int8");
+    assert_eq!(after.manifest.decision_threshold, before.manifest.decision_threshold);
+    assert_eq!(std::fs::read(b.join("model.onnx")).expect("read"), int8);
+    let golden = |d: &std::path::Path| -> Golden {
+        serde_json::from_slice(&std::fs::read(d.join("golden.json")).expect("read")).expect("json")
+    };
+    let (old, new) = (golden(&committed), golden(&b));
+    assert_eq!(old.inputs, new.inputs);
+    assert!((old.p_depressed - new.p_depressed).abs() < 0.01 && old.p_depressed != new.p_depressed);
+    assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1, "no staging or old folder left behind");
+}

@@ -439,6 +439,70 @@ impl Bundle {
         Ok(manifest)
     }
 
+    /// [`write`](Self::write)s a bundle to `dir` without putting a working one at risk: into a
+    /// sibling folder first, verified by [`open`](Self::open), then swapped in. On any error
+    /// whatever was at `dir` is left as it was.
+    pub fn install(
+        dir: &Path,
+        onnx: &[u8],
+        model: &OnnxModel,
+        golden: &Golden,
+        decision_threshold: f32,
+        quantization: &str,
+    ) -> Result<Manifest, ModelError> {
+        let sibling = |ext: &str| {
+            let mut name = dir.file_name().unwrap_or_default().to_os_string();
+            name.push(ext);
+            dir.with_file_name(name)
+        };
+        let (staging, previous) = (sibling(".new"), sibling(".old"));
+        let io = |what: &Path, e: std::io::Error| bad(format!("{}: {e}", what.display()));
+        for leftover in [&staging, &previous] {
+            if leftover.exists() {
+                std::fs::remove_dir_all(leftover).map_err(|e| io(leftover, e))?;
+            }
+        }
+        let staged = Self::write(&staging, onnx, model, golden, decision_threshold, quantization)
+            .and_then(|m| Self::open(&staging).map(|_| m));
+        let manifest = match staged {
+            Ok(m) => m,
+            Err(e) => {
+                // Best effort: the error to report is the one above.
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        };
+        if dir.exists() {
+            std::fs::rename(dir, &previous).map_err(|e| io(dir, e))?;
+        }
+        std::fs::rename(&staging, dir).map_err(|e| io(dir, e))?;
+        if previous.exists() {
+            std::fs::remove_dir_all(&previous).map_err(|e| io(&previous, e))?;
+        }
+        Ok(manifest)
+    }
+
+    /// Puts `onnx` (loaded as `model`) in place of the model of the bundle at `dir`, keeping the
+    /// bundle's golden inputs (their expected outputs computed anew) and decision threshold:
+    /// how a shipped model is re-exported after an exporter change, without its corpus. The
+    /// bundle at `dir` must verify; it is replaced as [`install`](Self::install) does.
+    pub fn replace_model(
+        dir: &Path,
+        onnx: &[u8],
+        model: &OnnxModel,
+        quantization: &str,
+    ) -> Result<Manifest, ModelError> {
+        let old = Self::open(dir)?;
+        let golden: Golden = serde_json::from_slice(
+            &std::fs::read(dir.join("golden.json")).map_err(|e| bad(format!("{}/golden.json: {e}", dir.display())))?,
+        )
+        .map_err(|e| bad(format!("golden.json: {e}")))?;
+        let rows: Vec<Vec<&[f32]>> = golden.inputs.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
+        let p = model.run([&rows[0], &rows[1], &rows[2]])?;
+        let golden = Golden { p_depressed: p.p_depressed, phq8: p.phq8, gates: p.gates, ..golden };
+        Self::install(dir, onnx, model, &golden, old.manifest.decision_threshold, quantization)
+    }
+
     /// Opens and verifies a bundle: hashes, schema, inputs, golden self-test (|Δ| ≤ 1e-4).
     pub fn open(dir: &Path) -> Result<Bundle, ModelError> {
         Self::open_with(dir, Precision::Auto)
