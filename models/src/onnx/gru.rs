@@ -15,7 +15,9 @@
 //! It plugs into tract-onnx's GRU import ([`register`]): tract's own importer still parses
 //! the node and infers its shapes; where this op does not apply (hidden size above
 //! [`MAX_HIDDEN`], `linear_before_reset = 0`, explicit activations, `sequence_lens`,
-//! `initial_h`, batch-first layout) the node is wired exactly as tract wires it.
+//! `initial_h`, batch-first layout) the node is wired exactly as tract wires it — except a
+//! `direction = "reverse"` GRU, which is refused there: tract 0.23.9's import runs it forwards
+//! (found while testing this op), and a wrong answer is worse than a clear error.
 
 use tract_onnx::model::ParsingContext;
 use tract_onnx::ops::rec::common::CommonRec;
@@ -38,10 +40,11 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
 fn import(ctx: &ParsingContext, pb: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let attr = |name: &str| pb.attribute.iter().find(|a| a.name == name);
     let linear_before_reset = attr("linear_before_reset").is_some_and(|a| a.i != 0);
+    let reverse = attr("direction").is_some_and(|a| a.s == b"reverse");
     if attr("activations").is_some() || !linear_before_reset {
+        ensure!(!reverse, "{}", unsupported_reverse(&pb.name));
         return tract_onnx::ops::rec::gru::gru(ctx, pb);
     }
-    let reverse = attr("direction").is_some_and(|a| a.s == b"reverse");
     let gru = GRU {
         f: Box::new(tract_onnx::tract_hir::ops::nn::sigmoid()),
         g: Box::new(tract_onnx::tract_hir::ops::math::tanh()),
@@ -49,6 +52,14 @@ fn import(ctx: &ParsingContext, pb: &NodeProto) -> TractResult<(Box<dyn Inferenc
     };
     let common = CommonRec::from_node_and_options(pb, 3, 0, Box::new(gru))?;
     Ok((expand(GruImport { common, reverse }), vec![]))
+}
+
+fn unsupported_reverse(node: &str) -> String {
+    format!(
+        "GRU {node:?}: direction \"reverse\" is supported only with linear_before_reset = 1, sigmoid/tanh, \
+         hidden size up to {MAX_HIDDEN}, constant weights, no sequence_lens or initial_h (tract's own import \
+         would run it forwards)"
+    )
 }
 
 /// tract's import of the node (`common`), wired as a [`Gru`] where that applies.
@@ -96,6 +107,7 @@ impl Expansion for GruImport {
         let bias = c.optional_bias_input.map(konst);
         let (Some(hidden), true, Some(w), Some(r), None | Some(Some(_))) = (hidden, plain, konst(1), konst(2), &bias)
         else {
+            ensure!(!self.reverse, "{}", unsupported_reverse(prefix));
             return c.wire(prefix, target, inputs);
         };
         let backward = match (directions, self.reverse) {
@@ -453,6 +465,18 @@ mod tests {
         assert!(used && !tract_used);
         let d = worst(&y, &ty).max(worst(&y_h, &ty_h));
         assert!(d <= 1e-5, "|Δ| = {d}");
+    }
+
+    /// A reverse GRU this op does not cover is refused, not run forwards by tract's import.
+    #[test]
+    fn a_reverse_gru_tract_would_run_forwards_is_refused() {
+        let mut ours = tract_onnx::onnx();
+        register(&mut ours);
+        let err = ours
+            .model_for_proto_model(&model("reverse", 1, MAX_HIDDEN + 1, 3))
+            .and_then(|m| m.into_typed())
+            .expect_err("refused");
+        assert!(format!("{err:#}").contains("reverse"), "{err:#}");
     }
 
     /// What the op does not cover is left to tract: here a hidden size above [`MAX_HIDDEN`].
