@@ -21,6 +21,34 @@ fn peak_rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
+/// Per-session time of plain tract — its own ONNX import, GRUs included, none of our changes —
+/// on the same model and input, specialised to the same shapes, one state per run as
+/// `SimplePlan::run` does: what our `Gru` op and reused state are measured against.
+fn stock_tract_ms(path: &std::path::Path, rows: &[Vec<Vec<f32>>], n: u32) -> anyhow::Result<f64> {
+    use tract_onnx::prelude::*;
+    let mut model = tract_onnx::onnx().model_for_path(path)?;
+    for (m, r) in rows.iter().enumerate() {
+        model = model.with_input_fact(m, f32::fact([1, r.len(), r[0].len()]).into())?;
+    }
+    let plan = model.into_optimized()?.into_runnable()?;
+    let inputs = || -> anyhow::Result<TVec<TValue>> {
+        let mut v: TVec<TValue> = rows
+            .iter()
+            .map(|r| Ok(Tensor::from_shape(&[1, r.len(), r[0].len()], &r.concat())?.into()))
+            .collect::<anyhow::Result<_>>()?;
+        v.push(Tensor::from_shape(&[1, 3], &[1f32, 1.0, 1.0])?.into());
+        Ok(v)
+    };
+    for _ in 0..5 {
+        plan.run(inputs()?)?;
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        plan.run(inputs()?)?;
+    }
+    Ok(start.elapsed().as_secs_f64() * 1000.0 / f64::from(n))
+}
+
 fn main() -> anyhow::Result<()> {
     let python = std::env::args().nth(1).unwrap_or_else(|| "python3".into());
     let dir = device::bundled_model_dir();
@@ -48,6 +76,7 @@ fn main() -> anyhow::Result<()> {
     }
     let tract_ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
     let rss = peak_rss_kb();
+    let stock_ms = stock_tract_ms(&dir.join("model.onnx"), &rows, n)?;
 
     let tmp = tempfile::tempdir()?;
     let input = serde_json::json!({
@@ -72,6 +101,7 @@ fn main() -> anyhow::Result<()> {
     println!("bundle {} ({size} bytes, f32), {t} segments per modality", bundle.manifest.model_version);
     println!("tract        {tract_ms:.3} ms per session (one thread)");
     println!("onnxruntime  {ort_ms:.3} ms per session (one thread, {})", r["version"]);
+    println!("tract with its own GRU import instead of ours: {stock_ms:.3} ms");
     println!("|Δp| tract vs onnxruntime: {dp:.2e}; peak RSS {rss} kB");
 
     // Quantised variants from the committed checkpoint.
@@ -111,7 +141,8 @@ fn main() -> anyhow::Result<()> {
     println!("f16 compute (the GPU path's arithmetic, run on the CPU): |Δp| vs f32 {half_dp:.1e}");
     let rss = rss.max(peak_rss_kb());
     println!(
-        "RESULT inference tract_ms={tract_ms:.3} ort_ms={ort_ms:.3} ratio_tract_over_ort={:.2} f32_bytes={} f16_bytes={} \
+        "RESULT inference tract_ms={tract_ms:.3} ort_ms={ort_ms:.3} ratio_tract_over_ort={:.2} \
+         tract_stock_gru_ms={stock_ms:.3} f32_bytes={} f16_bytes={} \
          int8_bytes={} int8_over_f32={:.3} delta_p_vs_ort={dp:.1e} f16_compute_delta_p={half_dp:.1e} peak_rss_kb={rss}",
         tract_ms / ort_ms,
         sizes[0].0,
