@@ -49,47 +49,52 @@ fn stock_tract_ms(path: &std::path::Path, rows: &[Vec<Vec<f32>>], n: u32) -> any
     Ok(start.elapsed().as_secs_f64() * 1000.0 / f64::from(n))
 }
 
-fn main() -> anyhow::Result<()> {
-    let python = std::env::args().nth(1).unwrap_or_else(|| "python3".into());
-    let dir = device::bundled_model_dir();
-    let bundle = Bundle::open(&dir)?;
-    let t = bundle.manifest.max_segments;
-    // A 10-minute interview has ~60-100 participant turns; the device keeps `max_segments`.
+/// Synthetic feature rows: `t` segments per modality.
+fn session(t: usize) -> Vec<Vec<Vec<f32>>> {
     let widths = models::onnx::feature_widths();
-    let rows: Vec<Vec<Vec<f32>>> = (0..3)
+    (0..3)
         .map(|m| {
             (0..t)
                 .map(|i| (0..widths[m]).map(|j| ((i * 31 + j * 17 + m * 7) % 23) as f32 / 23.0 - 0.3).collect())
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// One session through the bundle with tract and with onnxruntime, `n` runs each, one thread:
+/// (tract ms, onnxruntime ms, |Δp|, onnxruntime's version).
+fn compare(
+    bundle: &Bundle,
+    rows: &[Vec<Vec<f32>>],
+    python: &str,
+    n: u32,
+) -> anyhow::Result<(f64, f64, f64, serde_json::Value)> {
     let refs: Vec<Vec<&[f32]>> = rows.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
     let run = || bundle.model.run([&refs[0], &refs[1], &refs[2]]);
     let ours = run()?;
     for _ in 0..5 {
         run()?;
     }
-    let n = 200;
     let start = Instant::now();
     for _ in 0..n {
         run()?;
     }
     let tract_ms = start.elapsed().as_secs_f64() * 1000.0 / f64::from(n);
-    let rss = peak_rss_kb();
-    let stock_ms = stock_tract_ms(&dir.join("model.onnx"), &rows, n)?;
 
     let tmp = tempfile::tempdir()?;
+    let modality =
+        |m: usize| serde_json::json!({ "shape": [1, rows[m].len(), rows[m][0].len()], "data": rows[m].concat() });
     let input = serde_json::json!({
-        "audio": { "shape": [1, t, widths[0]], "data": rows[0].concat() },
-        "video": { "shape": [1, t, widths[1]], "data": rows[1].concat() },
-        "text": { "shape": [1, t, widths[2]], "data": rows[2].concat() },
+        "audio": modality(0),
+        "video": modality(1),
+        "text": modality(2),
         "present": { "shape": [1, 3], "data": [1.0, 1.0, 1.0] },
     });
     let input_path = tmp.path().join("input.json");
     std::fs::write(&input_path, serde_json::to_vec(&input)?)?;
-    let out = std::process::Command::new(&python)
+    let out = std::process::Command::new(python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/ort_reference.py"))
-        .arg(dir.join("model.onnx"))
+        .arg(bundle.dir.join("model.onnx"))
         .arg(&input_path)
         .arg(n.to_string())
         .output()?;
@@ -97,12 +102,38 @@ fn main() -> anyhow::Result<()> {
     let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let ort_ms = r["ms"].as_f64().unwrap_or(f64::NAN);
     let dp = (f64::from(ours.p_depressed) - r["p_depressed"].as_f64().unwrap_or(f64::NAN)).abs();
+    Ok((tract_ms, ort_ms, dp, r["version"].clone()))
+}
+
+fn main() -> anyhow::Result<()> {
+    let python = std::env::args().nth(1).unwrap_or_else(|| "python3".into());
+    let dir = device::bundled_model_dir();
+    let bundle = Bundle::open(&dir)?;
+    let t = bundle.manifest.max_segments;
+    // A 10-minute interview has ~60-100 participant turns; the device keeps `max_segments`.
+    let rows = session(t);
+    let refs: Vec<Vec<&[f32]>> = rows.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
+    let ours = bundle.model.run([&refs[0], &refs[1], &refs[2]])?;
+    let n = 200;
+    let (tract_ms, ort_ms, dp, version) = compare(&bundle, &rows, &python, n)?;
+    let rss = peak_rss_kb();
+    let stock_ms = stock_tract_ms(&dir.join("model.onnx"), &rows, n)?;
+    // A short interview: fewer segments than the device keeps, so the general plan (symbolic
+    // sequence length) serves it.
+    let short = t / 3;
+    let (short_tract_ms, short_ort_ms, short_dp, _) = compare(&bundle, &session(short), &python, n)?;
+
     let size = std::fs::metadata(dir.join("model.onnx"))?.len();
     println!("bundle {} ({size} bytes, f32), {t} segments per modality", bundle.manifest.model_version);
     println!("tract        {tract_ms:.3} ms per session (one thread)");
-    println!("onnxruntime  {ort_ms:.3} ms per session (one thread, {})", r["version"]);
+    println!("onnxruntime  {ort_ms:.3} ms per session (one thread, {version})");
     println!("tract with its own GRU import instead of ours: {stock_ms:.3} ms");
     println!("|Δp| tract vs onnxruntime: {dp:.2e}; peak RSS {rss} kB");
+    println!(
+        "short session ({short} segments): tract {short_tract_ms:.3} ms, onnxruntime {short_ort_ms:.3} ms \
+         (ratio {:.2}), |Δp| {short_dp:.2e}",
+        short_tract_ms / short_ort_ms
+    );
 
     // Quantised variants from the committed checkpoint.
     let (trained, meta) = Trained::load(&dir.with_file_name("mimml-synth-checkpoint"))?;
@@ -142,9 +173,10 @@ fn main() -> anyhow::Result<()> {
     let rss = rss.max(peak_rss_kb());
     println!(
         "RESULT inference tract_ms={tract_ms:.3} ort_ms={ort_ms:.3} ratio_tract_over_ort={:.2} \
-         tract_stock_gru_ms={stock_ms:.3} f32_bytes={} f16_bytes={} \
+         tract_stock_gru_ms={stock_ms:.3} short_ratio_tract_over_ort={:.2} f32_bytes={} f16_bytes={} \
          int8_bytes={} int8_over_f32={:.3} delta_p_vs_ort={dp:.1e} f16_compute_delta_p={half_dp:.1e} peak_rss_kb={rss}",
         tract_ms / ort_ms,
+        short_tract_ms / short_ort_ms,
         sizes[0].0,
         sizes[1].0,
         sizes[2].0,
