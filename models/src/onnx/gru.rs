@@ -9,7 +9,7 @@
 //! `linear_before_reset = 1`, the PyTorch/candle cell) for both directions in one op, in the
 //! ONNX output layout: both directions step together, so their gates go through
 //! tract-linalg's vectorised sigmoid and tanh (the kernels `GruSeq` uses) in one call each,
-//! and the recurrent weight is rearranged once per run so a step's product keeps its sums in
+//! and the recurrent weight is rearranged once, at load, so a step's product keeps its sums in
 //! registers.
 //!
 //! It plugs into tract-onnx's GRU import ([`register`]): tract's own importer still parses
@@ -37,21 +37,25 @@ pub fn register(onnx: &mut tract_onnx::Onnx) {
     onnx.op_register.insert("GRU", import);
 }
 
-fn import(ctx: &ParsingContext, pb: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
+/// What tract-onnx's own GRU import builds (it too takes sigmoid and tanh whatever the node
+/// says), wrapped so that [`GruImport::wire`] decides between our op and tract's wiring.
+fn import(_ctx: &ParsingContext, pb: &NodeProto) -> TractResult<(Box<dyn InferenceOp>, Vec<String>)> {
     let attr = |name: &str| pb.attribute.iter().find(|a| a.name == name);
     let linear_before_reset = attr("linear_before_reset").is_some_and(|a| a.i != 0);
-    let reverse = attr("direction").is_some_and(|a| a.s == b"reverse");
-    if attr("activations").is_some() || !linear_before_reset {
-        ensure!(!reverse, "{}", unsupported_reverse(&pb.name));
-        return tract_onnx::ops::rec::gru::gru(ctx, pb);
-    }
     let gru = GRU {
         f: Box::new(tract_onnx::tract_hir::ops::nn::sigmoid()),
         g: Box::new(tract_onnx::tract_hir::ops::math::tanh()),
         linear_before_reset,
     };
     let common = CommonRec::from_node_and_options(pb, 3, 0, Box::new(gru))?;
-    Ok((expand(GruImport { common, reverse }), vec![]))
+    Ok((
+        expand(GruImport {
+            common,
+            reverse: attr("direction").is_some_and(|a| a.s == b"reverse"),
+            cell: linear_before_reset && attr("activations").is_none(),
+        }),
+        vec![],
+    ))
 }
 
 fn unsupported_reverse(node: &str) -> String {
@@ -68,6 +72,8 @@ struct GruImport {
     common: CommonRec,
     /// `direction = "reverse"`.
     reverse: bool,
+    /// The cell is the one [`Gru`] computes: `linear_before_reset = 1`, default activations.
+    cell: bool,
 }
 
 impl Expansion for GruImport {
@@ -97,7 +103,8 @@ impl Expansion for GruImport {
         let r = target.outlet_fact(inputs[2])?;
         let hidden = r.shape[2].to_usize().ok().filter(|h| *h <= MAX_HIDDEN);
         let directions = r.shape[0].to_usize()?;
-        let plain = !c.batch_first
+        let plain = self.cell
+            && !c.batch_first
             && c.optional_sequence_lens_input.is_none()
             && c.optional_initial_h_input.is_none()
             && c.optional_initial_c_input.is_none()
