@@ -60,6 +60,12 @@ pub struct Golden {
 }
 
 impl Golden {
+    /// `model`'s output on these inputs.
+    pub fn predict_with(&self, model: &OnnxModel) -> Result<Prediction, ModelError> {
+        let rows: Vec<Vec<&[f32]>> = self.inputs.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
+        model.run([&rows[0], &rows[1], &rows[2]])
+    }
+
     /// `f` as `model` sees it (at most its `max_segments` rows per modality) with `model`'s
     /// output: the self-test example of a bundle.
     pub fn of(model: &OnnxModel, f: &SessionFeatures) -> Result<Golden, ModelError> {
@@ -221,8 +227,9 @@ impl OnnxModel {
                 )));
             }
         }
-        // A second plan with every sequence exactly `max_segments` long: concrete shapes let tract
-        // fuse its GRUs, and most sessions fill all segments (absent modalities are fed as zero
+        // A second plan with every sequence exactly `max_segments` long: with concrete shapes
+        // tract folds and packs more (it runs 32 segments in about the time the general plan
+        // takes for 10), and most sessions fill all segments (absent modalities are fed as zero
         // rows with `present` 0, which the graph multiplies away).
         let mut fixed_model = model.clone();
         for (m, w) in widths.iter().enumerate() {
@@ -406,6 +413,8 @@ pub struct Bundle {
     pub dir: PathBuf,
     pub manifest: Manifest,
     pub model: OnnxModel,
+    /// The self-test example the model reproduced.
+    pub golden: Golden,
 }
 
 impl Bundle {
@@ -493,13 +502,8 @@ impl Bundle {
         quantization: &str,
     ) -> Result<Manifest, ModelError> {
         let old = Self::open(dir)?;
-        let golden: Golden = serde_json::from_slice(
-            &std::fs::read(dir.join("golden.json")).map_err(|e| bad(format!("{}/golden.json: {e}", dir.display())))?,
-        )
-        .map_err(|e| bad(format!("golden.json: {e}")))?;
-        let rows: Vec<Vec<&[f32]>> = golden.inputs.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
-        let p = model.run([&rows[0], &rows[1], &rows[2]])?;
-        let golden = Golden { p_depressed: p.p_depressed, phq8: p.phq8, gates: p.gates, ..golden };
+        let p = old.golden.predict_with(model)?;
+        let golden = Golden { p_depressed: p.p_depressed, phq8: p.phq8, gates: p.gates, ..old.golden };
         Self::install(dir, onnx, model, &golden, old.manifest.decision_threshold, quantization)
     }
 
@@ -539,8 +543,7 @@ impl Bundle {
         .with_threshold(manifest.decision_threshold);
         let golden: Golden =
             serde_json::from_slice(&read("golden.json")?).map_err(|e| bad(format!("golden.json: {e}")))?;
-        let rows: Vec<Vec<&[f32]>> = golden.inputs.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
-        let got = model.run([&rows[0], &rows[1], &rows[2]])?;
+        let got = golden.predict_with(&model)?;
         // The golden output was computed in f32: an f32 plan must match it to 1e-4; an f16 plan
         // to the f16 parity bound, 0.01 (PHQ-8 on its 0-24 scale divided by 24).
         let (tolerance, phq_scale) = if model.is_half() { (0.01, 24.0) } else { (1e-4, 1.0) };
@@ -554,7 +557,7 @@ impl Bundle {
                 "self-test failed: output differs from golden.json by {worst} (tolerance {tolerance})"
             )));
         }
-        Ok(Bundle { dir: dir.to_owned(), manifest, model })
+        Ok(Bundle { dir: dir.to_owned(), manifest, model, golden })
     }
 }
 
@@ -678,13 +681,8 @@ mod tests {
         let half = Bundle::open_with(&committed(), Precision::F16).expect("verifies in f16");
         let full = Bundle::open(&committed()).expect("verifies in f32");
         assert!(half.model.is_half() && !full.model.is_half());
-        let golden: Golden =
-            serde_json::from_slice(&std::fs::read(committed().join("golden.json")).expect("golden")).expect("json");
-        let rows: Vec<Vec<&[f32]>> = golden.inputs.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
-        let (h, f) = (
-            half.model.run([&rows[0], &rows[1], &rows[2]]).expect("f16"),
-            full.model.run([&rows[0], &rows[1], &rows[2]]).expect("f32"),
-        );
+        let (h, f) =
+            (full.golden.predict_with(&half.model).expect("f16"), full.golden.predict_with(&full.model).expect("f32"));
         let d = (h.p_depressed - f.p_depressed).abs();
         assert!(d > 0.0 && d <= 0.01, "|Δp| = {d}");
     }
