@@ -158,6 +158,20 @@ pub fn eval_cmd(
     Ok(())
 }
 
+/// The checkpoint at `model`, its ONNX export with weights stored as `quantize` says, and that
+/// export loaded as the device would.
+fn exported(
+    model: &Path,
+    quantize: &str,
+) -> anyhow::Result<(Trained, models::mimml::export::Quantization, Vec<u8>, models::onnx::OnnxModel)> {
+    let q = models::mimml::export::Quantization::parse(quantize)
+        .with_context(|| format!("unknown quantisation {quantize:?} (f32, f16, int8)"))?;
+    let (t, meta) = Trained::load(model)?;
+    let onnx = models::mimml::export::to_onnx_quantized(&t, &meta.version, q)?;
+    let m = models::onnx::OnnxModel::from_bytes(&onnx, &meta.version, t.schema(), t.model.cfg.max_segments)?;
+    Ok((t, q, onnx, m))
+}
+
 pub fn export_cmd(
     model: &Path,
     corpus: &Path,
@@ -165,14 +179,9 @@ pub fn export_cmd(
     out: &Path,
     quantize: &str,
 ) -> anyhow::Result<()> {
-    use models::onnx::{Bundle, Golden, OnnxModel};
-    let (t, meta) = Trained::load(model)?;
+    use models::onnx::{Bundle, Golden};
+    let (t, q, onnx, m) = exported(model, quantize)?;
     let cache = ensure_cache(corpus, cache, t.model.cfg.text_embedding)?;
-    let q = models::mimml::export::Quantization::parse(quantize)
-        .with_context(|| format!("unknown quantisation {quantize:?} (f32, f16, int8)"))?;
-    let onnx = models::mimml::export::to_onnx_quantized(&t, &meta.version, q)?;
-    let max = t.model.cfg.max_segments;
-    let m = OnnxModel::from_bytes(&onnx, &meta.version, t.schema(), max)?;
     // The golden example: the first test session with every modality.
     let f = cache
         .sessions(Split::Test)
@@ -197,13 +206,8 @@ pub fn export_cmd(
 /// `mimml reexport`: the checkpoint at `model` exported in place of the bundle's model, keeping
 /// the bundle's golden inputs and decision threshold (no corpus needed).
 pub fn reexport_cmd(model: &Path, bundle: &Path, quantize: &str) -> anyhow::Result<()> {
-    use models::onnx::{Bundle, OnnxModel};
-    let (t, meta) = Trained::load(model)?;
-    let q = models::mimml::export::Quantization::parse(quantize)
-        .with_context(|| format!("unknown quantisation {quantize:?} (f32, f16, int8)"))?;
-    let onnx = models::mimml::export::to_onnx_quantized(&t, &meta.version, q)?;
-    let m = OnnxModel::from_bytes(&onnx, &meta.version, t.schema(), t.model.cfg.max_segments)?;
-    let manifest = Bundle::replace_model(bundle, &onnx, &m, q.name())?;
+    let (_, q, onnx, m) = exported(model, quantize)?;
+    let manifest = models::onnx::Bundle::replace_model(bundle, &onnx, &m, q.name())?;
     println!(
         "bundle {} ({}) re-exported in place at {} ({} bytes of ONNX, golden inputs kept, self-test passed)",
         manifest.model_version,
