@@ -61,14 +61,19 @@ fn session(t: usize) -> Vec<Vec<Vec<f32>>> {
         .collect()
 }
 
-/// One session through the bundle with tract and with onnxruntime, `n` runs each, one thread:
-/// (tract ms, onnxruntime ms, |Δp|, onnxruntime's version).
-fn compare(
-    bundle: &Bundle,
-    rows: &[Vec<Vec<f32>>],
-    python: &str,
-    n: u32,
-) -> anyhow::Result<(f64, f64, f64, serde_json::Value)> {
+/// One session through the bundle with tract and with onnxruntime.
+struct Compared {
+    tract_ms: f64,
+    ort_ms: f64,
+    /// |Δp| between the two.
+    dp: f64,
+    ort_version: serde_json::Value,
+    /// tract's output.
+    ours: models::Prediction,
+}
+
+/// One session through the bundle with tract and with onnxruntime, `n` runs each, one thread.
+fn compare(bundle: &Bundle, rows: &[Vec<Vec<f32>>], python: &str, n: u32) -> anyhow::Result<Compared> {
     let refs: Vec<Vec<&[f32]>> = rows.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
     let run = || bundle.model.run([&refs[0], &refs[1], &refs[2]]);
     let ours = run()?;
@@ -102,7 +107,7 @@ fn compare(
     let r: serde_json::Value = serde_json::from_slice(&out.stdout)?;
     let ort_ms = r["ms"].as_f64().unwrap_or(f64::NAN);
     let dp = (f64::from(ours.p_depressed) - r["p_depressed"].as_f64().unwrap_or(f64::NAN)).abs();
-    Ok((tract_ms, ort_ms, dp, r["version"].clone()))
+    Ok(Compared { tract_ms, ort_ms, dp, ort_version: r["version"].clone(), ours })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -113,15 +118,15 @@ fn main() -> anyhow::Result<()> {
     // A 10-minute interview has ~60-100 participant turns; the device keeps `max_segments`.
     let rows = session(t);
     let refs: Vec<Vec<&[f32]>> = rows.iter().map(|r| r.iter().map(Vec::as_slice).collect()).collect();
-    let ours = bundle.model.run([&refs[0], &refs[1], &refs[2]])?;
     let n = 200;
-    let (tract_ms, ort_ms, dp, version) = compare(&bundle, &rows, &python, n)?;
+    let Compared { tract_ms, ort_ms, dp, ort_version: version, ours } = compare(&bundle, &rows, &python, n)?;
     let rss = peak_rss_kb();
     let stock_ms = stock_tract_ms(&dir.join("model.onnx"), &rows, n)?;
     // A short interview: fewer segments than the device keeps, so the general plan (symbolic
     // sequence length) serves it.
     let short = t / 3;
-    let (short_tract_ms, short_ort_ms, short_dp, _) = compare(&bundle, &session(short), &python, n)?;
+    let Compared { tract_ms: short_tract_ms, ort_ms: short_ort_ms, dp: short_dp, .. } =
+        compare(&bundle, &session(short), &python, n)?;
 
     let size = std::fs::metadata(dir.join("model.onnx"))?.len();
     println!("bundle {} ({size} bytes, f32), {t} segments per modality", bundle.manifest.model_version);
