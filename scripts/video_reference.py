@@ -9,8 +9,15 @@
                                              cascade XML, into DIR/reference.json
     video_reference.py time PNG CASCADE REPEATS
                                              best time of detectMultiScale on PNG, one thread; JSON
+    video_reference.py landmarks DIR PREDICTOR
+                                             dlib's own shape predictor on every face box of
+                                             DIR/reference.json (both cascades), as given and
+                                             moved/scaled, into DIR/landmarks.json
+    video_reference.py landmark-time PNG PREDICTOR X Y W H REPEATS
+                                             best time of dlib's shape predictor on one face; JSON
 
-Run inside the venv that bench/run makes (opencv-python-headless<5, scikit-image, numpy).
+Run inside the venv that bench/run makes (opencv-python-headless<5, scikit-image, numpy,
+dlib-bin).
 """
 import json
 import os
@@ -76,12 +83,69 @@ def timing(png, cascade, repeats):
     print(json.dumps({"seconds": best, "opencv": cv2.__version__}))
 
 
+# Boxes given to the shape predictor: each detector box as it is, moved and scaled (a tracked
+# box is never exactly a detector box), as (dx, dy, scale) in units of the box size.
+JITTERS = [(0.0, 0.0, 1.0), (0.06, -0.04, 1.0), (-0.05, 0.05, 1.1), (0.0, 0.03, 0.9)]
+
+
+def jittered(box):
+    x, y, w, h = box
+    out = []
+    for dx, dy, k in JITTERS:
+        nw, nh = round(w * k), round(h * k)
+        nx = max(0, round(x + dx * w + (w - nw) / 2))
+        ny = max(0, round(y + dy * h + (h - nh) / 2))
+        out.append([nx, ny, nw, nh])
+    return out
+
+
+def landmarks(folder, predictor):
+    import dlib
+
+    sp = dlib.shape_predictor(predictor)
+    ref = json.load(open(os.path.join(folder, "reference.json")))
+    out = {"dlib": dlib.__version__, "faces": []}
+    for image, per_cascade in sorted(ref["images"].items()):
+        gray = gray_of(os.path.join(folder, image))
+        for cascade, boxes in sorted(per_cascade.items()):
+            for box in boxes:
+                for x, y, w, h in jittered(box):
+                    # dlib rectangles are inclusive; points come back rounded to whole pixels.
+                    shape = sp(gray, dlib.rectangle(x, y, x + w - 1, y + h - 1))
+                    pts = [[p.x, p.y] for p in shape.parts()]
+                    out["faces"].append({"image": image, "box": [x, y, w, h], "points": pts})
+    with open(os.path.join(folder, "landmarks.json"), "w") as fh:
+        json.dump(out, fh)
+
+
+def landmark_timing(png, predictor, box, repeats):
+    import dlib
+
+    sp = dlib.shape_predictor(predictor)
+    gray = gray_of(png)
+    x, y, w, h = box
+    rect = dlib.rectangle(x, y, x + w - 1, y + h - 1)
+    sp(gray, rect)
+    n = 200
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(n):
+            sp(gray, rect)
+        best = min(best, (time.perf_counter() - t) / n)
+    print(json.dumps({"seconds": best, "dlib": dlib.__version__}))
+
+
 if __name__ == "__main__":
     cmd = sys.argv[1] if len(sys.argv) > 1 else ""
     if cmd == "make-fixtures":
         make_fixtures(sys.argv[2])
     elif cmd == "reference":
         reference(sys.argv[2], sys.argv[3:])
+    elif cmd == "landmarks":
+        landmarks(sys.argv[2], sys.argv[3])
+    elif cmd == "landmark-time":
+        landmark_timing(sys.argv[2], sys.argv[3], [int(v) for v in sys.argv[4:8]], int(sys.argv[8]))
     elif cmd == "time":
         timing(sys.argv[2], sys.argv[3], int(sys.argv[4]))
     else:

@@ -456,7 +456,7 @@ impl Device {
             Some(Video::Tracked { track, stats }) => Some((track, stats)),
             None => None,
         };
-        let mut several_faces = false;
+        let mut video_flags = 0;
         let landmarks = tracked.map(|(track, stats)| {
             tracing::info!(
                 frames = stats.frames,
@@ -466,8 +466,12 @@ impl Device {
                 decode_errors = stats.decode_errors,
                 "video front-end"
             );
-            // More than a tenth of the face frames with company: flag it.
-            several_faces = stats.several_faces * 10 > stats.with_face.max(1);
+            if stats.several_faces_in_view() {
+                video_flags |= ResultRecord::FLAG_SEVERAL_FACES;
+            }
+            if stats.damaged() {
+                video_flags |= ResultRecord::FLAG_DAMAGED_VIDEO;
+            }
             track
         });
         let feats = features::extract_session(&SessionInputs {
@@ -478,10 +482,7 @@ impl Device {
             vad: self.vad.as_deref(),
             text_encoder: self.text_encoder.as_deref(),
         });
-        let mut flags = feats.flags;
-        if several_faces {
-            flags |= ResultRecord::FLAG_SEVERAL_FACES;
-        }
+        let mut flags = feats.flags | video_flags;
         if self.cfg.simulated {
             flags |= ResultRecord::FLAG_SIMULATED;
         }

@@ -210,3 +210,66 @@ fn a_bad_simulation_input_fails_the_start_not_the_device() {
         other => panic!("{other:?}"),
     }
 }
+
+/// One session on a simulated device with the face front-end, over the frames in `frames`.
+fn session_flags(frames: &std::path::Path) -> (u16, Modalities) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = dir.path().join("sim");
+    std::fs::create_dir_all(&sim).expect("mkdir");
+    let out = sim.join("frames");
+    std::fs::create_dir(&out).expect("mkdir");
+    for e in std::fs::read_dir(frames).expect("frames") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, out.join(p.file_name().expect("name"))).expect("copy");
+    }
+    if frames.with_file_name("video.toml").exists() {
+        std::fs::copy(frames.with_file_name("video.toml"), sim.join("video.toml")).expect("copy");
+    }
+    let face = device::load_face(None, None).expect("loads").expect("run scripts/install_landmark_model.sh (CI does)");
+    let dev = Device::open(
+        DeviceConfig {
+            data_dir: dir.path().join("data"),
+            board: boards::Board::by_name("sim").expect("sim"),
+            simulated: true,
+        },
+        Box::new(models::PlaceholderModel::default()),
+        Box::new(SimulatedCapture::new(&sim).expect("folder exists")),
+        Box::new(FakeKiosk::default()),
+    )
+    .expect("opens")
+    .with_face(Some(face));
+    let mut d = Driver { dev, id: 0 };
+    d.hello();
+    let s = start(&mut d);
+    d.call(chunk(s, 0, 0, true, "I have been feeling fine lately"));
+    let seq = match d.call(Request::SessionStop(s)) {
+        Response::Session(SessionStatus { state: SessionState::Done { seq }, .. }) => seq,
+        other => panic!("{other:?}"),
+    };
+    let rec = d.dev.log().get(seq).expect("logged");
+    (rec.flags, rec.modalities)
+}
+
+#[test]
+fn several_faces_and_damaged_frames_are_flagged_and_the_rest_measured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).expect("mkdir");
+    std::fs::write(frames.join("video.toml"), "fps = 5\n").expect("write");
+    // Twelve faces of scikit-image's `lfw_subset` in every frame, and one frame that is not a JPEG.
+    let grid = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/tests/fixtures/faces/lfw_grid.png");
+    for i in 0..25 {
+        std::fs::copy(&grid, frames.join(format!("{i:03}.png"))).expect("copy");
+    }
+    std::fs::write(frames.join("012.jpg"), b"\xFF\xD8\xFF\xE0 not a JPEG after all").expect("write");
+    let (flags, modalities) = session_flags(&frames);
+    assert!(modalities.has(Modalities::VIDEO), "the good frames are measured: {modalities:?}");
+    assert_eq!(flags & ResultRecord::FLAG_NO_FACE, 0, "{flags:#x}");
+    assert_ne!(flags & ResultRecord::FLAG_SEVERAL_FACES, 0, "{flags:#x}");
+    assert_ne!(flags & ResultRecord::FLAG_DAMAGED_VIDEO, 0, "{flags:#x}");
+
+    // The sample interview: one face, every frame good.
+    let (flags, modalities) = session_flags(&sample().join("frames"));
+    assert!(modalities.has(Modalities::VIDEO));
+    assert_eq!(flags & (ResultRecord::FLAG_SEVERAL_FACES | ResultRecord::FLAG_DAMAGED_VIDEO), 0, "{flags:#x}");
+}

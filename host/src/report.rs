@@ -12,6 +12,7 @@ fn flag_names(flags: u16) -> Vec<&'static str> {
         (ResultRecord::FLAG_PLACEHOLDER_MODEL, "PLACEHOLDER MODEL (not a screening result)"),
         (ResultRecord::FLAG_SIMULATED, "simulated inputs"),
         (ResultRecord::FLAG_SEVERAL_FACES, "several faces in view"),
+        (ResultRecord::FLAG_DAMAGED_VIDEO, "damaged video frames skipped"),
     ]
     .into_iter()
     .filter(|(bit, _)| flags & bit != 0)

@@ -285,6 +285,9 @@ impl ResultRecord {
     pub const FLAG_SCREEN_POSITIVE: u16 = 1 << 5;
     /// The camera saw more than one face; the largest (then most central) was measured.
     pub const FLAG_SEVERAL_FACES: u16 = 1 << 6;
+    /// Some video frames could not be decoded (corrupt JPEG, short camera buffer) and were
+    /// skipped; the face measures come from the others.
+    pub const FLAG_DAMAGED_VIDEO: u16 = 1 << 7;
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]

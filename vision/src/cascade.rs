@@ -246,7 +246,14 @@ impl Cascade {
 
     /// `detectMultiScale`: candidates grouped with `min_neighbors`.
     pub fn detect(&self, gray: &GrayImage, p: &DetectParams) -> Vec<Rect> {
-        group_rectangles(&self.candidates(gray, p), p.min_neighbors, 0.2)
+        self.detect_counted(gray, p).into_iter().map(|(r, _)| r).collect()
+    }
+
+    /// [`Cascade::detect`] with each box's neighbour count: how many candidate windows were
+    /// grouped into it (OpenCV's `detectMultiScale` with `numDetections`). A real face is hit at
+    /// many nearby positions and scales; a chance pattern in the background at few.
+    pub fn detect_counted(&self, gray: &GrayImage, p: &DetectParams) -> Vec<(Rect, usize)> {
+        group_rectangles_counted(&self.candidates(gray, p), p.min_neighbors, 0.2)
     }
 
     fn scan(&self, level: &Level, sc: f32, out: &mut Vec<Rect>) {
@@ -429,8 +436,13 @@ pub fn resize_bilinear(src: &GrayImage, dw: u32, dh: u32, out: &mut Vec<u8>) {
 /// OpenCV's `groupRectangles(rects, group_threshold, eps)`: cluster similar rectangles, average
 /// each cluster of more than `group_threshold`, drop clusters inside a stronger one.
 pub fn group_rectangles(rects: &[Rect], group_threshold: usize, eps: f64) -> Vec<Rect> {
+    group_rectangles_counted(rects, group_threshold, eps).into_iter().map(|(r, _)| r).collect()
+}
+
+/// [`group_rectangles`] with the number of rectangles in each kept cluster (OpenCV's `weights`).
+pub fn group_rectangles_counted(rects: &[Rect], group_threshold: usize, eps: f64) -> Vec<(Rect, usize)> {
     if group_threshold == 0 || rects.is_empty() {
-        return rects.to_vec();
+        return rects.iter().map(|&r| (r, 1)).collect();
     }
     let similar = |a: &Rect, b: &Rect| {
         let delta = eps * f64::from(a.w.min(b.w) + a.h.min(b.h)) * 0.5;
@@ -501,7 +513,7 @@ pub fn group_rectangles(rects: &[Rect], group_threshold: usize, eps: f64) -> Vec
                 && (n2 > n1.max(3) || n1 < 3)
         });
         if !inside_stronger {
-            out.push(r1);
+            out.push((r1, n1));
         }
     }
     out

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use features::landmarks::{read_clnf, segment_features, write_clnf};
 use features::segment::fixed_windows;
-use features::video::FrameDir;
+use features::video::{FrameDir, FrameSource};
 use vision::face::{FaceConfig, FaceFrontEnd, FaceStatus};
 
 fn front_end() -> FaceFrontEnd {
@@ -75,7 +75,7 @@ struct DroppingCamera {
     n: u32,
 }
 
-impl features::video::FrameSource for DroppingCamera {
+impl FrameSource for DroppingCamera {
     fn fps(&self) -> f32 {
         self.inner.fps()
     }
@@ -108,4 +108,120 @@ fn a_cameras_own_timestamps_place_the_landmarks_in_time() {
         dropped.duration_ms(),
         even.duration_ms()
     );
+}
+
+/// Pastes the astronaut's face (a 240×240 crop around it; the face box is about 95 px) into
+/// `frame` at (x0, y0), scaled by `k`.
+fn paste_face(frame: &mut image::GrayImage, x0: u32, y0: u32, k: f32) {
+    let astronaut = vision::luma(
+        image::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/faces/astronaut.png")).expect("fixture"),
+    );
+    let crop = image::imageops::crop_imm(&astronaut, 100, 0, 240, 240).to_image();
+    let side = (240.0 * k) as u32;
+    let mut scaled = Vec::new();
+    vision::cascade::resize_bilinear(&crop, side, side, &mut scaled);
+    for (i, &v) in scaled.iter().enumerate() {
+        let (x, y) = (x0 + i as u32 % side, y0 + i as u32 / side);
+        if x < frame.width() && y < frame.height() {
+            frame.put_pixel(x, y, image::Luma([v]));
+        }
+    }
+}
+
+#[test]
+fn with_several_faces_the_largest_is_measured_and_the_others_counted() {
+    let mut fe = front_end();
+    // A smaller face near the centre, a larger one at the right edge.
+    let mut frame = image::GrayImage::from_pixel(640, 480, image::Luma([128]));
+    paste_face(&mut frame, 100, 100, 1.0);
+    paste_face(&mut frame, 304, 80, 1.4);
+    let faces = fe.detect(&frame);
+    assert_eq!(faces.len(), 2, "{faces:?}");
+    assert!(faces[0].area() > faces[1].area(), "largest first: {faces:?}");
+    assert!(faces[0].x > faces[1].x, "the large one is the one at the edge: {faces:?}");
+    match fe.process(&frame) {
+        FaceStatus::Face { rect, others, detected, landmarks } => {
+            assert_eq!((rect, others, detected), (faces[0], 1, true));
+            let nose = landmarks[30];
+            assert!(nose[0] > rect.x as f32 && nose[0] < (rect.x + rect.w) as f32, "{nose:?} in {rect:?}");
+        }
+        FaceStatus::NoFace => panic!("no face"),
+    }
+    // Tracking frames do not look for other faces; detection frames do, and are counted.
+    let mut frames = features::video::Take::new(Repeat(frame, 25.0), 25);
+    let (_, stats) = fe.track(&mut frames);
+    assert_eq!(stats.with_face, 25);
+    assert_eq!(stats.detections, 3, "{stats:?}");
+    assert_eq!(stats.several_faces, stats.detections, "{stats:?}");
+    assert!(stats.several_faces_in_view());
+}
+
+#[test]
+fn equal_faces_are_taken_nearest_the_centre_first() {
+    let fe = front_end();
+    let mut frame = image::GrayImage::from_pixel(640, 480, image::Luma([128]));
+    paste_face(&mut frame, 0, 120, 1.0);
+    paste_face(&mut frame, 200, 120, 1.0);
+    let faces = fe.detect(&frame);
+    assert_eq!(faces.len(), 2, "{faces:?}");
+    // Boxes of one face size differ by a few pixels with their place on the detector's grid.
+    assert!(faces[1].area() as f32 > 0.8 * faces[0].area() as f32, "{faces:?}");
+    assert!(faces[0].x > faces[1].x, "the central one first: {faces:?}");
+}
+
+#[test]
+fn a_tracked_face_keeps_its_place_when_a_larger_one_appears() {
+    let mut fe = front_end();
+    let mut alone = image::GrayImage::from_pixel(640, 480, image::Luma([128]));
+    paste_face(&mut alone, 100, 100, 1.0);
+    let first = match fe.process(&alone) {
+        FaceStatus::Face { rect, others: 0, .. } => rect,
+        other => panic!("{other:?}"),
+    };
+    // A larger face joins at the edge; the next detection still follows the tracked one.
+    let mut joined = alone.clone();
+    paste_face(&mut joined, 304, 80, 1.4);
+    let mut detected_with_company = 0;
+    for _ in 0..12 {
+        if let FaceStatus::Face { rect, others, detected, .. } = fe.process(&joined) {
+            assert!(rect.iou(&first) > 0.5, "{rect:?} left {first:?}");
+            if detected {
+                assert_eq!(others, 1);
+                detected_with_company += 1;
+            }
+        } else {
+            panic!("lost the face");
+        }
+    }
+    assert_eq!(detected_with_company, 1);
+}
+
+#[test]
+fn a_weak_background_hit_is_not_a_face() {
+    // Frame 7 of the sample interview: the cascade also fires on the wall beside the shuttle
+    // (a larger box than the face, few neighbours).
+    let mut src = sample_frames();
+    let frame = std::iter::from_fn(|| src.next_frame()).nth(7).expect("frame 7").expect("decodes");
+    let cascade = vision::cascade::Cascade::load(&vision::default_cascade()).expect("cascade");
+    let raw = cascade.detect_counted(&frame, &FaceConfig::default().detect);
+    assert_eq!(raw.len(), 2, "{raw:?}");
+    let fe = front_end();
+    let faces = fe.detect(&frame);
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let face = raw.iter().max_by_key(|r| r.1).expect("strongest").0;
+    assert_eq!(faces[0], face);
+    assert!(raw.iter().any(|r| r.0.area() > face.area()), "the background box is the larger one: {raw:?}");
+}
+
+/// The same frame again and again (a still camera).
+struct Repeat(image::GrayImage, f32);
+
+impl FrameSource for Repeat {
+    fn fps(&self) -> f32 {
+        self.1
+    }
+
+    fn next_frame(&mut self) -> Option<Result<image::GrayImage, features::FeatureError>> {
+        Some(Ok(self.0.clone()))
+    }
 }

@@ -62,7 +62,27 @@ fn main() -> anyhow::Result<()> {
             std::hint::black_box(predictor.predict(&frame, &face));
         }
     }) / f64::from(n);
-    println!("landmarks: {:.2} ms per face (68 points, dlib model)", lm_s * 1e3);
+    let dlib: serde_json::Value = serde_json::from_str(&python(
+        &py,
+        &[
+            "landmark-time",
+            &png.display().to_string(),
+            &predictor_path.display().to_string(),
+            &face.x.to_string(),
+            &face.y.to_string(),
+            &face.w.to_string(),
+            &face.h.to_string(),
+            "3",
+        ],
+    )?)?;
+    let dlib_s = dlib["seconds"].as_f64().context("dlib timing")?;
+    let lm_ratio = lm_s / dlib_s;
+    println!(
+        "landmarks: ours {:.2} ms per face, dlib {} {:.2} ms (its Python binding, same model and box) → ratio {lm_ratio:.2}",
+        lm_s * 1e3,
+        dlib["dlib"],
+        dlib_s * 1e3
+    );
 
     // The whole front-end over 300 moving 640×480 frames as a Motion-JPEG stream.
     let mut stream = Vec::new();
@@ -78,7 +98,7 @@ fn main() -> anyhow::Result<()> {
     }
     let mjpeg = tmp.path().join("v.mjpeg");
     std::fs::write(&mjpeg, &stream)?;
-    let mut fe = FaceFrontEnd::new(cascade.clone(), predictor, FaceConfig::default())?;
+    let mut fe = FaceFrontEnd::new(cascade.clone(), predictor.clone(), FaceConfig::default())?;
     let mut stats = Default::default();
     let mut track = None;
     let whole_s = bench::best_of(2, || {
@@ -132,11 +152,37 @@ fn main() -> anyhow::Result<()> {
             worst = worst.min(iou);
         }
     }
+
+    // Live landmark check against dlib on the same boxes (as detected, moved and scaled).
+    python(&py, &["landmarks", &live.display().to_string(), &predictor_path.display().to_string()])?;
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(live.join("landmarks.json"))?)?;
+    let (mut coords, mut exact, mut max_px) = (0usize, 0usize, 0f32);
+    for f in r["faces"].as_array().context("faces")? {
+        let gray = vision::luma(image::open(live.join(f["image"].as_str().context("image")?))?);
+        let b: Vec<u32> =
+            f["box"].as_array().context("box")?.iter().filter_map(|v| v.as_u64()).map(|v| v as u32).collect();
+        let ours = predictor.predict(&gray, &Rect { x: b[0], y: b[1], w: b[2], h: b[3] });
+        for (o, t) in ours.iter().zip(f["points"].as_array().context("points")?) {
+            for (k, v) in o.iter().enumerate() {
+                let d = (v.round() - t[k].as_f64().context("coordinate")? as f32).abs();
+                coords += 1;
+                exact += usize::from(d == 0.0);
+                max_px = max_px.max(d);
+            }
+        }
+    }
+    let exact_share = exact as f64 / coords.max(1) as f64;
     println!(
-        "RESULT video detect_ours_ms={:.1} detect_opencv_ms={:.1} detect_ratio={ratio:.2} landmarks_ms={:.2} frontend_fps={fps:.0} min_iou_vs_opencv={worst:.3}",
+        "landmarks against dlib: {} faces, {:.4} of coordinates identical (whole pixels, as dlib returns them), max |Δ| {max_px:.0} px",
+        coords / (2 * 68),
+        exact_share
+    );
+    println!(
+        "RESULT video detect_ours_ms={:.1} detect_opencv_ms={:.1} detect_ratio={ratio:.2} landmarks_ms={:.2} landmarks_dlib_ms={:.2} landmarks_ratio={lm_ratio:.2} frontend_fps={fps:.0} min_iou_vs_opencv={worst:.3} landmarks_identical_vs_dlib={exact_share:.4} landmarks_max_px_vs_dlib={max_px:.0}",
         ours_s * 1e3,
         cv_s * 1e3,
-        lm_s * 1e3
+        lm_s * 1e3,
+        dlib_s * 1e3
     );
     Ok(())
 }
