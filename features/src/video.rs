@@ -74,6 +74,56 @@ pub fn to_gray(img: image::DynamicImage) -> GrayImage {
     }
 }
 
+/// A camera's JPEG made decodable. UVC cameras often send MJPEG frames without Huffman tables
+/// (no DHT segment): the tables are implied, the standard ones of ITU T.81 Annex K.3, as in MJPEG
+/// AVI files. Such a frame gets an `AVI1` APP0 segment after its start marker, the mark by which
+/// the decoder (zune-jpeg, through `image`) fills in the standard tables. Frames with their own
+/// tables, and anything that does not parse, are passed through unchanged (the decoder reports
+/// what is wrong). Hand-written: a scan of the marker segments up to the scan.
+pub fn decodable_jpeg(jpeg: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    use std::borrow::Cow;
+    if !jpeg.starts_with(&[0xFF, 0xD8]) {
+        return Cow::Borrowed(jpeg);
+    }
+    let mut at = 2;
+    loop {
+        // A marker: 0xFF, optional 0xFF fill bytes, the code.
+        if jpeg.get(at) != Some(&0xFF) {
+            return Cow::Borrowed(jpeg);
+        }
+        while jpeg.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let Some(&code) = jpeg.get(at) else { return Cow::Borrowed(jpeg) };
+        at += 1;
+        match code {
+            0xC4 => return Cow::Borrowed(jpeg), // DHT: has its own tables
+            0xDA => break,                      // start of scan, no tables before it
+            0x01 | 0xD0..=0xD7 => {}            // markers without a length
+            _ => {
+                let Some(len) = jpeg.get(at..at + 2).map(|b| usize::from(u16::from_be_bytes([b[0], b[1]]))) else {
+                    return Cow::Borrowed(jpeg);
+                };
+                if len < 2 {
+                    return Cow::Borrowed(jpeg);
+                }
+                at += len;
+            }
+        }
+    }
+    const AVI1: [u8; 18] = [0xFF, 0xE0, 0x00, 0x10, b'A', b'V', b'I', b'1', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut out = Vec::with_capacity(jpeg.len() + AVI1.len());
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(&AVI1);
+    out.extend_from_slice(&jpeg[2..]);
+    Cow::Owned(out)
+}
+
+/// Decodes one camera or file JPEG frame to luma ([`decodable_jpeg`] first).
+pub fn decode_jpeg(jpeg: &[u8]) -> Result<GrayImage, image::ImageError> {
+    image::load_from_memory_with_format(&decodable_jpeg(jpeg), image::ImageFormat::Jpeg).map(to_gray)
+}
+
 #[derive(Deserialize)]
 struct VideoMeta {
     fps: f32,
@@ -275,11 +325,9 @@ impl FrameSource for MjpegFile {
         let end = next.unwrap_or(rest.len());
         let jpeg = &rest[start..end];
         self.at += end;
-        Some(image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg).map(to_gray).map_err(|e| {
-            FeatureError::Video {
-                path: format!("{} (frame at byte {})", self.origin, self.at - end + start),
-                detail: e.to_string(),
-            }
+        Some(decode_jpeg(jpeg).map_err(|e| FeatureError::Video {
+            path: format!("{} (frame at byte {})", self.origin, self.at - end + start),
+            detail: e.to_string(),
         }))
     }
 }
@@ -332,6 +380,41 @@ mod tests {
         assert!(Y4mFile::open(&path).unwrap_err().to_string().contains("Cfoo"));
         std::fs::write(&path, b"RIFF").expect("write");
         assert!(Y4mFile::open(&path).is_err());
+    }
+
+    /// The JPEG without its DHT segments, as many UVC cameras send their MJPEG frames.
+    fn without_huffman_tables(jpeg: &[u8]) -> Vec<u8> {
+        let mut out = jpeg[..2].to_vec();
+        let mut at = 2;
+        while jpeg[at + 1] != 0xDA {
+            let len = usize::from(u16::from_be_bytes([jpeg[at + 2], jpeg[at + 3]]));
+            if jpeg[at + 1] != 0xC4 {
+                out.extend_from_slice(&jpeg[at..at + 2 + len]);
+            }
+            at += 2 + len;
+        }
+        out.extend_from_slice(&jpeg[at..]);
+        out
+    }
+
+    #[test]
+    fn camera_jpegs_without_huffman_tables_decode_with_the_standard_ones() {
+        let img =
+            image::RgbImage::from_fn(64, 48, |x, y| image::Rgb([(x * 4) as u8, (y * 5) as u8, ((x + y) * 2) as u8]));
+        let mut jpeg = Vec::new();
+        img.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg).expect("encode");
+        let bare = without_huffman_tables(&jpeg);
+        assert!(bare.len() < jpeg.len() - 100, "the tables were removed");
+        assert!(image::load_from_memory_with_format(&bare, image::ImageFormat::Jpeg).is_err(), "needs the fix");
+        let whole = decode_jpeg(&jpeg).expect("decodes");
+        assert_eq!(decode_jpeg(&bare).expect("decodes with the standard tables"), whole);
+        // A frame with its own tables is not touched; damage is left to the decoder to report.
+        assert!(matches!(decodable_jpeg(&jpeg), std::borrow::Cow::Borrowed(_)));
+        for cut in [0, 1, 2, 3, 5, 20] {
+            assert!(decode_jpeg(&bare[..cut]).is_err(), "cut at {cut}");
+        }
+        // Cut inside the scan: zune-jpeg pads what is missing; no panic either way.
+        let _ = decode_jpeg(&bare[..bare.len() / 2]);
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! A V4L2 camera as a [`FrameSource`] (feature `v4l`): YUYV or Motion-JPEG at the size the
 //! driver grants closest to the request; frames become luma (YUYV: the Y bytes; MJPEG: decoded
-//! by the pure-Rust JPEG decoder of `image`). Any other pixel format is a clear error at open.
+//! by the pure-Rust JPEG decoder of `image`, with the standard Huffman tables for frames that
+//! leave them out). Any other pixel format is a clear error at open.
 
 use std::path::Path;
 
 use features::FeatureError;
-use features::video::{FrameSource, to_gray};
+use features::video::FrameSource;
 use image::GrayImage;
 use v4l::FourCC;
 use v4l::buffer::Type;
@@ -42,9 +43,8 @@ pub fn buffer_to_gray(format: PixelFormat, width: u32, height: u32, buf: &[u8]) 
             let luma: Vec<u8> = buf[..need].iter().step_by(2).copied().collect();
             GrayImage::from_raw(width, height, luma).ok_or_else(|| "frame size".to_owned())
         }
-        PixelFormat::Mjpeg => image::load_from_memory_with_format(buf, image::ImageFormat::Jpeg)
-            .map(to_gray)
-            .map_err(|e| format!("corrupt JPEG frame: {e}")),
+        // Frames without Huffman tables (common with UVC cameras) get the standard ones.
+        PixelFormat::Mjpeg => features::video::decode_jpeg(buf).map_err(|e| format!("corrupt JPEG frame: {e}")),
     }
 }
 
