@@ -9,14 +9,19 @@ fn sample() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
 }
 
-fn device(data: &std::path::Path, kiosk: FakeKiosk) -> Device {
+/// A simulated device with the placeholder model, its data in `data`, its inputs from `sim`.
+fn sim_device(data: &std::path::Path, sim: &std::path::Path, kiosk: FakeKiosk) -> Device {
     Device::open(
         DeviceConfig { data_dir: data.to_owned(), board: boards::Board::by_name("sim").expect("sim"), simulated: true },
         Box::new(models::PlaceholderModel::default()),
-        Box::new(SimulatedCapture::new(&sample()).expect("sample exists")),
+        Box::new(SimulatedCapture::new(sim).expect("simulation folder exists")),
         Box::new(kiosk),
     )
     .expect("device opens")
+}
+
+fn device(data: &std::path::Path, kiosk: FakeKiosk) -> Device {
+    sim_device(data, &sample(), kiosk)
 }
 
 struct Driver {
@@ -165,19 +170,7 @@ fn a_bad_simulation_input_fails_the_start_not_the_device() {
     let sim = dir.path().join("sim");
     std::fs::create_dir_all(&sim).expect("mkdir");
     std::fs::write(sim.join("audio.wav"), b"RIFF....WAVEjunk").expect("write");
-    let kiosk = FakeKiosk::default();
-    let dev = Device::open(
-        DeviceConfig {
-            data_dir: dir.path().join("data"),
-            board: boards::Board::by_name("sim").expect("sim"),
-            simulated: true,
-        },
-        Box::new(models::PlaceholderModel::default()),
-        Box::new(SimulatedCapture::new(&sim).expect("folder exists")),
-        Box::new(kiosk.clone()),
-    )
-    .expect("opens");
-    let mut d = Driver { dev, id: 0 };
+    let mut d = Driver { dev: sim_device(&dir.path().join("data"), &sim, FakeKiosk::default()), id: 0 };
     d.hello();
     let r = d.call(Request::SessionStart(SessionStart {
         modalities: Modalities::ALL,
@@ -226,18 +219,7 @@ fn session_flags(frames: &std::path::Path) -> (u16, Modalities) {
         std::fs::copy(frames.with_file_name("video.toml"), sim.join("video.toml")).expect("copy");
     }
     let face = device::load_face(None, None).expect("loads").expect("run scripts/install_landmark_model.sh (CI does)");
-    let dev = Device::open(
-        DeviceConfig {
-            data_dir: dir.path().join("data"),
-            board: boards::Board::by_name("sim").expect("sim"),
-            simulated: true,
-        },
-        Box::new(models::PlaceholderModel::default()),
-        Box::new(SimulatedCapture::new(&sim).expect("folder exists")),
-        Box::new(FakeKiosk::default()),
-    )
-    .expect("opens")
-    .with_face(Some(face));
+    let dev = sim_device(&dir.path().join("data"), &sim, FakeKiosk::default()).with_face(Some(face));
     let mut d = Driver { dev, id: 0 };
     d.hello();
     let s = start(&mut d);
