@@ -160,13 +160,15 @@ fn with_several_faces_the_largest_is_measured_and_the_others_counted() {
 fn equal_faces_are_taken_nearest_the_centre_first() {
     let fe = front_end();
     let mut frame = image::GrayImage::from_pixel(640, 480, image::Luma([128]));
-    paste_face(&mut frame, 0, 120, 1.0);
-    paste_face(&mut frame, 200, 120, 1.0);
+    paste_face(&mut frame, 0, 100, 1.0);
+    paste_face(&mut frame, 200, 100, 1.0);
     let faces = fe.detect(&frame);
     assert_eq!(faces.len(), 2, "{faces:?}");
-    // Boxes of one face size differ by a few pixels with their place on the detector's grid.
-    assert!(faces[1].area() as f32 > 0.8 * faces[0].area() as f32, "{faces:?}");
+    // Boxes of one face size differ by a few pixels with their place on the detector's grid:
+    // here the one at the edge came out a little larger (102² against 100² px).
     assert!(faces[0].x > faces[1].x, "the central one first: {faces:?}");
+    assert!(faces[1].area() > faces[0].area(), "{faces:?}");
+    assert!(faces[0].area() as f32 > 0.8 * faces[1].area() as f32, "{faces:?}");
 }
 
 #[test]
