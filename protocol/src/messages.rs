@@ -283,7 +283,8 @@ impl ResultRecord {
     pub const FLAG_SIMULATED: u16 = 1 << 4;
     /// `p_depressed` reached the model's decision threshold: refer for clinical assessment.
     pub const FLAG_SCREEN_POSITIVE: u16 = 1 << 5;
-    /// The camera saw more than one face; the largest (then most central) was measured.
+    /// The camera saw more than one face; the tracked one, or else the largest (then most
+    /// central), was measured.
     pub const FLAG_SEVERAL_FACES: u16 = 1 << 6;
     /// Some video frames could not be decoded (corrupt JPEG, short camera buffer) and were
     /// skipped; the face measures come from the others.

@@ -253,7 +253,7 @@ impl Cascade {
     /// grouped into it (OpenCV's `detectMultiScale` with `numDetections`). A real face is hit at
     /// many nearby positions and scales; a chance pattern in the background at few.
     pub fn detect_counted(&self, gray: &GrayImage, p: &DetectParams) -> Vec<(Rect, usize)> {
-        group_rectangles_counted(&self.candidates(gray, p), p.min_neighbors, 0.2)
+        group_rectangles(&self.candidates(gray, p), p.min_neighbors, 0.2)
     }
 
     fn scan(&self, level: &Level, sc: f32, out: &mut Vec<Rect>) {
@@ -433,14 +433,10 @@ pub fn resize_bilinear(src: &GrayImage, dw: u32, dh: u32, out: &mut Vec<u8>) {
     }
 }
 
-/// OpenCV's `groupRectangles(rects, group_threshold, eps)`: cluster similar rectangles, average
-/// each cluster of more than `group_threshold`, drop clusters inside a stronger one.
-pub fn group_rectangles(rects: &[Rect], group_threshold: usize, eps: f64) -> Vec<Rect> {
-    group_rectangles_counted(rects, group_threshold, eps).into_iter().map(|(r, _)| r).collect()
-}
-
-/// [`group_rectangles`] with the number of rectangles in each kept cluster (OpenCV's `weights`).
-pub fn group_rectangles_counted(rects: &[Rect], group_threshold: usize, eps: f64) -> Vec<(Rect, usize)> {
+/// OpenCV's `groupRectangles(rects, weights, group_threshold, eps)`: cluster similar rectangles,
+/// average each cluster of more than `group_threshold`, drop clusters inside a stronger one; each
+/// kept rectangle comes with the number of rectangles in its cluster (OpenCV's `weights`).
+pub fn group_rectangles(rects: &[Rect], group_threshold: usize, eps: f64) -> Vec<(Rect, usize)> {
     if group_threshold == 0 || rects.is_empty() {
         return rects.iter().map(|&r| (r, 1)).collect();
     }
@@ -529,12 +525,12 @@ mod tests {
         let rects =
             [r(100, 100, 50), r(102, 101, 52), r(99, 98, 48), r(101, 100, 50), r(300, 300, 40), r(301, 300, 40)];
         let g = group_rectangles(&rects, 3, 0.2);
-        assert_eq!(g, vec![r(100, 100, 50)]);
+        assert_eq!(g, vec![(r(100, 100, 50), 4)]);
         assert_eq!(group_rectangles(&rects, 1, 0.2).len(), 2);
         // A weak cluster inside a stronger one is dropped.
         let mut nested = rects[..4].to_vec();
         nested.extend([r(110, 110, 20), r(111, 110, 20)]);
-        assert_eq!(group_rectangles(&nested, 1, 0.2), vec![r(100, 100, 50)]);
+        assert_eq!(group_rectangles(&nested, 1, 0.2), vec![(r(100, 100, 50), 4)]);
     }
 
     #[test]

@@ -187,8 +187,7 @@ impl FaceFrontEnd {
             self.since_detect = 0;
             let faces = self.detect(gray);
             // The tracked face goes on if a detection continues it; else the first (largest).
-            let tracked = self.track.map(|t| t.0);
-            let continued = tracked.and_then(|t| {
+            let continued = self.track.and_then(|(t, _)| {
                 faces
                     .iter()
                     .copied()
