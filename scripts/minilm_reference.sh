@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Records sentence-transformers' own tokens and embeddings of all-MiniLM-L6-v2 (the model that
-# scripts/install_minilm.sh installs) for a few sentences, into models/tests/minilm-reference.json,
-# which `models`' tests hold tract to. Reference only: sentence-transformers and PyTorch live in a
+# scripts/install_minilm.sh installs) for a few sentences, into runtime/tests/minilm-reference.json,
+# which `runtime`' tests hold tract to. Reference only: sentence-transformers and PyTorch live in a
 # venv this script makes (scripts/.venv-minilm, several GB) and are never used by the product.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c "import sentence_trans
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q sentence-transformers
 fi
-"$venv/bin/python" - assets/text/all-MiniLM-L6-v2 models/tests/minilm-reference.json <<'PY'
+"$venv/bin/python" - assets/text/all-MiniLM-L6-v2 runtime/tests/minilm-reference.json <<'PY'
 import hashlib, json, sys
 from sentence_transformers import SentenceTransformer
 

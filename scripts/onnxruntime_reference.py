@@ -1,5 +1,5 @@
 """Runs a MIMML bundle's ONNX with onnxruntime (the independent reference; never a product
-dependency) and writes OUT (JSON): a few inputs and onnxruntime's outputs for them. `models`'
+dependency) and writes OUT (JSON): a few inputs and onnxruntime's outputs for them. `runtime`'
 tests run tract on the same inputs and compare. Usage (scripts/onnxruntime_reference.sh makes the
 venv): python onnxruntime_reference.py BUNDLE_DIR OUT
 Cases: the bundle's golden input (a short session: tract's general plan), and full-length

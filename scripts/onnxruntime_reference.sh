@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Writes BUNDLE.onnxruntime.json beside BUNDLE (default: the committed bundle): onnxruntime's
-# outputs for a few inputs, which `models`' tests compare with tract's. Makes the reference venv (bench/.venv) if
+# outputs for a few inputs, which `runtime`' tests compare with tract's. Makes the reference venv (bench/.venv) if
 # needed. Run it whenever a bundle is re-exported; the test names this script when the recorded
 # reference is for another model.onnx.
 set -euo pipefail

@@ -9,31 +9,93 @@
 //!                        features (audio, video, text front-ends)
 //!                                               ▼
 //!                        (frames → vision: face, 68 landmarks)
-//!                        models::Model::predict (tract, verified MIMML bundle)
+//!                        runtime::Model::predict (tract, verified MIMML bundle)
 //!                                               ▼
 //!                        ResultLog (append + fsync) ──► Sync/Ack to the host
 //! ```
 //!
-//! * [`server::Device`]: the protocol state machine and serve loop.
+//! * [`server::Server`]: the wire — hello gating, reply cache, dispatch, the serve loop.
+//! * [`session::Sessions`]: the session lifecycle (start, words, stop, status, sync), for a
+//!   session started by the host or on the device; stopped sessions are computed on a worker.
+//! * [`pipeline::SessionPipeline`]: captured media + utterances → `ResultRecord` (front-ends,
+//!   face tracking, flags, model).
 //! * [`capture`]: the seam to capture hardware, with the simulated file backend.
 //! * [`log::ResultLog`]: the durable result log.
 //! * [`state::DeviceState`]: device id, session counter, host's sync acknowledgement.
+//! * [`DeviceThread`]: a device served on a thread (the demo and the tests).
 //!
-//! Invariants: a result is answered to the host only after it is in the log and synced to disk;
-//! raw audio and video never leave the device (no message carries them); every result carries
-//! the model version and feature-schema hash.
+//! Architecture invariants: a result is reported `Done` only after it is in the log and synced
+//! to disk; raw audio and video never leave the device (no message carries them); every result
+//! carries the model version and feature-schema hash; the device links the inference runtime
+//! only, never a training library or corpus format (`.ci/run` checks with `cargo tree`).
 
 pub mod capture;
 pub mod log;
+pub mod pipeline;
 pub mod server;
+pub mod session;
 pub mod state;
 
-pub use server::{Device, DeviceConfig, DeviceError};
+pub use pipeline::{Pipeline, SessionPipeline};
+pub use server::{Server, ServerConfig};
+pub use session::Sessions;
 
-use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 
-use boards::{Board, LogKiosk};
+use boards::{Board, Kiosk, LogKiosk};
+
+/// Why the device could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The persistent state could not be read or written.
+    #[error(transparent)]
+    State(#[from] state::StateError),
+    /// The result log could not be opened.
+    #[error(transparent)]
+    Log(#[from] log::LogError),
+    /// The session worker thread could not be started.
+    #[error("cannot start the session worker")]
+    Worker(#[source] std::io::Error),
+}
+
+/// Where the device keeps its data and what it runs on.
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    /// State and result log.
+    pub data_dir: PathBuf,
+    /// The board.
+    pub board: Board,
+    /// Inputs come from files (`--simulate`): results are flagged as simulated.
+    pub simulated: bool,
+}
+
+/// Opens the data directory (state and result log) and assembles a device: sessions over
+/// `capture`, computed by `pipeline`, served by the returned [`Server`].
+pub fn open(
+    cfg: DeviceConfig,
+    capture: Box<dyn capture::Capture>,
+    kiosk: Box<dyn Kiosk>,
+    pipeline: Box<dyn Pipeline>,
+) -> Result<Server, DeviceError> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .map_err(|source| DeviceError::DataDir { path: cfg.data_dir.clone(), source })?;
+    let state = state::DeviceState::load_or_create(&cfg.data_dir)?;
+    let log = log::ResultLog::open(&cfg.data_dir.join("results.log"))?;
+    let sessions =
+        Sessions::new(cfg.data_dir.clone(), state, log, capture, kiosk, pipeline).map_err(DeviceError::Worker)?;
+    Ok(Server::new(ServerConfig { board: cfg.board, simulated: cfg.simulated }, sessions))
+}
 
 /// The MIMML bundle committed in the repository (trained on the synthetic corpus).
 pub fn bundled_model_dir() -> std::path::PathBuf {
@@ -42,16 +104,16 @@ pub fn bundled_model_dir() -> std::path::PathBuf {
 
 /// Loads and verifies a model bundle (hashes, feature schema, inputs, golden self-test); with
 /// no bundle, the placeholder model, loudly.
-pub fn load_model(bundle: Option<&Path>) -> Result<Box<dyn models::Model>, models::ModelError> {
+pub fn load_model(bundle: Option<&Path>) -> Result<Box<dyn runtime::Model>, runtime::ModelError> {
     match bundle {
         Some(dir) => {
-            let b = models::onnx::Bundle::open(dir)?;
+            let b = runtime::onnx::Bundle::open(dir)?;
             tracing::info!(model = %b.manifest.model_version, dir = %dir.display(), "model bundle verified (self-test passed)");
             Ok(Box::new(b.model))
         }
         None => {
             tracing::warn!("no model bundle: results come from the placeholder model and are flagged as such");
-            Ok(Box::new(models::PlaceholderModel::default()))
+            Ok(Box::new(runtime::PlaceholderModel::default()))
         }
     }
 }
@@ -60,10 +122,10 @@ pub fn load_model(bundle: Option<&Path>) -> Result<Box<dyn models::Model>, model
 /// `scripts/install_silero_vad.sh` puts it when `path` is `None`. An explicit path that does not
 /// load is an error; a missing default install falls back to the energy detector (`None`),
 /// logged.
-pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::VoiceActivity>>, models::ModelError> {
+pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::VoiceActivity>>, runtime::ModelError> {
     let (path, explicit) = match path {
         Some(p) => (p.to_owned(), true),
-        None => (models::vad::default_path(), false),
+        None => (runtime::vad::default_path(), false),
     };
     if !explicit && !path.exists() {
         tracing::info!(
@@ -72,7 +134,7 @@ pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::Voi
         );
         return Ok(None);
     }
-    match models::vad::SileroVad::load(&path) {
+    match runtime::vad::SileroVad::load(&path) {
         Ok(v) => Ok(Some(Box::new(v))),
         Err(e) if !explicit => {
             tracing::warn!("{e}; energy-based voice activity instead");
@@ -87,17 +149,17 @@ pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::Voi
 /// trained on MiniLM text features. A model that needs an encoder which does not load is an
 /// error here, before any session.
 pub fn load_text_encoder(
-    model: &dyn models::Model,
+    model: &dyn runtime::Model,
     dir: Option<&Path>,
-) -> Result<Option<Box<dyn features::text::SentenceEncoder>>, models::ModelError> {
+) -> Result<Option<Box<dyn features::text::SentenceEncoder>>, runtime::ModelError> {
     use features::text::TextEmbedding;
     match model.text_embedding() {
         TextEmbedding::Hashed => Ok(None),
         TextEmbedding::MiniLm => {
-            let dir = dir.map_or_else(models::minilm::default_dir, Path::to_owned);
+            let dir = dir.map_or_else(runtime::minilm::default_dir, Path::to_owned);
             let started = std::time::Instant::now();
-            let m = models::minilm::MiniLm::load(&dir).map_err(|e| {
-                models::ModelError::TextEncoder(format!(
+            let m = runtime::minilm::MiniLm::load(&dir).map_err(|e| {
+                runtime::ModelError::TextEncoder(format!(
                     "the model was trained on all-MiniLM-L6-v2 text features: {e} (install it with scripts/install_minilm.sh)"
                 ))
             })?;
@@ -135,33 +197,87 @@ pub fn load_face(
 
 /// A simulated device: file sources from `session_dir`, the committed MIMML bundle, LEDs to
 /// the log.
-pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Device> {
+pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Server> {
     simulated_with_model(data_dir, session_dir, &bundled_model_dir())
 }
 
 /// [`simulated`] with the model bundle in `bundle_dir`.
-pub fn simulated_with_model(data_dir: &Path, session_dir: &Path, bundle_dir: &Path) -> anyhow::Result<Device> {
+pub fn simulated_with_model(data_dir: &Path, session_dir: &Path, bundle_dir: &Path) -> anyhow::Result<Server> {
     let board = Board::by_name("sim")?;
     let capture = capture::SimulatedCapture::new(session_dir)?;
     let model = load_model(Some(bundle_dir))?;
     let text_encoder = load_text_encoder(model.as_ref(), None)?;
-    Ok(Device::open(
+    let pipeline = SessionPipeline::new(model, true)
+        .with_text_encoder(text_encoder)?
+        .with_vad(load_vad(None)?)
+        .with_face(load_face(None, None)?);
+    if !pipeline.has_face() {
+        tracing::warn!("no face landmarker: video will be reported absent");
+    }
+    Ok(open(
         DeviceConfig { data_dir: data_dir.to_owned(), board, simulated: true },
-        model,
         Box::new(capture),
         Box::new(LogKiosk::default()),
-    )?
-    .with_text_encoder(text_encoder)?
-    .with_vad(load_vad(None)?)
-    .with_face(load_face(None, None)?))
+        Box::new(pipeline),
+    )?)
 }
 
 /// Serves on an already open port until `stop` is set or the link fails.
 pub fn serve_port<P: std::io::Read + std::io::Write>(
-    device: &mut Device,
+    server: &mut Server,
     port: P,
     stop: &AtomicBool,
-) -> Result<(), DeviceError> {
+) -> Result<(), link::LinkError> {
     let mut link = link::FramedLink::new(port);
-    device.serve(&mut link, stop)
+    server.serve(&mut link, stop)
+}
+
+/// A device served on a thread of its own, on one end of a port (a pty pair in the demo and the
+/// tests). Dropping it stops the device.
+#[derive(Debug)]
+pub struct DeviceThread {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<Server, link::LinkError>>>,
+}
+
+impl DeviceThread {
+    /// A [`simulated`] device with data in `data_dir`, inputs from `session_dir`, serving `port`.
+    pub fn simulated<P: std::io::Read + std::io::Write + Send + 'static>(
+        data_dir: &Path,
+        session_dir: &Path,
+        port: P,
+    ) -> anyhow::Result<DeviceThread> {
+        Ok(Self::serve(simulated(data_dir, session_dir)?, port)?)
+    }
+
+    /// Serves `port` with a device of the caller's making.
+    pub fn serve<P: std::io::Read + std::io::Write + Send + 'static>(
+        mut server: Server,
+        port: P,
+    ) -> std::io::Result<DeviceThread> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("device".into())
+            .spawn(move || serve_port(&mut server, port, &flag).map(|()| server))?;
+        Ok(DeviceThread { stop, thread: Some(thread) })
+    }
+
+    /// Stops the device and hands it back for inspection; a link error it stopped on is
+    /// returned instead.
+    pub fn stop(mut self) -> anyhow::Result<Server> {
+        self.stop.store(true, Ordering::Relaxed);
+        let t = self.thread.take().ok_or_else(|| anyhow::anyhow!("already stopped"))?;
+        let server = t.join().map_err(|_| anyhow::anyhow!("the device thread panicked"))??;
+        Ok(server)
+    }
+}
+
+impl Drop for DeviceThread {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }

@@ -140,7 +140,7 @@ mod tests {
             modalities: Modalities::ALL,
             model_version: truncated("m"),
             feature_schema: SchemaHash([1; 8]),
-            flags: 0,
+            flags: protocol::ResultFlags::empty(),
         }
     }
 

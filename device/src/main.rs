@@ -10,7 +10,7 @@ use boards::{Board, Kiosk, LogKiosk};
 use clap::{Parser, Subcommand};
 use device::capture::live::{Camera, FileCamera, LiveCapture, Microphone};
 use device::capture::{Capture, SimulatedCapture};
-use device::{Device, DeviceConfig};
+use device::{DeviceConfig, SessionPipeline};
 
 /// The MIMML screening device: captures a session, computes features and the screening result
 /// on the device, keeps results in a durable log and serves the host over a serial link.
@@ -204,10 +204,10 @@ fn main() -> anyhow::Result<()> {
             let text_encoder = device::load_text_encoder(model.as_ref(), text_encoder.as_deref())?;
             let vad = device::load_vad(vad.as_deref())?;
             let face = device::load_face(cascade.as_deref(), landmarks.as_deref())?;
-            // Files under --simulate leave their frames for the device's face front-end; live
+            // Files under --simulate leave their frames for the pipeline's face front-end; live
             // capture takes the face front-end along to its video thread.
-            let (capture, device_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
-                Some(dir) => (Box::new(SimulatedCapture::new(&dir)?), Some(face), true),
+            let (capture, pipeline_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
+                Some(dir) => (Box::new(SimulatedCapture::new(&dir)?), face, true),
                 None => {
                     let (camera, from_file) = match camera {
                         Some(path) => {
@@ -220,12 +220,17 @@ fn main() -> anyhow::Result<()> {
                     (Box::new(LiveCapture::new(mic, camera, face)), None, from_file)
                 }
             };
-            let mut device = Device::open(DeviceConfig { data_dir, board, simulated }, model, capture, kiosk)?
+            tracing::info!(
+                vad = vad.as_ref().map_or("energy", |v| v.name()),
+                text_embedding = %model.text_embedding(),
+                "front-ends"
+            );
+            let pipeline = SessionPipeline::new(model, simulated)
                 .with_text_encoder(text_encoder)?
-                .with_vad(vad);
-            if let Some(face) = device_face {
-                device = device.with_face(face);
-            }
+                .with_vad(vad)
+                .with_face(pipeline_face);
+            let mut device =
+                device::open(DeviceConfig { data_dir, board, simulated }, capture, kiosk, Box::new(pipeline))?;
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {

@@ -1,44 +1,144 @@
-//! The device's protocol state machine, driven directly.
+//! The protocol server and session state machine, driven directly, with a fake capture and a
+//! fake pipeline: no media, no model, milliseconds per test. The real pipeline is tested
+//! without the wire in `pipeline.rs`.
+
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use boards::{FakeKiosk, Led};
-use device::capture::SimulatedCapture;
-use device::{Device, DeviceConfig};
+use device::capture::{Capture, CaptureError, Captured};
+use device::pipeline::{Job, Pipeline, PipelineError};
+use device::{DeviceConfig, Server};
 use protocol::*;
 
-fn sample() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
+/// Capture that records nothing: it fails to start when told to, else hands over 1.5 s of
+/// nothing.
+struct FakeCapture {
+    fail_start: bool,
 }
 
-/// A simulated device with the placeholder model, its data in `data`, its inputs from `sim`.
-fn sim_device(data: &std::path::Path, sim: &std::path::Path, kiosk: FakeKiosk) -> Device {
-    Device::open(
-        DeviceConfig { data_dir: data.to_owned(), board: boards::Board::by_name("sim").expect("sim"), simulated: true },
-        Box::new(models::PlaceholderModel::default()),
-        Box::new(SimulatedCapture::new(sim).expect("simulation folder exists")),
-        Box::new(kiosk),
-    )
-    .expect("device opens")
+impl Capture for FakeCapture {
+    fn available(&self) -> Modalities {
+        Modalities::ALL
+    }
+    fn start(&mut self, _: Modalities) -> Result<(), CaptureError> {
+        if self.fail_start {
+            return Err(CaptureError::Microphone { device: "fake".into(), source: "unplugged".into() });
+        }
+        Ok(())
+    }
+    fn stop(&mut self) -> Result<Captured, CaptureError> {
+        Ok(Captured { audio: None, video: None, duration_ms: 1_500 })
+    }
 }
 
-fn device(data: &std::path::Path, kiosk: FakeKiosk) -> Device {
-    sim_device(data, &sample(), kiosk)
+/// A pipeline that scores the number of participant words, remembers the text it was given,
+/// waits for a go-ahead when gated, and panics on the word "PANIC".
+struct FakePipeline {
+    texts: Arc<Mutex<Vec<String>>>,
+    gate: Option<Receiver<()>>,
+}
+
+impl Pipeline for FakePipeline {
+    fn model_version(&self) -> &str {
+        "fake-1"
+    }
+    fn feature_schema(&self) -> SchemaHash {
+        SchemaHash([7; 8])
+    }
+    fn process(&mut self, job: Job) -> Result<ResultRecord, PipelineError> {
+        if let Some(gate) = &self.gate {
+            let _ = gate.recv_timeout(Duration::from_secs(10));
+        }
+        let text = job.utterances.iter().map(|u| u.text.as_str()).collect::<Vec<_>>().join(" ");
+        assert!(!text.contains("PANIC"), "a defect in the pipeline");
+        let words = text.split_whitespace().count();
+        self.texts.lock().expect("lock").push(text);
+        Ok(ResultRecord {
+            seq: 0,
+            session: job.session,
+            label: job.label,
+            started_ms: job.started_ms,
+            finished_ms: job.started_ms + u64::from(job.captured.duration_ms),
+            compute_ms: 0,
+            p_depressed: words as f32 / 100.0,
+            phq8: 0.0,
+            gates: [0.0, 0.0, 1.0],
+            modalities: Modalities::TEXT,
+            model_version: truncated("fake-1"),
+            feature_schema: SchemaHash([7; 8]),
+            flags: ResultFlags::SIMULATED,
+        })
+    }
 }
 
 struct Driver {
-    dev: Device,
+    dev: Server,
     id: u32,
+    texts: Arc<Mutex<Vec<String>>>,
+    /// Releases one gated computation.
+    go: Option<Sender<()>>,
+}
+
+fn driver(data: &std::path::Path, kiosk: FakeKiosk, fail_start: bool, gated: bool) -> Driver {
+    let texts = Arc::new(Mutex::new(Vec::new()));
+    let (go, gate) = if gated {
+        let (tx, rx) = channel();
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let dev = device::open(
+        DeviceConfig { data_dir: data.to_owned(), board: boards::Board::by_name("sim").expect("sim"), simulated: true },
+        Box::new(FakeCapture { fail_start }),
+        Box::new(kiosk),
+        Box::new(FakePipeline { texts: Arc::clone(&texts), gate }),
+    )
+    .expect("device opens");
+    Driver { dev, id: 0, texts, go }
 }
 
 impl Driver {
     fn call(&mut self, req: Request) -> Response {
         self.id += 1;
-        let reply = self.dev.handle(HostFrame { id: self.id, req });
-        assert_eq!(reply.id, self.id);
+        self.call_as(self.id, req)
+    }
+
+    fn call_as(&mut self, id: RequestId, req: Request) -> Response {
+        let reply = self.dev.handle(HostFrame { id, req });
+        assert_eq!(reply.id, id);
         reply.resp
     }
 
     fn hello(&mut self) -> Response {
         self.call(Request::Hello(Hello { protocol_version: PROTOCOL_VERSION, host: truncated("test") }))
+    }
+
+    /// Polls the session's status until it is no longer capturing or processing.
+    fn outcome(&mut self, s: SessionId) -> SessionState {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.call(Request::SessionStatus(s)) {
+                Response::Session(SessionStatus { state: SessionState::Processing, .. }) => {}
+                Response::Session(st) => return st.state,
+                other => panic!("{other:?}"),
+            }
+            assert!(Instant::now() < deadline, "session {s} never finished");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Stops the session and waits for its result.
+    fn finish(&mut self, s: SessionId) -> u64 {
+        match self.call(Request::SessionStop(s)) {
+            Response::Session(SessionStatus { state: SessionState::Processing, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        match self.outcome(s) {
+            SessionState::Done { seq } => seq,
+            other => panic!("{other:?}"),
+        }
     }
 }
 
@@ -76,15 +176,18 @@ fn chunk(session: SessionId, utterance: u32, part: u16, last: bool, text: &str) 
 #[test]
 fn hello_first_and_version_is_negotiated() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = Driver { dev: device(dir.path(), FakeKiosk::default()), id: 0 };
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
     assert_eq!(code(&d.call(Request::Ping(1))), Some(ErrorCode::HelloFirst));
     let wrong = d.call(Request::Hello(Hello { protocol_version: PROTOCOL_VERSION + 1, host: truncated("future") }));
     assert_eq!(code(&wrong), Some(ErrorCode::UnsupportedVersion { supported: PROTOCOL_VERSION }));
     match d.hello() {
         Response::DeviceInfo(i) => {
-            assert_eq!(i.active_model_version.as_str(), "placeholder-0.1");
-            assert_eq!(i.feature_schema, features::schema::schema_hash());
-            assert!(i.capabilities.has(Capabilities::AUDIO | Capabilities::VIDEO | Capabilities::TEXT));
+            assert_eq!(i.active_model_version.as_str(), "fake-1");
+            assert_eq!(i.feature_schema, SchemaHash([7; 8]));
+            assert_eq!(
+                i.capabilities,
+                Capabilities::AUDIO | Capabilities::VIDEO | Capabilities::TEXT | Capabilities::SIMULATED
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -96,7 +199,7 @@ fn hello_first_and_version_is_negotiated() {
 fn session_rules_and_multi_part_utterances() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kiosk = FakeKiosk::default();
-    let mut d = Driver { dev: device(dir.path(), kiosk.clone()), id: 0 };
+    let mut d = driver(dir.path(), kiosk.clone(), false, false);
     d.hello();
     assert_eq!(kiosk.lit(), vec![Led::Ready]);
     let s = start(&mut d);
@@ -117,33 +220,78 @@ fn session_rules_and_multi_part_utterances() {
     assert_eq!(accepted(d.call(chunk(s, 0, 0, false, "I feel tired and "))), 0);
     assert_eq!(accepted(d.call(chunk(s, 0, 0, false, "I feel tired and "))), 0);
     assert_eq!(accepted(d.call(chunk(s, 0, 1, true, "sad all the time"))), 1);
-    let seq = match d.call(Request::SessionStop(s)) {
-        Response::Session(SessionStatus { state: SessionState::Done { seq }, .. }) => seq,
-        other => panic!("{other:?}"),
-    };
+    // An utterance whose last part never came is left out.
+    assert_eq!(accepted(d.call(chunk(s, 1, 0, false, "and then"))), 1);
+    let seq = d.finish(s);
     assert_eq!(kiosk.lit(), vec![Led::Ready]);
+    // The split utterance reached the pipeline whole, once, and nothing else did.
+    assert_eq!(*d.texts.lock().expect("lock"), vec!["I feel tired and sad all the time".to_owned()]);
     // A second stop of the same session answers with the same result and logs nothing new.
     match d.call(Request::SessionStop(s)) {
         Response::Session(SessionStatus { state: SessionState::Done { seq: again }, .. }) => assert_eq!(again, seq),
         other => panic!("{other:?}"),
     }
     assert_eq!(d.dev.log().len(), 1);
-    assert_eq!(code(&d.call(chunk(s, 1, 0, true, "late"))), Some(ErrorCode::SessionNotCapturing));
-    let rec = d.dev.log().get(seq).expect("logged").clone();
-    // The split utterance arrived whole: 7 participant words, 1 of them first-person.
-    assert!(rec.modalities.has(Modalities::TEXT));
-    assert!(rec.flags & ResultRecord::FLAG_SHORT_TRANSCRIPT != 0);
+    assert_eq!(code(&d.call(chunk(s, 2, 0, true, "late"))), Some(ErrorCode::SessionNotCapturing));
+    let rec = d.dev.log().get(seq).expect("logged");
+    assert_eq!((rec.session, rec.p_depressed, rec.model_version.as_str()), (s, 0.07, "fake-1"));
+}
+
+#[test]
+fn the_server_answers_while_a_stop_computes_and_a_retried_stop_computes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, true);
+    d.hello();
+    let s = start(&mut d);
+    d.call(chunk(s, 0, 0, true, "one two three"));
+    let stop_id = 1_000;
+    let processing =
+        |r: &Response| matches!(r, Response::Session(SessionStatus { state: SessionState::Processing, .. }));
+    assert!(processing(&d.call_as(stop_id, Request::SessionStop(s))));
+    // The pipeline is held: the device still answers, and says what it is doing.
+    assert_eq!(d.call(Request::Ping(3)), Response::Pong(3));
+    assert!(processing(&d.call(Request::SessionStatus(s))));
+    // The stop's reply was lost and the host sends it again (same id): the cached answer.
+    assert!(processing(&d.call_as(stop_id, Request::SessionStop(s))));
+    // A fresh stop request (new id) reports where the session stands; it stops nothing twice.
+    assert!(processing(&d.call(Request::SessionStop(s))));
+    // A new session may start while the last one computes.
+    let next = start(&mut d);
+    assert_eq!(next, s + 1);
+    d.go.as_ref().expect("gated").send(()).expect("release");
+    assert_eq!(d.outcome(s), SessionState::Done { seq: 1 });
+    assert_eq!(d.dev.log().len(), 1);
+    assert_eq!(d.texts.lock().expect("lock").len(), 1, "computed once");
+    d.go.as_ref().expect("gated").send(()).expect("release");
+    assert_eq!(d.finish(next), 2);
+}
+
+#[test]
+fn a_pipeline_defect_fails_that_session_only() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kiosk = FakeKiosk::default();
+    let mut d = driver(dir.path(), kiosk.clone(), false, false);
+    d.hello();
+    let s = start(&mut d);
+    d.call(chunk(s, 0, 0, true, "PANIC"));
+    d.call(Request::SessionStop(s));
+    assert_eq!(d.outcome(s), SessionState::Failed(ErrorCode::Internal));
+    assert_eq!(kiosk.lit(), vec![Led::Error]);
+    assert!(d.dev.log().is_empty());
+    let s = start(&mut d);
+    d.call(chunk(s, 0, 0, true, "fine"));
+    assert_eq!(d.finish(s), 1, "the worker survived");
 }
 
 #[test]
 fn sync_cursor_and_ack_persist_across_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = Driver { dev: device(dir.path(), FakeKiosk::default()), id: 0 };
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
     d.hello();
     for _ in 0..3 {
         let s = start(&mut d);
         d.call(chunk(s, 0, 0, true, "hello there"));
-        d.call(Request::SessionStop(s));
+        d.finish(s);
     }
     let batch = |d: &mut Driver, after, max| match d.call(Request::Sync(SyncCursor { after, max })) {
         Response::Records(b) => b,
@@ -156,7 +304,8 @@ fn sync_cursor_and_ack_persist_across_restart() {
     assert_eq!(d.call(Request::SyncAck(Ack { upto: 99 })), Response::Acked(Ack { upto: 3 }));
     let id = d.dev.device_id().to_owned();
     drop(d);
-    let mut d = Driver { dev: device(dir.path(), FakeKiosk::default()), id: 100 };
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    d.id = 100;
     d.hello();
     assert_eq!(d.dev.device_id(), id, "identity survives a restart");
     assert_eq!(d.call(Request::SyncAck(Ack { upto: 1 })), Response::Acked(Ack { upto: 3 }), "acks never go back");
@@ -165,93 +314,18 @@ fn sync_cursor_and_ack_persist_across_restart() {
 }
 
 #[test]
-fn a_bad_simulation_input_fails_the_start_not_the_device() {
+fn a_capture_that_does_not_start_fails_the_start_not_the_device() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let sim = dir.path().join("sim");
-    std::fs::create_dir_all(&sim).expect("mkdir");
-    std::fs::write(sim.join("audio.wav"), b"RIFF....WAVEjunk").expect("write");
-    let mut d = Driver { dev: sim_device(&dir.path().join("data"), &sim, FakeKiosk::default()), id: 0 };
+    let mut d = driver(dir.path(), FakeKiosk::default(), true, false);
     d.hello();
-    let r = d.call(Request::SessionStart(SessionStart {
+    match d.call(Request::SessionStart(SessionStart {
         modalities: Modalities::ALL,
         label: truncated("t"),
         host_time_ms: 0,
-    }));
-    match r {
-        Response::Error(e) => {
-            assert_eq!(e.code, ErrorCode::BadInput);
-            assert!(e.detail.contains("audio.wav"), "{}", e.detail);
-        }
-        other => panic!("{other:?}"),
-    }
-    // Text-only sessions still work on this device.
-    let s = match d.call(Request::SessionStart(SessionStart {
-        modalities: Modalities(Modalities::TEXT),
-        label: truncated("t"),
-        host_time_ms: 0,
     })) {
-        Response::Session(s) => s.session,
-        other => panic!("{other:?}"),
-    };
-    d.call(chunk(s, 0, 0, true, "I am fine thanks, I slept well and I enjoy my work a lot these days"));
-    match d.call(Request::SessionStop(s)) {
-        Response::Session(SessionStatus { state: SessionState::Done { seq }, .. }) => {
-            let rec = d.dev.log().get(seq).expect("logged");
-            assert_eq!(rec.modalities, Modalities(Modalities::TEXT));
-            assert_eq!(rec.gates, [0.0, 0.0, 1.0]);
-        }
+        Response::Error(e) => assert_eq!(e.code, ErrorCode::BadInput, "{}", e.detail),
         other => panic!("{other:?}"),
     }
-}
-
-/// One session on a simulated device with the face front-end, over the frames in `frames`.
-fn session_flags(frames: &std::path::Path) -> (u16, Modalities) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sim = dir.path().join("sim");
-    std::fs::create_dir_all(&sim).expect("mkdir");
-    let out = sim.join("frames");
-    std::fs::create_dir(&out).expect("mkdir");
-    for e in std::fs::read_dir(frames).expect("frames") {
-        let p = e.expect("entry").path();
-        std::fs::copy(&p, out.join(p.file_name().expect("name"))).expect("copy");
-    }
-    if frames.with_file_name("video.toml").exists() {
-        std::fs::copy(frames.with_file_name("video.toml"), sim.join("video.toml")).expect("copy");
-    }
-    let face = device::load_face(None, None).expect("loads").expect("run scripts/install_landmark_model.sh (CI does)");
-    let dev = sim_device(&dir.path().join("data"), &sim, FakeKiosk::default()).with_face(Some(face));
-    let mut d = Driver { dev, id: 0 };
-    d.hello();
-    let s = start(&mut d);
-    d.call(chunk(s, 0, 0, true, "I have been feeling fine lately"));
-    let seq = match d.call(Request::SessionStop(s)) {
-        Response::Session(SessionStatus { state: SessionState::Done { seq }, .. }) => seq,
-        other => panic!("{other:?}"),
-    };
-    let rec = d.dev.log().get(seq).expect("logged");
-    (rec.flags, rec.modalities)
-}
-
-#[test]
-fn several_faces_and_damaged_frames_are_flagged_and_the_rest_measured() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let frames = dir.path().join("frames");
-    std::fs::create_dir(&frames).expect("mkdir");
-    std::fs::write(frames.join("video.toml"), "fps = 5\n").expect("write");
-    // Twelve faces of scikit-image's `lfw_subset` in every frame, and one frame that is not a JPEG.
-    let grid = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/tests/fixtures/faces/lfw_grid.png");
-    for i in 0..25 {
-        std::fs::copy(&grid, frames.join(format!("{i:03}.png"))).expect("copy");
-    }
-    std::fs::write(frames.join("012.jpg"), b"\xFF\xD8\xFF\xE0 not a JPEG after all").expect("write");
-    let (flags, modalities) = session_flags(&frames);
-    assert!(modalities.has(Modalities::VIDEO), "the good frames are measured: {modalities:?}");
-    assert_eq!(flags & ResultRecord::FLAG_NO_FACE, 0, "{flags:#x}");
-    assert_ne!(flags & ResultRecord::FLAG_SEVERAL_FACES, 0, "{flags:#x}");
-    assert_ne!(flags & ResultRecord::FLAG_DAMAGED_VIDEO, 0, "{flags:#x}");
-
-    // The sample interview: one face, every frame good.
-    let (flags, modalities) = session_flags(&sample().join("frames"));
-    assert!(modalities.has(Modalities::VIDEO));
-    assert_eq!(flags & (ResultRecord::FLAG_SEVERAL_FACES | ResultRecord::FLAG_DAMAGED_VIDEO), 0, "{flags:#x}");
+    assert_eq!(d.call(Request::Ping(9)), Response::Pong(9));
+    assert_eq!(code(&d.call(Request::SessionStatus(1))), Some(ErrorCode::UnknownSession), "no session was made");
 }

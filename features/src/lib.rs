@@ -37,7 +37,7 @@ pub use protocol::SchemaHash;
 
 use audio::AudioClip;
 use landmarks::LandmarkTrack;
-use protocol::ResultRecord;
+use protocol::ResultFlags;
 use segment::Segment;
 use text::{Speaker, Utterance};
 
@@ -114,8 +114,8 @@ pub struct SessionFeatures {
     pub audio: Option<Sequence>,
     pub video: Option<Sequence>,
     pub text: Option<Sequence>,
-    /// Quality flags, `protocol::ResultRecord::FLAG_*`.
-    pub flags: u16,
+    /// Quality flags.
+    pub flags: ResultFlags,
 }
 
 /// Everything a session may provide. Any input may be missing.
@@ -169,23 +169,23 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
         _ => segment::fixed_windows(duration_ms),
     };
 
-    let mut flags = 0u16;
+    let mut flags = ResultFlags::empty();
     let audio = inp.audio.and_then(|clip| match audio::analyse(clip) {
         Ok(a) => {
             if a.low_quality {
-                flags |= ResultRecord::FLAG_LOW_QUALITY_AUDIO;
+                flags |= ResultFlags::LOW_QUALITY_AUDIO;
             }
             Some(audio::functionals(&a, &segments))
         }
         Err(e) => {
             tracing::warn!("audio not analysed: {e}");
-            flags |= ResultRecord::FLAG_LOW_QUALITY_AUDIO;
+            flags |= ResultFlags::LOW_QUALITY_AUDIO;
             None
         }
     });
     let video = inp.landmarks.and_then(|track| landmarks::segment_features(track, &segments));
     if video.is_none() {
-        flags |= ResultRecord::FLAG_NO_FACE;
+        flags |= ResultFlags::NO_FACE;
     }
     let text = inp.transcript.and_then(|t| {
         let use_turn = |u: &&Utterance| u.speaker == Speaker::Participant || inp.include_interviewer_text;
@@ -197,7 +197,7 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     });
     let words = text.as_ref().map_or(0.0, |t| (0..t.len()).map(|i| t.row(i)[0]).sum::<f32>());
     if (words as usize) < SHORT_TRANSCRIPT_WORDS {
-        flags |= ResultRecord::FLAG_SHORT_TRANSCRIPT;
+        flags |= ResultFlags::SHORT_TRANSCRIPT;
     }
     SessionFeatures { audio, video, text, flags }
 }
@@ -242,6 +242,6 @@ mod tests {
     fn a_session_with_nothing_is_flagged_not_a_panic() {
         let f = extract_session(&SessionInputs::default());
         assert!(f.audio.is_none() && f.video.is_none() && f.text.is_none());
-        assert!(f.flags & ResultRecord::FLAG_NO_FACE != 0 && f.flags & ResultRecord::FLAG_SHORT_TRANSCRIPT != 0);
+        assert!(f.flags.contains(ResultFlags::NO_FACE | ResultFlags::SHORT_TRANSCRIPT));
     }
 }

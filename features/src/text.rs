@@ -15,7 +15,7 @@
 //! **Sentence encoder, chosen by config** ([`TextEmbedding`]): the hashed embedding above, or
 //! all-MiniLM-L6-v2 ([`TextEmbedding::MiniLm`], 384 dims, mean-pooled and L2-normalised as
 //! sentence-transformers does), which then replaces the hashed block. This crate only defines
-//! the [`SentenceEncoder`] interface; `models::minilm` runs the model with tract. The choice is
+//! the [`SentenceEncoder`] interface; `runtime::minilm` runs the model with tract. The choice is
 //! part of the feature schema, so a model trained with one embedding refuses the other.
 //! Callers pass the participant's utterances only unless told otherwise: the interviewer's
 //! follow-up prompts leak the label (see `shared/reference/mimml.md`).

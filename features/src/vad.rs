@@ -4,7 +4,7 @@
 //! A [`VoiceActivity`] turns 16 kHz audio into speech probabilities per frame; [`utterances`]
 //! turns those into utterance segments with hysteresis, minimum durations, gap merging and a
 //! length cap. Two detectors: [`EnergyVad`] here (no model; the session's adaptive energy floor
-//! of the audio front-end), and silero-vad through tract in `models::vad` (the device uses it
+//! of the audio front-end), and silero-vad through tract in `runtime::vad` (the device uses it
 //! when its model is installed and falls back to [`EnergyVad`] otherwise).
 
 use crate::audio::{self, AudioClip};

@@ -11,50 +11,77 @@ use features::text::Utterance;
 use link::{FramedLink, LinkError, LinkStats};
 use protocol::*;
 
+/// Why a call to the device did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// The link failed (port closed, I/O error).
     #[error(transparent)]
     Link(#[from] LinkError),
+    /// No answer after every retry.
     #[error("device did not answer {what} after {attempts} attempts")]
-    Timeout { what: &'static str, attempts: u32 },
+    Timeout {
+        /// The endpoint.
+        what: &'static str,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The device refused or failed the request.
     #[error("device refused {what}: {code:?}: {detail}")]
-    Device { what: &'static str, code: ErrorCode, detail: String },
+    Device {
+        /// The endpoint.
+        what: &'static str,
+        /// The device's code.
+        code: ErrorCode,
+        /// The device's explanation.
+        detail: String,
+    },
+    /// The device answered with a response of another endpoint.
     #[error("device answered {what} with an unexpected {got}")]
-    Unexpected { what: &'static str, got: String },
+    Unexpected {
+        /// The endpoint.
+        what: &'static str,
+        /// The response's variant.
+        got: &'static str,
+    },
+    /// A session did not finish within the time the host allows.
+    #[error("session {session} was still {state:?} after {waited:?}")]
+    Unfinished {
+        /// The session.
+        session: SessionId,
+        /// Where it stood.
+        state: SessionState,
+        /// How long the host waited.
+        waited: Duration,
+    },
 }
 
 /// How long to wait for one reply, and how often to try.
 #[derive(Debug, Clone, Copy)]
 pub struct Patience {
+    /// Wait for one reply.
     pub per_attempt: Duration,
+    /// Sends of the same request before giving up.
     pub attempts: u32,
 }
 
 impl Patience {
+    /// Every request: the device answers at once (a stop computes on a worker).
     pub const QUICK: Patience = Patience { per_attempt: Duration::from_millis(1500), attempts: 5 };
-    /// For `SessionStop`: the device computes features and the prediction before answering.
-    pub const COMPUTE: Patience = Patience { per_attempt: Duration::from_secs(5), attempts: 60 };
 }
 
+/// How long [`DeviceClient::wait_for_result`] waits for a stopped session's result: features
+/// and inference over a long interview on a Raspberry Pi take seconds, not minutes.
+pub const RESULT_WAIT: Duration = Duration::from_secs(300);
+
+/// How often a stopped session's status is asked for.
+const STATUS_EVERY: Duration = Duration::from_millis(25);
+
+/// A device on the other end of a byte stream.
 #[derive(Debug)]
 pub struct DeviceClient<P> {
     link: FramedLink<P>,
     next_id: RequestId,
     patience: Patience,
-}
-
-fn name(r: &Response) -> String {
-    let s = format!("{r:?}");
-    s.split(['(', ' ', '{']).next().unwrap_or_default().to_owned()
-}
-
-macro_rules! expect {
-    ($resp:expr, $what:expr, $pat:pat => $val:expr) => {
-        match $resp {
-            $pat => Ok($val),
-            other => Err(ClientError::Unexpected { what: $what, got: name(&other) }),
-        }
-    };
 }
 
 impl<P: Read + Write> DeviceClient<P> {
@@ -65,63 +92,62 @@ impl<P: Read + Write> DeviceClient<P> {
         DeviceClient { link: FramedLink::new(port), next_id: seed | 1, patience: Patience::QUICK }
     }
 
+    /// Waits and retries as `patience` says.
     pub fn with_patience(mut self, patience: Patience) -> Self {
         self.patience = patience;
         self
     }
 
+    /// Frames and bytes sent and received, bad frames seen.
     pub fn stats(&self) -> LinkStats {
         self.link.stats()
     }
 
-    /// Sends `req` and returns the device's response to it; device errors become
-    /// [`ClientError::Device`].
-    pub fn call(&mut self, what: &'static str, req: Request, patience: Patience) -> Result<Response, ClientError> {
+    /// Calls endpoint `E`: sends the request with a fresh id (the same id on every retry) and
+    /// returns the answer; device errors become [`ClientError::Device`].
+    pub fn call<E: Endpoint>(&mut self, req: E::Request) -> Result<E::Response, ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
-        let frame = HostFrame { id, req };
-        for attempt in 1..=patience.attempts {
+        let frame = HostFrame { id, req: E::request(req) };
+        for attempt in 1..=self.patience.attempts {
             if attempt > 1 {
-                tracing::debug!(what, id, attempt, "no reply yet, sending again");
+                tracing::debug!(what = E::NAME, id, attempt, "no reply yet, sending again");
             }
             self.link.send(&frame)?;
-            let deadline = Instant::now() + patience.per_attempt;
+            let deadline = Instant::now() + self.patience.per_attempt;
             while let Some(reply) = self.link.recv::<DeviceFrame>(deadline)? {
                 if reply.id != id {
                     tracing::debug!(got = reply.id, want = id, "discarding a stale reply");
                     continue;
                 }
-                return match reply.resp {
+                return E::response(reply.resp).map_err(|other| match other {
                     Response::Error(e) => {
-                        Err(ClientError::Device { what, code: e.code, detail: e.detail.as_str().to_owned() })
+                        ClientError::Device { what: E::NAME, code: e.code, detail: e.detail.as_str().to_owned() }
                     }
-                    resp => Ok(resp),
-                };
+                    other => ClientError::Unexpected { what: E::NAME, got: other.name() },
+                });
             }
         }
-        Err(ClientError::Timeout { what, attempts: patience.attempts })
+        Err(ClientError::Timeout { what: E::NAME, attempts: self.patience.attempts })
     }
 
-    fn quick(&mut self, what: &'static str, req: Request) -> Result<Response, ClientError> {
-        self.call(what, req, self.patience)
-    }
-
+    /// Opens the connection; returns what the device is.
     pub fn hello(&mut self) -> Result<DeviceInfo, ClientError> {
-        let req = Request::Hello(Hello {
+        self.call::<endpoints::Hello>(Hello {
             protocol_version: PROTOCOL_VERSION,
             host: truncated(concat!("mimml ", env!("CARGO_PKG_VERSION"))),
-        });
-        expect!(self.quick("hello", req)?, "hello", Response::DeviceInfo(i) => i)
+        })
     }
 
+    /// Liveness check.
     pub fn ping(&mut self, nonce: u32) -> Result<u32, ClientError> {
-        expect!(self.quick("ping", Request::Ping(nonce))?, "ping", Response::Pong(n) => n)
+        self.call::<endpoints::Ping>(nonce)
     }
 
+    /// Starts a session capturing `modalities`, labelled `label`.
     pub fn start_session(&mut self, modalities: Modalities, label: &str) -> Result<SessionStatus, ClientError> {
         let host_time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        let req = Request::SessionStart(SessionStart { modalities, label: truncated(label), host_time_ms });
-        expect!(self.quick("session start", req)?, "session start", Response::Session(s) => s)
+        self.call::<endpoints::SessionStart>(SessionStart { modalities, label: truncated(label), host_time_ms })
     }
 
     /// Pushes one utterance, split into parts of at most [`MAX_TEXT`] bytes at character
@@ -130,7 +156,7 @@ impl<P: Read + Write> DeviceClient<P> {
         let parts = split_text(&u.text);
         let mut accepted = 0;
         for (part, text) in parts.iter().enumerate() {
-            let req = Request::TranscriptChunk(TranscriptChunk {
+            let chunk = TranscriptChunk {
                 session,
                 utterance: index,
                 part: part as u16,
@@ -139,28 +165,46 @@ impl<P: Read + Write> DeviceClient<P> {
                 end_ms: u.end_ms,
                 speaker: u.speaker.into(),
                 text: truncated(text),
-            });
-            accepted =
-                expect!(self.quick("transcript", req)?, "transcript", Response::TranscriptAccepted(a) => a.utterances)?;
+            };
+            accepted = self.call::<endpoints::Transcript>(chunk)?.utterances;
         }
         Ok(accepted)
     }
 
-    /// Ends the session; returns once the device has logged the result (or failed).
+    /// Ends capture; the device answers at once and computes on (`Processing`).
     pub fn stop_session(&mut self, session: SessionId) -> Result<SessionStatus, ClientError> {
-        expect!(self.call("session stop", Request::SessionStop(session), Patience::COMPUTE)?, "session stop", Response::Session(s) => s)
+        self.call::<endpoints::SessionStop>(session)
     }
 
+    /// Where a session stands.
     pub fn session_status(&mut self, session: SessionId) -> Result<SessionStatus, ClientError> {
-        expect!(self.quick("session status", Request::SessionStatus(session))?, "session status", Response::Session(s) => s)
+        self.call::<endpoints::SessionStatus>(session)
     }
 
+    /// Asks for a stopped session's status until it is no longer processing, for at most
+    /// `limit`; returns that status (`Done` or `Failed`).
+    pub fn wait_for_result(&mut self, session: SessionId, limit: Duration) -> Result<SessionStatus, ClientError> {
+        let started = Instant::now();
+        loop {
+            let status = self.session_status(session)?;
+            if !matches!(status.state, SessionState::Processing | SessionState::Capturing) {
+                return Ok(status);
+            }
+            if started.elapsed() >= limit {
+                return Err(ClientError::Unfinished { session, state: status.state, waited: started.elapsed() });
+            }
+            std::thread::sleep(STATUS_EVERY);
+        }
+    }
+
+    /// Up to `max` result records after sequence number `after`.
     pub fn records_after(&mut self, after: u64, max: u8) -> Result<RecordBatch, ClientError> {
-        expect!(self.quick("sync", Request::Sync(SyncCursor { after, max }))?, "sync", Response::Records(b) => b)
+        self.call::<endpoints::Sync>(SyncCursor { after, max })
     }
 
+    /// Tells the device every record up to `upto` is stored; returns the device's ack.
     pub fn ack(&mut self, upto: u64) -> Result<u64, ClientError> {
-        expect!(self.quick("sync ack", Request::SyncAck(Ack { upto }))?, "sync ack", Response::Acked(a) => a.upto)
+        Ok(self.call::<endpoints::SyncAck>(Ack { upto })?.upto)
     }
 }
 

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Modalities, ResultRecord};
+use protocol::{Modalities, ResultFlags, ResultRecord};
 use rusqlite::{Connection, OptionalExtension, params};
 
 #[derive(Debug, thiserror::Error)]
@@ -115,10 +115,10 @@ impl ResultsDb {
                         f64::from(r.gates[0]),
                         f64::from(r.gates[1]),
                         f64::from(r.gates[2]),
-                        r.modalities.0,
+                        r.modalities.bits(),
                         r.model_version.as_str(),
                         r.feature_schema.to_string(),
-                        r.flags,
+                        r.flags.bits(),
                         now,
                     ])
                     .map_err(sql)?;
@@ -165,10 +165,10 @@ impl ResultsDb {
                         p_depressed: r.get::<_, f64>(7)? as f32,
                         phq8: r.get::<_, f64>(8)? as f32,
                         gates: [r.get::<_, f64>(9)? as f32, r.get::<_, f64>(10)? as f32, r.get::<_, f64>(11)? as f32],
-                        modalities: Modalities(r.get(12)?),
+                        modalities: Modalities::from_bits_retain(r.get(12)?),
                         model_version: protocol::truncated(&r.get::<_, String>(13)?),
                         feature_schema: protocol::SchemaHash(hash),
-                        flags: r.get(15)?,
+                        flags: ResultFlags::from_bits_retain(r.get(15)?),
                     },
                     synced_at_ms: r.get::<_, i64>(16)? as u64,
                 })
@@ -197,7 +197,7 @@ mod tests {
             modalities: Modalities::ALL,
             model_version: truncated("m1"),
             feature_schema: SchemaHash([0xAB, 1, 2, 3, 4, 5, 6, 0xFF]),
-            flags: 3,
+            flags: ResultFlags::LOW_QUALITY_AUDIO | ResultFlags::NO_FACE,
         }
     }
 

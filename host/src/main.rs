@@ -1,8 +1,6 @@
 //! `mimml`: the host side of the MIMML screening system.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -12,7 +10,7 @@ use host::db::ResultsDb;
 use host::{report, session, sync};
 use indicatif::{ProgressBar, ProgressStyle};
 use link::SerialPort;
-use protocol::{Capabilities, DeviceInfo, Modalities};
+use protocol::{DeviceInfo, Modalities};
 
 /// Host tool for MIMML depression-screening devices.
 ///
@@ -37,18 +35,6 @@ struct PortArgs {
     port: String,
     #[arg(long, default_value_t = 115_200)]
     baud: u32,
-}
-
-/// Where a corpus and its feature cache are.
-#[derive(Args, Debug, Clone)]
-struct CorpusArgs {
-    /// Corpus folder (DAIC-WOZ layout: NNN_P/ or NNN_P.zip plus the split files).
-    #[arg(long)]
-    corpus: PathBuf,
-    /// Feature cache folder (default: beside the corpus, `<corpus>-features`); built when missing
-    /// or stale.
-    #[arg(long)]
-    cache: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,76 +67,6 @@ enum Cmd {
         #[arg(long)]
         device: Option<String>,
     },
-    /// Corpora: check a DAIC-WOZ copy, synthesise a DAIC-shaped corpus, build the feature cache.
-    Corpus {
-        #[command(subcommand)]
-        cmd: CorpusCmd,
-    },
-    /// Train MIMML on a corpus (real DAIC-WOZ or synthetic): builds or reuses the feature cache,
-    /// trains with early stopping on the dev split, writes weights.safetensors + config.json.
-    Train {
-        #[command(flatten)]
-        data: CorpusArgs,
-        /// Output folder for the checkpoint.
-        #[arg(long)]
-        out: PathBuf,
-        /// Hyper-parameters (JSON, fields of models::mimml::config::MimmlConfig; missing = default).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        seed: Option<u64>,
-    },
-    /// Evaluate a checkpoint on a split: accuracy, depressed-class F1, macro-F1, precision,
-    /// recall, sensitivity, specificity, ROC-AUC (bootstrap 95 % CIs), PHQ-8 RMSE/MAE, ECE,
-    /// confusion matrix; JSON plus ROC and reliability PNGs.
-    Eval {
-        #[arg(long)]
-        model: PathBuf,
-        #[command(flatten)]
-        data: CorpusArgs,
-        #[arg(long, default_value = "test")]
-        split: String,
-        /// Where to write metrics.json, roc.png and reliability.png (default: the model folder).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Ablations: full vs −MI vs −MTL vs concatenation vs each single modality, over seeds;
-    /// writes ablation.md and ablation.json.
-    Ablate {
-        #[command(flatten)]
-        data: CorpusArgs,
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 3)]
-        seeds: u64,
-    },
-    /// Export a checkpoint as a device bundle: ONNX, manifest with hashes, and a golden
-    /// input/output (the first test session of the corpus) for the device's self-test.
-    Export {
-        #[arg(long)]
-        model: PathBuf,
-        #[command(flatten)]
-        data: CorpusArgs,
-        /// Bundle folder to write.
-        #[arg(long)]
-        out: PathBuf,
-        /// Weight storage: f32, f16 (cast up at load) or int8 (symmetric per tensor, DequantizeLinear).
-        #[arg(long, default_value = "f32")]
-        quantize: String,
-    },
-    /// Re-export a checkpoint in place of a bundle's model, keeping the bundle's golden inputs and
-    /// decision threshold (no corpus needed; e.g. after an exporter change). The old bundle stays
-    /// until the new one verifies.
-    Reexport {
-        #[arg(long)]
-        model: PathBuf,
-        /// Bundle folder to update; it must verify.
-        #[arg(long)]
-        bundle: PathBuf,
-        /// Weight storage: f32, f16 or int8.
-        #[arg(long, default_value = "f32")]
-        quantize: String,
-    },
     /// A whole screening session on a simulated device with the bundled sample: starts the
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
     /// result into a database and prints a summary.
@@ -164,57 +80,6 @@ enum Cmd {
         /// Results database (default: in a temporary folder).
         #[arg(long)]
         db: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand, Debug)]
-enum CorpusCmd {
-    /// Read every session of a corpus (NNN_P/ folders or NNN_P.zip files plus the AVEC 2017
-    /// split files) and print sessions per split, depressed counts, missing files and problems.
-    Check {
-        /// Corpus folder.
-        dir: PathBuf,
-    },
-    /// Write a synthetic corpus in the DAIC-WOZ layout with depression planted in every
-    /// modality (see `models::corpus::synth`).
-    Synth {
-        #[arg(long)]
-        out: PathBuf,
-        #[arg(long, default_value_t = 189)]
-        participants: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Approximate interview length, seconds.
-        #[arg(long, default_value_t = 60.0)]
-        seconds: f32,
-        /// Signal strength in audio, video and text (0 = none).
-        #[arg(long, default_value_t = 1.0)]
-        audio_strength: f32,
-        #[arg(long, default_value_t = 1.0)]
-        video_strength: f32,
-        #[arg(long, default_value_t = 1.0)]
-        text_strength: f32,
-        /// Fraction of participants with one contradicting modality.
-        #[arg(long, default_value_t = 0.15)]
-        disagree: f32,
-        /// Write NNN_P.zip archives instead of folders.
-        #[arg(long)]
-        zip: bool,
-    },
-    /// Run the device's front-ends over a corpus once and store per-session feature sequences
-    /// (safetensors), keyed by the feature-schema hash; a stale cache is rebuilt.
-    Cache {
-        #[arg(long)]
-        corpus: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        /// Include the interviewer's words in the text features (leaks the label).
-        #[arg(long)]
-        interviewer_text: bool,
-        /// Sentence embedding of the text features: hashed (built in) or minilm
-        /// (all-MiniLM-L6-v2, installed by scripts/install_minilm.sh).
-        #[arg(long, default_value = "hashed", value_parser = parse_text_embedding)]
-        text_embedding: features::text::TextEmbedding,
     },
 }
 
@@ -261,14 +126,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Session { cmd: SessionCmd::Run { port, transcript, label, no_audio, no_video } } => {
             let utterances = features::text::read_transcript(&transcript)?;
             let (mut client, info) = connect(&port)?;
-            let mut m = Modalities::TEXT;
-            if !no_audio {
-                m |= Modalities::AUDIO;
-            }
-            if !no_video {
-                m |= Modalities::VIDEO;
-            }
-            let outcome = run_with_progress(&mut client, &utterances, &label, Modalities(m))?;
+            let mut m = Modalities::ALL;
+            m.set(Modalities::AUDIO, !no_audio);
+            m.set(Modalities::VIDEO, !no_video);
+            let outcome = run_with_progress(&mut client, &utterances, &label, m)?;
             println!("{}", report::describe(info.device_id.as_str(), &outcome.record));
             println!("  (not yet in a database: run `mimml sync --port {}`)", port.port);
             Ok(())
@@ -294,86 +155,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Corpus { cmd } => corpus(cmd),
-        Cmd::Train { data, out, config, seed } => train::train_cmd(&data.corpus, &out, config, data.cache, seed),
-        Cmd::Eval { model, data, split, out } => train::eval_cmd(&model, &data.corpus, data.cache, &split, out),
-        Cmd::Ablate { data, out, seeds } => train::ablate_cmd(&data.corpus, &out, data.cache, seeds),
-        Cmd::Export { model, data, out, quantize } => {
-            train::export_cmd(&model, &data.corpus, data.cache, &out, &quantize)
-        }
-        Cmd::Reexport { model, bundle, quantize } => train::reexport_cmd(&model, &bundle, &quantize),
         Cmd::Demo { session, device_data, db } => demo(&session, device_data, db),
-    }
-}
-
-mod train;
-
-fn count_bar(len: usize, what: &str) -> ProgressBar {
-    ProgressBar::new(len as u64).with_style(
-        ProgressStyle::with_template(&format!("  {{bar:30}} {{pos}}/{{len}} {what} ({{elapsed}}, eta {{eta}})"))
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    )
-}
-
-fn corpus(cmd: CorpusCmd) -> anyhow::Result<()> {
-    use models::corpus::{cache, daic::Corpus, synth};
-    match cmd {
-        CorpusCmd::Check { dir } => {
-            let c = Corpus::open(&dir)?;
-            let bar = count_bar(c.available().count(), "sessions read");
-            let report = c.check(|| bar.inc(1));
-            bar.finish_and_clear();
-            print!("{report}");
-            Ok(())
-        }
-        CorpusCmd::Synth {
-            out,
-            participants,
-            seed,
-            seconds,
-            audio_strength,
-            video_strength,
-            text_strength,
-            disagree,
-            zip,
-        } => {
-            let cfg = synth::SynthConfig {
-                participants,
-                seed,
-                seconds,
-                strength: [audio_strength, video_strength, text_strength],
-                disagree,
-                zip,
-            };
-            let bar = count_bar(participants, "sessions written");
-            let truth = synth::write_corpus(&cfg, &out, || bar.inc(1))?;
-            bar.finish_and_clear();
-            let depressed = truth.iter().filter(|t| t.depressed()).count();
-            println!("wrote {} synthetic sessions ({depressed} depressed) to {}", truth.len(), out.display());
-            Ok(())
-        }
-        CorpusCmd::Cache { corpus, out, interviewer_text, text_embedding } => {
-            let c = Corpus::open(&corpus)?;
-            let encoder = train::text_encoder(text_embedding)?;
-            let bar = count_bar(c.available().count(), "sessions");
-            let opts = cache::CacheOptions { include_interviewer_text: interviewer_text, text_embedding };
-            let r = cache::build(&c, &out, opts, encoder.as_deref(), || bar.inc(1))?;
-            bar.finish_and_clear();
-            if r.was_stale {
-                println!("the existing cache was stale (other feature schema or options): rebuilt");
-            }
-            println!(
-                "feature cache {}: {} session(s) built, {} reused, {:.2} h of audio in {:.1} s (schema {})",
-                out.display(),
-                r.built,
-                r.reused,
-                r.audio_hours,
-                r.seconds,
-                features::schema::schema_hash_for(text_embedding)
-            );
-            Ok(())
-        }
     }
 }
 
@@ -396,20 +178,6 @@ fn connect(p: &PortArgs) -> anyhow::Result<(DeviceClient<link::TTYPort>, DeviceI
 }
 
 fn print_info(i: &DeviceInfo) {
-    let caps = [
-        (Capabilities::AUDIO, "audio"),
-        (Capabilities::VIDEO, "video"),
-        (Capabilities::TEXT, "text"),
-        (Capabilities::SIMULATED, "simulated"),
-        (Capabilities::GPU, "gpu"),
-        (Capabilities::MODEL_UPLOAD, "model-upload"),
-        (Capabilities::KIOSK, "kiosk"),
-    ]
-    .into_iter()
-    .filter(|(bit, _)| i.capabilities.has(*bit))
-    .map(|(_, n)| n)
-    .collect::<Vec<_>>()
-    .join(", ");
     println!("device          {}", i.device_id);
     println!("board           {}", i.board);
     println!("firmware        {} (protocol v{})", i.firmware_version, i.protocol_version);
@@ -417,7 +185,7 @@ fn print_info(i: &DeviceInfo) {
     for s in &i.slots {
         println!("  slot {}        {:?} {}", s.slot, s.state, s.model_version);
     }
-    println!("capabilities    {caps}");
+    println!("capabilities    {}", i.capabilities);
     println!("results logged  {}", i.last_result_seq);
 }
 
@@ -482,14 +250,7 @@ fn demo(session_dir: &Path, device_data: Option<PathBuf>, db: Option<PathBuf>) -
     let (host_end, device_end) = link::pty_pair()?;
     println!("  link            pseudo-terminal pair (device on {})", device_end.name().unwrap_or_default());
 
-    let mut device = device::simulated(&device_data, session_dir)?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let device_thread = {
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("simulated-device".into())
-            .spawn(move || device::serve_port(&mut device, device_end, &stop))?
-    };
+    let device = device::DeviceThread::simulated(&device_data, session_dir, device_end)?;
 
     // The client (the pty's host end) lives until the device thread has stopped: closing it
     // first would look like a hang-up to the device.
@@ -539,14 +300,9 @@ fn demo(session_dir: &Path, device_data: Option<PathBuf>, db: Option<PathBuf>) -
         Ok(())
     })();
 
-    stop.store(true, Ordering::Relaxed);
-    let served = device_thread.join().map_err(|_| anyhow::anyhow!("simulated device thread panicked"))?;
+    let served = device.stop();
     drop(client);
     result?;
     served?;
     Ok(())
-}
-
-fn parse_text_embedding(s: &str) -> Result<features::text::TextEmbedding, String> {
-    features::text::TextEmbedding::parse(s).ok_or_else(|| format!("unknown text embedding {s:?} (hashed, minilm)"))
 }

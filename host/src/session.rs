@@ -7,24 +7,48 @@ use std::time::{Duration, Instant};
 use features::text::Utterance;
 use protocol::{ErrorCode, Modalities, ResultRecord, SessionId, SessionState};
 
-use crate::client::{ClientError, DeviceClient};
+use crate::client::{ClientError, DeviceClient, RESULT_WAIT};
 
+/// Why a session produced no result on the host.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
+    /// Talking to the device failed.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The device could not compute or store the result.
     #[error("session {session} failed on the device: {code:?} (see the device log)")]
-    Failed { session: SessionId, code: ErrorCode },
+    Failed {
+        /// The session.
+        session: SessionId,
+        /// The device's code.
+        code: ErrorCode,
+    },
+    /// The device reported a result it then did not return.
     #[error("device reported result #{seq} for session {session} but did not return it")]
-    MissingResult { session: SessionId, seq: u64 },
+    MissingResult {
+        /// The session.
+        session: SessionId,
+        /// The sequence number reported.
+        seq: u64,
+    },
+    /// The device reported sequence number 0, which no result has (they start at 1).
+    #[error("device reported result #0 for session {session}: not a valid sequence number")]
+    InvalidSeq {
+        /// The session.
+        session: SessionId,
+    },
 }
 
 /// What a session produced, with timings.
 #[derive(Debug, Clone)]
 pub struct SessionOutcome {
+    /// The session.
     pub session: SessionId,
+    /// Its result, as the device logged it.
     pub record: ResultRecord,
+    /// Utterances pushed.
     pub utterances: usize,
+    /// Time to push the transcript.
     pub push: Duration,
     /// From stop request to logged result (features + inference + log write + link).
     pub stop: Duration,
@@ -47,16 +71,15 @@ pub fn run_session<P: Read + Write>(
     }
     let push = t.elapsed();
     let t = Instant::now();
-    let status = client.stop_session(session)?;
+    client.stop_session(session)?;
+    let status = client.wait_for_result(session, RESULT_WAIT)?;
     let stop = t.elapsed();
     let seq = match status.state {
+        SessionState::Done { seq: 0 } => return Err(SessionError::InvalidSeq { session }),
         SessionState::Done { seq } => seq,
         SessionState::Failed(code) => return Err(SessionError::Failed { session, code }),
-        SessionState::Capturing | SessionState::Processing => {
-            return Err(SessionError::Client(ClientError::Unexpected {
-                what: "session stop",
-                got: "an unfinished session".into(),
-            }));
+        state @ (SessionState::Capturing | SessionState::Processing) => {
+            return Err(ClientError::Unfinished { session, state, waited: stop }.into());
         }
     };
     let batch = client.records_after(seq - 1, 1)?;

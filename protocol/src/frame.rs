@@ -95,6 +95,7 @@ pub struct Fed<'a, T> {
 }
 
 impl FrameDecoder {
+    /// A decoder with an empty buffer.
     pub const fn new() -> Self {
         FrameDecoder { buf: [0; MAX_FRAME], len: 0, overflow: false }
     }

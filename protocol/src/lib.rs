@@ -7,6 +7,8 @@
 //! * [`messages`]: the typed message set. The host sends [`HostFrame`]s (a request id and a
 //!   [`Request`]); the device answers each with a [`DeviceFrame`] carrying the same id and a
 //!   [`Response`].
+//! * [`endpoints`]: the contract — which response answers which request, one type per
+//!   endpoint implementing [`Endpoint`], so a client is typed without matching variants by hand.
 //! * [`frame`]: the wire format. A frame is `0x00 ‖ COBS(postcard(message) ‖ CRC-32) ‖ 0x00`.
 //!   The leading delimiter flushes whatever garbage preceded the frame, so a receiver
 //!   resynchronises at the very next frame after line noise or a truncated frame.
@@ -20,10 +22,13 @@
 //!   bad frame; the next good frame decodes.
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
+pub mod endpoints;
 pub mod frame;
 pub mod messages;
 
+pub use endpoints::Endpoint;
 pub use frame::{FrameDecoder, FrameError, encode_frame};
 /// The bounded containers used in messages, re-exported so users need not match versions.
 pub use heapless;

@@ -1,19 +1,6 @@
 //! The message set. One enum per direction; every request gets exactly one response with the
-//! same [`RequestId`].
-//!
-//! | request                        | response                                   | handled since |
-//! |--------------------------------|--------------------------------------------|---------------|
-//! | [`Request::Hello`]             | [`Response::DeviceInfo`]                   | foundation    |
-//! | [`Request::Ping`]              | [`Response::Pong`]                         | foundation    |
-//! | [`Request::SessionStart`]      | [`Response::Session`]                      | foundation    |
-//! | [`Request::TranscriptChunk`]   | [`Response::TranscriptAccepted`]           | foundation    |
-//! | [`Request::SessionStop`]       | [`Response::Session`] (after the result)   | foundation    |
-//! | [`Request::SessionStatus`]     | [`Response::Session`]                      | foundation    |
-//! | [`Request::Sync`]              | [`Response::Records`]                      | foundation    |
-//! | [`Request::SyncAck`]           | [`Response::Acked`]                        | foundation    |
-//! | [`Request::UploadBegin`] … [`Request::UploadRollback`] | [`Response::Upload`] | model-flashing issue |
-//!
-//! Any request may instead be answered by [`Response::Error`].
+//! same [`RequestId`]. Which response answers which request is stated in code by
+//! [`crate::endpoints`]; any request may instead be answered by [`Response::Error`].
 
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
@@ -35,7 +22,9 @@ pub type ShortStr = String<32>;
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct HostFrame {
+    /// Chosen by the host; the same for every retry of one request.
     pub id: RequestId,
+    /// The request.
     pub req: Request,
 }
 
@@ -43,7 +32,9 @@ pub struct HostFrame {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DeviceFrame {
+    /// The id of the request this answers.
     pub id: RequestId,
+    /// The answer.
     pub resp: Response,
 }
 
@@ -57,20 +48,31 @@ pub enum Request {
     Hello(Hello),
     /// Liveness check; the device echoes the nonce.
     Ping(u32),
+    /// Start capturing a session.
     SessionStart(SessionStart),
+    /// One piece of the interview transcript of the running session.
     TranscriptChunk(TranscriptChunk),
-    /// End capture and compute the result. Answered once the result is in the durable log.
+    /// End capture and compute the result. Answered at once with [`SessionState::Processing`]
+    /// while the device computes; [`Request::SessionStatus`] then reports the outcome.
     SessionStop(SessionId),
+    /// Where a session stands (capturing, processing, done with its result's sequence number,
+    /// failed).
     SessionStatus(SessionId),
     /// Ask for result records with a sequence number greater than `after`.
     Sync(SyncCursor),
     /// The host has durably stored every record up to and including `upto`.
     SyncAck(Ack),
+    /// Start (or resume) uploading a model bundle.
     UploadBegin(UploadBegin),
+    /// One piece of the bundle, at its offset.
     UploadChunk(UploadChunk),
+    /// Where the upload stands (the offset the device expects next).
     UploadStatus,
+    /// The whole bundle is sent: check it and stage it for trial.
     UploadCommit,
+    /// The model on trial works: keep it.
     UploadConfirm,
+    /// Go back to the previous model.
     UploadRollback,
 }
 
@@ -80,19 +82,68 @@ pub enum Request {
 // No allocator: messages are fixed-size values, so variants cannot be boxed.
 #[allow(clippy::large_enum_variant)]
 pub enum Response {
+    /// What the device is (answers [`Request::Hello`]).
     DeviceInfo(DeviceInfo),
+    /// The nonce of a [`Request::Ping`].
     Pong(u32),
+    /// A session's state (answers start, stop and status).
     Session(SessionStatus),
+    /// A transcript chunk was taken.
     TranscriptAccepted(TranscriptAccepted),
+    /// Result records after the host's cursor.
     Records(RecordBatch),
+    /// The acknowledgement the device now holds.
     Acked(Ack),
+    /// Where a model upload stands.
     Upload(UploadStatus),
+    /// The request was refused or failed.
     Error(Error),
+}
+
+impl Request {
+    /// The name of the endpoint this request belongs to (for logs and errors).
+    pub const fn name(&self) -> &'static str {
+        use crate::endpoints::{self as e, Endpoint};
+        match self {
+            Request::Hello(_) => e::Hello::NAME,
+            Request::Ping(_) => e::Ping::NAME,
+            Request::SessionStart(_) => e::SessionStart::NAME,
+            Request::TranscriptChunk(_) => e::Transcript::NAME,
+            Request::SessionStop(_) => e::SessionStop::NAME,
+            Request::SessionStatus(_) => e::SessionStatus::NAME,
+            Request::Sync(_) => e::Sync::NAME,
+            Request::SyncAck(_) => e::SyncAck::NAME,
+            Request::UploadBegin(_) => e::UploadBegin::NAME,
+            Request::UploadChunk(_) => e::UploadChunk::NAME,
+            Request::UploadStatus => e::UploadStatus::NAME,
+            Request::UploadCommit => e::UploadCommit::NAME,
+            Request::UploadConfirm => e::UploadConfirm::NAME,
+            Request::UploadRollback => e::UploadRollback::NAME,
+        }
+    }
+}
+
+impl Response {
+    /// The variant's name (for errors about an unexpected answer).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            Response::DeviceInfo(_) => "DeviceInfo",
+            Response::Pong(_) => "Pong",
+            Response::Session(_) => "Session",
+            Response::TranscriptAccepted(_) => "TranscriptAccepted",
+            Response::Records(_) => "Records",
+            Response::Acked(_) => "Acked",
+            Response::Upload(_) => "Upload",
+            Response::Error(_) => "Error",
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// The first message of a connection.
 pub struct Hello {
+    /// [`crate::PROTOCOL_VERSION`] of the host.
     pub protocol_version: u16,
     /// Free text naming the host software, for the device's log.
     pub host: ShortStr,
@@ -113,29 +164,89 @@ impl core::fmt::Display for SchemaHash {
     }
 }
 
-/// What a device can do, as bit flags.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Capabilities(pub u32);
-
-impl Capabilities {
-    pub const AUDIO: u32 = 1 << 0;
-    pub const VIDEO: u32 = 1 << 1;
-    pub const TEXT: u32 = 1 << 2;
-    /// Inputs come from files, not capture hardware.
-    pub const SIMULATED: u32 = 1 << 3;
-    pub const GPU: u32 = 1 << 4;
-    pub const MODEL_UPLOAD: u32 = 1 << 5;
-    pub const KIOSK: u32 = 1 << 6;
-
-    pub const fn has(self, flag: u32) -> bool {
-        self.0 & flag == flag
+bitflags::bitflags! {
+    /// What a device can do.
+    #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Capabilities: u32 {
+        /// A microphone (or simulated audio).
+        const AUDIO = 1 << 0;
+        /// A camera with a face landmarker (or simulated video).
+        const VIDEO = 1 << 1;
+        /// Transcripts.
+        const TEXT = 1 << 2;
+        /// Inputs come from files, not capture hardware.
+        const SIMULATED = 1 << 3;
+        /// Inference runs on a GPU.
+        const GPU = 1 << 4;
+        /// Takes model uploads.
+        const MODEL_UPLOAD = 1 << 5;
+        /// A kiosk board (button, LEDs).
+        const KIOSK = 1 << 6;
     }
 }
 
+impl Capabilities {
+    /// Each capability's name, in bit order.
+    pub const NAMES: [(Capabilities, &'static str); 7] = [
+        (Capabilities::AUDIO, "audio"),
+        (Capabilities::VIDEO, "video"),
+        (Capabilities::TEXT, "text"),
+        (Capabilities::SIMULATED, "simulated"),
+        (Capabilities::GPU, "gpu"),
+        (Capabilities::MODEL_UPLOAD, "model-upload"),
+        (Capabilities::KIOSK, "kiosk"),
+    ];
+}
+
+impl From<Modalities> for Capabilities {
+    /// The capture capabilities that deliver these modalities.
+    fn from(m: Modalities) -> Capabilities {
+        let mut c = Capabilities::empty();
+        c.set(Capabilities::AUDIO, m.contains(Modalities::AUDIO));
+        c.set(Capabilities::VIDEO, m.contains(Modalities::VIDEO));
+        c.set(Capabilities::TEXT, m.contains(Modalities::TEXT));
+        c
+    }
+}
+
+impl core::fmt::Display for Capabilities {
+    /// The names of the set capabilities, comma-separated.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write_names(f, *self, &Capabilities::NAMES)
+    }
+}
+
+/// Writes the names of the flags of `set` found in `names`, comma-separated.
+fn write_names<F: bitflags::Flags + Copy>(
+    f: &mut core::fmt::Formatter<'_>,
+    set: F,
+    names: &[(F, &str)],
+) -> core::fmt::Result {
+    let mut first = true;
+    for (flag, name) in names {
+        if set.contains(*flag) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            f.write_str(name)?;
+            first = false;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Capabilities {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Capabilities({=u32:#x})", self.bits());
+    }
+}
+
+/// The state of a model slot.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SlotState {
+    /// No model.
     Empty,
     /// Running and confirmed.
     Active,
@@ -147,43 +258,76 @@ pub enum SlotState {
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// One of the device's two model slots.
 pub struct ModelSlot {
+    /// Slot number (0 or 1).
     pub slot: u8,
+    /// What the slot holds.
     pub state: SlotState,
+    /// The model's version string (empty for an empty slot).
     pub model_version: ShortStr,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// What a device is; the answer to [`Request::Hello`].
 pub struct DeviceInfo {
+    /// [`crate::PROTOCOL_VERSION`] of the device.
     pub protocol_version: u16,
+    /// Stable identifier of the device: the key of its results in a host database.
     pub device_id: ShortStr,
+    /// Board name (`rpi4`, `jetson-orin-nano`, `sim`, ...).
     pub board: ShortStr,
+    /// Version of `mimml-device`.
     pub firmware_version: ShortStr,
+    /// The model slots.
     pub slots: Vec<ModelSlot, 2>,
+    /// Version of the model that computes results.
     pub active_model_version: ShortStr,
+    /// Feature schema of the device's front-ends.
     pub feature_schema: SchemaHash,
+    /// What the device can do.
     pub capabilities: Capabilities,
     /// Highest sequence number in the device's result log (0 = empty).
     pub last_result_seq: u64,
 }
 
-/// Which modalities a session uses or a result saw.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct Modalities(pub u8);
-
-impl Modalities {
-    pub const AUDIO: u8 = 1 << 0;
-    pub const VIDEO: u8 = 1 << 1;
-    pub const TEXT: u8 = 1 << 2;
-    pub const ALL: Modalities = Modalities(Self::AUDIO | Self::VIDEO | Self::TEXT);
-
-    pub const fn has(self, flag: u8) -> bool {
-        self.0 & flag == flag
+bitflags::bitflags! {
+    /// Which modalities a session uses or a result saw.
+    #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct Modalities: u8 {
+        /// Speech.
+        const AUDIO = 1 << 0;
+        /// Face landmarks.
+        const VIDEO = 1 << 1;
+        /// The transcript.
+        const TEXT = 1 << 2;
     }
 }
 
+impl Modalities {
+    /// All three.
+    pub const ALL: Modalities = Modalities::all();
+    /// Each modality's name, in the order of [`PerModality`].
+    pub const NAMES: [(Modalities, &'static str); 3] =
+        [(Modalities::AUDIO, "audio"), (Modalities::VIDEO, "video"), (Modalities::TEXT, "text")];
+}
+
+impl core::fmt::Display for Modalities {
+    /// The names of the modalities present, comma-separated.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write_names(f, *self, &Modalities::NAMES)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Modalities {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "Modalities({=u8:#x})", self.bits());
+    }
+}
+
+/// Start capturing a session.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SessionStart {
@@ -197,8 +341,11 @@ pub struct SessionStart {
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// Who spoke an utterance.
 pub enum Speaker {
+    /// The person screened: their words are the text features.
     Participant,
+    /// The interviewer (or the kiosk's voice).
     Interviewer,
 }
 
@@ -208,19 +355,29 @@ pub enum Speaker {
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct TranscriptChunk {
+    /// The running session.
     pub session: SessionId,
+    /// Utterance number, from 0.
     pub utterance: u32,
+    /// Part number within the utterance, from 0.
     pub part: u16,
+    /// This part ends the utterance.
     pub last_part: bool,
+    /// Start of the utterance in the recording, ms (0 with `end_ms` 0: no timing).
     pub start_ms: u32,
+    /// End of the utterance in the recording, ms.
     pub end_ms: u32,
+    /// Who spoke.
     pub speaker: Speaker,
+    /// The part's text.
     pub text: String<MAX_TEXT>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// The answer to a [`TranscriptChunk`].
 pub struct TranscriptAccepted {
+    /// The session.
     pub session: SessionId,
     /// Complete utterances the device holds for this session.
     pub utterances: u32,
@@ -228,20 +385,28 @@ pub struct TranscriptAccepted {
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// Where a session stands.
 pub enum SessionState {
+    /// Recording; transcript chunks are taken.
     Capturing,
+    /// Stopped; the device is computing features and the result.
     Processing,
     /// The result is in the device's log under this sequence number.
     Done {
+        /// The result's sequence number.
         seq: u64,
     },
+    /// No result: why, in one code (the device's log has the detail).
     Failed(ErrorCode),
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// A session and where it stands.
 pub struct SessionStatus {
+    /// The session.
     pub session: SessionId,
+    /// Where it stands.
     pub state: SessionState,
     /// Capture time so far (or in total, once stopped), ms.
     pub captured_ms: u32,
@@ -256,44 +421,90 @@ pub type PerModality = [f32; 3];
 pub struct ResultRecord {
     /// Position in the device's log, from 1, strictly increasing, never reused.
     pub seq: u64,
+    /// The session it came from.
     pub session: SessionId,
+    /// The operator's label (no personal data).
     pub label: ShortStr,
+    /// Session start, Unix ms (the host's clock when it started the session).
     pub started_ms: u64,
+    /// End of the captured media, Unix ms.
     pub finished_ms: u64,
     /// Time spent on features + inference, ms.
     pub compute_ms: u32,
+    /// Probability of depression (PHQ-8 ≥ 10) the model gives.
     pub p_depressed: f32,
     /// PHQ-8 estimate, 0–24.
     pub phq8: f32,
     /// Fusion gate weight of each modality (audio, video, text); absent modalities weigh 0.
     pub gates: PerModality,
+    /// The modalities the result saw.
     pub modalities: Modalities,
+    /// Version of the model that computed it.
     pub model_version: ShortStr,
+    /// Feature schema of the features it was computed from.
     pub feature_schema: SchemaHash,
-    /// Quality flags, see [`ResultRecord::FLAG_LOW_QUALITY_AUDIO`] and friends.
-    pub flags: u16,
+    /// Quality and provenance flags.
+    pub flags: ResultFlags,
 }
 
-impl ResultRecord {
-    pub const FLAG_LOW_QUALITY_AUDIO: u16 = 1 << 0;
-    pub const FLAG_NO_FACE: u16 = 1 << 1;
-    pub const FLAG_SHORT_TRANSCRIPT: u16 = 1 << 2;
-    /// The result was computed by a placeholder model (no trained MIMML bundle installed).
-    pub const FLAG_PLACEHOLDER_MODEL: u16 = 1 << 3;
-    pub const FLAG_SIMULATED: u16 = 1 << 4;
-    /// `p_depressed` reached the model's decision threshold: refer for clinical assessment.
-    pub const FLAG_SCREEN_POSITIVE: u16 = 1 << 5;
-    /// The camera saw more than one face; the tracked one, or else the largest (then most
-    /// central), was measured.
-    pub const FLAG_SEVERAL_FACES: u16 = 1 << 6;
-    /// Some video frames could not be decoded (corrupt JPEG, short camera buffer) and were
-    /// skipped; the face measures come from the others.
-    pub const FLAG_DAMAGED_VIDEO: u16 = 1 << 7;
+bitflags::bitflags! {
+    /// What a reader of a [`ResultRecord`] must know about how it was made.
+    #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+    pub struct ResultFlags: u16 {
+        /// The audio was silent, too quiet or clipped.
+        const LOW_QUALITY_AUDIO = 1 << 0;
+        /// No face was found: video is absent.
+        const NO_FACE = 1 << 1;
+        /// Too few participant words for the text features.
+        const SHORT_TRANSCRIPT = 1 << 2;
+        /// The result was computed by a placeholder model (no trained MIMML bundle installed).
+        const PLACEHOLDER_MODEL = 1 << 3;
+        /// Inputs came from files, not capture hardware.
+        const SIMULATED = 1 << 4;
+        /// `p_depressed` reached the model's decision threshold: refer for clinical assessment.
+        const SCREEN_POSITIVE = 1 << 5;
+        /// The camera saw more than one face; the tracked one, or else the largest (then most
+        /// central), was measured.
+        const SEVERAL_FACES = 1 << 6;
+        /// Some video frames could not be decoded (corrupt JPEG, short camera buffer) and were
+        /// skipped; the face measures come from the others.
+        const DAMAGED_VIDEO = 1 << 7;
+    }
 }
 
+impl ResultFlags {
+    /// Each flag's name for a report, in bit order.
+    pub const NAMES: [(ResultFlags, &'static str); 8] = [
+        (ResultFlags::LOW_QUALITY_AUDIO, "low-quality audio"),
+        (ResultFlags::NO_FACE, "no usable video"),
+        (ResultFlags::SHORT_TRANSCRIPT, "short transcript"),
+        (ResultFlags::PLACEHOLDER_MODEL, "PLACEHOLDER MODEL (not a screening result)"),
+        (ResultFlags::SIMULATED, "simulated inputs"),
+        (ResultFlags::SCREEN_POSITIVE, "positive screen"),
+        (ResultFlags::SEVERAL_FACES, "several faces in view"),
+        (ResultFlags::DAMAGED_VIDEO, "damaged video frames skipped"),
+    ];
+}
+
+impl core::fmt::Display for ResultFlags {
+    /// The names of the set flags, comma-separated.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write_names(f, *self, &ResultFlags::NAMES)
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for ResultFlags {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(f, "ResultFlags({=u16:#x})", self.bits());
+    }
+}
+
+/// Which records the host asks for.
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct SyncCursor {
+    /// The highest sequence number the host already holds.
     pub after: u64,
     /// At most this many records (capped at [`MAX_RECORDS_PER_BATCH`]).
     pub max: u8,
@@ -301,7 +512,9 @@ pub struct SyncCursor {
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// Result records, in sequence order.
 pub struct RecordBatch {
+    /// The records.
     pub records: Vec<ResultRecord, MAX_RECORDS_PER_BATCH>,
     /// Highest sequence number in the log: more to fetch while it exceeds the last record sent.
     pub last_seq: u64,
@@ -309,32 +522,43 @@ pub struct RecordBatch {
 
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// An acknowledgement of every record up to and including `upto`.
 pub struct Ack {
+    /// Highest sequence number acknowledged.
     pub upto: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// Start (or resume) a model upload.
 pub struct UploadBegin {
     /// The bundle manifest (TOML), as signed by the flashing tool.
     pub manifest: Vec<u8, 1024>,
+    /// Bytes in the whole transfer.
     pub total_size: u32,
+    /// SHA-256 of the whole transfer, checked at commit.
     pub sha256: [u8; 32],
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// One piece of an upload.
 pub struct UploadChunk {
+    /// Where `data` starts in the transfer.
     pub offset: u32,
+    /// The bytes.
     pub data: Vec<u8, MAX_CHUNK>,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// Where an upload stands.
 pub struct UploadStatus {
     /// The offset the device expects next (mcumgr style: an interrupted upload resumes here).
     pub next_offset: u32,
+    /// Bytes in the whole transfer.
     pub total_size: u32,
+    /// The slot being written.
     pub slot: ModelSlot,
 }
 
@@ -344,33 +568,47 @@ pub struct UploadStatus {
 pub enum ErrorCode {
     /// The host's protocol version is not spoken; `supported` is the device's.
     UnsupportedVersion {
+        /// The version the device speaks.
         supported: u16,
     },
     /// A request other than Hello arrived before Hello.
     HelloFirst,
+    /// No session with that id (running or remembered).
     UnknownSession,
     /// A session is already running; stop it first.
     SessionActive,
     /// The session is not capturing any more (e.g. transcript pushed after stop).
     SessionNotCapturing,
+    /// A transcript part came before the part it follows.
     TranscriptOutOfOrder,
     /// A required input (audio, video, transcript) could not be read or is unusable.
     BadInput,
+    /// The front-ends could not compute features from the inputs.
     FeatureFailure,
+    /// The model could not score the features.
     ModelFailure,
+    /// The device could not write its log or state (disk full, read-only, failing card).
     Storage,
+    /// An upload chunk was not at the offset the device expects.
     UploadOutOfOrder {
+        /// The offset the device expects.
         expected: u32,
     },
+    /// An upload's SHA-256 does not match.
     UploadChecksum,
+    /// This firmware does not handle the request.
     NotImplemented,
+    /// The device failed in a way no other code describes (its log has the detail).
     Internal,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// A refused or failed request.
 pub struct Error {
+    /// What went wrong, for code to act on.
     pub code: ErrorCode,
+    /// What went wrong, for a person.
     pub detail: String<96>,
 }
 

@@ -69,10 +69,10 @@ fn record() -> impl Strategy<Value = ResultRecord> {
                 p_depressed,
                 phq8,
                 gates,
-                modalities: Modalities(m),
+                modalities: Modalities::from_bits_retain(m),
                 model_version,
                 feature_schema: SchemaHash(schema),
-                flags,
+                flags: ResultFlags::from_bits_retain(flags),
             },
         )
 }
@@ -82,7 +82,7 @@ fn request() -> impl Strategy<Value = Request> {
         (any::<u16>(), short()).prop_map(|(protocol_version, host)| Request::Hello(Hello { protocol_version, host })),
         any::<u32>().prop_map(Request::Ping),
         (any::<u8>(), short(), any::<u64>()).prop_map(|(m, label, host_time_ms)| {
-            Request::SessionStart(SessionStart { modalities: Modalities(m), label, host_time_ms })
+            Request::SessionStart(SessionStart { modalities: Modalities::from_bits_retain(m), label, host_time_ms })
         }),
         (
             (any::<u32>(), any::<u32>(), any::<u16>(), any::<bool>()),
@@ -135,7 +135,7 @@ fn response() -> impl Strategy<Value = Response> {
                         slots: Vec::from_slice(&slots).expect("at most 2"),
                         active_model_version,
                         feature_schema: SchemaHash(schema),
-                        capabilities: Capabilities(caps),
+                        capabilities: Capabilities::from_bits_retain(caps),
                         last_result_seq,
                     })
                 }
@@ -256,32 +256,49 @@ proptest! {
     }
 }
 
-#[test]
-fn largest_messages_fit() {
-    let full_chunk = Request::UploadChunk(UploadChunk {
-        offset: u32::MAX,
-        data: Vec::from_slice(&[0xAB; MAX_CHUNK]).expect("MAX_CHUNK"),
-    });
-    let manifest = Request::UploadBegin(UploadBegin {
-        manifest: Vec::from_slice(&[0xFF; 1024]).expect("1024"),
-        total_size: u32::MAX,
-        sha256: [0xFF; 32],
-    });
-    let long_text = Request::TranscriptChunk(TranscriptChunk {
-        session: u32::MAX,
-        utterance: u32::MAX,
-        part: u16::MAX,
-        last_part: true,
-        start_ms: u32::MAX,
-        end_ms: u32::MAX,
-        speaker: Speaker::Participant,
-        // Four-byte characters fill the capacity exactly.
-        text: truncated(&"😀".repeat(MAX_TEXT / 4)),
-    });
-    for req in [full_chunk, manifest, long_text] {
-        encode(&HostFrame { id: u32::MAX, req });
-    }
-    let s = truncated::<32>(&"x".repeat(32));
+/// The request of every variant at its largest: every field at its maximum, every container
+/// full, every string of four-byte characters.
+fn largest_requests() -> std::vec::Vec<Request> {
+    let s = truncated::<32>(&"😀".repeat(8));
+    vec![
+        Request::Hello(Hello { protocol_version: u16::MAX, host: s.clone() }),
+        Request::Ping(u32::MAX),
+        Request::SessionStart(SessionStart { modalities: Modalities::all(), label: s, host_time_ms: u64::MAX }),
+        Request::TranscriptChunk(TranscriptChunk {
+            session: u32::MAX,
+            utterance: u32::MAX,
+            part: u16::MAX,
+            last_part: true,
+            start_ms: u32::MAX,
+            end_ms: u32::MAX,
+            speaker: Speaker::Interviewer,
+            // Four-byte characters fill the capacity exactly.
+            text: truncated(&"😀".repeat(MAX_TEXT / 4)),
+        }),
+        Request::SessionStop(u32::MAX),
+        Request::SessionStatus(u32::MAX),
+        Request::Sync(SyncCursor { after: u64::MAX, max: u8::MAX }),
+        Request::SyncAck(Ack { upto: u64::MAX }),
+        Request::UploadBegin(UploadBegin {
+            manifest: Vec::from_slice(&[0xFF; 1024]).expect("1024"),
+            total_size: u32::MAX,
+            sha256: [0xFF; 32],
+        }),
+        Request::UploadChunk(UploadChunk {
+            offset: u32::MAX,
+            data: Vec::from_slice(&[0xAB; MAX_CHUNK]).expect("MAX_CHUNK"),
+        }),
+        Request::UploadStatus,
+        Request::UploadCommit,
+        Request::UploadConfirm,
+        Request::UploadRollback,
+    ]
+}
+
+/// The response of every variant at its largest.
+fn largest_responses() -> std::vec::Vec<Response> {
+    let s = truncated::<32>(&"😀".repeat(8));
+    let slot = ModelSlot { slot: u8::MAX, state: SlotState::Staged, model_version: s.clone() };
     let rec = ResultRecord {
         seq: u64::MAX,
         session: u32::MAX,
@@ -292,26 +309,132 @@ fn largest_messages_fit() {
         p_depressed: 1.0,
         phq8: 24.0,
         gates: [1.0; 3],
-        modalities: Modalities::ALL,
+        modalities: Modalities::all(),
         model_version: s.clone(),
         feature_schema: SchemaHash([0xFF; 8]),
-        flags: u16::MAX,
+        flags: ResultFlags::from_bits_retain(u16::MAX),
     };
-    let batch = Response::Records(RecordBatch {
-        records: Vec::from_slice(&[
-            rec.clone(),
-            rec.clone(),
-            rec.clone(),
-            rec.clone(),
-            rec.clone(),
-            rec.clone(),
-            rec.clone(),
-            rec,
-        ])
-        .expect("8 records"),
-        last_seq: u64::MAX,
-    });
-    encode(&DeviceFrame { id: u32::MAX, resp: batch });
+    vec![
+        Response::DeviceInfo(DeviceInfo {
+            protocol_version: u16::MAX,
+            device_id: s.clone(),
+            board: s.clone(),
+            firmware_version: s.clone(),
+            slots: Vec::from_slice(&[slot.clone(), slot.clone()]).expect("2 slots"),
+            active_model_version: s,
+            feature_schema: SchemaHash([0xFF; 8]),
+            capabilities: Capabilities::from_bits_retain(u32::MAX),
+            last_result_seq: u64::MAX,
+        }),
+        Response::Pong(u32::MAX),
+        Response::Session(SessionStatus {
+            session: u32::MAX,
+            state: SessionState::Failed(ErrorCode::UploadOutOfOrder { expected: u32::MAX }),
+            captured_ms: u32::MAX,
+        }),
+        Response::TranscriptAccepted(TranscriptAccepted { session: u32::MAX, utterances: u32::MAX }),
+        Response::Records(RecordBatch {
+            records: Vec::from_slice(&[
+                rec.clone(),
+                rec.clone(),
+                rec.clone(),
+                rec.clone(),
+                rec.clone(),
+                rec.clone(),
+                rec.clone(),
+                rec,
+            ])
+            .expect("8 records"),
+            last_seq: u64::MAX,
+        }),
+        Response::Acked(Ack { upto: u64::MAX }),
+        Response::Upload(UploadStatus { next_offset: u32::MAX, total_size: u32::MAX, slot }),
+        Response::Error(Error {
+            code: ErrorCode::UnsupportedVersion { supported: u16::MAX },
+            detail: truncated(&"😀".repeat(24)),
+        }),
+    ]
+}
+
+#[test]
+fn largest_messages_fit() {
+    // Each variant exactly once: the matches name every variant, so a new one fails to compile
+    // until it is listed here.
+    let requests = largest_requests();
+    let mut seen: std::vec::Vec<usize> = requests
+        .iter()
+        .map(|r| match r {
+            Request::Hello(_) => 0,
+            Request::Ping(_) => 1,
+            Request::SessionStart(_) => 2,
+            Request::TranscriptChunk(_) => 3,
+            Request::SessionStop(_) => 4,
+            Request::SessionStatus(_) => 5,
+            Request::Sync(_) => 6,
+            Request::SyncAck(_) => 7,
+            Request::UploadBegin(_) => 8,
+            Request::UploadChunk(_) => 9,
+            Request::UploadStatus => 10,
+            Request::UploadCommit => 11,
+            Request::UploadConfirm => 12,
+            Request::UploadRollback => 13,
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..14).collect::<std::vec::Vec<_>>());
+    let responses = largest_responses();
+    let mut seen: std::vec::Vec<usize> = responses
+        .iter()
+        .map(|r| match r {
+            Response::DeviceInfo(_) => 0,
+            Response::Pong(_) => 1,
+            Response::Session(_) => 2,
+            Response::TranscriptAccepted(_) => 3,
+            Response::Records(_) => 4,
+            Response::Acked(_) => 5,
+            Response::Upload(_) => 6,
+            Response::Error(_) => 7,
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..8).collect::<std::vec::Vec<_>>());
+    for req in requests {
+        let frame = HostFrame { id: u32::MAX, req };
+        let wire = encode(&frame);
+        assert_eq!(decode_all::<HostFrame>(&wire).0, vec![frame]);
+    }
+    for resp in responses {
+        let frame = DeviceFrame { id: u32::MAX, resp };
+        let wire = encode(&frame);
+        assert_eq!(decode_all::<DeviceFrame>(&wire).0, vec![frame]);
+    }
+}
+
+#[test]
+fn each_endpoint_pairs_its_request_with_its_response() {
+    use protocol::endpoints as e;
+    assert_eq!(e::SessionStop::request(9), Request::SessionStop(9));
+    assert_eq!(Request::SessionStop(9).name(), "session stop");
+    let status = SessionStatus { session: 9, state: SessionState::Processing, captured_ms: 1 };
+    assert_eq!(e::SessionStop::response(Response::Session(status)), Ok(status));
+    // Another endpoint's answer, or an error, is handed back unchanged.
+    assert_eq!(e::SessionStop::response(Response::Pong(1)), Err(Response::Pong(1)));
+    let refused = Response::Error(Error::new(ErrorCode::UnknownSession, "no"));
+    assert_eq!(e::Sync::response(refused.clone()), Err(refused));
+    assert_eq!(e::UploadCommit::request(()), Request::UploadCommit);
+    assert_eq!(e::Ping::response(Response::Pong(4)), Ok(4));
+}
+
+#[test]
+fn flags_print_their_names() {
+    assert_eq!((ResultFlags::NO_FACE | ResultFlags::SIMULATED).to_string(), "no usable video, simulated inputs");
+    assert_eq!(ResultFlags::empty().to_string(), "");
+    assert_eq!((Capabilities::AUDIO | Capabilities::KIOSK).to_string(), "audio, kiosk");
+    assert_eq!(Modalities::ALL.to_string(), "audio, video, text");
+    assert_eq!(Capabilities::from(Modalities::VIDEO | Modalities::TEXT), Capabilities::VIDEO | Capabilities::TEXT);
+    // Every flag has a name.
+    assert_eq!(ResultFlags::NAMES.iter().fold(ResultFlags::empty(), |a, (f, _)| a | *f), ResultFlags::all());
+    assert_eq!(Capabilities::NAMES.iter().fold(Capabilities::empty(), |a, (f, _)| a | *f), Capabilities::all());
 }
 
 #[test]

@@ -2,15 +2,17 @@
 //!
 //! * [`FaultyPort`]: wraps a port and damages chosen outgoing frames — garbage before them,
 //!   a truncated copy before them, a flipped bit, or the frame dropped — the faults a real
-//!   serial line (loose cable, USB re-enumeration, EMI) produces.
-//! * [`Rig`]: a simulated device on one end of a pty pair, served on a thread.
+//!   serial line (loose cable, USB re-enumeration, EMI) produces. Frames are chosen by message
+//!   kind and occurrence ("the first `session stop`"), and every frame sent is counted by kind,
+//!   so a test can tell a retry happened.
+//! * The device itself runs as [`device::DeviceThread`], the helper the demo uses too.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
+
+use protocol::{DeviceFrame, FrameDecoder, HostFrame, Response, SessionState};
 
 /// What to do to one outgoing frame.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,42 +27,93 @@ pub enum Fault {
     Drop,
 }
 
-/// A port that applies [`Fault`]s to chosen frames (counted from 0 in write order; the framed
-/// link writes each frame with one `write_all`).
-#[derive(Debug)]
-pub struct FaultyPort<P> {
-    inner: P,
-    plan: HashMap<usize, Fault>,
-    frames: usize,
-    applied: Arc<AtomicUsize>,
+/// Names the message a frame carries: the endpoint of a host frame; a device frame's response
+/// (a session status with its state, e.g. `session processing`).
+pub trait Kind: serde::de::DeserializeOwned {
+    /// The kind's name.
+    fn kind(&self) -> String;
 }
 
-impl<P> FaultyPort<P> {
-    pub fn new(inner: P, plan: impl IntoIterator<Item = (usize, Fault)>) -> Self {
-        FaultyPort { inner, plan: plan.into_iter().collect(), frames: 0, applied: Arc::new(AtomicUsize::new(0)) }
+impl Kind for HostFrame {
+    fn kind(&self) -> String {
+        self.req.name().to_owned()
+    }
+}
+
+impl Kind for DeviceFrame {
+    fn kind(&self) -> String {
+        match &self.resp {
+            Response::Session(s) => match s.state {
+                SessionState::Capturing => "session capturing".into(),
+                SessionState::Processing => "session processing".into(),
+                SessionState::Done { .. } => "session done".into(),
+                SessionState::Failed(_) => "session failed".into(),
+            },
+            other => other.name().to_owned(),
+        }
+    }
+}
+
+/// Frames written so far, by kind (shared, readable after the port moved to a thread).
+pub type Sent = Arc<Mutex<HashMap<String, usize>>>;
+
+/// A port that applies [`Fault`]s to the `n`-th frame (from 0) of a kind of message `M`. The
+/// framed link writes each frame with one `write_all`.
+#[derive(Debug)]
+pub struct FaultyPort<P, M> {
+    inner: P,
+    plan: HashMap<(String, usize), Fault>,
+    sent: Sent,
+    applied: Arc<Mutex<Vec<(String, usize)>>>,
+    _message: std::marker::PhantomData<fn() -> M>,
+}
+
+impl<P, M: Kind> FaultyPort<P, M> {
+    /// `inner` with `fault` applied to the `n`-th frame of each `(kind, n, fault)`.
+    pub fn new(inner: P, plan: impl IntoIterator<Item = (&'static str, usize, Fault)>) -> Self {
+        FaultyPort {
+            inner,
+            plan: plan.into_iter().map(|(k, n, f)| ((k.to_owned(), n), f)).collect(),
+            sent: Sent::default(),
+            applied: Arc::default(),
+            _message: std::marker::PhantomData,
+        }
     }
 
-    /// Counts faults applied so far (shared, readable after the port moved to a thread).
-    pub fn applied(&self) -> Arc<AtomicUsize> {
+    /// Frames written, by kind.
+    pub fn sent(&self) -> Sent {
+        Arc::clone(&self.sent)
+    }
+
+    /// The faults applied so far, as (kind, occurrence).
+    pub fn applied(&self) -> Arc<Mutex<Vec<(String, usize)>>> {
         Arc::clone(&self.applied)
     }
 }
 
-impl<P: Read> Read for FaultyPort<P> {
+impl<P: Read, M> Read for FaultyPort<P, M> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         self.inner.read(buf)
     }
 }
 
-impl<P: Write> Write for FaultyPort<P> {
+impl<P: Write, M: Kind> Write for FaultyPort<P, M> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.frames;
-        self.frames += 1;
-        let Some(fault) = self.plan.get(&n) else {
+        let kind = match FrameDecoder::new().feed::<M>(buf).frame {
+            Some(Ok(m)) => m.kind(),
+            _ => "undecodable".to_owned(),
+        };
+        let n = {
+            let mut sent = self.sent.lock().map_err(|_| std::io::Error::other("poisoned"))?;
+            let count = sent.entry(kind.clone()).or_default();
+            *count += 1;
+            *count - 1
+        };
+        let Some(fault) = self.plan.get(&(kind.clone(), n)) else {
             self.inner.write_all(buf)?;
             return Ok(buf.len());
         };
-        self.applied.fetch_add(1, Ordering::Relaxed);
+        self.applied.lock().map_err(|_| std::io::Error::other("poisoned"))?.push((kind, n));
         match fault {
             Fault::GarbageBefore(junk) => {
                 self.inner.write_all(junk)?;
@@ -88,7 +141,7 @@ impl<P: Write> Write for FaultyPort<P> {
 }
 
 /// A small synthetic corpus (40 participants × 12 s, `seed`) and its feature cache, in `dir`.
-pub fn small_feature_cache(dir: &Path, seed: u64) -> anyhow::Result<models::corpus::cache::FeatureCache> {
+pub fn small_feature_cache(dir: &Path, seed: u64) -> anyhow::Result<corpus::cache::FeatureCache> {
     small_feature_cache_with(dir, seed, None)
 }
 
@@ -97,14 +150,14 @@ pub fn small_feature_cache_with(
     dir: &Path,
     seed: u64,
     encoder: Option<&dyn features::text::SentenceEncoder>,
-) -> anyhow::Result<models::corpus::cache::FeatureCache> {
-    use models::corpus::cache::{CacheOptions, FeatureCache, build};
-    use models::corpus::synth::{SynthConfig, write_corpus};
+) -> anyhow::Result<corpus::cache::FeatureCache> {
+    use corpus::cache::{CacheOptions, FeatureCache, build};
+    use corpus::synth::{SynthConfig, write_corpus};
     let cfg = SynthConfig { participants: 40, seed, seconds: 12.0, ..SynthConfig::default() };
     write_corpus(&cfg, &dir.join("corpus"), || {})?;
     let text_embedding = encoder.map_or(features::text::TextEmbedding::Hashed, |e| e.embedding());
     build(
-        &models::corpus::daic::Corpus::open(&dir.join("corpus"))?,
+        &corpus::daic::Corpus::open(&dir.join("corpus"))?,
         &dir.join("cache"),
         CacheOptions { text_embedding, ..CacheOptions::default() },
         encoder,
@@ -116,43 +169,4 @@ pub fn small_feature_cache_with(
 /// The bundled sample session.
 pub fn sample_session() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
-}
-
-/// A simulated device served on a thread, on one end of a pty pair.
-#[derive(Debug)]
-pub struct Rig {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<device::Device, device::DeviceError>>>,
-}
-
-impl Rig {
-    /// Starts a device with data in `data_dir`, serving `port` (wrapped by `wrap`).
-    pub fn start<P: Read + Write + Send + 'static>(data_dir: &Path, port: P) -> anyhow::Result<Rig> {
-        Self::serve(device::simulated(data_dir, &sample_session())?, port)
-    }
-
-    /// Serves `port` with a device of the caller's making.
-    pub fn serve<P: Read + Write + Send + 'static>(mut device: device::Device, port: P) -> anyhow::Result<Rig> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let s = Arc::clone(&stop);
-        let thread = std::thread::spawn(move || device::serve_port(&mut device, port, &s).map(|()| device));
-        Ok(Rig { stop, thread: Some(thread) })
-    }
-
-    /// Stops the device and hands it back for inspection.
-    pub fn stop(mut self) -> anyhow::Result<device::Device> {
-        self.stop.store(true, Ordering::Relaxed);
-        let t = self.thread.take().ok_or_else(|| anyhow::anyhow!("already stopped"))?;
-        let device = t.join().map_err(|_| anyhow::anyhow!("device thread panicked"))??;
-        Ok(device)
-    }
-}
-
-impl Drop for Rig {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }

@@ -4,10 +4,10 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use models::corpus::cache::{self, CacheOptions, FeatureCache};
-use models::corpus::daic::Corpus;
-use models::corpus::synth::{SynthConfig, Truth, write_corpus};
-use models::corpus::{Problem, Split};
+use corpus::cache::{self, CacheOptions, FeatureCache};
+use corpus::daic::Corpus;
+use corpus::synth::{SynthConfig, Truth, write_corpus};
+use corpus::{Problem, Split};
 
 fn small(participants: usize, seconds: f32, zip: bool) -> SynthConfig {
     SynthConfig { participants, seed: 7, seconds, zip, ..SynthConfig::default() }

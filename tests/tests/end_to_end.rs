@@ -1,14 +1,14 @@
 //! Host ↔ device over a real pseudo-terminal: hello, transcript push, session, result sync —
 //! clean, and with a damaged link.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
 
 use host::client::DeviceClient;
 use host::db::ResultsDb;
 use host::session::run_session;
 use host::sync::sync;
-use protocol::{Modalities, ResultRecord};
-use tests::{Fault, FaultyPort, Rig, sample_session};
+use protocol::{DeviceFrame, HostFrame, Modalities, ResultFlags, ResultRecord};
+use tests::{Fault, FaultyPort, sample_session};
 
 struct Run {
     record: ResultRecord,
@@ -16,26 +16,32 @@ struct Run {
     db_rows: Vec<ResultRecord>,
     host_bad_frames: u64,
     device_log_len: usize,
-    faults_applied: usize,
+    /// Faults applied on each side, as (kind, occurrence).
+    applied: Vec<(String, usize)>,
+    /// Frames sent by the host, by kind.
+    host_sent: HashMap<String, usize>,
+    /// Frames sent by the device, by kind.
+    device_sent: HashMap<String, usize>,
 }
 
 /// One whole session on a fresh device, with the given faults on host→device and
 /// device→host frames.
-fn session(host_faults: Vec<(usize, Fault)>, device_faults: Vec<(usize, Fault)>) -> Run {
+fn session(host_faults: Vec<(&'static str, usize, Fault)>, device_faults: Vec<(&'static str, usize, Fault)>) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let (host_end, device_end) = link::pty_pair().expect("pty pair");
-    let device_port = FaultyPort::new(device_end, device_faults);
-    let device_applied = device_port.applied();
-    let rig = Rig::start(&dir.path().join("device"), device_port).expect("device starts");
-    let host_port = FaultyPort::new(host_end, host_faults);
-    let host_applied = host_port.applied();
+    let device_port = FaultyPort::<_, DeviceFrame>::new(device_end, device_faults);
+    let (device_applied, device_sent) = (device_port.applied(), device_port.sent());
+    let rig = device::DeviceThread::simulated(&dir.path().join("device"), &sample_session(), device_port)
+        .expect("device starts");
+    let host_port = FaultyPort::<_, HostFrame>::new(host_end, host_faults);
+    let (host_applied, host_sent) = (host_port.applied(), host_port.sent());
     let mut client = DeviceClient::new(host_port)
         .with_patience(host::client::Patience { per_attempt: std::time::Duration::from_millis(700), attempts: 8 });
 
     let info = client.hello().expect("hello");
     assert_eq!(info.protocol_version, protocol::PROTOCOL_VERSION);
     assert_eq!(info.board.as_str(), "sim");
-    assert!(info.capabilities.has(protocol::Capabilities::SIMULATED));
+    assert!(info.capabilities.contains(protocol::Capabilities::SIMULATED));
     let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
     let outcome = run_session(&mut client, &transcript, "e2e", Modalities::ALL, |_, _| {}).expect("session completes");
 
@@ -55,12 +61,14 @@ fn session(host_faults: Vec<(usize, Fault)>, device_faults: Vec<(usize, Fault)>)
         db_rows: db.results(None).expect("rows").into_iter().map(|r| r.record).collect(),
         host_bad_frames,
         device_log_len: device.log().len(),
-        faults_applied: host_applied.load(Ordering::Relaxed) + device_applied.load(Ordering::Relaxed),
+        applied: [host_applied, device_applied].iter().flat_map(|a| a.lock().expect("lock").clone()).collect(),
+        host_sent: host_sent.lock().expect("lock").clone(),
+        device_sent: device_sent.lock().expect("lock").clone(),
     }
 }
 
 /// Everything about a result that does not depend on when it was made.
-fn essence(r: &ResultRecord) -> (u64, u32, f32, f32, [f32; 3], Modalities, String, protocol::SchemaHash, u16) {
+fn essence(r: &ResultRecord) -> (u64, u32, f32, f32, [f32; 3], Modalities, String, protocol::SchemaHash, ResultFlags) {
     (
         r.seq,
         r.session,
@@ -77,14 +85,15 @@ fn essence(r: &ResultRecord) -> (u64, u32, f32, f32, [f32; 3], Modalities, Strin
 #[test]
 fn a_screening_session_reaches_the_database_once() {
     let run = session(vec![], vec![]);
-    assert_eq!(run.faults_applied, 0);
+    assert!(run.applied.is_empty());
+    assert_eq!(run.host_sent["session stop"], 1, "{:?}", run.host_sent);
     assert_eq!(run.device_log_len, 1);
     assert_eq!(run.db_rows, vec![run.record.clone()]);
     let r = &run.record;
     assert!(run.device_id.starts_with("mimml-"));
     // All three: the sample's frames go through the face detector and landmark model.
-    assert_eq!(r.modalities, Modalities::ALL, "flags {:#x}", r.flags);
-    assert!(r.flags & ResultRecord::FLAG_NO_FACE == 0);
+    assert_eq!(r.modalities, Modalities::ALL, "flags {}", r.flags);
+    assert!(!r.flags.contains(ResultFlags::NO_FACE));
     assert!(r.gates[1] > 0.0, "{:?}", r.gates);
     assert!((0.0..=1.0).contains(&r.p_depressed));
     assert!((0.0..=24.0).contains(&r.phq8));
@@ -93,7 +102,7 @@ fn a_screening_session_reaches_the_database_once() {
     // The committed MIMML bundle, run by tract: a real model, not the placeholder.
     let manifest = std::fs::read_to_string(device::bundled_model_dir().join("manifest.toml")).expect("bundle");
     assert!(manifest.contains(&format!("model_version = \"{}\"", r.model_version)), "{}", r.model_version);
-    assert!(r.flags & ResultRecord::FLAG_PLACEHOLDER_MODEL == 0 && r.flags & ResultRecord::FLAG_SIMULATED != 0);
+    assert!(!r.flags.contains(ResultFlags::PLACEHOLDER_MODEL) && r.flags.contains(ResultFlags::SIMULATED));
     // The sample is a 60 s recording; the result says so.
     let media_s = (r.finished_ms - r.started_ms) as f64 / 1000.0;
     assert!((55.0..65.0).contains(&media_s), "{media_s}");
@@ -103,27 +112,38 @@ fn a_screening_session_reaches_the_database_once() {
 fn garbage_truncation_bit_flips_and_lost_frames_do_not_change_the_result() {
     let clean = session(vec![], vec![]);
     let junk: Vec<u8> = (0..300u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
-    // Host frames: 0 hello, 1 session start, 2.. transcript (12 utterances), then stop, sync…
+    // Each fault hits the first frame of its kind. A lost request or reply makes the host
+    // resend the request with the same id; the device must answer a repeat from its reply cache
+    // instead of running it again.
     let host_faults = vec![
-        (1, Fault::GarbageBefore(junk.clone())),
-        (3, Fault::TruncatedCopyBefore),
-        (5, Fault::FlipBit),  // lost: the host must time out and resend
-        (8, Fault::Drop),     // lost too
-        (15, Fault::FlipBit), // the session stop itself
-        (17, Fault::GarbageBefore(vec![0, 0, 0xFF, 0x13, 0])),
+        ("session start", 0, Fault::GarbageBefore(junk.clone())),
+        ("transcript", 1, Fault::TruncatedCopyBefore),
+        ("transcript", 3, Fault::FlipBit), // lost: the host must time out and resend
+        ("transcript", 6, Fault::Drop),    // lost too
+        ("session stop", 0, Fault::FlipBit),
+        ("session status", 0, Fault::GarbageBefore(vec![0, 0, 0xFF, 0x13, 0])),
+        ("sync", 0, Fault::Drop),
     ];
-    // Device frames: replies in the same order. Losing a reply makes the host resend, and the
-    // device must answer from its reply cache instead of running the request again.
     let device_faults = vec![
-        (0, Fault::TruncatedCopyBefore),
-        (1, Fault::Drop), // the session start's reply: a resent start must not be refused as "active"
-        (2, Fault::GarbageBefore(junk)),
-        (6, Fault::Drop),
-        (14, Fault::FlipBit), // the stop's reply: a second stop must not log a second result
+        ("DeviceInfo", 0, Fault::TruncatedCopyBefore),
+        // The session start's reply: a resent start must not be refused as "active".
+        ("session capturing", 0, Fault::Drop),
+        ("TranscriptAccepted", 0, Fault::GarbageBefore(junk)),
+        ("TranscriptAccepted", 4, Fault::Drop),
+        // The stop's reply: the resent stop is answered from the cache, nothing computed twice.
+        ("session processing", 0, Fault::FlipBit),
+        ("Records", 0, Fault::Drop),
     ];
+    let planned = host_faults.len() + device_faults.len();
     let faulty = session(host_faults, device_faults);
-    assert_eq!(faulty.faults_applied, 11, "every planned fault hit a frame");
+    assert_eq!(faulty.applied.len(), planned, "every planned fault hit a frame: {:?}", faulty.applied);
     assert!(faulty.host_bad_frames >= 3, "host saw {} bad frames", faulty.host_bad_frames);
+    // The stop was sent three times: once lost on the way, once answered with a lost reply, and
+    // once more, answered from the reply cache.
+    assert_eq!(faulty.host_sent["session stop"], 3, "{:?}", faulty.host_sent);
+    assert_eq!(faulty.host_sent["session start"], 2, "{:?}", faulty.host_sent);
+    assert!(faulty.device_sent["session processing"] >= 2, "the stop's answer, repeated: {:?}", faulty.device_sent);
+    assert!(faulty.host_sent["sync"] >= 3, "two syncs, one resent: {:?}", faulty.host_sent);
     assert_eq!(essence(&faulty.record), essence(&clean.record));
     assert_eq!(faulty.device_log_len, 1, "a retried stop logged a second result");
     assert_eq!(faulty.db_rows.len(), 1);

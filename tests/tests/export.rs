@@ -1,13 +1,13 @@
 //! Export parity: the trained candle model and its ONNX export run by tract agree, and bundles
 //! refuse anything that does not check out.
 
-use models::Model;
-use models::corpus::Split;
-use models::corpus::cache::FeatureCache;
-use models::mimml::config::{Fusion, MimmlConfig};
-use models::mimml::export::{Quantization, to_onnx, to_onnx_quantized};
-use models::mimml::train::{examples, predict, train};
-use models::onnx::{Bundle, Golden, OnnxModel, Precision};
+use corpus::Split;
+use corpus::cache::FeatureCache;
+use runtime::Model;
+use runtime::onnx::{Bundle, Golden, OnnxModel, Precision};
+use train::mimml::config::{Fusion, MimmlConfig};
+use train::mimml::export::{Quantization, to_onnx, to_onnx_quantized};
+use train::mimml::train::{examples, predict, train};
 
 fn cache(dir: &std::path::Path) -> FeatureCache {
     tests::small_feature_cache(dir, 9).expect("synthetic corpus and its cache")
@@ -131,7 +131,7 @@ fn bundles_are_verified_before_use() {
 fn the_committed_bundle_is_the_export_of_the_committed_checkpoint() {
     let bundle = device::bundled_model_dir();
     let (t, meta) =
-        models::mimml::train::Trained::load(&bundle.with_file_name("mimml-synth-checkpoint")).expect("checkpoint");
+        train::mimml::train::Trained::load(&bundle.with_file_name("mimml-synth-checkpoint")).expect("checkpoint");
     let onnx = to_onnx(&t, &meta.version).expect("exports");
     let committed = std::fs::read(bundle.join("model.onnx")).expect("committed model");
     assert!(
@@ -154,7 +154,7 @@ fn replacing_a_bundles_model_keeps_its_golden_inputs_and_never_breaks_it() {
     }
     let before = Bundle::open(&b).expect("the copy verifies");
     let (t, meta) =
-        models::mimml::train::Trained::load(&committed.with_file_name("mimml-synth-checkpoint")).expect("checkpoint");
+        train::mimml::train::Trained::load(&committed.with_file_name("mimml-synth-checkpoint")).expect("checkpoint");
     let int8 = to_onnx_quantized(&t, &meta.version, Quantization::Int8).expect("exports");
     let m = OnnxModel::from_bytes(&int8, &meta.version, t.schema(), t.model.cfg.max_segments).expect("loads");
     let files = |d: &std::path::Path| -> Vec<Vec<u8>> {

@@ -2,19 +2,19 @@
 //! features, MIMML trained on it, exported, bundled, and a whole session on a simulated device
 //! that loads the encoder the bundle needs. Needs `scripts/install_minilm.sh`.
 
+use corpus::Split;
 use features::schema::{schema_hash, schema_hash_for};
 use features::text::{MINILM_DIM, TextEmbedding};
 use host::client::DeviceClient;
 use host::session::run_session;
-use models::Model;
-use models::corpus::Split;
-use models::mimml::config::MimmlConfig;
-use models::mimml::export::to_onnx;
-use models::mimml::train::train;
-use models::minilm::{self, MiniLm};
-use models::onnx::{Bundle, Golden, OnnxModel};
 use protocol::Modalities;
-use tests::{Rig, sample_session, small_feature_cache_with};
+use runtime::Model;
+use runtime::minilm::{self, MiniLm};
+use runtime::onnx::{Bundle, Golden, OnnxModel};
+use tests::{sample_session, small_feature_cache_with};
+use train::mimml::config::MimmlConfig;
+use train::mimml::export::to_onnx;
+use train::mimml::train::train;
 
 #[test]
 fn a_minilm_model_trains_exports_and_runs_a_session_on_a_device_that_loads_its_encoder() {
@@ -60,19 +60,21 @@ fn a_minilm_model_trains_exports_and_runs_a_session_on_a_device_that_loads_its_e
     );
     let plain = device::simulated_with_model(&dir.path().join("d0"), &sample_session(), &bundle);
     assert!(plain.is_ok(), "simulated() loads the encoder itself: {:?}", plain.err());
-    let mut bare = device::simulated(&dir.path().join("d1"), &sample_session()).expect("device");
-    bare = bare.with_text_encoder(None).expect("the committed model needs no encoder");
+    let committed = device::load_model(Some(&device::bundled_model_dir())).expect("the committed model");
+    let bare = device::SessionPipeline::new(committed, true)
+        .with_text_encoder(None)
+        .expect("the committed model needs no encoder");
     let err = bare.with_text_encoder(Some(Box::new(encoder))).expect_err("refused").to_string();
     assert!(err.contains("needs the hashed text embedding, the device has minilm"), "{err}");
 
     // A whole session over a pty: the result carries the MiniLM schema.
     let (host_end, device_end) = link::pty_pair().expect("pty pair");
-    let rig = Rig::serve(plain.expect("device"), device_end).expect("serves");
+    let rig = device::DeviceThread::serve(plain.expect("device"), device_end).expect("serves");
     let mut client = DeviceClient::new(host_end);
     client.hello().expect("hello");
     let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
     let outcome = run_session(&mut client, &transcript, "minilm", Modalities::ALL, |_, _| {}).expect("session");
     assert_eq!(outcome.record.feature_schema, schema_hash_for(TextEmbedding::MiniLm));
-    assert!(outcome.record.modalities.has(Modalities::TEXT), "{:?}", outcome.record);
+    assert!(outcome.record.modalities.contains(Modalities::TEXT), "{:?}", outcome.record);
     drop(rig);
 }

@@ -1,10 +1,10 @@
 //! MIMML training on a small synthetic corpus: deterministic for a seed, checkpoints round-trip,
 //! a checkpoint of other front-ends is refused, missing modalities still give a result.
 
-use models::corpus::Split;
-use models::corpus::cache::FeatureCache;
-use models::mimml::config::{Fusion, MimmlConfig};
-use models::mimml::train::{Trained, examples, predict, train};
+use corpus::Split;
+use corpus::cache::FeatureCache;
+use train::mimml::config::{Fusion, MimmlConfig};
+use train::mimml::train::{Trained, examples, predict, train};
 
 fn cache(dir: &std::path::Path) -> FeatureCache {
     tests::small_feature_cache(dir, 5).expect("synthetic corpus and its cache")

@@ -97,7 +97,7 @@ fn main() -> anyhow::Result<()> {
     let text_us = per_call * 1e6 / refs.len() as f64;
     println!("text features (hashed embedding): {text_us:.2} µs per utterance ({} utterances)", refs.len());
     // The optional sentence encoder, when installed (scripts/install_minilm.sh).
-    let minilm_ms = match models::minilm::MiniLm::load(&models::minilm::default_dir()) {
+    let minilm_ms = match runtime::minilm::MiniLm::load(&runtime::minilm::default_dir()) {
         Ok(m) => {
             features::text::utterance_features(&refs, Some(&m))?; // fails here, not unseen in the loop
             let per_call = bench::best_of(3, || {

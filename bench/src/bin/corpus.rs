@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use models::corpus::cache::{CacheOptions, build};
-use models::corpus::daic::Corpus;
-use models::corpus::synth::{SynthConfig, write_corpus};
+use corpus::cache::{CacheOptions, build};
+use corpus::daic::Corpus;
+use corpus::synth::{SynthConfig, write_corpus};
 
 fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

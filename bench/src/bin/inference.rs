@@ -7,9 +7,9 @@
 
 use std::time::Instant;
 
-use models::mimml::export::{Quantization, to_onnx_quantized};
-use models::mimml::train::Trained;
-use models::onnx::{Bundle, OnnxModel};
+use runtime::onnx::{Bundle, OnnxModel};
+use train::mimml::export::{Quantization, to_onnx_quantized};
+use train::mimml::train::Trained;
 
 /// Peak resident set size of this process, kB (Linux).
 fn peak_rss_kb() -> u64 {
@@ -51,7 +51,7 @@ fn stock_tract_ms(path: &std::path::Path, rows: &[Vec<Vec<f32>>], n: u32) -> any
 
 /// Synthetic feature rows: `t` segments per modality.
 fn session(t: usize) -> Vec<Vec<Vec<f32>>> {
-    let widths = models::onnx::feature_widths();
+    let widths = runtime::onnx::feature_widths();
     (0..3)
         .map(|m| {
             (0..t)
@@ -69,7 +69,7 @@ struct Compared {
     dp: f64,
     ort_version: serde_json::Value,
     /// tract's output.
-    ours: models::Prediction,
+    ours: runtime::Prediction,
 }
 
 /// One session through the bundle with tract and with onnxruntime, `n` runs each, one thread.
@@ -171,7 +171,7 @@ fn main() -> anyhow::Result<()> {
         &bundle.manifest.model_version,
         schema,
         t,
-        models::onnx::Precision::F16,
+        runtime::onnx::Precision::F16,
     )?;
     let half_dp = (half.run([&refs[0], &refs[1], &refs[2]])?.p_depressed - ours.p_depressed).abs();
     println!("f16 compute (the GPU path's arithmetic, run on the CPU): |Δp| vs f32 {half_dp:.1e}");

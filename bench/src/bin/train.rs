@@ -7,13 +7,13 @@
 
 use std::time::Instant;
 
-use models::corpus::Split;
-use models::corpus::cache::{CacheOptions, FeatureCache, build};
-use models::corpus::daic::Corpus;
-use models::corpus::synth::{SynthConfig, write_corpus};
-use models::metrics;
-use models::mimml::config::MimmlConfig;
-use models::mimml::train::{examples, predict, train};
+use corpus::Split;
+use corpus::cache::{CacheOptions, FeatureCache, build};
+use corpus::daic::Corpus;
+use corpus::synth::{SynthConfig, write_corpus};
+use train::metrics;
+use train::mimml::config::MimmlConfig;
+use train::mimml::train::{examples, predict, train};
 
 fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;

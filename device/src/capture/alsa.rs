@@ -9,13 +9,14 @@ use std::thread::JoinHandle;
 
 use alsa::pcm::{Access, Format, HwParams, PCM};
 use alsa::{Direction, ValueOr};
-use features::FeatureError;
 use features::audio::AudioClip;
+
+use super::CaptureError;
 
 const CHUNK: usize = 1600; // 100 ms at 16 kHz
 
-fn err(pcm: &str, detail: impl std::fmt::Display) -> FeatureError {
-    FeatureError::UnsupportedAudio { path: format!("ALSA PCM {pcm}"), detail: detail.to_string() }
+fn err(pcm: &str, source: impl Into<super::BoxError>) -> CaptureError {
+    CaptureError::Microphone { device: format!("ALSA PCM {pcm}"), source: source.into() }
 }
 
 /// A recording in progress.
@@ -23,7 +24,7 @@ fn err(pcm: &str, detail: impl std::fmt::Display) -> FeatureError {
 pub struct AlsaRecorder {
     pcm: String,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<Vec<i16>, String>>>,
+    thread: Option<JoinHandle<Result<Vec<i16>, alsa::Error>>>,
     rate: u32,
 }
 
@@ -31,11 +32,11 @@ impl AlsaRecorder {
     /// Opens `pcm` (e.g. `default`, `hw:1,0`, `plughw:1,0`) and starts recording, until
     /// [`stop`](Self::stop) or, with a `limit`, until that much audio is recorded. A PCM that
     /// cannot be opened or configured is an error here, before the session starts.
-    pub fn start(pcm: &str, limit: Option<std::time::Duration>) -> Result<AlsaRecorder, FeatureError> {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<u32, String>>();
+    pub fn start(pcm: &str, limit: Option<std::time::Duration>) -> Result<AlsaRecorder, CaptureError> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<u32, alsa::Error>>();
         let stop = Arc::new(AtomicBool::new(false));
         let (name, flag) = (pcm.to_owned(), Arc::clone(&stop));
-        let thread = std::thread::spawn(move || -> Result<Vec<i16>, String> {
+        let thread = std::thread::spawn(move || -> Result<Vec<i16>, alsa::Error> {
             let open = || -> alsa::Result<(PCM, u32)> {
                 let p = PCM::new(&name, Direction::Capture, false)?;
                 let rate = {
@@ -53,13 +54,13 @@ impl AlsaRecorder {
             let (p, rate) = match open() {
                 Ok(v) => v,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(e.to_string()));
-                    return Err(e.to_string());
+                    let _ = ready_tx.send(Err(e));
+                    return Err(e);
                 }
             };
             let _ = ready_tx.send(Ok(rate));
             let max = limit.map_or(usize::MAX, |d| (d.as_secs_f64() * f64::from(rate)).round() as usize);
-            let io = p.io_i16().map_err(|e| e.to_string())?;
+            let io = p.io_i16()?;
             let mut samples = Vec::new();
             let mut buf = [0i16; CHUNK];
             let started = std::time::Instant::now();
@@ -80,7 +81,7 @@ impl AlsaRecorder {
                     // An overrun loses a chunk; recover and go on (logged).
                     Err(e) => {
                         tracing::warn!("ALSA read: {e}; recovering");
-                        p.try_recover(e, true).map_err(|e| e.to_string())?;
+                        p.try_recover(e, true)?;
                     }
                 }
             }
@@ -93,29 +94,29 @@ impl AlsaRecorder {
                 Ok(AlsaRecorder { pcm: pcm.to_owned(), stop, thread: Some(thread), rate })
             }
             Ok(Err(e)) => Err(err(pcm, e)),
-            Err(_) => Err(err(pcm, "recording thread ended before the PCM opened")),
+            Err(_) => Err(CaptureError::Thread("microphone")),
         }
     }
 
     /// Stops and returns the recording.
-    pub fn stop(self) -> Result<AudioClip, FeatureError> {
+    pub fn stop(self) -> Result<AudioClip, CaptureError> {
         self.stop.store(true, Ordering::Relaxed);
         self.finish()
     }
 
     /// Waits until the recording reaches its limit (or the PCM ends) and returns it.
-    pub fn wait(self) -> Result<AudioClip, FeatureError> {
+    pub fn wait(self) -> Result<AudioClip, CaptureError> {
         self.finish()
     }
 
-    fn finish(mut self) -> Result<AudioClip, FeatureError> {
+    fn finish(mut self) -> Result<AudioClip, CaptureError> {
         let samples = match self.thread.take().map(JoinHandle::join) {
             Some(Ok(Ok(s))) => s,
             Some(Ok(Err(e))) => return Err(err(&self.pcm, e)),
-            _ => return Err(err(&self.pcm, "recording thread panicked")),
+            _ => return Err(CaptureError::Thread("microphone")),
         };
         let clip = AudioClip { rate: self.rate, samples: samples.iter().map(|&v| f32::from(v) / 32768.0).collect() };
-        clip.to_frontend_rate()
+        clip.to_frontend_rate().map_err(CaptureError::Audio)
     }
 }
 
@@ -133,19 +134,20 @@ pub struct AlsaMicrophone {
 }
 
 impl AlsaMicrophone {
+    /// The capture PCM `pcm` (`default`, `plughw:1,0`, ...), opened at each session.
     pub fn new(pcm: &str) -> AlsaMicrophone {
         AlsaMicrophone { pcm: pcm.to_owned(), recording: None }
     }
 }
 
 impl super::live::Microphone for AlsaMicrophone {
-    fn start(&mut self) -> Result<(), FeatureError> {
+    fn start(&mut self) -> Result<(), CaptureError> {
         // A recording left over from an aborted session is dropped (its thread stops).
         self.recording = Some(AlsaRecorder::start(&self.pcm, None)?);
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<AudioClip, FeatureError> {
+    fn stop(&mut self) -> Result<AudioClip, CaptureError> {
         self.recording.take().ok_or_else(|| err(&self.pcm, "not recording"))?.stop()
     }
 }

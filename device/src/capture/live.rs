@@ -21,19 +21,20 @@ use features::video::{FrameDir, FrameSource, MjpegFile, Y4mFile};
 use protocol::Modalities;
 use vision::face::{FaceFrontEnd, VideoStats};
 
-use super::{Capture, Captured, Video};
+use super::{Capture, CaptureError, Captured, Video};
 
 /// A microphone: records from `start` to `stop`.
 pub trait Microphone: Send {
     /// Opens the device and starts recording; an unusable device is an error here.
-    fn start(&mut self) -> Result<(), FeatureError>;
+    fn start(&mut self) -> Result<(), CaptureError>;
     /// Stops and hands over the recording.
-    fn stop(&mut self) -> Result<AudioClip, FeatureError>;
+    fn stop(&mut self) -> Result<AudioClip, CaptureError>;
 }
 
 /// A camera. It is opened on the capture thread (V4L2 streams cannot move between threads).
 pub trait Camera: Send + Sync {
-    fn open(&self) -> Result<Box<dyn FrameSource>, FeatureError>;
+    /// Opens the camera and starts streaming.
+    fn open(&self) -> Result<Box<dyn FrameSource>, CaptureError>;
     /// For logs.
     fn describe(&self) -> String;
 }
@@ -47,25 +48,25 @@ pub struct FileCamera {
 }
 
 impl FileCamera {
+    /// Plays `path` as a camera.
     pub fn new(path: &Path) -> FileCamera {
         FileCamera { path: path.to_owned(), fps: 30.0 }
     }
 }
 
 impl Camera for FileCamera {
-    fn open(&self) -> Result<Box<dyn FrameSource>, FeatureError> {
+    fn open(&self) -> Result<Box<dyn FrameSource>, CaptureError> {
         let ext = self.path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        Ok(match ext.as_deref() {
-            _ if self.path.is_dir() => Box::new(FrameDir::open(&self.path)?),
-            Some("y4m") => Box::new(Y4mFile::open(&self.path)?),
-            Some("mjpeg" | "mjpg") => Box::new(MjpegFile::open(&self.path, self.fps)?),
-            _ => {
-                return Err(FeatureError::Video {
-                    path: self.path.display().to_string(),
-                    detail: "not a camera file: expected .y4m, .mjpeg or a folder of frames".into(),
-                });
-            }
-        })
+        let opened: Result<Box<dyn FrameSource>, FeatureError> = match ext.as_deref() {
+            _ if self.path.is_dir() => FrameDir::open(&self.path).map(|s| Box::new(s) as _),
+            Some("y4m") => Y4mFile::open(&self.path).map(|s| Box::new(s) as _),
+            Some("mjpeg" | "mjpg") => MjpegFile::open(&self.path, self.fps).map(|s| Box::new(s) as _),
+            _ => Err(FeatureError::Video {
+                path: self.path.display().to_string(),
+                detail: "not a camera file: expected .y4m, .mjpeg or a folder of frames".into(),
+            }),
+        };
+        opened.map_err(|e| CaptureError::Camera { device: self.describe(), source: e.into() })
     }
 
     fn describe(&self) -> String {
@@ -149,7 +150,7 @@ impl LiveCapture {
     }
 
     /// Ends a running capture and returns what it got (the face front-end comes back home).
-    fn finish(&mut self) -> Result<Captured, FeatureError> {
+    fn finish(&mut self) -> Result<Captured, CaptureError> {
         let Some(run) = self.running.take() else {
             return Ok(Captured { audio: None, video: None, duration_ms: 0 });
         };
@@ -191,19 +192,19 @@ impl Capture for LiveCapture {
         if self.camera.is_some() && (self.face.is_some() || self.running.is_some()) {
             m |= Modalities::VIDEO;
         }
-        Modalities(m)
+        m
     }
 
-    fn start(&mut self, want: Modalities) -> Result<(), FeatureError> {
+    fn start(&mut self, want: Modalities) -> Result<(), CaptureError> {
         if self.running.is_some() {
             tracing::warn!("capture started while running: the earlier capture is dropped");
             self.finish()?;
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut video = None;
-        if want.has(Modalities::VIDEO) {
+        if want.contains(Modalities::VIDEO) {
             if let (Some(camera), Some(mut face)) = (self.camera.clone(), self.face.take()) {
-                let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), FeatureError>>();
+                let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), CaptureError>>();
                 let flag = Arc::clone(&stop);
                 let thread = std::thread::Builder::new()
                     .name("video".into())
@@ -224,10 +225,8 @@ impl Capture for LiveCapture {
                         let (track, stats) = face.track(&mut frames);
                         (face, track, stats)
                     })
-                    .map_err(|e| FeatureError::Video { path: "camera".into(), detail: e.to_string() })?;
-                let opened = ready_rx.recv().unwrap_or_else(|_| {
-                    Err(FeatureError::Video { path: "camera".into(), detail: "video thread ended early".into() })
-                });
+                    .map_err(|_| CaptureError::Thread("video"))?;
+                let opened = ready_rx.recv().unwrap_or(Err(CaptureError::Thread("video")));
                 if let Err(e) = opened {
                     if let Ok((face, _, _)) = thread.join() {
                         self.face = Some(face);
@@ -237,7 +236,7 @@ impl Capture for LiveCapture {
                 video = Some(thread);
             }
         }
-        let audio = want.has(Modalities::AUDIO) && self.mic.is_some();
+        let audio = want.contains(Modalities::AUDIO) && self.mic.is_some();
         self.running = Some(Running { started: Instant::now(), stop, audio: false, video });
         if audio {
             if let Some(mic) = self.mic.as_mut() {
@@ -253,7 +252,7 @@ impl Capture for LiveCapture {
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<Captured, FeatureError> {
+    fn stop(&mut self) -> Result<Captured, CaptureError> {
         self.finish()
     }
 }
@@ -269,15 +268,15 @@ mod tests {
     }
 
     impl Microphone for FakeMic {
-        fn start(&mut self) -> Result<(), FeatureError> {
+        fn start(&mut self) -> Result<(), CaptureError> {
             if self.clip.is_none() {
-                return Err(FeatureError::UnsupportedAudio { path: "fake".into(), detail: "unplugged".into() });
+                return Err(CaptureError::Microphone { device: "fake".into(), source: "unplugged".into() });
             }
             self.started = true;
             Ok(())
         }
 
-        fn stop(&mut self) -> Result<AudioClip, FeatureError> {
+        fn stop(&mut self) -> Result<AudioClip, CaptureError> {
             assert!(self.started, "stop before start");
             self.started = false;
             Ok(self.clip.clone().expect("clip"))
@@ -288,7 +287,7 @@ mod tests {
     struct EndlessCamera(image::GrayImage);
 
     impl Camera for EndlessCamera {
-        fn open(&self) -> Result<Box<dyn FrameSource>, FeatureError> {
+        fn open(&self) -> Result<Box<dyn FrameSource>, CaptureError> {
             struct Endless(image::GrayImage);
             impl FrameSource for Endless {
                 fn fps(&self) -> f32 {
@@ -351,7 +350,7 @@ mod tests {
         };
         let frame = image::GrayImage::from_pixel(320, 240, image::Luma([128]));
         let mut cap = LiveCapture::new(None, Some(Arc::new(EndlessCamera(frame))), Some(face));
-        assert_eq!(cap.available(), Modalities(Modalities::TEXT | Modalities::VIDEO));
+        assert_eq!(cap.available(), Modalities::TEXT | Modalities::VIDEO);
         cap.start(Modalities::ALL).expect("starts");
         std::thread::sleep(std::time::Duration::from_millis(300));
         let got = cap.stop().expect("stops");
@@ -369,12 +368,13 @@ mod tests {
         };
         let mut cap =
             LiveCapture::new(None, Some(Arc::new(FileCamera::new(Path::new("/nonexistent.y4m")))), Some(face));
-        let e = cap.start(Modalities::ALL).unwrap_err().to_string();
-        assert!(e.contains("/nonexistent.y4m"), "{e}");
+        let e = cap.start(Modalities::ALL).unwrap_err();
+        let chain = format!("{e}: {}", std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default());
+        assert!(matches!(e, CaptureError::Camera { .. }) && chain.contains("/nonexistent.y4m"), "{chain}");
         assert!(cap.face.is_some(), "the face front-end was lost");
         assert!(cap.running.is_none());
         let e = LiveCapture::new(None, Some(Arc::new(FileCamera::new(Path::new("notes.txt")))), None);
-        assert_eq!(e.available(), Modalities(Modalities::TEXT), "no landmarker, no video");
+        assert_eq!(e.available(), Modalities::TEXT, "no landmarker, no video");
     }
 
     #[test]
@@ -385,8 +385,8 @@ mod tests {
         let frame = image::GrayImage::from_pixel(64, 48, image::Luma([0]));
         let mic = FakeMic { clip: None, started: false };
         let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(Arc::new(EndlessCamera(frame))), Some(face));
-        let e = cap.start(Modalities::ALL).unwrap_err().to_string();
-        assert!(e.contains("unplugged"), "{e}");
+        let e = cap.start(Modalities::ALL).unwrap_err();
+        assert!(matches!(&e, CaptureError::Microphone { source, .. } if source.to_string() == "unplugged"), "{e:?}");
         assert!(cap.running.is_none() && cap.face.is_some());
     }
 }

@@ -22,6 +22,48 @@ use features::video::{FrameDir, FrameSource};
 use protocol::Modalities;
 use vision::face::VideoStats;
 
+/// A cause carried across threads (ALSA, V4L2 and thread errors).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why capture could not start or stop. Per-frame camera failures are not errors here: the
+/// face front-end counts them and the session goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The microphone could not be opened, configured or read.
+    #[error("microphone {device}")]
+    Microphone {
+        /// The ALSA PCM.
+        device: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The camera could not be opened.
+    #[error("camera {device}")]
+    Camera {
+        /// The camera as the log names it.
+        device: String,
+        #[source]
+        source: BoxError,
+    },
+    /// The recorded audio could not be brought to the front-end's rate.
+    #[error("recorded audio")]
+    Audio(#[source] FeatureError),
+    /// A simulated session's files could not be read.
+    #[error("simulated session {path}")]
+    Files {
+        /// The simulation folder.
+        path: PathBuf,
+        #[source]
+        source: FeatureError,
+    },
+    /// The simulation folder does not exist.
+    #[error("simulation folder {0} does not exist")]
+    NoSimulationFolder(PathBuf),
+    /// A capture thread could not be started or ended before reporting.
+    #[error("the {0} capture thread could not start or ended early")]
+    Thread(&'static str),
+}
+
 /// A session's video as the capture hands it over.
 pub enum Video {
     /// Frames still to go through the face front-end (file sources).
@@ -41,8 +83,11 @@ impl std::fmt::Debug for Video {
 
 /// What one session captured.
 pub struct Captured {
+    /// The recording, at the front-end's rate.
     pub audio: Option<AudioClip>,
+    /// Frames or tracked landmarks.
     pub video: Option<Video>,
+    /// How long capture ran (or the files last), ms.
     pub duration_ms: u32,
 }
 
@@ -56,14 +101,15 @@ impl std::fmt::Debug for Captured {
     }
 }
 
+/// The seam between the session logic and the capture hardware.
 pub trait Capture: Send {
     /// Modalities this backend can deliver.
     fn available(&self) -> Modalities;
     /// Starts capturing the requested modalities. Checks inputs up front: a missing or
     /// unreadable source is reported here, before the session starts.
-    fn start(&mut self, want: Modalities) -> Result<(), FeatureError>;
+    fn start(&mut self, want: Modalities) -> Result<(), CaptureError>;
     /// Ends capture and hands over what was captured.
-    fn stop(&mut self) -> Result<Captured, FeatureError>;
+    fn stop(&mut self) -> Result<Captured, CaptureError>;
 }
 
 /// File sources standing in for microphone and camera: `DIR/audio.wav` (16 kHz) and
@@ -76,12 +122,10 @@ pub struct SimulatedCapture {
 }
 
 impl SimulatedCapture {
-    pub fn new(dir: &Path) -> Result<Self, FeatureError> {
+    /// File sources in `dir`, which must exist.
+    pub fn new(dir: &Path) -> Result<Self, CaptureError> {
         if !dir.is_dir() {
-            return Err(FeatureError::Video {
-                path: dir.display().to_string(),
-                detail: "simulation folder does not exist".into(),
-            });
+            return Err(CaptureError::NoSimulationFolder(dir.to_owned()));
         }
         Ok(SimulatedCapture { dir: dir.to_owned(), want: Modalities::default(), audio: None })
     }
@@ -92,6 +136,10 @@ impl SimulatedCapture {
 
     fn frames(&self) -> PathBuf {
         self.dir.join("frames")
+    }
+
+    fn files_error(&self, source: FeatureError) -> CaptureError {
+        CaptureError::Files { path: self.dir.clone(), source }
     }
 }
 
@@ -104,23 +152,27 @@ impl Capture for SimulatedCapture {
         if self.frames().is_dir() {
             m |= Modalities::VIDEO;
         }
-        Modalities(m)
+        m
     }
 
-    fn start(&mut self, want: Modalities) -> Result<(), FeatureError> {
+    fn start(&mut self, want: Modalities) -> Result<(), CaptureError> {
         let have = self.available();
-        self.want = Modalities(want.0 & have.0);
-        self.audio = if self.want.has(Modalities::AUDIO) { Some(read_wav(&self.wav())?) } else { None };
-        if self.want.has(Modalities::VIDEO) {
-            FrameDir::open(&self.frames())?;
+        self.want = want & have;
+        self.audio = if self.want.contains(Modalities::AUDIO) {
+            Some(read_wav(&self.wav()).map_err(|e| self.files_error(e))?)
+        } else {
+            None
+        };
+        if self.want.contains(Modalities::VIDEO) {
+            FrameDir::open(&self.frames()).map_err(|e| self.files_error(e))?;
         }
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<Captured, FeatureError> {
+    fn stop(&mut self) -> Result<Captured, CaptureError> {
         let audio = self.audio.take();
-        let video = if self.want.has(Modalities::VIDEO) {
-            Some(Video::Frames(Box::new(FrameDir::open(&self.frames())?)))
+        let video = if self.want.contains(Modalities::VIDEO) {
+            Some(Video::Frames(Box::new(FrameDir::open(&self.frames()).map_err(|e| self.files_error(e))?)))
         } else {
             None
         };

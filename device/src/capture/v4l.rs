@@ -113,8 +113,10 @@ pub struct V4lCamera {
 }
 
 impl super::live::Camera for V4lCamera {
-    fn open(&self) -> Result<Box<dyn FrameSource>, FeatureError> {
-        Ok(Box::new(V4lSource::open(&self.path, self.width, self.height)?))
+    fn open(&self) -> Result<Box<dyn FrameSource>, super::CaptureError> {
+        let source = V4lSource::open(&self.path, self.width, self.height)
+            .map_err(|e| super::CaptureError::Camera { device: self.describe(), source: e.into() })?;
+        Ok(Box::new(source))
     }
 
     fn describe(&self) -> String {

@@ -147,8 +147,14 @@ const LANES: usize = 16;
 #[multiversion::multiversion(targets("x86_64+avx2+fma"))]
 fn recurrent_product(rt: &[f32], rb: &[f32], h: &[f32], out: &mut [f32]) {
     // A fused multiply-add where the CPU has one, a multiply and an add where it would be a
-    // (slow) library call.
+    // (slow) library call. aarch64 has it in its base instruction set ("fma" is an x86 feature
+    // name; asking for it on another architecture fails to compile).
+    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     const FUSED: bool = multiversion::target::selected_target!().supports_feature_str("fma");
+    #[cfg(target_arch = "aarch64")]
+    const FUSED: bool = true;
+    #[cfg(not(any(target_arch = "x86", target_arch = "x86_64", target_arch = "aarch64")))]
+    const FUSED: bool = false;
     let block_len = h.len() * LANES;
     for ((block, bias), out) in rt.chunks_exact(block_len).zip(rb.chunks_exact(LANES)).zip(out.chunks_exact_mut(LANES))
     {
@@ -350,7 +356,7 @@ impl TypedOp for Gru {
     tract_onnx::tract_core::as_op!();
 }
 
-#[cfg(all(test, feature = "minilm"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::onnx_graph::{Graph, Quantization, attr_i, attr_s, value_info};

@@ -151,12 +151,15 @@ fn bad(detail: impl Into<String>) -> ModelError {
 
 fn parse_schema(hex: &str) -> Result<SchemaHash, ModelError> {
     let mut out = [0u8; 8];
-    if hex.len() != 16 {
+    // Checked as bytes: a 16-byte string of non-ASCII characters has no char boundary at
+    // every other byte, so slicing it as text would panic.
+    let digits = hex.as_bytes();
+    if digits.len() != 16 || !digits.iter().all(u8::is_ascii_hexdigit) {
         return Err(bad(format!("feature schema {hex:?} is not 16 hex digits")));
     }
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
-            .map_err(|_| bad(format!("feature schema {hex:?} is not hex")))?;
+    for (b, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        let nibble = |d: u8| (d as char).to_digit(16).unwrap_or_default() as u8;
+        *b = nibble(pair[0]) << 4 | nibble(pair[1]);
     }
     Ok(SchemaHash(out))
 }
@@ -672,6 +675,25 @@ mod tests {
                 .fold(0.0, f32::max);
             assert!(worst <= 1e-5, "{}: tract and onnxruntime {} differ by {worst}", c.name, r.onnxruntime);
         }
+    }
+
+    /// A manifest whose schema is 16 bytes but not 16 hex digits (8 two-byte characters) is a
+    /// clear error, not a panic of the daemon at start.
+    #[test]
+    fn a_non_ascii_feature_schema_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["manifest.toml", "model.onnx", "golden.json"] {
+            std::fs::copy(committed().join(f), dir.path().join(f)).expect("copy");
+        }
+        let manifest = std::fs::read_to_string(dir.path().join("manifest.toml")).expect("manifest");
+        let schema = features::schema::schema_hash().to_string();
+        assert!(manifest.contains(&schema), "{manifest}");
+        let bad = "é".repeat(8);
+        assert_eq!(bad.len(), 16);
+        std::fs::write(dir.path().join("manifest.toml"), manifest.replace(&schema, &bad)).expect("write");
+        let e = Bundle::open(dir.path()).expect_err("refused").to_string();
+        assert!(e.contains("feature schema") && e.contains("16 hex digits"), "{e}");
+        assert!(parse_schema("0123456789ABCDEF").is_ok() && parse_schema("0123456789abcdeg").is_err());
     }
 
     /// The f16 plan (the GPU's arithmetic, here on the CPU) passes the bundle's self-test within

@@ -1,9 +1,8 @@
 //! all-MiniLM-L6-v2 through tract, against sentence-transformers' own tokens and embeddings
-//! recorded by `scripts/minilm_reference.sh` (models/tests/minilm-reference.json). The model is
+//! recorded by `scripts/minilm_reference.sh` (runtime/tests/minilm-reference.json). The model is
 //! installed by `scripts/install_minilm.sh`, part of `scripts/install_models.sh`.
-#![cfg(feature = "minilm")]
 
-use models::minilm::{self, MiniLm};
+use runtime::minilm::{self, MiniLm};
 use sha2::Digest;
 
 fn model() -> MiniLm {

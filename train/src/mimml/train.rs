@@ -14,14 +14,14 @@ use serde::{Deserialize, Serialize};
 use super::config::MimmlConfig;
 use super::data::{Example, InputSpec, MODALITIES, batch, split_features};
 use super::net::{Mimml, sigmoid_vec};
-use crate::corpus::Split;
-use crate::corpus::cache::FeatureCache;
 use crate::metrics::{self, Scored};
+use corpus::Split;
+use corpus::cache::FeatureCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
-    Corpus(#[from] crate::corpus::CorpusError),
+    Corpus(#[from] corpus::CorpusError),
     #[error("model computation: {0}")]
     Candle(#[from] candle_core::Error),
     #[error("{0}")]

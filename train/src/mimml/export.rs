@@ -22,8 +22,8 @@
 use prost::Message;
 use tract_onnx::pb::ValueInfoProto;
 
-use crate::onnx_graph::{Graph, attr_i, attr_ints, attr_s, transpose2, value_info};
-pub use crate::onnx_graph::{OPSET, Quantization};
+use runtime::onnx_graph::{Graph, attr_i, attr_ints, attr_s, transpose2, value_info};
+pub use runtime::onnx_graph::{OPSET, Quantization};
 
 use super::config::Fusion;
 use super::train::{TrainError, Trained};

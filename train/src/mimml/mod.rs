@@ -1,4 +1,4 @@
-//! MIMML: Mutual Information Maximization with Multi-task Learning (feature `train`).
+//! MIMML: Mutual Information Maximization with Multi-task Learning.
 //!
 //! * [`config`]: every hyper-parameter and the ablation variants;
 //! * [`data`]: feature cache → normalised, padded batches;

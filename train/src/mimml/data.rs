@@ -4,9 +4,9 @@ use candle_core::{Device, Tensor};
 use features::{Sequence, SessionFeatures};
 use serde::{Deserialize, Serialize};
 
-use crate::corpus::CorpusError;
-use crate::corpus::Split;
-use crate::corpus::cache::FeatureCache;
+use corpus::CorpusError;
+use corpus::Split;
+use corpus::cache::FeatureCache;
 
 pub const MODALITIES: usize = 3;
 

@@ -37,7 +37,7 @@ pub struct CachedSession {
     pub id: u32,
     pub split: Split,
     pub labels: Option<Labels>,
-    /// `protocol::ResultRecord::FLAG_*` quality flags from the front-ends.
+    /// The front-ends' quality flags (`protocol::ResultFlags` bits).
     pub flags: u16,
     /// Segments per modality (audio, video, text); 0 = absent.
     pub lengths: [usize; 3],
@@ -102,7 +102,7 @@ fn encode(f: &SessionFeatures, id: u32, schema: SchemaHash) -> Result<Vec<u8>, S
     let meta = HashMap::from([
         ("schema".to_owned(), schema.to_string()),
         ("session".to_owned(), id.to_string()),
-        ("flags".to_owned(), f.flags.to_string()),
+        ("flags".to_owned(), f.flags.bits().to_string()),
     ]);
     safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
 }
@@ -110,7 +110,12 @@ fn encode(f: &SessionFeatures, id: u32, schema: SchemaHash) -> Result<Vec<u8>, S
 fn decode(bytes: &[u8]) -> Result<SessionFeatures, String> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
-    let flags = meta.metadata().as_ref().and_then(|m| m.get("flags")).and_then(|v| v.parse().ok()).unwrap_or(0);
+    let flags = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("flags"))
+        .and_then(|v| v.parse().ok())
+        .map_or(protocol::ResultFlags::empty(), protocol::ResultFlags::from_bits_retain);
     let get = |name: &str| -> Result<Option<Sequence>, String> {
         match st.tensor(name) {
             Ok(t) => {
@@ -193,7 +198,7 @@ pub fn build(
                     id: p.id,
                     split: p.split,
                     labels: p.labels.clone(),
-                    flags: f.flags,
+                    flags: f.flags.bits(),
                     lengths: [len(&f.audio), len(&f.video), len(&f.text)],
                     audio_seconds: s.audio.as_ref().map_or(0.0, |a| a.duration_s()),
                     problems: s.problems.iter().map(ToString::to_string).collect(),
@@ -278,7 +283,12 @@ mod tests {
         let mut a = Sequence::new(2);
         a.push(&[1.0, -2.5]);
         a.push(&[f32::MAX, 0.0]);
-        let f = SessionFeatures { audio: Some(a), video: None, text: Some(Sequence::new(3)), flags: 6 };
+        let f = SessionFeatures {
+            audio: Some(a),
+            video: None,
+            text: Some(Sequence::new(3)),
+            flags: protocol::ResultFlags::from_bits_retain(6),
+        };
         let back = decode(&encode(&f, 7, schema::schema_hash()).expect("encodes")).expect("decodes");
         assert_eq!(back, f);
         assert!(decode(b"not safetensors").is_err());

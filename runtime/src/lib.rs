@@ -1,28 +1,24 @@
-//! # models — what turns features into a screening result
+//! # runtime — what turns features into a screening result, on the device
 //!
 //! [`Model`] is the one interface the device runs. Implementations:
 //!
-//! * [`PlaceholderModel`] — **a placeholder, not a trained model.** Fixed, hand-set weights over
-//!   the foundation front-ends' features, so that the whole data path (capture → features →
-//!   model → durable log → host database) is real from day one. Every result it produces is
-//!   flagged `FLAG_PLACEHOLDER_MODEL` and its version string says `placeholder`. The MIMML
-//!   issue replaces it with a trained model (candle, behind a `train` feature), and the export
-//!   issue with tract inference on an ONNX bundle.
+//! * [`onnx::OnnxModel`] — a trained MIMML model from a verified bundle ([`onnx::Bundle`]:
+//!   manifest with the SHA-256 of every file, feature-schema hash, golden self-test), run by
+//!   tract; ONNX `GRU` nodes become our [`onnx::gru::Gru`] op.
+//! * [`PlaceholderModel`] — **a placeholder, not a trained model**: fixed, hand-set weights over
+//!   a few named features, for a device with no bundle installed. Every result it produces is
+//!   flagged `PLACEHOLDER_MODEL` and its version string says `placeholder`.
 //!
-//! Invariant: `models` never touches hardware or the link; it sees features, never raw media.
+//! Beside the model, the other networks the device runs through tract: [`vad::SileroVad`]
+//! (voice activity) and [`minilm::MiniLm`] (the optional sentence encoder), and the ONNX graph
+//! writer both MiniLM and the training crate's export use ([`onnx_graph`]).
+//!
+//! Architecture invariant: `runtime` never touches hardware or the link and never depends on a
+//! training library (candle) or a corpus format (zip, csv); it sees features, never raw media.
 
-#[cfg(feature = "corpus")]
-pub mod corpus;
-pub mod metrics;
-#[cfg(feature = "train")]
-pub mod mimml;
-#[cfg(feature = "minilm")]
 pub mod minilm;
-#[cfg(feature = "onnx")]
 pub mod onnx;
-#[cfg(feature = "minilm")]
 pub mod onnx_graph;
-#[cfg(feature = "onnx")]
 pub mod vad;
 
 use features::{Sequence, SessionFeatures, schema};
@@ -223,7 +219,7 @@ mod tests {
                     &[("lex_first_person", 0.08), ("lex_negative", 0.04), ("lex_positive", 0.03)],
                 )
             }),
-            flags: 0,
+            flags: protocol::ResultFlags::empty(),
         }
     }
 

@@ -35,22 +35,25 @@ impl Quantization {
 }
 
 /// Tensors smaller than this stay f32 (biases, normalisation constants, scalars).
-pub(crate) const QUANTIZE_MIN: usize = 64;
+pub const QUANTIZE_MIN: usize = 64;
 
-pub(crate) fn attr_i(name: &str, i: i64) -> AttributeProto {
+/// An integer attribute.
+pub fn attr_i(name: &str, i: i64) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Int as i32, i, ..Default::default() }
 }
 
-pub(crate) fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
+/// A list-of-integers attribute.
+pub fn attr_ints(name: &str, ints: &[i64]) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Ints as i32, ints: ints.to_vec(), ..Default::default() }
 }
 
-pub(crate) fn attr_f(name: &str, f: f32) -> AttributeProto {
+/// A float attribute.
+pub fn attr_f(name: &str, f: f32) -> AttributeProto {
     AttributeProto { name: name.into(), r#type: AttributeType::Float as i32, f, ..Default::default() }
 }
 
-#[cfg_attr(not(feature = "train"), allow(dead_code))] // GRU directions only
-pub(crate) fn attr_s(name: &str, s: &str) -> AttributeProto {
+/// A string attribute.
+pub fn attr_s(name: &str, s: &str) -> AttributeProto {
     AttributeProto {
         name: name.into(),
         r#type: AttributeType::String as i32,
@@ -59,14 +62,21 @@ pub(crate) fn attr_s(name: &str, s: &str) -> AttributeProto {
     }
 }
 
-pub(crate) struct Graph {
+/// A graph being written: its nodes and initialisers so far.
+#[derive(Debug)]
+pub struct Graph {
+    /// The nodes, in order.
     pub nodes: Vec<NodeProto>,
+    /// The initialisers (weights and constants).
     pub inits: Vec<TensorProto>,
+    /// Counter for node names.
     pub n: usize,
+    /// How weights are stored.
     pub quantization: Quantization,
 }
 
 impl Graph {
+    /// An empty graph storing weights as `quantization` says.
     pub fn new(quantization: Quantization) -> Graph {
         Graph { nodes: Vec::new(), inits: Vec::new(), n: 0, quantization }
     }
@@ -194,11 +204,12 @@ impl Graph {
 }
 
 /// An f32 graph input or output; `Ok` dims are fixed, `Err` ones named (dynamic).
-pub(crate) fn value_info(name: &str, dims: &[Result<i64, &str>]) -> ValueInfoProto {
+pub fn value_info(name: &str, dims: &[Result<i64, &str>]) -> ValueInfoProto {
     typed_value_info(name, DataType::Float, dims)
 }
 
-pub(crate) fn typed_value_info(name: &str, elem: DataType, dims: &[Result<i64, &str>]) -> ValueInfoProto {
+/// A graph input or output of element type `elem`; dims as in [`value_info`].
+pub fn typed_value_info(name: &str, elem: DataType, dims: &[Result<i64, &str>]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|d| tensor_shape_proto::Dimension {
@@ -223,7 +234,7 @@ pub(crate) fn typed_value_info(name: &str, elem: DataType, dims: &[Result<i64, &
 }
 
 /// A row-major `[r, c]` matrix transposed to `[c, r]`.
-pub(crate) fn transpose2(shape: &[usize], v: &[f32]) -> Vec<f32> {
+pub fn transpose2(shape: &[usize], v: &[f32]) -> Vec<f32> {
     let (r, c) = (shape[0], shape[1]);
     let mut out = vec![0.0; r * c];
     for i in 0..r {

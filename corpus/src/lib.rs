@@ -29,6 +29,18 @@ impl Split {
     pub const ALL: [Split; 3] = [Split::Train, Split::Dev, Split::Test];
 }
 
+impl std::str::FromStr for Split {
+    type Err = String;
+
+    /// `train`, `dev` or `test`.
+    fn from_str(s: &str) -> Result<Split, String> {
+        Split::ALL
+            .into_iter()
+            .find(|split| split.to_string() == s)
+            .ok_or_else(|| format!("unknown split {s:?} (train, dev, test)"))
+    }
+}
+
 impl fmt::Display for Split {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -1,0 +1,224 @@
+//! A finished session's media and words → the screening result.
+//!
+//! [`SessionPipeline`] is the one place a result is computed: face tracking over captured frames
+//! (when capture left frames rather than landmarks), [`features::extract_session`] with the
+//! device's voice-activity detector and sentence encoder, the quality flags, and the model. It
+//! knows nothing of the wire or of how the session was started (host or kiosk): it takes a
+//! [`Job`] and gives a [`ResultRecord`] whose sequence number the log assigns.
+//!
+//! [`Pipeline`] is the seam the session logic runs it through, on a worker thread
+//! ([`crate::session::Sessions`]); tests of the session state machine use a fake.
+
+use std::time::Instant;
+
+use features::SessionInputs;
+use features::text::Utterance;
+use protocol::{Modalities, ResultFlags, ResultRecord, SchemaHash, SessionId, ShortStr, truncated};
+use runtime::Model;
+
+use crate::capture::{Captured, Video};
+
+/// Everything a stopped session hands to the pipeline.
+#[derive(Debug)]
+pub struct Job {
+    /// The session.
+    pub session: SessionId,
+    /// The operator's label.
+    pub label: ShortStr,
+    /// Session start, Unix ms.
+    pub started_ms: u64,
+    /// How long the session ran on the device's clock, ms.
+    pub captured_ms: u32,
+    /// What capture produced.
+    pub captured: Captured,
+    /// The complete utterances pushed (or transcribed).
+    pub utterances: Vec<Utterance>,
+}
+
+/// Why a session has no result.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The model could not score the features.
+    #[error("the model could not score session {session}")]
+    Model {
+        /// The session.
+        session: SessionId,
+        #[source]
+        source: runtime::ModelError,
+    },
+    /// The pipeline panicked (a defect); the worker survives it.
+    #[error("computing session {session} panicked: {message}")]
+    Panicked {
+        /// The session.
+        session: SessionId,
+        /// The panic message.
+        message: String,
+    },
+}
+
+/// Computes a session's result. Runs on the session worker.
+pub trait Pipeline: Send {
+    /// The version of the model behind the results.
+    fn model_version(&self) -> &str;
+    /// The feature schema the results are computed with.
+    fn feature_schema(&self) -> SchemaHash;
+    /// The session's result, with `seq` 0 (the log assigns it).
+    fn process(&mut self, job: Job) -> Result<ResultRecord, PipelineError>;
+}
+
+/// The device's pipeline: front-ends and model.
+pub struct SessionPipeline {
+    model: Box<dyn Model>,
+    /// Segments audio into utterances when the transcript has no timing (energy when `None`).
+    vad: Option<Box<dyn features::vad::VoiceActivity>>,
+    /// The text features' sentence encoder when the model was trained with one.
+    text_encoder: Option<Box<dyn features::text::SentenceEncoder>>,
+    /// Frames → landmarks; without it video is reported absent.
+    face: Option<vision::face::FaceFrontEnd>,
+    /// Inputs come from files: results are flagged as simulated.
+    simulated: bool,
+}
+
+impl std::fmt::Debug for SessionPipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionPipeline")
+            .field("model", &self.model.version())
+            .field("vad", &self.vad.as_ref().map(|v| v.name()))
+            .field("text_encoder", &self.text_encoder.as_ref().map(|e| e.embedding()))
+            .field("face", &self.face.is_some())
+            .field("simulated", &self.simulated)
+            .finish()
+    }
+}
+
+/// The model needs a sentence encoder the device does not have (or has one it does not need).
+#[derive(Debug, thiserror::Error)]
+#[error("the model needs the {needs} text embedding, the device has {has}")]
+pub struct TextEncoderMismatch {
+    /// What the model was trained with.
+    pub needs: features::text::TextEmbedding,
+    /// What the device would compute.
+    pub has: features::text::TextEmbedding,
+}
+
+impl SessionPipeline {
+    /// A pipeline running `model`; `simulated` flags every result as computed from files.
+    pub fn new(model: Box<dyn Model>, simulated: bool) -> SessionPipeline {
+        SessionPipeline { model, vad: None, text_encoder: None, face: None, simulated }
+    }
+
+    /// Uses `face` to turn captured frames into landmarks (video is absent without one).
+    pub fn with_face(mut self, face: Option<vision::face::FaceFrontEnd>) -> Self {
+        self.face = face;
+        self
+    }
+
+    /// Uses `encoder` for the text features. It must be the embedding the model was trained
+    /// with (none = the built-in hashed one); anything else is refused before any session runs.
+    pub fn with_text_encoder(
+        mut self,
+        encoder: Option<Box<dyn features::text::SentenceEncoder>>,
+    ) -> Result<Self, TextEncoderMismatch> {
+        use features::text::TextEmbedding;
+        let has = encoder.as_ref().map_or(TextEmbedding::Hashed, |e| e.embedding());
+        let needs = self.model.text_embedding();
+        if has != needs {
+            return Err(TextEncoderMismatch { needs, has });
+        }
+        self.text_encoder = encoder;
+        Ok(self)
+    }
+
+    /// Uses `vad` to segment audio whose transcript has no timing.
+    pub fn with_vad(mut self, vad: Option<Box<dyn features::vad::VoiceActivity>>) -> Self {
+        self.vad = vad;
+        self
+    }
+
+    /// Whether frames left by capture can be turned into landmarks.
+    pub fn has_face(&self) -> bool {
+        self.face.is_some()
+    }
+}
+
+/// The modalities with at least one segment of features.
+fn present(f: &features::SessionFeatures) -> Modalities {
+    let mut m = Modalities::empty();
+    m.set(Modalities::AUDIO, f.audio.as_ref().is_some_and(|s| !s.is_empty()));
+    m.set(Modalities::VIDEO, f.video.as_ref().is_some_and(|s| !s.is_empty()));
+    m.set(Modalities::TEXT, f.text.as_ref().is_some_and(|s| !s.is_empty()));
+    m
+}
+
+impl Pipeline for SessionPipeline {
+    fn model_version(&self) -> &str {
+        self.model.version()
+    }
+
+    fn feature_schema(&self) -> SchemaHash {
+        self.model.feature_schema()
+    }
+
+    fn process(&mut self, job: Job) -> Result<ResultRecord, PipelineError> {
+        let compute = Instant::now();
+        let Job { session, label, started_ms, captured_ms, captured, utterances } = job;
+        let tracked = match captured.video {
+            Some(Video::Frames(mut frames)) => match self.face.as_mut() {
+                Some(face) => {
+                    let started = Instant::now();
+                    let (track, stats) = face.track(frames.as_mut());
+                    tracing::debug!(seconds = started.elapsed().as_secs_f32(), "frames tracked");
+                    Some((track, stats))
+                }
+                None => {
+                    tracing::info!("video captured, but no face landmarker is loaded: video absent from the result");
+                    None
+                }
+            },
+            Some(Video::Tracked { track, stats }) => Some((track, stats)),
+            None => None,
+        };
+        let mut flags = ResultFlags::empty();
+        let landmarks = tracked.map(|(track, stats)| {
+            tracing::info!(
+                frames = stats.frames,
+                with_face = stats.with_face,
+                detections = stats.detections,
+                several_faces = stats.several_faces,
+                decode_errors = stats.decode_errors,
+                "video front-end"
+            );
+            flags.set(ResultFlags::SEVERAL_FACES, stats.several_faces_in_view());
+            flags.set(ResultFlags::DAMAGED_VIDEO, stats.damaged());
+            track
+        });
+        let feats = features::extract_session(&SessionInputs {
+            audio: captured.audio.as_ref(),
+            landmarks: landmarks.as_ref(),
+            transcript: Some(&utterances),
+            include_interviewer_text: false,
+            vad: self.vad.as_deref(),
+            text_encoder: self.text_encoder.as_deref(),
+        });
+        flags |= feats.flags;
+        flags.set(ResultFlags::SIMULATED, self.simulated);
+        flags.set(ResultFlags::PLACEHOLDER_MODEL, self.model.is_placeholder());
+        let prediction = self.model.predict(&feats).map_err(|source| PipelineError::Model { session, source })?;
+        flags.set(ResultFlags::SCREEN_POSITIVE, prediction.p_depressed >= self.model.decision_threshold());
+        Ok(ResultRecord {
+            seq: 0,
+            session,
+            label,
+            started_ms,
+            finished_ms: started_ms + u64::from(captured.duration_ms.max(captured_ms)),
+            compute_ms: u32::try_from(compute.elapsed().as_millis()).unwrap_or(u32::MAX),
+            p_depressed: prediction.p_depressed,
+            phq8: prediction.phq8,
+            gates: prediction.gates,
+            modalities: present(&feats),
+            model_version: truncated(self.model.version()),
+            feature_schema: self.model.feature_schema(),
+            flags,
+        })
+    }
+}

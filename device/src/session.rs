@@ -1,0 +1,505 @@
+//! The session lifecycle, apart from the wire: start → words → stop → result, for a session
+//! started by the host or by something on the device itself (a kiosk button).
+//!
+//! [`Sessions`] owns the capture, the device's persistent state, the result log and the kiosk
+//! LEDs. A stopped session's media go to a [`Worker`] thread running the [`Pipeline`]; the
+//! caller keeps answering while it computes (`Processing`) and calls [`Sessions::poll`] to take
+//! finished results, which are appended to the log (fsync) before their status says `Done`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use boards::{Kiosk, Led};
+use features::text::{Speaker, Utterance};
+use protocol::{
+    ErrorCode, Modalities, RecordBatch, ResultRecord, SchemaHash, SessionId, SessionState, SessionStatus, ShortStr,
+    TranscriptChunk,
+};
+
+use crate::capture::{Capture, CaptureError};
+use crate::log::{LogError, ResultLog};
+use crate::pipeline::{Job, Pipeline, PipelineError};
+use crate::state::{DeviceState, StateError};
+
+/// Finished sessions whose status is remembered (for a retried stop or a late status query).
+const FINISHED_KEPT: usize = 64;
+
+/// Why a session request was refused, or a session failed. [`SessionError::code`] is the one
+/// place these become protocol error codes.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// A session is capturing; stop it first.
+    #[error("session {0} is running; stop it first")]
+    Active(SessionId),
+    /// No session with this id is running or remembered.
+    #[error("no session {0}")]
+    Unknown(SessionId),
+    /// The session stopped; it takes no more words.
+    #[error("session {0} is not capturing any more")]
+    NotCapturing(SessionId),
+    /// A transcript part came before the part it follows.
+    #[error("utterance {utterance}: expected part {expected}, got part {got}")]
+    OutOfOrder {
+        /// The utterance.
+        utterance: u32,
+        /// The part the device expects.
+        expected: u16,
+        /// The part that came.
+        got: u16,
+    },
+    /// Capture could not start or stop.
+    #[error("capture")]
+    Capture(#[source] CaptureError),
+    /// The pipeline could not compute the result.
+    #[error("computing the result")]
+    Pipeline(#[source] PipelineError),
+    /// The persistent state could not be written.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The result could not be logged.
+    #[error(transparent)]
+    Log(#[from] LogError),
+    /// The worker thread is gone (it could not be started).
+    #[error("the session worker is not running")]
+    WorkerGone,
+}
+
+impl SessionError {
+    /// The protocol's code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SessionError::Active(_) => ErrorCode::SessionActive,
+            SessionError::Unknown(_) => ErrorCode::UnknownSession,
+            SessionError::NotCapturing(_) => ErrorCode::SessionNotCapturing,
+            SessionError::OutOfOrder { .. } => ErrorCode::TranscriptOutOfOrder,
+            SessionError::Capture(_) => ErrorCode::BadInput,
+            SessionError::Pipeline(PipelineError::Model { .. }) => ErrorCode::ModelFailure,
+            SessionError::Pipeline(PipelineError::Panicked { .. }) | SessionError::WorkerGone => ErrorCode::Internal,
+            SessionError::State(_) | SessionError::Log(_) => ErrorCode::Storage,
+        }
+    }
+}
+
+/// Where a session came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A host over the link.
+    Host,
+    /// The device itself (the kiosk's button).
+    Local,
+}
+
+/// What starts a session.
+#[derive(Debug, Clone)]
+pub struct StartRequest {
+    /// Modalities to capture.
+    pub modalities: Modalities,
+    /// Stored with the result (no personal data).
+    pub label: ShortStr,
+    /// Unix ms of the session start; 0 = the device's clock.
+    pub host_time_ms: u64,
+    /// Who started it.
+    pub origin: Origin,
+}
+
+#[derive(Debug, Default)]
+struct PendingUtterance {
+    start_ms: u32,
+    end_ms: u32,
+    speaker: Option<Speaker>,
+    text: String,
+    next_part: u16,
+    complete: bool,
+}
+
+#[derive(Debug)]
+struct ActiveSession {
+    id: SessionId,
+    label: ShortStr,
+    started_ms: u64,
+    clock: Instant,
+    utterances: BTreeMap<u32, PendingUtterance>,
+}
+
+impl ActiveSession {
+    fn status(&self) -> SessionStatus {
+        SessionStatus { session: self.id, state: SessionState::Capturing, captured_ms: elapsed_ms(self.clock) }
+    }
+}
+
+fn elapsed_ms(since: Instant) -> u32 {
+    u32::try_from(since.elapsed().as_millis()).unwrap_or(u32::MAX)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+type Outcome = (SessionId, Result<ResultRecord, PipelineError>);
+
+/// A thread that runs the pipeline over stopped sessions, one at a time, in order.
+pub struct Worker {
+    jobs: Option<Sender<Job>>,
+    done: Receiver<Outcome>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker").field("running", &self.thread.is_some()).finish()
+    }
+}
+
+impl Worker {
+    /// Starts the worker thread with `pipeline`.
+    pub fn spawn(mut pipeline: Box<dyn Pipeline>) -> std::io::Result<Worker> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done) = mpsc::channel::<Outcome>();
+        let thread = std::thread::Builder::new().name("session-worker".into()).spawn(move || {
+            for job in job_rx {
+                let session = job.session;
+                // A defect in a front-end must cost that session, not every later one.
+                let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.process(job)))
+                    .unwrap_or_else(|panic| {
+                        let message = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        Err(PipelineError::Panicked { session, message })
+                    });
+                if done_tx.send((session, outcome)).is_err() {
+                    break;
+                }
+            }
+        })?;
+        Ok(Worker { jobs: Some(jobs), done, thread: Some(thread) })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        // Closing the job channel ends the thread after the job in hand.
+        self.jobs.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// The session state machine.
+pub struct Sessions {
+    data_dir: PathBuf,
+    state: DeviceState,
+    log: ResultLog,
+    capture: Box<dyn Capture>,
+    kiosk: Box<dyn Kiosk>,
+    worker: Worker,
+    model_version: String,
+    feature_schema: SchemaHash,
+    active: Option<ActiveSession>,
+    /// Stopped sessions the worker has not finished: (id, label, stop time).
+    processing: VecDeque<(SessionId, u32)>,
+    finished: VecDeque<SessionStatus>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("device_id", &self.state.device_id)
+            .field("model", &self.model_version)
+            .field("results", &self.log.len())
+            .field("active", &self.active.as_ref().map(|s| s.id))
+            .field("processing", &self.processing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Sessions over `capture`, computed by `pipeline` on a worker thread, results in `log`.
+    pub fn new(
+        data_dir: PathBuf,
+        state: DeviceState,
+        log: ResultLog,
+        capture: Box<dyn Capture>,
+        mut kiosk: Box<dyn Kiosk>,
+        pipeline: Box<dyn Pipeline>,
+    ) -> std::io::Result<Sessions> {
+        if let Err(e) = kiosk.show(Led::Ready) {
+            tracing::warn!("kiosk LEDs unavailable: {e}");
+        }
+        let model_version = pipeline.model_version().to_owned();
+        let feature_schema = pipeline.feature_schema();
+        Ok(Sessions {
+            data_dir,
+            state,
+            log,
+            capture,
+            kiosk,
+            worker: Worker::spawn(pipeline)?,
+            model_version,
+            feature_schema,
+            active: None,
+            processing: VecDeque::new(),
+            finished: VecDeque::new(),
+        })
+    }
+
+    /// The device's persistent state.
+    pub fn state(&self) -> &DeviceState {
+        &self.state
+    }
+
+    /// The result log.
+    pub fn log(&self) -> &ResultLog {
+        &self.log
+    }
+
+    /// Version of the model behind the results.
+    pub fn model_version(&self) -> &str {
+        &self.model_version
+    }
+
+    /// Feature schema of the results.
+    pub fn feature_schema(&self) -> SchemaHash {
+        self.feature_schema
+    }
+
+    /// What the capture can deliver.
+    pub fn available(&self) -> Modalities {
+        self.capture.available()
+    }
+
+    fn set_led(&mut self, led: Led) {
+        if let Err(e) = self.kiosk.show(led) {
+            tracing::warn!("kiosk LEDs: {e}");
+        }
+    }
+
+    /// Starts capturing a new session.
+    pub fn start(&mut self, req: StartRequest) -> Result<SessionStatus, SessionError> {
+        if let Some(active) = &self.active {
+            return Err(SessionError::Active(active.id));
+        }
+        self.capture.start(req.modalities).map_err(SessionError::Capture)?;
+        let id = self.state.next_session;
+        self.state.next_session += 1;
+        self.state.save(&self.data_dir)?;
+        self.set_led(Led::Busy);
+        let started_ms = if req.host_time_ms > 0 { req.host_time_ms } else { now_ms() };
+        let session =
+            ActiveSession { id, label: req.label, started_ms, clock: Instant::now(), utterances: BTreeMap::new() };
+        tracing::info!(session = id, origin = ?req.origin, "session started");
+        let status = session.status();
+        self.active = Some(session);
+        Ok(status)
+    }
+
+    /// Adds one part of one utterance to the running session; returns the count of complete
+    /// utterances. A part already taken is accepted again without effect.
+    pub fn add_words(&mut self, c: &TranscriptChunk) -> Result<u32, SessionError> {
+        let Some(session) = self.active.as_mut().filter(|s| s.id == c.session) else {
+            return Err(if self.knows(c.session) {
+                SessionError::NotCapturing(c.session)
+            } else {
+                SessionError::Unknown(c.session)
+            });
+        };
+        let u = session.utterances.entry(c.utterance).or_default();
+        match c.part.cmp(&u.next_part) {
+            std::cmp::Ordering::Less => {} // a repeat of a part we have: harmless
+            std::cmp::Ordering::Greater => {
+                return Err(SessionError::OutOfOrder { utterance: c.utterance, expected: u.next_part, got: c.part });
+            }
+            std::cmp::Ordering::Equal if u.complete => {}
+            std::cmp::Ordering::Equal => {
+                if c.part == 0 {
+                    u.start_ms = c.start_ms;
+                    u.end_ms = c.end_ms.max(c.start_ms);
+                    u.speaker = Some(c.speaker.into());
+                }
+                u.text.push_str(&c.text);
+                u.next_part += 1;
+                u.complete = c.last_part;
+            }
+        }
+        Ok(session.utterances.values().filter(|u| u.complete).count() as u32)
+    }
+
+    fn knows(&self, id: SessionId) -> bool {
+        self.processing.iter().any(|(p, _)| *p == id) || self.finished.iter().any(|f| f.session == id)
+    }
+
+    /// Ends capture of session `id` and hands it to the worker: `Processing` until
+    /// [`poll`](Self::poll) takes its result. Stopping a session that already stopped reports
+    /// where it stands; nothing is computed twice.
+    pub fn stop(&mut self, id: SessionId) -> Result<SessionStatus, SessionError> {
+        let Some(session) = self.active.take_if(|s| s.id == id) else {
+            return self.status(id);
+        };
+        let captured_ms = elapsed_ms(session.clock);
+        let captured = match self.capture.stop() {
+            Ok(c) => c,
+            Err(e) => return Ok(self.fail(id, captured_ms, &SessionError::Capture(e))),
+        };
+        let utterances: Vec<Utterance> = session
+            .utterances
+            .into_values()
+            .filter(|u| u.complete)
+            .filter_map(|u| {
+                Some(Utterance { start_ms: u.start_ms, end_ms: u.end_ms, speaker: u.speaker?, text: u.text })
+            })
+            .collect();
+        let job = Job {
+            session: id,
+            label: session.label,
+            started_ms: session.started_ms,
+            captured_ms,
+            captured,
+            utterances,
+        };
+        let sent = self.worker.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        if !sent {
+            return Ok(self.fail(id, captured_ms, &SessionError::WorkerGone));
+        }
+        self.processing.push_back((id, captured_ms));
+        tracing::info!(session = id, "session stopped; computing");
+        Ok(SessionStatus { session: id, state: SessionState::Processing, captured_ms })
+    }
+
+    /// Where session `id` stands.
+    pub fn status(&self, id: SessionId) -> Result<SessionStatus, SessionError> {
+        if let Some(s) = self.active.as_ref().filter(|s| s.id == id) {
+            return Ok(s.status());
+        }
+        if let Some(&(_, captured_ms)) = self.processing.iter().find(|(p, _)| *p == id) {
+            return Ok(SessionStatus { session: id, state: SessionState::Processing, captured_ms });
+        }
+        self.finished.iter().find(|f| f.session == id).copied().ok_or(SessionError::Unknown(id))
+    }
+
+    /// Whether a stopped session is still being computed.
+    pub fn is_processing(&self) -> bool {
+        !self.processing.is_empty()
+    }
+
+    /// Takes the results the worker has finished: each is appended to the log (fsync) and only
+    /// then reported `Done`. Returns how many sessions finished.
+    pub fn poll(&mut self) -> usize {
+        let mut n = 0;
+        loop {
+            match self.worker.done.try_recv() {
+                Ok((id, outcome)) => {
+                    self.finish(id, outcome);
+                    n += 1;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    // Only if the worker thread itself died: fail what it held.
+                    while let Some((id, captured_ms)) = self.processing.pop_front() {
+                        self.fail(id, captured_ms, &SessionError::WorkerGone);
+                        n += 1;
+                    }
+                    break;
+                }
+            }
+        }
+        n
+    }
+
+    /// Waits (polling) until no session is being computed, or `timeout` passes.
+    pub fn wait_idle(&mut self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.poll();
+            if !self.is_processing() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn finish(&mut self, id: SessionId, outcome: Result<ResultRecord, PipelineError>) {
+        let captured_ms = match self.processing.iter().position(|(p, _)| *p == id) {
+            Some(i) => self.processing.remove(i).map_or(0, |(_, ms)| ms),
+            None => 0,
+        };
+        let logged = outcome.map_err(SessionError::Pipeline).and_then(|record| {
+            let media_ms = u32::try_from(record.finished_ms.saturating_sub(record.started_ms)).unwrap_or(u32::MAX);
+            Ok((self.log.append(record)?, media_ms))
+        });
+        match logged {
+            Ok((seq, media_ms)) => {
+                tracing::info!(session = id, seq, "result logged");
+                self.set_led(Led::Ready);
+                self.remember(SessionStatus {
+                    session: id,
+                    state: SessionState::Done { seq },
+                    captured_ms: media_ms.max(captured_ms),
+                });
+            }
+            Err(e) => {
+                self.fail(id, captured_ms, &e);
+            }
+        }
+    }
+
+    /// Records session `id` as failed with `e` (logged here, once) and returns its status.
+    fn fail(&mut self, id: SessionId, captured_ms: u32, e: &SessionError) -> SessionStatus {
+        tracing::error!(session = id, error = %DisplayChain(e), "session failed");
+        self.set_led(Led::Error);
+        let status = SessionStatus { session: id, state: SessionState::Failed(e.code()), captured_ms };
+        self.remember(status);
+        status
+    }
+
+    fn remember(&mut self, status: SessionStatus) {
+        if self.finished.len() == FINISHED_KEPT {
+            self.finished.pop_front();
+        }
+        self.finished.push_back(status);
+    }
+
+    /// Up to `max` records after `after`, and the log's last sequence number.
+    pub fn records_after(&self, after: u64, max: usize) -> RecordBatch {
+        let mut records = protocol::heapless::Vec::new();
+        for r in self.log.after(after, max.clamp(1, protocol::MAX_RECORDS_PER_BATCH)) {
+            // Cannot fail: at most MAX_RECORDS_PER_BATCH.
+            let _ = records.push(r.clone());
+        }
+        RecordBatch { records, last_seq: self.log.last_seq() }
+    }
+
+    /// The host stored every record up to `upto`: remember it (durably). Returns the
+    /// acknowledgement now held.
+    pub fn ack(&mut self, upto: u64) -> Result<u64, SessionError> {
+        let upto = upto.min(self.log.last_seq());
+        if upto > self.state.acked {
+            self.state.acked = upto;
+            self.state.save(&self.data_dir)?;
+        }
+        Ok(self.state.acked)
+    }
+}
+
+/// An error with its causes, `a: b: c`, for one log line.
+#[derive(Debug)]
+pub struct DisplayChain<'a>(pub &'a dyn std::error::Error);
+
+impl std::fmt::Display for DisplayChain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}

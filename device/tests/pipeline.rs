@@ -1,0 +1,134 @@
+//! The session pipeline without the wire: simulated capture → `SessionPipeline` → result.
+
+use std::path::{Path, PathBuf};
+
+use device::SessionPipeline;
+use device::capture::{Capture, CaptureError, SimulatedCapture};
+use device::pipeline::{Job, Pipeline};
+use features::text::{Speaker, Utterance};
+use protocol::{Modalities, ResultFlags, ResultRecord, truncated};
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
+}
+
+fn words(text: &str) -> Vec<Utterance> {
+    vec![Utterance { start_ms: 1_000, end_ms: 4_000, speaker: Speaker::Participant, text: text.into() }]
+}
+
+/// One session over the files in `sim`, capturing `want`, through the placeholder model with
+/// the face front-end when `face` is set.
+fn run(sim: &Path, want: Modalities, face: bool, text: &str) -> ResultRecord {
+    let mut capture = SimulatedCapture::new(sim).expect("simulation folder");
+    capture.start(want).expect("capture starts");
+    let captured = capture.stop().expect("capture stops");
+    let face =
+        face.then(|| device::load_face(None, None).expect("loads").expect("run scripts/install_landmark_model.sh"));
+    let mut pipeline = SessionPipeline::new(Box::new(runtime::PlaceholderModel::default()), true).with_face(face);
+    let job = Job {
+        session: 3,
+        label: truncated("p"),
+        started_ms: 1_000,
+        captured_ms: 10,
+        captured,
+        utterances: words(text),
+    };
+    pipeline.process(job).expect("a result")
+}
+
+/// `frames` copied into a fresh simulation folder (no audio).
+fn sim_with_frames(dir: &Path, frames: &Path) -> PathBuf {
+    let sim = dir.join("sim");
+    let out = sim.join("frames");
+    std::fs::create_dir_all(&out).expect("mkdir");
+    for e in std::fs::read_dir(frames).expect("frames") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, out.join(p.file_name().expect("name"))).expect("copy");
+    }
+    if frames.with_file_name("video.toml").exists() {
+        std::fs::copy(frames.with_file_name("video.toml"), sim.join("video.toml")).expect("copy");
+    }
+    sim
+}
+
+#[test]
+fn the_sample_interview_gives_a_result_from_all_three_modalities() {
+    let r = run(&sample(), Modalities::ALL, true, "I have been feeling fine lately and I sleep well most nights");
+    assert_eq!(r.modalities, Modalities::ALL, "{}", r.flags);
+    assert!(r.flags.contains(ResultFlags::SIMULATED | ResultFlags::PLACEHOLDER_MODEL), "{}", r.flags);
+    assert!(!r.flags.intersects(ResultFlags::NO_FACE | ResultFlags::SEVERAL_FACES | ResultFlags::DAMAGED_VIDEO));
+    assert!((r.gates.iter().sum::<f32>() - 1.0).abs() < 1e-5 && r.gates.iter().all(|&g| g > 0.0), "{:?}", r.gates);
+    assert_eq!((r.seq, r.session, r.label.as_str(), r.model_version.as_str()), (0, 3, "p", "placeholder-0.1"));
+    assert_eq!(r.feature_schema, features::schema::schema_hash());
+    assert!(r.finished_ms >= r.started_ms + 59_000, "the sample lasts 60 s: {}", r.finished_ms);
+    assert_eq!(r.flags.contains(ResultFlags::SCREEN_POSITIVE), r.p_depressed >= 0.5);
+}
+
+#[test]
+fn without_a_landmarker_video_is_absent_and_flagged() {
+    let r = run(&sample(), Modalities::ALL, false, "I have been feeling fine lately");
+    assert_eq!(r.modalities, Modalities::AUDIO | Modalities::TEXT);
+    assert!(r.flags.contains(ResultFlags::NO_FACE | ResultFlags::SHORT_TRANSCRIPT), "{}", r.flags);
+    assert_eq!(r.gates[1], 0.0);
+}
+
+#[test]
+fn a_text_only_session_weighs_text_alone() {
+    let r =
+        run(&sample(), Modalities::TEXT, true, "I am fine thanks, I slept well and I enjoy my work a lot these days");
+    assert_eq!(r.modalities, Modalities::TEXT);
+    assert_eq!(r.gates, [0.0, 0.0, 1.0]);
+}
+
+#[test]
+fn several_faces_and_damaged_frames_are_flagged_and_the_rest_measured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).expect("mkdir");
+    std::fs::write(frames.join("video.toml"), "fps = 5\n").expect("write");
+    // Twelve faces of scikit-image's `lfw_subset` in every frame, and one frame that is not a JPEG.
+    let grid = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/tests/fixtures/faces/lfw_grid.png");
+    for i in 0..25 {
+        std::fs::copy(&grid, frames.join(format!("{i:03}.png"))).expect("copy");
+    }
+    std::fs::write(frames.join("012.jpg"), b"\xFF\xD8\xFF\xE0 not a JPEG after all").expect("write");
+    let r = run(&sim_with_frames(dir.path(), &frames), Modalities::ALL, true, "I have been feeling fine lately");
+    assert!(r.modalities.contains(Modalities::VIDEO), "the good frames are measured: {}", r.modalities);
+    assert!(!r.flags.contains(ResultFlags::NO_FACE), "{}", r.flags);
+    assert!(r.flags.contains(ResultFlags::SEVERAL_FACES | ResultFlags::DAMAGED_VIDEO), "{}", r.flags);
+}
+
+#[test]
+fn a_bad_recording_is_a_capture_error_naming_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("audio.wav"), b"RIFF....WAVEjunk").expect("write");
+    let mut capture = SimulatedCapture::new(dir.path()).expect("folder exists");
+    let e = capture.start(Modalities::ALL).expect_err("refused");
+    assert!(matches!(e, CaptureError::Files { .. }), "{e:?}");
+    let cause = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
+    assert!(cause.contains("audio.wav"), "{cause}");
+    // Text alone still starts.
+    capture.start(Modalities::TEXT).expect("text-only starts");
+    assert!(matches!(SimulatedCapture::new(&dir.path().join("nope")), Err(CaptureError::NoSimulationFolder(_))));
+}
+
+#[test]
+fn a_model_that_needs_another_text_encoder_is_refused_before_any_session() {
+    struct NeedsMiniLm;
+    impl runtime::Model for NeedsMiniLm {
+        fn version(&self) -> &str {
+            "needs-minilm"
+        }
+        fn feature_schema(&self) -> protocol::SchemaHash {
+            features::schema::schema_hash_for(features::text::TextEmbedding::MiniLm)
+        }
+        fn is_placeholder(&self) -> bool {
+            false
+        }
+        fn predict(&self, _: &features::SessionFeatures) -> Result<runtime::Prediction, runtime::ModelError> {
+            Err(runtime::ModelError::NoInput)
+        }
+    }
+    let e = SessionPipeline::new(Box::new(NeedsMiniLm), false).with_text_encoder(None).expect_err("refused");
+    assert!(e.to_string().contains("minilm") || e.to_string().contains("MiniLM"), "{e}");
+}
