@@ -111,9 +111,7 @@ impl Problem {
     pub(crate) fn from_feature(session: u32, e: &features::FeatureError) -> Problem {
         use features::FeatureError as F;
         let (file, line, message) = match e {
-            F::Wav { path, detail } | F::UnsupportedAudio { path, detail } | F::Video { path, detail } => {
-                (path.clone(), 0, detail.clone())
-            }
+            F::Wav { path, detail } | F::UnsupportedAudio { path, detail } => (path.clone(), 0, detail.clone()),
             F::Transcript { path, line, detail } | F::Landmarks { path, line, detail } => {
                 (path.clone(), *line, detail.clone())
             }

@@ -26,8 +26,8 @@
 //! source at an F0 that follows a per-sentence declination plus per-syllable accents, through
 //! three two-pole formant resonators per vowel, with a noise burst for each syllable onset.
 //! It is deterministic for a seed on every machine, and its F0, rate and pauses are exactly the
-//! planted ones. It is not intelligible speech; espeak-ng speech is left for a later issue
-//! (it needs resampling from 22.05 kHz, which arrives with the audio front-end).
+//! planted ones. It is not intelligible speech: the signals a model learns from it are the
+//! planted prosody, not words.
 //!
 //! Everything is deterministic for a seed: participant `k` uses its own generator seeded from
 //! `(seed, k)`, so output does not depend on thread scheduling.

@@ -151,23 +151,27 @@ pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::Voi
 pub fn load_text_encoder(
     model: &dyn runtime::Model,
     dir: Option<&Path>,
-) -> Result<Option<Box<dyn features::text::SentenceEncoder>>, runtime::ModelError> {
+) -> Result<Option<Box<dyn features::text::SentenceEncoder>>, MissingTextEncoder> {
     use features::text::TextEmbedding;
     match model.text_embedding() {
         TextEmbedding::Hashed => Ok(None),
         TextEmbedding::MiniLm => {
             let dir = dir.map_or_else(runtime::minilm::default_dir, Path::to_owned);
             let started = std::time::Instant::now();
-            let m = runtime::minilm::MiniLm::load(&dir).map_err(|e| {
-                runtime::ModelError::TextEncoder(format!(
-                    "the model was trained on all-MiniLM-L6-v2 text features: {e} (install it with scripts/install_minilm.sh)"
-                ))
-            })?;
+            let m = runtime::minilm::MiniLm::load(&dir).map_err(MissingTextEncoder)?;
             tracing::info!(seconds = started.elapsed().as_secs_f32(), dir = %dir.display(), "all-MiniLM-L6-v2 loaded");
             Ok(Some(Box::new(m)))
         }
     }
 }
+
+/// The model needs all-MiniLM-L6-v2 and it does not load.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the model was trained on all-MiniLM-L6-v2 text features, which could not be loaded \
+     (install the encoder with scripts/install_minilm.sh)"
+)]
+pub struct MissingTextEncoder(#[source] pub runtime::ModelError);
 
 /// The face front-end: OpenCV's Haar cascade committed in `vision` (or `cascade`) and dlib's
 /// 68-point model from `predictor`, or from where `scripts/install_landmark_model.sh` puts it.

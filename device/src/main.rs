@@ -149,7 +149,7 @@ fn main() -> anyhow::Result<()> {
             let mut face = device::load_face(None, landmarks.as_deref())?
                 .context("no landmark model: run scripts/install_landmark_model.sh or pass --landmarks")?;
             let source = device::capture::v4l::V4lSource::open(&path, width, height)?;
-            let mut limited = features::video::Take::new(source, frames);
+            let mut limited = vision::video::Take::new(source, frames);
             let started = std::time::Instant::now();
             let (track, stats) = face.track(&mut limited);
             let secs = started.elapsed().as_secs_f32();

@@ -104,7 +104,7 @@ fn a_bad_recording_is_a_capture_error_naming_the_file() {
     std::fs::write(dir.path().join("audio.wav"), b"RIFF....WAVEjunk").expect("write");
     let mut capture = SimulatedCapture::new(dir.path()).expect("folder exists");
     let e = capture.start(Modalities::ALL).expect_err("refused");
-    assert!(matches!(e, CaptureError::Files { .. }), "{e:?}");
+    assert!(matches!(e, CaptureError::Wav { .. }), "{e:?}");
     let cause = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
     assert!(cause.contains("audio.wav"), "{cause}");
     // Text alone still starts.

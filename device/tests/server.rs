@@ -233,8 +233,9 @@ fn session_rules_and_multi_part_utterances() {
     }
     assert_eq!(d.dev.log().len(), 1);
     assert_eq!(code(&d.call(chunk(s, 2, 0, true, "late"))), Some(ErrorCode::SessionNotCapturing));
+    // The fake scores the words it was given: the eight of the split utterance.
     let rec = d.dev.log().get(seq).expect("logged");
-    assert_eq!((rec.session, rec.p_depressed, rec.model_version.as_str()), (s, 0.07, "fake-1"));
+    assert_eq!((rec.session, rec.p_depressed, rec.model_version.as_str()), (s, 0.08, "fake-1"));
 }
 
 #[test]

@@ -9,21 +9,20 @@
 //! ([`segment`]). [`extract_session`] is the one entry point both the device and the corpus
 //! cache call.
 //!
-//! * [`audio`]: 16 kHz mono PCM → frame energy, zero-crossing rate and F0 → per-segment
-//!   functionals (level, pitch, pitch variability, pauses, rate).
-//! * [`landmarks`]: 68-point face landmarks (DAIC-WOZ CLNF files, or a camera landmarker) →
-//!   per-segment head motion, head pose proxies, smile, eye and brow measures.
-//! * [`video`]: camera/file frame sources (decoding only; the landmarker arrives with the video
-//!   front-end issue).
-//! * [`text`]: utterances → lexical rates and a hashed bag of words or a sentence embedding;
-//!   the DAIC-WOZ transcript format.
+//! * [`audio`]: PCM (any rate, resampled to 16 kHz) → streaming low-level descriptors (mel/MFCC,
+//!   F0, HNR, jitter, shimmer; checked against librosa and Praat) → per-segment functionals.
+//! * [`landmarks`]: 68-point face landmarks (DAIC-WOZ CLNF files, or the device's `vision`
+//!   front-end) → per-segment head pose, gaze proxy, eye, smile, brow and motion measures.
+//! * [`text`]: utterances → lexical rates and a hashed n-gram embedding or a
+//!   [`text::SentenceEncoder`]'s; the DAIC-WOZ transcript format.
+//! * [`vad`]: voice activity → utterances, for audio whose transcript has no timing.
 //! * [`schema`]: the names of every feature, in order, and their [`SchemaHash`].
 //!
-//! **Foundation stage.** These are simple, documented first versions behind the interfaces the
-//! front-end issues will fill (MFCC/jitter/shimmer validated against librosa and Praat; face
-//! detection and landmarks validated against OpenCV; sentence embeddings). Any change of what is
-//! computed changes [`schema::FEATURE_SCHEMA`] and therefore the hash, so a model trained on
-//! older features is refused, never silently fed the wrong inputs.
+//! Any change of what is computed changes [`schema::FEATURE_SCHEMA`] and therefore the hash, so
+//! a model trained on other features is refused, never silently fed the wrong inputs.
+//!
+//! Architecture invariant: `features` never depends on a training library, a model runtime or
+//! hardware; models plug in through traits ([`vad::VoiceActivity`], [`text::SentenceEncoder`]).
 
 pub mod audio;
 pub mod landmarks;
@@ -31,7 +30,6 @@ pub mod schema;
 pub mod segment;
 pub mod text;
 pub mod vad;
-pub mod video;
 
 pub use protocol::SchemaHash;
 
@@ -48,8 +46,6 @@ pub enum FeatureError {
     Wav { path: String, detail: String },
     #[error("unsupported audio in {path}: {detail}")]
     UnsupportedAudio { path: String, detail: String },
-    #[error("cannot read video frames {path}: {detail}")]
-    Video { path: String, detail: String },
     #[error("transcript {path}, line {line}: {detail}")]
     Transcript { path: String, line: usize, detail: String },
     #[error("sentence encoder {name}: {detail}")]

@@ -2,7 +2,8 @@
 //!
 //! With a timed transcript, one segment per participant turn (consecutive participant
 //! utterances less than [`MERGE_GAP_MS`] apart are one turn). Without one, fixed windows of
-//! [`WINDOW_MS`]. Voice-activity segmentation arrives with the audio front-end issue.
+//! [`WINDOW_MS`]. Audio without a timed transcript is cut into utterances by voice activity
+//! ([`crate::vad`]).
 
 use crate::text::{Speaker, Utterance};
 

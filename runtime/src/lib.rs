@@ -24,20 +24,137 @@ pub mod vad;
 use features::{Sequence, SessionFeatures, schema};
 use protocol::{PerModality, SchemaHash};
 
+/// A cause from tract, tokenizers, serde or the file system, carried as the source of a
+/// [`ModelError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why a model could not be loaded, verified or run. One variant per failure a caller can act
+/// on; the cause, where there is one, is the error's source.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    /// The model was trained on other features than this build computes.
     #[error("model expects feature schema {expected}, front-ends produce {actual}")]
-    SchemaMismatch { expected: SchemaHash, actual: SchemaHash },
+    SchemaMismatch {
+        /// The model's schema.
+        expected: SchemaHash,
+        /// This build's.
+        actual: SchemaHash,
+    },
+    /// A modality's feature vectors have the wrong width.
     #[error("{modality} features have {got} values, model expects {want}")]
-    Shape { modality: &'static str, got: usize, want: usize },
+    Shape {
+        /// The modality.
+        modality: &'static str,
+        /// Width given.
+        got: usize,
+        /// Width expected.
+        want: usize,
+    },
+    /// No modality has any features.
     #[error("no modality present: nothing to score")]
     NoInput,
-    #[error("model bundle: {0}")]
-    Bundle(String),
-    #[error("voice-activity model: {0}")]
-    Vad(String),
-    #[error("sentence encoder: {0}")]
-    TextEncoder(String),
+    /// A bundle file could not be read or written.
+    #[error("model bundle file {path}")]
+    Io {
+        /// The file or folder.
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bundle file is not what its format says (manifest TOML, golden JSON).
+    #[error("model bundle file {file} is not valid")]
+    Parse {
+        /// The file.
+        file: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// A file does not match its SHA-256 in the manifest (damaged or tampered with).
+    #[error("{file}: SHA-256 {got} does not match the manifest ({want})")]
+    HashMismatch {
+        /// The file.
+        file: String,
+        /// Its hash.
+        got: String,
+        /// The manifest's.
+        want: String,
+    },
+    /// The manifest's feature schema is not a schema hash.
+    #[error("feature schema {0:?} is not 16 hex digits")]
+    BadSchema(String),
+    /// The manifest names a weight storage this build does not read.
+    #[error("quantisation {0:?} is not supported by this build")]
+    Quantization(String),
+    /// The manifest's decision threshold is not a probability.
+    #[error("decision threshold {0} is not a probability")]
+    Threshold(f32),
+    /// The ONNX graph's inputs are not MIMML's.
+    #[error("ONNX inputs are {0:?}; expected [audio, video, text, present]")]
+    Inputs(Vec<String>),
+    /// An ONNX input's width differs from what the front-ends compute.
+    #[error("ONNX input {input} has {got:?} features per segment, the front-ends compute {want}")]
+    InputWidth {
+        /// The input.
+        input: String,
+        /// Its width, if fixed.
+        got: Option<usize>,
+        /// The front-ends' width.
+        want: usize,
+    },
+    /// tract could not read, prepare or run the graph.
+    #[error("{stage}")]
+    Tract {
+        /// What was being done ("reading the ONNX model", "inference", ...).
+        stage: &'static str,
+        #[source]
+        source: BoxError,
+    },
+    /// The graph's outputs are not MIMML's.
+    #[error("unexpected output shapes")]
+    Outputs,
+    /// The bundle's golden input does not give its recorded output.
+    #[error("self-test failed: output differs from golden.json by {worst} (tolerance {tolerance})")]
+    SelfTest {
+        /// Largest difference.
+        worst: f32,
+        /// Allowed difference.
+        tolerance: f32,
+    },
+    /// The voice-activity model could not be loaded or run.
+    #[error("voice-activity model {path}")]
+    Vad {
+        /// The model file.
+        path: std::path::PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    /// The sentence encoder could not be loaded or run.
+    #[error("sentence encoder {path}")]
+    TextEncoder {
+        /// The model folder or file.
+        path: std::path::PathBuf,
+        #[source]
+        source: BoxError,
+    },
+}
+
+impl ModelError {
+    /// A tract failure while doing `stage`.
+    pub fn tract(stage: &'static str) -> impl FnOnce(tract_onnx::prelude::TractError) -> ModelError {
+        move |e| ModelError::Tract { stage, source: e.into() }
+    }
+}
+
+/// An error and its causes on one line, `a: b: c` (for tests and logs).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }
 
 /// One session's prediction.

@@ -34,8 +34,8 @@ pub fn default_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/text/all-MiniLM-L6-v2")
 }
 
-fn bad(path: &Path, detail: impl std::fmt::Display) -> ModelError {
-    ModelError::TextEncoder(format!("{}: {detail}", path.display()))
+fn bad(path: &Path, source: impl Into<crate::BoxError>) -> ModelError {
+    ModelError::TextEncoder { path: path.to_owned(), source: source.into() }
 }
 
 /// The BERT hyper-parameters the graph needs, from `config.json`.
@@ -212,7 +212,7 @@ impl MiniLm {
             .model_for_proto_model(&proto)
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
-            .map_err(|e| bad(dir, format!("{e:#}")))?;
+            .map_err(|e| bad(dir, e))?;
         let m = MiniLm { tokenizer, plan, dir: dir.to_owned() };
         let e = m.embed_ids(&m.token_ids("ok")?)?;
         if e.len() != MINILM_DIM {
@@ -231,7 +231,7 @@ impl MiniLm {
     pub fn embed_ids(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
         let ids: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
         let input = Tensor::from_shape(&[1, ids.len()], &ids).map_err(|e| bad(&self.dir, e))?;
-        let out = self.plan.run(tvec!(input.into())).map_err(|e| bad(&self.dir, format!("{e:#}")))?;
+        let out = self.plan.run(tvec!(input.into())).map_err(|e| bad(&self.dir, e))?;
         let view = out[0].to_plain_array_view::<f32>().map_err(|e| bad(&self.dir, e))?;
         Ok(view.iter().copied().collect())
     }

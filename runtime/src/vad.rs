@@ -39,8 +39,8 @@ impl std::fmt::Debug for SileroVad {
     }
 }
 
-fn bad(path: &Path, detail: impl std::fmt::Display) -> ModelError {
-    ModelError::Vad(format!("{}: {detail}", path.display()))
+fn bad(path: &Path, source: impl Into<crate::BoxError>) -> ModelError {
+    ModelError::Vad { path: path.to_owned(), source: source.into() }
 }
 
 impl SileroVad {
@@ -51,7 +51,7 @@ impl SileroVad {
             .and_then(|m| m.with_input_fact(1, tensor0(i64::from(SAMPLE_RATE)).into()))
             .and_then(|m| m.into_optimized())
             .and_then(|m| m.into_runnable())
-            .map_err(|e| bad(path, format!("{e:#}")))?;
+            .map_err(|e| bad(path, e))?;
         let plan: Plan = Box::new(plan);
         let vad = SileroVad { plan, path: path.to_owned() };
         // Check the interface once, now, rather than in the middle of a session.

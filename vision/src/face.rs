@@ -14,8 +14,8 @@
 
 use std::path::Path;
 
+use crate::video::FrameSource;
 use features::landmarks::{LandmarkFrame, LandmarkTrack, POINTS};
-use features::video::FrameSource;
 use image::GrayImage;
 
 use crate::cascade::{Cascade, DetectParams};

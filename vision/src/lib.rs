@@ -8,13 +8,20 @@
 //!
 //! * [`cascade`]: Viola–Jones detection with OpenCV's Haar/LBP cascade files, evaluated like
 //!   OpenCV's `detectMultiScale` (checked against it on real photos).
+//! * [`shape`]: dlib's shape-predictor files (the 68-point ERT model), read and evaluated like
+//!   dlib (checked against dlib's own predictor).
+//! * [`video`]: frame sources (V4L2 lives in `device`; here folders of frames, Y4M, Motion-JPEG)
+//!   and JPEG decoding, including the Huffman tables UVC cameras leave out.
+//! * [`face::FaceFrontEnd`]: detection every N frames, landmark tracking in between, the choice
+//!   of face, and the video statistics a result's flags come from.
 //!
-//! Nothing here depends on a training library or on hardware; frames come from
-//! `features::video` sources.
+//! Architecture invariant: `vision` never depends on a training library or on hardware; frames
+//! come from [`video::FrameSource`]s.
 
 pub mod cascade;
 pub mod face;
 pub mod shape;
+pub mod video;
 
 use std::path::{Path, PathBuf};
 
@@ -61,4 +68,4 @@ pub enum VisionError {
     Image { path: String, detail: String },
 }
 
-pub use features::video::{rgb_to_gray as to_gray, to_gray as luma};
+pub use video::{rgb_to_gray as to_gray, to_gray as luma};

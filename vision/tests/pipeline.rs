@@ -7,8 +7,8 @@ use std::path::Path;
 
 use features::landmarks::{read_clnf, segment_features, write_clnf};
 use features::segment::fixed_windows;
-use features::video::{FrameDir, FrameSource};
 use vision::face::{FaceConfig, FaceFrontEnd, FaceStatus};
+use vision::video::{FrameDir, FrameSource};
 
 fn front_end() -> FaceFrontEnd {
     let predictor = vision::default_predictor();
@@ -80,7 +80,7 @@ impl FrameSource for DroppingCamera {
         self.inner.fps()
     }
 
-    fn next_frame(&mut self) -> Option<Result<image::GrayImage, features::FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<image::GrayImage, vision::video::VideoError>> {
         self.n += 1;
         self.inner.next_frame()
     }
@@ -148,7 +148,7 @@ fn with_several_faces_the_largest_is_measured_and_the_others_counted() {
         FaceStatus::NoFace => panic!("no face"),
     }
     // Tracking frames do not look for other faces; detection frames do, and are counted.
-    let mut frames = features::video::Take::new(Repeat(frame, 25.0), 25);
+    let mut frames = vision::video::Take::new(Repeat(frame, 25.0), 25);
     let (_, stats) = fe.track(&mut frames);
     assert_eq!(stats.with_face, 25);
     assert_eq!(stats.detections, 3, "{stats:?}");
@@ -223,7 +223,7 @@ impl FrameSource for Repeat {
         self.1
     }
 
-    fn next_frame(&mut self) -> Option<Result<image::GrayImage, features::FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<image::GrayImage, vision::video::VideoError>> {
         Some(Ok(self.0.clone()))
     }
 }

@@ -165,7 +165,7 @@ fn main() -> anyhow::Result<()> {
     let mut stats = Default::default();
     let mut track = None;
     let whole_s = bench::best_of(2, || {
-        let mut src = features::video::MjpegFile::open(&mjpeg, 30.0).expect("stream opens");
+        let mut src = vision::video::MjpegFile::open(&mjpeg, 30.0).expect("stream opens");
         let (t, s) = fe.track(&mut src);
         let segments = features::segment::fixed_windows(t.duration_ms());
         std::hint::black_box(features::landmarks::segment_features(&t, &segments));

@@ -14,12 +14,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use features::FeatureError;
 use features::audio::AudioClip;
 use features::landmarks::LandmarkTrack;
-use features::video::{FrameDir, FrameSource, MjpegFile, Y4mFile};
 use protocol::Modalities;
 use vision::face::{FaceFrontEnd, VideoStats};
+use vision::video::VideoError;
+use vision::video::{FrameDir, FrameSource, MjpegFile, Y4mFile};
 
 use super::{Capture, CaptureError, Captured, Video};
 
@@ -57,12 +57,12 @@ impl FileCamera {
 impl Camera for FileCamera {
     fn open(&self) -> Result<Box<dyn FrameSource>, CaptureError> {
         let ext = self.path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase);
-        let opened: Result<Box<dyn FrameSource>, FeatureError> = match ext.as_deref() {
+        let opened: Result<Box<dyn FrameSource>, VideoError> = match ext.as_deref() {
             _ if self.path.is_dir() => FrameDir::open(&self.path).map(|s| Box::new(s) as _),
             Some("y4m") => Y4mFile::open(&self.path).map(|s| Box::new(s) as _),
             Some("mjpeg" | "mjpg") => MjpegFile::open(&self.path, self.fps).map(|s| Box::new(s) as _),
-            _ => Err(FeatureError::Video {
-                path: self.path.display().to_string(),
+            _ => Err(VideoError::Format {
+                path: self.path.clone(),
                 detail: "not a camera file: expected .y4m, .mjpeg or a folder of frames".into(),
             }),
         };
@@ -90,7 +90,7 @@ impl FrameSource for UntilStopped {
         self.inner.fps()
     }
 
-    fn next_frame(&mut self) -> Option<Result<image::GrayImage, FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<image::GrayImage, VideoError>> {
         if self.stop.load(Ordering::Relaxed) || self.failed_in_a_row >= MAX_FAILED_IN_A_ROW {
             if self.failed_in_a_row >= MAX_FAILED_IN_A_ROW {
                 tracing::error!("camera failed {MAX_FAILED_IN_A_ROW} frames in a row: video ends here");
@@ -293,7 +293,7 @@ mod tests {
                 fn fps(&self) -> f32 {
                     30.0
                 }
-                fn next_frame(&mut self) -> Option<Result<image::GrayImage, FeatureError>> {
+                fn next_frame(&mut self) -> Option<Result<image::GrayImage, VideoError>> {
                     Some(Ok(self.0.clone()))
                 }
             }

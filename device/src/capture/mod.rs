@@ -18,9 +18,9 @@ use std::path::{Path, PathBuf};
 use features::FeatureError;
 use features::audio::{AudioClip, read_wav};
 use features::landmarks::LandmarkTrack;
-use features::video::{FrameDir, FrameSource};
 use protocol::Modalities;
 use vision::face::VideoStats;
+use vision::video::{FrameDir, FrameSource, VideoError};
 
 /// A cause carried across threads (ALSA, V4L2 and thread errors).
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -48,13 +48,21 @@ pub enum CaptureError {
     /// The recorded audio could not be brought to the front-end's rate.
     #[error("recorded audio")]
     Audio(#[source] FeatureError),
-    /// A simulated session's files could not be read.
-    #[error("simulated session {path}")]
-    Files {
+    /// A simulated session's recording could not be read.
+    #[error("simulated session {path}: audio.wav")]
+    Wav {
         /// The simulation folder.
         path: PathBuf,
         #[source]
         source: FeatureError,
+    },
+    /// A simulated session's frames could not be read.
+    #[error("simulated session {path}: frames")]
+    Frames {
+        /// The simulation folder.
+        path: PathBuf,
+        #[source]
+        source: Box<VideoError>,
     },
     /// The simulation folder does not exist.
     #[error("simulation folder {0} does not exist")]
@@ -138,8 +146,12 @@ impl SimulatedCapture {
         self.dir.join("frames")
     }
 
-    fn files_error(&self, source: FeatureError) -> CaptureError {
-        CaptureError::Files { path: self.dir.clone(), source }
+    fn wav_error(&self, source: FeatureError) -> CaptureError {
+        CaptureError::Wav { path: self.dir.clone(), source }
+    }
+
+    fn frames_error(&self, source: VideoError) -> CaptureError {
+        CaptureError::Frames { path: self.dir.clone(), source: Box::new(source) }
     }
 }
 
@@ -159,12 +171,12 @@ impl Capture for SimulatedCapture {
         let have = self.available();
         self.want = want & have;
         self.audio = if self.want.contains(Modalities::AUDIO) {
-            Some(read_wav(&self.wav()).map_err(|e| self.files_error(e))?)
+            Some(read_wav(&self.wav()).map_err(|e| self.wav_error(e))?)
         } else {
             None
         };
         if self.want.contains(Modalities::VIDEO) {
-            FrameDir::open(&self.frames()).map_err(|e| self.files_error(e))?;
+            FrameDir::open(&self.frames()).map_err(|e| self.frames_error(e))?;
         }
         Ok(())
     }
@@ -172,7 +184,7 @@ impl Capture for SimulatedCapture {
     fn stop(&mut self) -> Result<Captured, CaptureError> {
         let audio = self.audio.take();
         let video = if self.want.contains(Modalities::VIDEO) {
-            Some(Video::Frames(Box::new(FrameDir::open(&self.frames()).map_err(|e| self.files_error(e))?)))
+            Some(Video::Frames(Box::new(FrameDir::open(&self.frames()).map_err(|e| self.frames_error(e))?)))
         } else {
             None
         };

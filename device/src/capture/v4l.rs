@@ -5,14 +5,14 @@
 
 use std::path::Path;
 
-use features::FeatureError;
-use features::video::FrameSource;
 use image::GrayImage;
 use v4l::FourCC;
 use v4l::buffer::Type;
 use v4l::io::mmap::Stream;
 use v4l::io::traits::CaptureStream;
 use v4l::video::Capture;
+use vision::video::FrameSource;
+use vision::video::VideoError;
 
 /// The pixel formats this source converts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +44,7 @@ pub fn buffer_to_gray(format: PixelFormat, width: u32, height: u32, buf: &[u8]) 
             GrayImage::from_raw(width, height, luma).ok_or_else(|| "frame size".to_owned())
         }
         // Frames without Huffman tables (common with UVC cameras) get the standard ones.
-        PixelFormat::Mjpeg => features::video::decode_jpeg(buf).map_err(|e| format!("corrupt JPEG frame: {e}")),
+        PixelFormat::Mjpeg => vision::video::decode_jpeg(buf).map_err(|e| format!("corrupt JPEG frame: {e}")),
     }
 }
 
@@ -74,9 +74,9 @@ impl std::fmt::Debug for V4lSource {
 impl V4lSource {
     /// Opens `path` (e.g. `/dev/video0`) asking for `width`×`height`, MJPEG first (less USB
     /// bandwidth), then YUYV.
-    pub fn open(path: &Path, width: u32, height: u32) -> Result<V4lSource, FeatureError> {
+    pub fn open(path: &Path, width: u32, height: u32) -> Result<V4lSource, VideoError> {
         let origin = path.display().to_string();
-        let err = |detail: String| FeatureError::Video { path: origin.clone(), detail };
+        let err = |detail: String| VideoError::Format { path: path.to_owned(), detail };
         let dev = v4l::Device::with_path(path).map_err(|e| err(e.to_string()))?;
         let mut granted = None;
         for fourcc in [b"MJPG", b"YUYV"] {
@@ -133,7 +133,7 @@ impl FrameSource for V4lSource {
         self.last_ms
     }
 
-    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<GrayImage, VideoError>> {
         let origin = self.origin.clone();
         let (format, w, h) = (self.format, self.width, self.height);
         Some(match self.stream.next() {
@@ -145,9 +145,9 @@ impl FrameSource for V4lSource {
                 self.last_ms = u32::try_from((us - first).max(0) / 1000).ok();
                 let used = (meta.bytesused as usize).min(buf.len());
                 buffer_to_gray(format, w, h, &buf[..used])
-                    .map_err(|detail| FeatureError::Video { path: origin, detail })
+                    .map_err(|detail| VideoError::Camera { device: origin, source: detail.into() })
             }
-            Err(e) => Err(FeatureError::Video { path: origin, detail: format!("capture failed: {e}") }),
+            Err(e) => Err(VideoError::Camera { device: origin, source: e.into() }),
         })
     }
 }

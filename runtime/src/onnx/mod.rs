@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use crate::{Model, ModelError, Prediction};
+use crate::{BoxError, Model, ModelError, Prediction};
 
 pub mod gru;
 
@@ -145,17 +145,13 @@ fn half() -> f32 {
     0.5
 }
 
-fn bad(detail: impl Into<String>) -> ModelError {
-    ModelError::Bundle(detail.into())
-}
-
 fn parse_schema(hex: &str) -> Result<SchemaHash, ModelError> {
     let mut out = [0u8; 8];
     // Checked as bytes: a 16-byte string of non-ASCII characters has no char boundary at
     // every other byte, so slicing it as text would panic.
     let digits = hex.as_bytes();
     if digits.len() != 16 || !digits.iter().all(u8::is_ascii_hexdigit) {
-        return Err(bad(format!("feature schema {hex:?} is not 16 hex digits")));
+        return Err(ModelError::BadSchema(hex.to_owned()));
     }
     for (b, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
         let nibble = |d: u8| (d as char).to_digit(16).unwrap_or_default() as u8;
@@ -184,7 +180,7 @@ fn to_half(model: TypedModel) -> Result<TypedModel, ModelError> {
     let filter = NodeFilter { include: None, exclude: Some(vec!["gru".into()]) };
     build_float_translator(f32::datum_type(), f16::datum_type(), filter)
         .transform_into(model)
-        .map_err(|e| bad(format!("cannot translate the model to f16: {e}")))
+        .map_err(ModelError::tract("translating the model to f16"))
 }
 
 impl OnnxModel {
@@ -213,21 +209,18 @@ impl OnnxModel {
         let widths = features::schema::FeatureSchema::with_text(text_embedding).widths();
         let mut onnx = tract_onnx::onnx();
         gru::register(&mut onnx);
-        let model = onnx.model_for_read(&mut &bytes[..]).map_err(|e| bad(format!("not a readable ONNX model: {e}")))?;
-        let inputs = model.input_outlets().map_err(|e| bad(e.to_string()))?.to_vec();
+        let model = onnx.model_for_read(&mut &bytes[..]).map_err(ModelError::tract("reading the ONNX model"))?;
+        let inputs = model.input_outlets().map_err(ModelError::tract("reading the ONNX model's inputs"))?.to_vec();
         let names: Vec<String> = inputs.iter().map(|o| model.node(o.node).name.clone()).collect();
         if names != ["audio", "video", "text", "present"] {
-            return Err(bad(format!("ONNX inputs are {names:?}; expected [audio, video, text, present]")));
+            return Err(ModelError::Inputs(names));
         }
         for (m, outlet) in inputs.iter().take(3).enumerate() {
-            let fact = model.outlet_fact(*outlet).map_err(|e| bad(e.to_string()))?;
+            let fact = model.outlet_fact(*outlet).map_err(ModelError::tract("reading the ONNX model's inputs"))?;
             let last =
                 fact.shape.dims().last().and_then(|d| d.concretize()).and_then(|d| d.to_string().parse::<usize>().ok());
             if last != Some(widths[m]) {
-                return Err(bad(format!(
-                    "ONNX input {} has {last:?} features per segment, the front-ends compute {}",
-                    names[m], widths[m]
-                )));
+                return Err(ModelError::InputWidth { input: names[m].clone(), got: last, want: widths[m] });
             }
         }
         // A second plan with every sequence exactly `max_segments` long: with concrete shapes
@@ -238,13 +231,13 @@ impl OnnxModel {
         for (m, w) in widths.iter().enumerate() {
             fixed_model = fixed_model
                 .with_input_fact(m, f32::fact([1, max_segments.max(1), *w]).into())
-                .map_err(|e| bad(e.to_string()))?;
+                .map_err(ModelError::tract("fixing the input shapes"))?;
         }
         let declutter = |m: InferenceModel| {
             m.into_typed()
                 .map(onnx_recurrence)
                 .and_then(|m| m.into_decluttered())
-                .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))
+                .map_err(ModelError::tract("preparing the ONNX model"))
         };
         let plan = prepare(declutter(model)?, precision)?;
         let fixed = prepare(declutter(fixed_model)?, precision)?;
@@ -277,9 +270,9 @@ impl OnnxModel {
 
     /// An f32 input as `plan` takes it (cast to f16 for an f16 plan).
     fn input(plan: &Plan, t: TractResult<Tensor>) -> Result<TValue, ModelError> {
-        let t = t.map_err(|e| bad(e.to_string()))?;
+        let t = t.map_err(ModelError::tract("building an input tensor"))?;
         if plan.half {
-            Ok(t.cast_to::<f16>().map_err(|e| bad(e.to_string()))?.into_owned().into())
+            Ok(t.cast_to::<f16>().map_err(ModelError::tract("casting an input to f16"))?.into_owned().into())
         } else {
             Ok(t.into())
         }
@@ -313,14 +306,18 @@ impl OnnxModel {
             return Err(ModelError::NoInput);
         }
         inputs.push(Self::input(plan, Tensor::from_shape(&[1, 3], &present))?);
-        let out = plan.run(inputs).map_err(|e| bad(format!("inference failed: {e}")))?;
+        let out = plan.run(inputs).map_err(ModelError::tract("inference"))?;
         let get = |i: usize| -> Result<Vec<f32>, ModelError> {
-            let t = out[i].cast_to::<f32>().map_err(|e| bad(e.to_string()))?;
-            Ok(t.to_plain_array_view::<f32>().map_err(|e| bad(e.to_string()))?.iter().copied().collect())
+            let t = out[i].cast_to::<f32>().map_err(ModelError::tract("reading an output"))?;
+            Ok(t.to_plain_array_view::<f32>()
+                .map_err(ModelError::tract("reading an output"))?
+                .iter()
+                .copied()
+                .collect())
         };
         let (p, phq, g) = (get(0)?, get(1)?, get(2)?);
         if p.len() != 1 || phq.len() != 1 || g.len() != 3 {
-            return Err(bad("unexpected output shapes"));
+            return Err(ModelError::Outputs);
         }
         Ok(Prediction { p_depressed: p[0], phq8: phq[0], gates: [g[0], g[1], g[2]] })
     }
@@ -384,7 +381,9 @@ fn prepare(typed: TypedModel, precision: Precision) -> Result<Plan, ModelError> 
         use tract_cuda as _;
         match tract_onnx::tract_core::runtime::runtime_for_name("cuda") {
             Ok(Some(rt)) => {
-                match to_half(typed.clone()).and_then(|h| rt.prepare(h).map_err(|e| bad(format!("{e:#}")))) {
+                match to_half(typed.clone())
+                    .and_then(|h| rt.prepare(h).map_err(ModelError::tract("preparing the f16 model for CUDA")))
+                {
                     Ok(runnable) => return Ok(Plan::new(runnable, "cuda", true)),
                     Err(e) => tracing::warn!("CUDA runtime could not prepare the f16 model, trying f32: {e}"),
                 }
@@ -402,7 +401,7 @@ fn prepare(typed: TypedModel, precision: Precision) -> Result<Plan, ModelError> 
     let plan = typed
         .into_optimized()
         .and_then(|m| m.into_runnable())
-        .map_err(|e| bad(format!("cannot prepare the ONNX model: {e}")))?;
+        .map_err(ModelError::tract("preparing the ONNX model"))?;
     Ok(Plan::new(Box::new(plan), "cpu", half))
 }
 
@@ -431,11 +430,12 @@ impl Bundle {
         decision_threshold: f32,
         quantization: &str,
     ) -> Result<Manifest, ModelError> {
-        let io = |e: std::io::Error| bad(format!("{}: {e}", dir.display()));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let golden_json = serde_json::to_vec_pretty(golden).map_err(|e| bad(e.to_string()))?;
-        std::fs::write(dir.join("model.onnx"), onnx).map_err(io)?;
-        std::fs::write(dir.join("golden.json"), &golden_json).map_err(io)?;
+        let io = |path: PathBuf| move |source| ModelError::Io { path, source };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_owned()))?;
+        let golden_json = serde_json::to_vec_pretty(golden)
+            .map_err(|e| ModelError::Parse { file: "golden.json", source: e.into() })?;
+        std::fs::write(dir.join("model.onnx"), onnx).map_err(io(dir.join("model.onnx")))?;
+        std::fs::write(dir.join("golden.json"), &golden_json).map_err(io(dir.join("golden.json")))?;
         let manifest = Manifest {
             model_version: model.version.clone(),
             feature_schema: model.schema.to_string(),
@@ -446,8 +446,9 @@ impl Bundle {
             files: [("model.onnx".to_owned(), sha256_hex(onnx)), ("golden.json".to_owned(), sha256_hex(&golden_json))]
                 .into(),
         };
-        let text = toml::to_string(&manifest).map_err(|e| bad(e.to_string()))?;
-        std::fs::write(dir.join("manifest.toml"), text).map_err(io)?;
+        let text =
+            toml::to_string(&manifest).map_err(|e| ModelError::Parse { file: "manifest.toml", source: e.into() })?;
+        std::fs::write(dir.join("manifest.toml"), text).map_err(io(dir.join("manifest.toml")))?;
         Ok(manifest)
     }
 
@@ -468,7 +469,7 @@ impl Bundle {
             dir.with_file_name(name)
         };
         let (staging, previous) = (sibling(".new"), sibling(".old"));
-        let io = |what: &Path, e: std::io::Error| bad(format!("{}: {e}", what.display()));
+        let io = |what: &Path, source| ModelError::Io { path: what.to_owned(), source };
         for leftover in [&staging, &previous] {
             if leftover.exists() {
                 std::fs::remove_dir_all(leftover).map_err(|e| io(leftover, e))?;
@@ -517,24 +518,25 @@ impl Bundle {
 
     /// [`open`](Self::open) with a choice of arithmetic.
     pub fn open_with(dir: &Path, precision: Precision) -> Result<Bundle, ModelError> {
-        let read =
-            |name: &str| std::fs::read(dir.join(name)).map_err(|e| bad(format!("{}/{name}: {e}", dir.display())));
-        let manifest: Manifest = toml::from_str(
-            std::str::from_utf8(&read("manifest.toml")?).map_err(|_| bad("manifest.toml is not UTF-8"))?,
-        )
-        .map_err(|e| bad(format!("manifest.toml: {e}")))?;
+        let read = |name: &str| {
+            std::fs::read(dir.join(name)).map_err(|source| ModelError::Io { path: dir.join(name), source })
+        };
+        let manifest: Manifest = std::str::from_utf8(&read("manifest.toml")?)
+            .map_err(BoxError::from)
+            .and_then(|text| toml::from_str(text).map_err(BoxError::from))
+            .map_err(|source| ModelError::Parse { file: "manifest.toml", source })?;
         for (name, want) in &manifest.files {
             let got = sha256_hex(&read(name)?);
             if &got != want {
-                return Err(bad(format!("{name}: SHA-256 {got} does not match the manifest ({want})")));
+                return Err(ModelError::HashMismatch { file: name.clone(), got, want: want.clone() });
             }
         }
         if !["f32", "f16", "int8"].contains(&manifest.quantization.as_str()) {
-            return Err(bad(format!("quantisation {:?} is not supported by this build", manifest.quantization)));
+            return Err(ModelError::Quantization(manifest.quantization.clone()));
         }
         let schema = parse_schema(&manifest.feature_schema)?;
         if !(0.0..=1.0).contains(&manifest.decision_threshold) {
-            return Err(bad(format!("decision threshold {} is not a probability", manifest.decision_threshold)));
+            return Err(ModelError::Threshold(manifest.decision_threshold));
         }
         let model = OnnxModel::from_bytes_with(
             &read("model.onnx")?,
@@ -544,8 +546,8 @@ impl Bundle {
             precision,
         )?
         .with_threshold(manifest.decision_threshold);
-        let golden: Golden =
-            serde_json::from_slice(&read("golden.json")?).map_err(|e| bad(format!("golden.json: {e}")))?;
+        let golden: Golden = serde_json::from_slice(&read("golden.json")?)
+            .map_err(|e| ModelError::Parse { file: "golden.json", source: e.into() })?;
         let got = golden.predict_with(&model)?;
         // The golden output was computed in f32: an f32 plan must match it to 1e-4; an f16 plan
         // to the f16 parity bound, 0.01 (PHQ-8 on its 0-24 scale divided by 24).
@@ -556,9 +558,7 @@ impl Bundle {
             .map(f32::abs)
             .fold(0.0, f32::max);
         if worst > tolerance {
-            return Err(bad(format!(
-                "self-test failed: output differs from golden.json by {worst} (tolerance {tolerance})"
-            )));
+            return Err(ModelError::SelfTest { worst, tolerance });
         }
         Ok(Bundle { dir: dir.to_owned(), manifest, model, golden })
     }

@@ -2,8 +2,9 @@
 //! feature) or files under `--simulate` and in tests: a folder of PNG/JPEG frames ([`FrameDir`]),
 //! a YUV4MPEG2 file ([`Y4mFile`]) or a Motion-JPEG stream of concatenated JPEGs ([`MjpegFile`]).
 //! Frames are handed on as 8-bit luma ([`to_gray`], bit-exact with OpenCV's `RGB2GRAY`), which
-//! is all the face front-end (the `vision` crate) uses; frames become model inputs only through
-//! face landmarks ([`crate::landmarks`]).
+//! is all the face front-end ([`crate::face`]) uses; frames become model inputs only through
+//! face landmarks (`features::landmarks`). Training never reads frames: the corpus has
+//! landmarks.
 
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -11,14 +12,62 @@ use std::path::{Path, PathBuf};
 use image::GrayImage;
 use serde::Deserialize;
 
-use crate::FeatureError;
+/// Why frames could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum VideoError {
+    /// A file or folder could not be read.
+    #[error("video {path}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not what it claims to be, or its settings are out of range.
+    #[error("video {path}: {detail}")]
+    Format {
+        /// The file or folder.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// `video.toml` is not valid.
+    #[error("{path} is not a valid video.toml")]
+    Meta {
+        /// The file.
+        path: PathBuf,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// One frame could not be decoded; the source goes on with the next.
+    #[error("frame {frame}")]
+    Frame {
+        /// The frame (file, or stream and byte offset).
+        frame: String,
+        #[source]
+        source: Box<image::ImageError>,
+    },
+    /// A camera failed to deliver a frame.
+    #[error("camera {device}")]
+    Camera {
+        /// The camera.
+        device: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+fn format_err(path: &Path, detail: impl Into<String>) -> VideoError {
+    VideoError::Format { path: path.to_owned(), detail: detail.into() }
+}
 
 /// Where frames come from: a camera, or files under `--simulate`.
 pub trait FrameSource {
+    /// Nominal frame rate.
     fn fps(&self) -> f32;
     /// The next frame as luma; `None` at the end. A frame that cannot be decoded is an `Err` and
     /// the source moves on to the next one.
-    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>>;
+    fn next_frame(&mut self) -> Option<Result<GrayImage, VideoError>>;
     /// When the frame last returned was captured, in ms after the first frame, by the source's
     /// own clock (a camera's buffer timestamps). `None`: frames are evenly spaced at `fps`, as in
     /// files. A live camera drops frames when the consumer falls behind; its timestamps keep the
@@ -36,6 +85,7 @@ pub struct Take<S> {
 }
 
 impl<S: FrameSource> Take<S> {
+    /// The first `n` frames of `inner`.
     pub fn new(inner: S, n: u32) -> Take<S> {
         Take { inner, left: n }
     }
@@ -46,7 +96,7 @@ impl<S: FrameSource> FrameSource for Take<S> {
         self.inner.fps()
     }
 
-    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<GrayImage, VideoError>> {
         self.left = self.left.checked_sub(1)?;
         self.inner.next_frame()
     }
@@ -138,21 +188,21 @@ pub struct FrameDir {
 }
 
 impl FrameDir {
-    pub fn open(dir: &Path) -> Result<FrameDir, FeatureError> {
-        let err = |detail: String| FeatureError::Video { path: dir.display().to_string(), detail };
+    /// Opens the folder `dir`; a missing or bad `video.toml`, or no frames, is an error here.
+    pub fn open(dir: &Path) -> Result<FrameDir, VideoError> {
         let meta_path = [dir.join("video.toml"), dir.with_file_name("video.toml")]
             .into_iter()
             .find(|p| p.exists())
-            .ok_or_else(|| err("no video.toml (fps = N) in or beside the folder".into()))?;
-        let meta: VideoMeta = std::fs::read_to_string(&meta_path)
-            .map_err(|e| e.to_string())
-            .and_then(|t| toml::from_str(&t).map_err(|e| e.to_string()))
-            .map_err(|e| err(format!("{}: {e}", meta_path.display())))?;
+            .ok_or_else(|| format_err(dir, "no video.toml (fps = N) in or beside the folder"))?;
+        let text =
+            std::fs::read_to_string(&meta_path).map_err(|source| VideoError::Io { path: meta_path.clone(), source })?;
+        let meta: VideoMeta =
+            toml::from_str(&text).map_err(|source| VideoError::Meta { path: meta_path.clone(), source })?;
         if !(meta.fps > 0.0 && meta.fps <= 240.0) {
-            return Err(err(format!("fps {} out of range", meta.fps)));
+            return Err(format_err(&meta_path, format!("fps {} out of range", meta.fps)));
         }
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| err(e.to_string()))?
+            .map_err(|source| VideoError::Io { path: dir.to_owned(), source })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| {
                 matches!(
@@ -162,7 +212,7 @@ impl FrameDir {
             })
             .collect();
         if files.is_empty() {
-            return Err(err("no .jpg/.png frames".into()));
+            return Err(format_err(dir, "no .jpg/.png frames"));
         }
         files.sort();
         Ok(FrameDir { files: files.into_iter(), fps: meta.fps })
@@ -174,12 +224,12 @@ impl FrameSource for FrameDir {
         self.fps
     }
 
-    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<GrayImage, VideoError>> {
         let path = self.files.next()?;
         Some(
             image::open(&path)
                 .map(to_gray)
-                .map_err(|e| FeatureError::Video { path: path.display().to_string(), detail: e.to_string() }),
+                .map_err(|e| VideoError::Frame { frame: path.display().to_string(), source: Box::new(e) }),
         )
     }
 }
@@ -189,7 +239,7 @@ impl FrameSource for FrameDir {
 #[derive(Debug)]
 pub struct Y4mFile {
     r: std::io::BufReader<std::fs::File>,
-    origin: String,
+    origin: PathBuf,
     width: u32,
     height: u32,
     /// Bytes of chroma after each luma plane.
@@ -199,11 +249,13 @@ pub struct Y4mFile {
 }
 
 impl Y4mFile {
-    pub fn open(path: &Path) -> Result<Y4mFile, FeatureError> {
-        let origin = path.display().to_string();
-        let err = |detail: String| FeatureError::Video { path: origin.clone(), detail };
-        let mut r = std::io::BufReader::new(std::fs::File::open(path).map_err(|e| err(e.to_string()))?);
-        let header = read_line(&mut r, 1024).map_err(|e| err(e.to_string()))?;
+    /// Opens `path` and reads its header; an unsupported file is an error here.
+    pub fn open(path: &Path) -> Result<Y4mFile, VideoError> {
+        let origin = path.to_owned();
+        let io = |source| VideoError::Io { path: path.to_owned(), source };
+        let err = |detail: String| format_err(path, detail);
+        let mut r = std::io::BufReader::new(std::fs::File::open(path).map_err(io)?);
+        let header = read_line(&mut r, 1024).map_err(io)?;
         let mut fields = header.split(' ');
         if fields.next() != Some("YUV4MPEG2") {
             return Err(err("not a YUV4MPEG2 file".into()));
@@ -257,11 +309,13 @@ impl FrameSource for Y4mFile {
         self.fps
     }
 
-    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<GrayImage, VideoError>> {
         if self.done {
             return None;
         }
-        let err = |detail: String| FeatureError::Video { path: self.origin.clone(), detail };
+        let origin = self.origin.clone();
+        let err = |detail: String| format_err(&origin, detail);
+        let io = |source| VideoError::Io { path: origin.clone(), source };
         let line = match read_line(&mut self.r, 1024) {
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                 self.done = true;
@@ -269,14 +323,14 @@ impl FrameSource for Y4mFile {
             }
             other => other,
         };
-        let result = line.map_err(|e| err(e.to_string())).and_then(|l| {
+        let result = line.map_err(io).and_then(|l| {
             if !l.starts_with("FRAME") {
                 return Err(err(format!("expected FRAME, found {:?}", l.chars().take(16).collect::<String>())));
             }
             let mut luma = vec![0u8; (self.width * self.height) as usize];
             self.r.read_exact(&mut luma).map_err(|e| err(format!("truncated frame ({e})")))?;
             std::io::copy(&mut (&mut self.r).take(self.chroma as u64), &mut std::io::sink())
-                .map_err(|e| err(e.to_string()))?;
+                .map_err(|source| VideoError::Io { path: origin.clone(), source })?;
             GrayImage::from_raw(self.width, self.height, luma).ok_or_else(|| err("frame size".into()))
         });
         if result.is_err() {
@@ -298,15 +352,12 @@ pub struct MjpegFile {
 }
 
 impl MjpegFile {
-    pub fn open(path: &Path, fps: f32) -> Result<MjpegFile, FeatureError> {
+    /// Reads `path`, played at `fps`; a file that does not start as a JPEG is an error here.
+    pub fn open(path: &Path, fps: f32) -> Result<MjpegFile, VideoError> {
         let origin = path.display().to_string();
-        let data =
-            std::fs::read(path).map_err(|e| FeatureError::Video { path: origin.clone(), detail: e.to_string() })?;
+        let data = std::fs::read(path).map_err(|source| VideoError::Io { path: path.to_owned(), source })?;
         if !data.starts_with(&[0xFF, 0xD8]) {
-            return Err(FeatureError::Video {
-                path: origin,
-                detail: "not a Motion-JPEG stream (no JPEG start marker)".into(),
-            });
+            return Err(format_err(path, "not a Motion-JPEG stream (no JPEG start marker)"));
         }
         Ok(MjpegFile { data, at: 0, fps, origin })
     }
@@ -317,7 +368,7 @@ impl FrameSource for MjpegFile {
         self.fps
     }
 
-    fn next_frame(&mut self) -> Option<Result<GrayImage, FeatureError>> {
+    fn next_frame(&mut self) -> Option<Result<GrayImage, VideoError>> {
         let rest = &self.data[self.at..];
         let start = rest.windows(2).position(|w| w == [0xFF, 0xD8])?;
         // The frame ends where the next one starts (or at the end of the file).
@@ -325,9 +376,9 @@ impl FrameSource for MjpegFile {
         let end = next.unwrap_or(rest.len());
         let jpeg = &rest[start..end];
         self.at += end;
-        Some(decode_jpeg(jpeg).map_err(|e| FeatureError::Video {
-            path: format!("{} (frame at byte {})", self.origin, self.at - end + start),
-            detail: e.to_string(),
+        Some(decode_jpeg(jpeg).map_err(|e| VideoError::Frame {
+            frame: format!("{} (frame at byte {})", self.origin, self.at - end + start),
+            source: Box::new(e),
         }))
     }
 }
