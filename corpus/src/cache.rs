@@ -244,7 +244,7 @@ pub struct FeatureCache {
 impl FeatureCache {
     pub fn open(dir: &Path) -> Result<FeatureCache, CorpusError> {
         let index =
-            read_index(dir)?.ok_or_else(|| cache_err(dir, "no index.json: build it with `mimml corpus cache`"))?;
+            read_index(dir)?.ok_or_else(|| cache_err(dir, "no index.json: build it with `mimml-lab corpus cache`"))?;
         let want = schema::schema_hash_for(index.options.text_embedding).to_string();
         if index.schema != want {
             return Err(cache_err(

@@ -202,7 +202,7 @@ pub fn write_corpus(cfg: &SynthConfig, out: &Path, progress: impl Fn() + Sync) -
         Ok(())
     })?;
     write_splits(&ts, out)?;
-    let marker = serde_json::json!({ "generator": "mimml corpus synth", "config": cfg, "truth": ts });
+    let marker = serde_json::json!({ "generator": "mimml-lab corpus synth", "config": cfg, "truth": ts });
     let p = out.join(MARKER);
     std::fs::write(&p, serde_json::to_vec_pretty(&marker).unwrap_or_default())
         .map_err(|source| CorpusError::Io { path: p.display().to_string(), source })?;

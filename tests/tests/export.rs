@@ -126,7 +126,7 @@ fn bundles_are_verified_before_use() {
 }
 
 /// The committed bundle is exactly what this exporter makes of the committed checkpoint, so a
-/// change to the exporter cannot leave a stale demo model behind (`mimml reexport` updates it).
+/// change to the exporter cannot leave a stale demo model behind (`mimml-lab reexport` updates it).
 #[test]
 fn the_committed_bundle_is_the_export_of_the_committed_checkpoint() {
     let bundle = device::bundled_model_dir();
@@ -137,7 +137,7 @@ fn the_committed_bundle_is_the_export_of_the_committed_checkpoint() {
     assert!(
         onnx == committed,
         "assets/model/mimml-synth/model.onnx is not the export of its checkpoint: run \
-         `mimml reexport --model assets/model/mimml-synth-checkpoint --bundle assets/model/mimml-synth`"
+         `mimml-lab reexport --model assets/model/mimml-synth-checkpoint --bundle assets/model/mimml-synth`"
     );
 }
 

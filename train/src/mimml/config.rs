@@ -77,7 +77,7 @@ impl Default for MimmlConfig {
     }
 }
 
-/// The named variants of `mimml ablate`.
+/// The named variants of `mimml-lab ablate`.
 pub fn variants() -> Vec<(&'static str, MimmlConfig)> {
     let full = MimmlConfig::default();
     let only = |m: usize| MimmlConfig { use_modalities: [m == 0, m == 1, m == 2], ..full.clone() };
