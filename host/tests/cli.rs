@@ -2,8 +2,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use link::SerialPort;
 
@@ -28,10 +26,7 @@ fn info_session_sync_and_results_from_the_command_line() {
     // `mimml` exit is not a hang-up for the device.
     let (device_end, keep_open) = link::pty_pair().expect("pty");
     let port = keep_open.name().expect("pty path");
-    let mut device = device::simulated(&dir.path().join("device"), &sample()).expect("device");
-    let stop = Arc::new(AtomicBool::new(false));
-    let s = Arc::clone(&stop);
-    let t = std::thread::spawn(move || device::serve_port(&mut device, device_end, &s));
+    let device = device::DeviceThread::simulated(&dir.path().join("device"), &sample(), device_end).expect("device");
 
     let (ok, out, err) = mimml(&["info", "--port", &port]);
     assert!(ok, "{err}");
@@ -67,8 +62,8 @@ fn info_session_sync_and_results_from_the_command_line() {
     let (ok, _, err) = mimml(&["session", "run", "--port", &port, "--transcript", bad.to_str().expect("utf8")]);
     assert!(!ok && err.contains("not UTF-8"), "{err}");
 
-    stop.store(true, Ordering::Relaxed);
-    t.join().expect("device thread").expect("device served without error");
+    let server = device.stop().expect("device served without error");
+    assert_eq!(server.log().len(), 1);
     drop(keep_open);
 }
 
@@ -98,9 +93,13 @@ fn the_demo_runs_a_whole_session() {
         "transcript push",
         "sync → database",
         "0 bad frames",
+        "a screening aid, not a diagnosis",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in\n{out}");
     }
+    // All three modalities (the landmark model is installed before the tests, as the README's
+    // first command installs it before the demo).
+    assert!(!out.contains("absent"), "a modality is absent:\n{out}");
     let (ok, out, _) = mimml(&["results", "--db", db.to_str().expect("utf8")]);
     assert!(ok && out.contains("result #1"), "{out}");
 }

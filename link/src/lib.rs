@@ -161,7 +161,7 @@ pub fn list_ports() -> Result<Vec<PortInfo>, LinkError> {
         return Ok(Vec::new());
     }
     let ports = serialport::available_ports().map_err(|e| LinkError::List(e.to_string()))?;
-    let mut out: Vec<PortInfo> = ports
+    let out: Vec<PortInfo> = ports
         .into_iter()
         .map(|p| {
             let kind = match &p.port_type {
@@ -175,8 +175,14 @@ pub fn list_ports() -> Result<Vec<PortInfo>, LinkError> {
             PortInfo { path: p.port_name, kind }
         })
         .collect();
-    out.sort_by(|a, b| (!is_preferred(&a.path), &a.path).cmp(&(!is_preferred(&b.path), &b.path)));
-    Ok(out)
+    Ok(preferred_first(out))
+}
+
+/// USB CDC-ACM (`ttyACM*`, a device seen from a host) and gadget (`ttyGS*`, a host seen from a
+/// device) ports first, then the rest, each group in path order.
+fn preferred_first(mut ports: Vec<PortInfo>) -> Vec<PortInfo> {
+    ports.sort_by(|a, b| (!is_preferred(&a.path), &a.path).cmp(&(!is_preferred(&b.path), &b.path)));
+    ports
 }
 
 fn is_preferred(path: &str) -> bool {
@@ -211,7 +217,19 @@ mod tests {
     }
 
     #[test]
-    fn listing_ports_does_not_fail() {
-        list_ports().expect("lists");
+    fn device_ports_are_listed_first() {
+        let port = |path: &str| PortInfo { path: path.into(), kind: "serial".into() };
+        let listed = preferred_first(
+            ["/dev/ttyS0", "/dev/ttyUSB0", "/dev/ttyGS0", "/dev/ttyACM1", "/dev/ttyACM0"].map(port).to_vec(),
+        );
+        let paths: Vec<&str> = listed.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["/dev/ttyACM0", "/dev/ttyACM1", "/dev/ttyGS0", "/dev/ttyS0", "/dev/ttyUSB0"]);
+    }
+
+    #[test]
+    fn listed_ports_are_device_nodes_in_order() {
+        let ports = list_ports().expect("lists");
+        assert!(ports.iter().all(|p| p.path.starts_with("/dev/")), "{ports:?}");
+        assert_eq!(preferred_first(ports.clone()), ports, "listing sorts");
     }
 }
