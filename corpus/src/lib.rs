@@ -110,12 +110,24 @@ impl Problem {
     /// A problem from a front-end error, which already names file and line.
     pub(crate) fn from_feature(session: u32, e: &features::FeatureError) -> Problem {
         use features::FeatureError as F;
+        // The message is the error's causes (the file is named separately).
+        let causes = |e: &dyn std::error::Error| {
+            let mut parts = Vec::new();
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                parts.push(c.to_string());
+                cause = c.source();
+            }
+            parts.join(": ")
+        };
         let (file, line, message) = match e {
-            F::Wav { path, detail } | F::UnsupportedAudio { path, detail } => (path.clone(), 0, detail.clone()),
+            F::Io { path, .. } | F::Wav { path, .. } => (path.clone(), 0, causes(e)),
+            F::TruncatedWav { path, .. } => (path.clone(), 0, format!("{e}: {}", causes(e))),
+            F::UnsupportedAudio { path, detail } => (path.clone(), 0, detail.clone()),
             F::Transcript { path, line, detail } | F::Landmarks { path, line, detail } => {
                 (path.clone(), *line, detail.clone())
             }
-            F::Encoder { name, detail } => (name.clone(), 0, detail.clone()),
+            F::Encoder { name, .. } => (name.clone(), 0, causes(e)),
         };
         Problem { session: Some(session), file, line, message }
     }

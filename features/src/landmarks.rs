@@ -386,11 +386,7 @@ pub fn read_clnf<R: BufRead>(r: R, origin: &str) -> Result<LandmarkTrack, Featur
 /// [`read_clnf`] from a file.
 pub fn read_clnf_file(path: &Path) -> Result<LandmarkTrack, FeatureError> {
     let origin = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| FeatureError::Landmarks {
-        path: origin.clone(),
-        line: 0,
-        detail: e.to_string(),
-    })?;
+    let f = std::fs::File::open(path).map_err(|source| FeatureError::Io { path: origin.clone(), source })?;
     read_clnf(std::io::BufReader::new(f), &origin)
 }
 

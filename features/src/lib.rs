@@ -39,19 +39,74 @@ use protocol::ResultFlags;
 use segment::Segment;
 use text::{Speaker, Utterance};
 
-/// Errors of the front-ends. Each names the input it concerns.
+/// Errors of the front-ends. Each names the input it concerns; a cause from below (the file
+/// system, the WAV decoder, a sentence encoder) is the error's source.
 #[derive(Debug, thiserror::Error)]
 pub enum FeatureError {
-    #[error("cannot read WAV {path}: {detail}")]
-    Wav { path: String, detail: String },
+    /// An input file could not be opened or read.
+    #[error("cannot read {path}")]
+    Io {
+        /// The file.
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A WAV file could not be decoded.
+    #[error("cannot read WAV {path}")]
+    Wav {
+        /// The file (or archive member).
+        path: String,
+        #[source]
+        source: hound::Error,
+    },
+    /// A WAV file's data ends before its header says.
+    #[error("WAV {path}: data truncated after {frames} of {expected} frames")]
+    TruncatedWav {
+        /// The file.
+        path: String,
+        /// Frames read.
+        frames: usize,
+        /// Frames the header announces.
+        expected: u32,
+        #[source]
+        source: hound::Error,
+    },
+    /// Audio in an encoding or layout the front-end does not read.
     #[error("unsupported audio in {path}: {detail}")]
-    UnsupportedAudio { path: String, detail: String },
+    UnsupportedAudio {
+        /// The file or stream.
+        path: String,
+        /// What is unsupported.
+        detail: String,
+    },
+    /// A transcript line that does not parse.
     #[error("transcript {path}, line {line}: {detail}")]
-    Transcript { path: String, line: usize, detail: String },
-    #[error("sentence encoder {name}: {detail}")]
-    Encoder { name: String, detail: String },
+    Transcript {
+        /// The file.
+        path: String,
+        /// 1-based line (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The sentence encoder failed.
+    #[error("sentence encoder {name}")]
+    Encoder {
+        /// The encoder.
+        name: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A landmark (CLNF) line that does not parse.
     #[error("landmark file {path}, line {line}: {detail}")]
-    Landmarks { path: String, line: usize, detail: String },
+    Landmarks {
+        /// The file.
+        path: String,
+        /// 1-based line (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        detail: String,
+    },
 }
 
 /// A sequence of feature vectors, row-major `[len, dim]`.

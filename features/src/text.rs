@@ -212,11 +212,7 @@ pub fn parse_transcript(text: &str, origin: &str) -> Result<Vec<Utterance>, Feat
 /// Reads and parses a transcript file; non-UTF-8 content is an error, not a panic.
 pub fn read_transcript(path: &Path) -> Result<Vec<Utterance>, FeatureError> {
     let origin = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| FeatureError::Transcript {
-        path: origin.clone(),
-        line: 0,
-        detail: e.to_string(),
-    })?;
+    let bytes = std::fs::read(path).map_err(|source| FeatureError::Io { path: origin.clone(), source })?;
     let text = String::from_utf8(bytes).map_err(|e| FeatureError::Transcript {
         path: origin.clone(),
         line: 0,
@@ -425,7 +421,7 @@ pub fn utterance_features(
                 if e.len() != emb.len() {
                     return Err(FeatureError::Encoder {
                         name: embedding.name().into(),
-                        detail: format!("gave {} values, expected {}", e.len(), emb.len()),
+                        source: format!("gave {} values, expected {}", e.len(), emb.len()).into(),
                     });
                 }
                 emb.copy_from_slice(&e);

@@ -248,6 +248,6 @@ impl SentenceEncoder for MiniLm {
 
     fn embed(&self, text: &str) -> Result<Vec<f32>, FeatureError> {
         self.embed_text(text)
-            .map_err(|e| FeatureError::Encoder { name: "all-MiniLM-L6-v2".into(), detail: e.to_string() })
+            .map_err(|e| FeatureError::Encoder { name: "all-MiniLM-L6-v2".into(), source: e.into() })
     }
 }

@@ -135,7 +135,7 @@ fn each_corruption_is_reported_for_its_session_only() {
         assert!(p.message.to_lowercase().contains(msg), "{p}");
         s
     };
-    let s0 = expect(0, "AUDIO.wav", None, "");
+    let s0 = expect(0, "AUDIO.wav", None, "truncated");
     assert!(s0.audio.is_none() && s0.transcript.is_some() && s0.landmarks.is_some());
     let s1 = expect(1, "TRANSCRIPT.csv", Some(4), "column");
     assert!(s1.transcript.is_none() && s1.audio.is_some());

@@ -145,8 +145,7 @@ pub fn resample(samples: &[f32], rate: u32) -> Result<Vec<f32>, FeatureError> {
 /// Reads a WAV file as 16 kHz mono. See [`read_wav_from`].
 pub fn read_wav(path: &Path) -> Result<AudioClip, FeatureError> {
     let origin = path.display().to_string();
-    let file =
-        std::fs::File::open(path).map_err(|e| FeatureError::Wav { path: origin.clone(), detail: e.to_string() })?;
+    let file = std::fs::File::open(path).map_err(|source| FeatureError::Io { path: origin.clone(), source })?;
     read_wav_from(std::io::BufReader::new(file), &origin)
 }
 
@@ -156,7 +155,7 @@ pub fn read_wav(path: &Path) -> Result<AudioClip, FeatureError> {
 /// naming `origin`.
 pub fn read_wav_from<R: Read>(r: R, origin: &str) -> Result<AudioClip, FeatureError> {
     let p = || origin.to_owned();
-    let reader = hound::WavReader::new(r).map_err(|e| FeatureError::Wav { path: p(), detail: e.to_string() })?;
+    let reader = hound::WavReader::new(r).map_err(|source| FeatureError::Wav { path: p(), source })?;
     let spec = reader.spec();
     if spec.channels == 0 {
         return Err(FeatureError::UnsupportedAudio { path: p(), detail: "0 channels".into() });
@@ -176,10 +175,7 @@ pub fn read_wav_from<R: Read>(r: R, origin: &str) -> Result<AudioClip, FeatureEr
     if let Some(e) = cut {
         // A recording cut short is reported, not silently shortened: for training its labels
         // describe the whole interview.
-        return Err(FeatureError::Wav {
-            path: p(),
-            detail: format!("data truncated after {} of {} frames ({e})", interleaved.len() / ch, frames),
-        });
+        return Err(FeatureError::TruncatedWav { path: p(), frames: interleaved.len() / ch, expected: frames, source: e });
     }
     let mono: Vec<f32> = if ch == 1 {
         interleaved
