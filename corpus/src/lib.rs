@@ -128,6 +128,7 @@ impl Problem {
                 (path.clone(), *line, detail.clone())
             }
             F::Encoder { name, .. } => (name.clone(), 0, causes(e)),
+            F::EncoderWidth { name, .. } => (name.clone(), 0, e.to_string()),
         };
         Problem { session: Some(session), file, line, message }
     }

@@ -97,6 +97,16 @@ pub enum FeatureError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The sentence encoder gave an embedding of the wrong width.
+    #[error("sentence encoder {name} gave {got} values, expected {want}")]
+    EncoderWidth {
+        /// The encoder.
+        name: String,
+        /// Values given.
+        got: usize,
+        /// Values expected.
+        want: usize,
+    },
     /// A landmark (CLNF) line that does not parse.
     #[error("landmark file {path}, line {line}: {detail}")]
     Landmarks {

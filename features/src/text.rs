@@ -419,9 +419,10 @@ pub fn utterance_features(
             if n > 0 {
                 let e = encoder.embed(&u.text)?;
                 if e.len() != emb.len() {
-                    return Err(FeatureError::Encoder {
+                    return Err(FeatureError::EncoderWidth {
                         name: embedding.name().into(),
-                        source: format!("gave {} values, expected {}", e.len(), emb.len()).into(),
+                        got: e.len(),
+                        want: emb.len(),
                     });
                 }
                 emb.copy_from_slice(&e);

@@ -247,7 +247,6 @@ impl SentenceEncoder for MiniLm {
     }
 
     fn embed(&self, text: &str) -> Result<Vec<f32>, FeatureError> {
-        self.embed_text(text)
-            .map_err(|e| FeatureError::Encoder { name: "all-MiniLM-L6-v2".into(), source: e.into() })
+        self.embed_text(text).map_err(|e| FeatureError::Encoder { name: "all-MiniLM-L6-v2".into(), source: e.into() })
     }
 }

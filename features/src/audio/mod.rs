@@ -175,7 +175,12 @@ pub fn read_wav_from<R: Read>(r: R, origin: &str) -> Result<AudioClip, FeatureEr
     if let Some(e) = cut {
         // A recording cut short is reported, not silently shortened: for training its labels
         // describe the whole interview.
-        return Err(FeatureError::TruncatedWav { path: p(), frames: interleaved.len() / ch, expected: frames, source: e });
+        return Err(FeatureError::TruncatedWav {
+            path: p(),
+            frames: interleaved.len() / ch,
+            expected: frames,
+            source: e,
+        });
     }
     let mono: Vec<f32> = if ch == 1 {
         interleaved
