@@ -215,9 +215,6 @@ pub fn simulated_with_model(data_dir: &Path, session_dir: &Path, bundle_dir: &Pa
         .with_text_encoder(text_encoder)?
         .with_vad(load_vad(None)?)
         .with_face(load_face(None, None)?);
-    if !pipeline.has_face() {
-        tracing::warn!("no face landmarker: video will be reported absent");
-    }
     Ok(open(
         DeviceConfig { data_dir: data_dir.to_owned(), board, simulated: true },
         Box::new(capture),

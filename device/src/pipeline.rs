@@ -134,11 +134,6 @@ impl SessionPipeline {
         self.vad = vad;
         self
     }
-
-    /// Whether frames left by capture can be turned into landmarks.
-    pub fn has_face(&self) -> bool {
-        self.face.is_some()
-    }
 }
 
 /// The modalities with at least one segment of features.

@@ -18,7 +18,7 @@ use boards::Board;
 use link::{FramedLink, LinkError};
 use protocol::*;
 
-use crate::session::{DisplayChain, Origin, SessionError, Sessions, StartRequest};
+use crate::session::{Origin, SessionError, Sessions, StartRequest};
 
 /// Replies remembered for duplicate requests.
 const REPLY_CACHE: usize = 32;
@@ -46,7 +46,7 @@ pub struct Server {
 
 /// A refusal: the error's code, and the error with its causes as the detail.
 fn refused(e: &SessionError) -> Response {
-    Response::Error(Error::new(e.code(), &DisplayChain(e).to_string()))
+    Response::Error(Error::new(e.code(), &runtime::chain(e)))
 }
 
 impl Server {

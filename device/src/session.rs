@@ -62,7 +62,7 @@ pub enum SessionError {
     /// The result could not be logged.
     #[error(transparent)]
     Log(#[from] LogError),
-    /// The worker thread is gone (it could not be started).
+    /// The worker thread is gone (it ended; only a defect outside the pipeline ends it).
     #[error("the session worker is not running")]
     WorkerGone,
 }
@@ -201,7 +201,7 @@ pub struct Sessions {
     model_version: String,
     feature_schema: SchemaHash,
     active: Option<ActiveSession>,
-    /// Stopped sessions the worker has not finished: (id, label, stop time).
+    /// Stopped sessions the worker has not finished: (id, how long capture ran in ms).
     processing: VecDeque<(SessionId, u32)>,
     finished: VecDeque<SessionStatus>,
 }
@@ -452,7 +452,7 @@ impl Sessions {
 
     /// Records session `id` as failed with `e` (logged here, once) and returns its status.
     fn fail(&mut self, id: SessionId, captured_ms: u32, e: &SessionError) -> SessionStatus {
-        tracing::error!(session = id, error = %DisplayChain(e), "session failed");
+        tracing::error!(session = id, error = %runtime::chain(e), "session failed");
         self.set_led(Led::Error);
         let status = SessionStatus { session: id, state: SessionState::Failed(e.code()), captured_ms };
         self.remember(status);
@@ -485,21 +485,5 @@ impl Sessions {
             self.state.save(&self.data_dir)?;
         }
         Ok(self.state.acked)
-    }
-}
-
-/// An error with its causes, `a: b: c`, for one log line.
-#[derive(Debug)]
-pub struct DisplayChain<'a>(pub &'a dyn std::error::Error);
-
-impl std::fmt::Display for DisplayChain<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)?;
-        let mut cause = self.0.source();
-        while let Some(c) = cause {
-            write!(f, ": {c}")?;
-            cause = c.source();
-        }
-        Ok(())
     }
 }

@@ -63,7 +63,7 @@ fn similar_sentences_are_close() {
 #[test]
 fn a_missing_or_damaged_model_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = minilm_chain(MiniLm::load(dir.path()).unwrap_err());
+    let err = runtime::chain(&MiniLm::load(dir.path()).unwrap_err());
     assert!(err.contains("config.json"), "{err}");
     let installed = minilm::default_dir();
     for f in ["config.json", "tokenizer.json"] {
@@ -72,17 +72,12 @@ fn a_missing_or_damaged_model_is_a_clear_error() {
     // A download cut short.
     let weights = std::fs::read(installed.join("model.safetensors")).expect("installed");
     std::fs::write(dir.path().join("model.safetensors"), &weights[..weights.len() / 2]).expect("write");
-    let err = minilm_chain(MiniLm::load(dir.path()).unwrap_err());
+    let err = runtime::chain(&MiniLm::load(dir.path()).unwrap_err());
     assert!(err.contains("model.safetensors"), "{err}");
     // Another architecture.
     let config = std::fs::read_to_string(installed.join("config.json")).expect("config");
     std::fs::write(dir.path().join("config.json"), config.replace("\"gelu\"", "\"relu\"")).expect("write");
     std::fs::write(dir.path().join("model.safetensors"), &weights).expect("write");
-    let err = minilm_chain(MiniLm::load(dir.path()).unwrap_err());
+    let err = runtime::chain(&MiniLm::load(dir.path()).unwrap_err());
     assert!(err.contains("only gelu"), "{err}");
-}
-
-/// The error and its causes, as a log line shows them.
-fn minilm_chain(e: runtime::ModelError) -> String {
-    runtime::chain(&e)
 }
