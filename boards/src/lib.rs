@@ -40,6 +40,12 @@ pub struct Board {
     pub name: String,
     pub description: String,
     pub arch: String,
+    /// A file holding the board's hardware serial number (`/proc/device-tree/serial-number` on
+    /// a Raspberry Pi or a Jetson). The device id is bound to it, so a data directory copied to
+    /// another board (an imaged SD card) is recognised as a clone. Boards without one keep the
+    /// id stored in their data directory.
+    #[serde(default)]
+    pub serial: Option<std::path::PathBuf>,
     pub link: LinkDef,
     #[serde(default)]
     pub capture: Option<CaptureDef>,

@@ -90,10 +90,27 @@ pub fn open(
 ) -> Result<Server, DeviceError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|source| DeviceError::DataDir { path: cfg.data_dir.clone(), source })?;
-    let state = state::DeviceState::load_or_create(&cfg.data_dir)?;
-    let log = log::ResultLog::open(&cfg.data_dir.join("results.log"))?;
-    let sessions =
-        Sessions::new(cfg.data_dir.clone(), state, log, capture, kiosk, pipeline).map_err(DeviceError::Worker)?;
+    let data = state::DataDir::lock(&cfg.data_dir)?;
+    let serial = cfg.board.serial.as_deref().map(state::read_serial).transpose()?;
+    let log_path = cfg.data_dir.join("results.log");
+    let (state, identity) = state::DeviceState::establish(&cfg.data_dir, &log_path, serial.as_deref())?;
+    match &identity {
+        state::Identity::Cloned { previous_id, kept_aside } => tracing::error!(
+            device_id = %state.device_id,
+            previous_id = %previous_id,
+            kept_aside = ?kept_aside,
+            "this data directory was made on another board (an imaged card): this board takes its own id and \
+             starts its own log; the copied results stay with the id they were made under and are not served"
+        ),
+        state::Identity::Recovered => tracing::warn!(
+            device_id = %state.device_id,
+            "state.toml was missing: the id was derived again from the hardware serial and the log's numbering \
+             continues"
+        ),
+        state::Identity::Fresh | state::Identity::Stored => {}
+    }
+    let log = log::ResultLog::open(&log_path, state.last_seq.max(state.acked))?;
+    let sessions = Sessions::new(data, state, log, capture, kiosk, pipeline).map_err(DeviceError::Worker)?;
     Ok(Server::new(ServerConfig { board: cfg.board, simulated: cfg.simulated }, sessions))
 }
 

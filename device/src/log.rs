@@ -37,28 +37,45 @@ pub struct ResultLog {
 }
 
 impl ResultLog {
-    /// Opens (or creates) the log, reading every record.
-    pub fn open(path: &Path) -> Result<ResultLog, LogError> {
+    /// Opens (or creates) the log, reading every record. `high_water` is the highest sequence
+    /// number ever handed out, kept apart from the log (the device state): numbers up to it are
+    /// never handed out again, whatever happened to the log's tail.
+    pub fn open(path: &Path, high_water: u64) -> Result<ResultLog, LogError> {
         let io = |source| LogError::Io { path: path.to_owned(), source };
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io)?;
 
-        // Everything after the last delimiter is a torn append.
+        // Everything after the last delimiter is not a closed frame.
         let mut complete = bytes.iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
-        // A torn frame may leave its leading delimiter behind: keep a single closing one.
-        while complete >= 2 && bytes[complete - 2] == 0 {
-            complete -= 1;
-        }
-        if complete < bytes.len() {
+        let tail = &bytes[complete..];
+        // A whole record whose closing delimiter alone was damaged or lost is kept: the
+        // longest prefix of the tail that decodes (CRC included) is that record.
+        let whole = (1..=tail.len().min(MAX_FRAME)).rev().find_map(|n| decode_one(&tail[..n]).map(|r| (n, r)));
+        let mut repaired = None;
+        if let Some((n, record)) = whole {
             tracing::warn!(
                 path = %path.display(),
-                bytes = bytes.len() - complete,
-                "result log ends in a torn record (interrupted write, never acknowledged); cutting it off"
+                seq = record.seq,
+                damaged_bytes = tail.len() - n,
+                "the result log's last record had lost its closing delimiter; the record is whole and kept, \
+                 the delimiter restored"
             );
+            complete += n;
+            repaired = Some(record.seq);
+        } else {
+            // A torn frame may leave its leading delimiter behind: keep a single closing one.
+            while complete >= 2 && bytes[complete - 2] == 0 {
+                complete -= 1;
+            }
+        }
+        if complete < bytes.len() || repaired.is_some() {
             file.set_len(complete as u64).map_err(io)?;
-            file.sync_all().map_err(io)?;
             file.seek(SeekFrom::End(0)).map_err(io)?;
+            if repaired.is_some() {
+                file.write_all(&[0]).map_err(io)?;
+            }
+            file.sync_all().map_err(io)?;
         }
 
         let mut decoder = FrameDecoder::new();
@@ -81,8 +98,39 @@ impl ResultLog {
             }
             rest = fed.rest;
         }
-        let last = records.iter().map(|r| r.seq).max().unwrap_or(0);
-        Ok(ResultLog { path: path.to_owned(), file, records, next_seq: last + 1 + damaged_after_last as u64, damaged })
+        if let Some(r) = repaired.and_then(|_| decoder.feed::<ResultRecord>(&[0]).frame) {
+            match r {
+                Ok(r) => records.push(r),
+                Err(e) => tracing::error!(path = %path.display(), "repaired last record unreadable ({e})"),
+            }
+        }
+        let last_intact = records.iter().map(|r| r.seq).max().unwrap_or(0);
+        let cut = bytes.len() > complete && repaired.is_none();
+        if cut || high_water > last_intact + damaged_after_last as u64 {
+            let lost_from = last_intact + damaged_after_last as u64 + 1;
+            if high_water >= lost_from {
+                tracing::error!(
+                    path = %path.display(),
+                    cut_bytes = bytes.len() - complete,
+                    "the result log's end is damaged: records #{lost_from}..=#{high_water} were stored and are \
+                     no longer readable here (the host holds those it synced); their numbers are not reused"
+                );
+            } else {
+                tracing::warn!(
+                    path = %path.display(),
+                    cut_bytes = bytes.len() - complete,
+                    "the result log ends in a torn record (a write interrupted before it was reported stored); \
+                     cutting it off"
+                );
+            }
+        }
+        let next_seq = (last_intact + 1 + damaged_after_last as u64).max(high_water + 1);
+        Ok(ResultLog { path: path.to_owned(), file, records, next_seq, damaged })
+    }
+
+    /// The sequence number the next [`append`](Self::append) gives.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
     }
 
     /// Appends `record` under the next sequence number, durably; returns that number.
@@ -121,6 +169,13 @@ impl ResultLog {
     }
 }
 
+/// `body` (a frame without its delimiters) decoded as a record, if it is one.
+fn decode_one(body: &[u8]) -> Option<ResultRecord> {
+    let mut decoder = FrameDecoder::new();
+    let framed: Vec<u8> = body.iter().copied().chain([0]).collect();
+    decoder.feed::<ResultRecord>(&framed).frame.and_then(Result::ok)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,11 +203,11 @@ mod tests {
     fn records_survive_reopen_with_increasing_seq() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("results.log");
-        let mut log = ResultLog::open(&p).expect("open");
+        let mut log = ResultLog::open(&p, 0).expect("open");
         assert_eq!(log.append(rec(1)).expect("append"), 1);
         assert_eq!(log.append(rec(2)).expect("append"), 2);
         drop(log);
-        let mut log = ResultLog::open(&p).expect("reopen");
+        let mut log = ResultLog::open(&p, 0).expect("reopen");
         assert_eq!(log.len(), 2);
         assert_eq!(log.after(1, 10).map(|r| r.session).collect::<Vec<_>>(), vec![2]);
         assert_eq!(log.append(rec(3)).expect("append"), 3);
@@ -162,7 +217,7 @@ mod tests {
     fn torn_tail_is_cut_and_nothing_acknowledged_is_lost() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("results.log");
-        let mut log = ResultLog::open(&p).expect("open");
+        let mut log = ResultLog::open(&p, 0).expect("open");
         log.append(rec(1)).expect("append");
         log.append(rec(2)).expect("append");
         drop(log);
@@ -173,18 +228,18 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&p).expect("open");
         f.write_all(&buf[..n / 2]).expect("write");
         drop(f);
-        let mut log = ResultLog::open(&p).expect("reopen");
+        let mut log = ResultLog::open(&p, 0).expect("reopen");
         assert_eq!((log.len(), log.damaged), (2, 0));
         assert_eq!(std::fs::metadata(&p).expect("meta").len(), good_len);
         assert_eq!(log.append(rec(3)).expect("append"), 3);
-        assert_eq!(ResultLog::open(&p).expect("reopen").len(), 3);
+        assert_eq!(ResultLog::open(&p, 0).expect("reopen").len(), 3);
     }
 
     #[test]
     fn a_damaged_record_is_skipped_and_its_number_never_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("results.log");
-        let mut log = ResultLog::open(&p).expect("open");
+        let mut log = ResultLog::open(&p, 0).expect("open");
         for s in 1..=3 {
             log.append(rec(s)).expect("append");
         }
@@ -194,12 +249,61 @@ mod tests {
         let len = bytes.len();
         bytes[len - 5] ^= 0x40;
         std::fs::write(&p, &bytes).expect("write");
-        let mut log = ResultLog::open(&p).expect("reopen");
+        let mut log = ResultLog::open(&p, 0).expect("reopen");
         assert_eq!((log.len(), log.damaged), (2, 1));
         assert_eq!(log.get(3), None);
         // The damaged record had number 3: the next one is 4, not 3.
         assert_eq!(log.append(rec(4)).expect("append"), 4);
         // The damaged bytes are still in the file, not overwritten.
         assert_eq!(&std::fs::read(&p).expect("read")[..len], &bytes[..]);
+    }
+
+    fn three_records(p: &Path) -> Vec<u8> {
+        let mut log = ResultLog::open(p, 0).expect("open");
+        for s in 1..=3 {
+            log.append(rec(s)).expect("append");
+        }
+        drop(log);
+        std::fs::read(p).expect("read")
+    }
+
+    #[test]
+    fn a_cut_through_the_last_stored_record_never_frees_its_number() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("results.log");
+        let bytes = three_records(&p);
+        // Cut the file in the middle of record 3, which the host had already synced.
+        std::fs::write(&p, &bytes[..bytes.len() - 20]).expect("write");
+        let mut log = ResultLog::open(&p, 3).expect("reopen");
+        assert_eq!(log.len(), 2);
+        assert_eq!(log.last_seq(), 3, "the high-water mark, not the last readable record");
+        assert_eq!(log.append(rec(4)).expect("append"), 4);
+        // The whole end of the log gone: still no reuse.
+        std::fs::write(&p, b"").expect("write");
+        let mut log = ResultLog::open(&p, 4).expect("reopen");
+        assert_eq!((log.len(), log.append(rec(5)).expect("append")), (0, 5));
+    }
+
+    #[test]
+    fn a_whole_last_record_without_its_closing_delimiter_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("results.log");
+        let mut bytes = three_records(&p);
+        let len = bytes.len();
+        for replacement in [0x41u8, 0xff] {
+            bytes[len - 1] = replacement;
+            std::fs::write(&p, &bytes).expect("write");
+            let log = ResultLog::open(&p, 3).expect("reopen");
+            assert_eq!(log.len(), 3, "record 3 is whole and stays");
+            assert_eq!(log.get(3).map(|r| r.session), Some(3));
+            let repaired = std::fs::read(&p).expect("read");
+            assert_eq!((repaired.len(), repaired[len - 1]), (len, 0), "delimiter restored in place");
+        }
+        // Only the delimiter missing (file one byte short).
+        std::fs::write(&p, &bytes[..len - 1]).expect("write");
+        let mut log = ResultLog::open(&p, 0).expect("reopen");
+        assert_eq!(log.len(), 3);
+        assert_eq!(log.append(rec(4)).expect("append"), 4);
+        assert_eq!(ResultLog::open(&p, 4).expect("reopen").len(), 4);
     }
 }

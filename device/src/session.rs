@@ -7,7 +7,6 @@
 //! finished results, which are appended to the log (fsync) before their status says `Done`.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,7 +21,7 @@ use protocol::{
 use crate::capture::{Capture, CaptureError};
 use crate::log::{LogError, ResultLog};
 use crate::pipeline::{Job, Pipeline, PipelineError};
-use crate::state::{DeviceState, StateError};
+use crate::state::{DataDir, DeviceState, StateError};
 
 /// Finished sessions whose status is remembered (for a retried stop or a late status query).
 const FINISHED_KEPT: usize = 64;
@@ -192,7 +191,7 @@ impl Drop for Worker {
 
 /// The session state machine.
 pub struct Sessions {
-    data_dir: PathBuf,
+    data: DataDir,
     state: DeviceState,
     log: ResultLog,
     capture: Box<dyn Capture>,
@@ -221,7 +220,7 @@ impl std::fmt::Debug for Sessions {
 impl Sessions {
     /// Sessions over `capture`, computed by `pipeline` on a worker thread, results in `log`.
     pub fn new(
-        data_dir: PathBuf,
+        data: DataDir,
         state: DeviceState,
         log: ResultLog,
         capture: Box<dyn Capture>,
@@ -234,7 +233,7 @@ impl Sessions {
         let model_version = pipeline.model_version().to_owned();
         let feature_schema = pipeline.feature_schema();
         Ok(Sessions {
-            data_dir,
+            data,
             state,
             log,
             capture,
@@ -287,7 +286,7 @@ impl Sessions {
         self.capture.start(req.modalities).map_err(SessionError::Capture)?;
         let id = self.state.next_session;
         self.state.next_session += 1;
-        self.state.save(&self.data_dir)?;
+        self.state.save(self.data.path())?;
         self.set_led(Led::Busy);
         let started_ms = if req.host_time_ms > 0 { req.host_time_ms } else { now_ms() };
         let session =
@@ -432,6 +431,10 @@ impl Sessions {
         };
         let logged = outcome.map_err(SessionError::Pipeline).and_then(|record| {
             let media_ms = u32::try_from(record.finished_ms.saturating_sub(record.started_ms)).unwrap_or(u32::MAX);
+            // The high-water mark goes to disk before the record: whatever later happens to the
+            // log, this number is never handed out again.
+            self.state.last_seq = self.log.next_seq();
+            self.state.save(self.data.path())?;
             Ok((self.log.append(record)?, media_ms))
         });
         match logged {
@@ -482,7 +485,7 @@ impl Sessions {
         let upto = upto.min(self.log.last_seq());
         if upto > self.state.acked {
             self.state.acked = upto;
-            self.state.save(&self.data_dir)?;
+            self.state.save(self.data.path())?;
         }
         Ok(self.state.acked)
     }

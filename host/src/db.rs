@@ -9,19 +9,36 @@ use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use protocol::{Modalities, ResultFlags, ResultRecord};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
-    #[error("results database {path}: {source}")]
+    #[error("results database {path}")]
     Sql {
         path: String,
         #[source]
         source: rusqlite::Error,
     },
+    /// Opening for reading never creates a database.
+    #[error("no results database at {path} (`mimml sync --db {path}` creates one)")]
+    Missing { path: String },
+    /// The file is an SQLite database of another program: it is left untouched.
+    #[error("{path} is not a MIMML results database (it holds other tables); refusing to change it")]
+    Foreign { path: String },
+    /// A later version of this tool wrote the database.
+    #[error("results database {path} has schema version {found}; this mimml knows up to {known}")]
+    Newer { path: String, found: i64, known: i64 },
 }
 
-const SCHEMA: &str = "
+/// `PRAGMA application_id` of a MIMML results database ("MIML").
+const APPLICATION_ID: i64 = 0x4D49_4D4C;
+
+/// `PRAGMA user_version` of the current schema. Version 1 (no content hashes, no conflicts
+/// table, no application id) is migrated in place.
+const SCHEMA_VERSION: i64 = 2;
+
+const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS results (
     device_id      TEXT    NOT NULL,
     seq            INTEGER NOT NULL,
@@ -48,12 +65,64 @@ CREATE TABLE IF NOT EXISTS sync_cursor (
 );
 ";
 
+/// Version 2: every record's content hash, and records that arrived under a `(device_id, seq)`
+/// already stored with other content, kept aside.
+const SCHEMA_V2: &str = "
+ALTER TABLE results ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
+CREATE TABLE IF NOT EXISTS conflicts (
+    device_id      TEXT    NOT NULL,
+    seq            INTEGER NOT NULL,
+    content_hash   TEXT    NOT NULL,
+    stored_hash    TEXT    NOT NULL,
+    record         BLOB    NOT NULL,
+    summary        TEXT    NOT NULL,
+    detected_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (device_id, seq, content_hash)
+);
+";
+
 /// A stored result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResult {
     pub device_id: String,
     pub record: ResultRecord,
     pub synced_at_ms: u64,
+}
+
+/// A record that arrived under a `(device_id, seq)` the database already holds with other
+/// content: two devices sharing an id, or a device that lost its numbering. Kept aside, never
+/// dropped and never mixed into `results`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    pub device_id: String,
+    pub seq: u64,
+    /// The arriving record.
+    pub record: ResultRecord,
+    pub content_hash: String,
+    /// The hash of the record stored under the same key.
+    pub stored_hash: String,
+    pub detected_at_ms: u64,
+}
+
+/// What storing a batch did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stored {
+    /// New records.
+    pub inserted: usize,
+    /// Records that conflicted with stored ones (kept aside).
+    pub conflicts: Vec<Conflict>,
+}
+
+/// SHA-256 (hex) of a record's canonical encoding (its protocol frame).
+pub fn content_hash(r: &ResultRecord) -> String {
+    let mut buf = vec![0u8; protocol::MAX_FRAME];
+    // A record always fits in a frame (the protocol's tests check the largest one).
+    let n = protocol::encode_frame(r, &mut buf).unwrap_or(0);
+    Sha256::digest(&buf[..n]).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 #[derive(Debug)]
@@ -63,18 +132,98 @@ pub struct ResultsDb {
 }
 
 impl ResultsDb {
+    /// Opens the database for syncing, creating it if missing and migrating an older schema.
+    /// A database of another program is refused untouched.
     pub fn open(path: &Path) -> Result<ResultsDb, DbError> {
         let p = path.display().to_string();
         let sql = |source| DbError::Sql { path: p.clone(), source };
         let conn = Connection::open(path).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(sql)?;
-        conn.execute_batch(SCHEMA).map_err(sql)?;
-        Ok(ResultsDb { conn, path: p })
+        let mut db = ResultsDb { conn, path: p };
+        db.check_ours()?;
+        db.conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db.err(e))?;
+        db.conn.pragma_update(None, "synchronous", "FULL").map_err(|e| db.err(e))?;
+        db.migrate()?;
+        Ok(db)
+    }
+
+    /// Opens an existing database for reading: never creates or changes one, and reads one on
+    /// read-only media.
+    pub fn open_read_only(path: &Path) -> Result<ResultsDb, DbError> {
+        let p = path.display().to_string();
+        if !path.is_file() {
+            return Err(DbError::Missing { path: p });
+        }
+        let conn =
+            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+                .map_err(|source| DbError::Sql { path: p.clone(), source })?;
+        let db = ResultsDb { conn, path: p };
+        db.check_ours()?;
+        let version = db.pragma_i64("user_version")?;
+        if version > SCHEMA_VERSION {
+            return Err(DbError::Newer { path: db.path.clone(), found: version, known: SCHEMA_VERSION });
+        }
+        if version < SCHEMA_VERSION {
+            // Readable as it is only once migrated: do that through `open`, which may write.
+            drop(db);
+            return Self::open(path);
+        }
+        Ok(db)
     }
 
     fn err(&self, source: rusqlite::Error) -> DbError {
         DbError::Sql { path: self.path.clone(), source }
+    }
+
+    fn pragma_i64(&self, name: &str) -> Result<i64, DbError> {
+        self.conn.pragma_query_value(None, name, |r| r.get(0)).map_err(|e| self.err(e))
+    }
+
+    /// Ours: our application id, or (schema version 1) no id and only our tables.
+    fn check_ours(&self) -> Result<(), DbError> {
+        let app = self.pragma_i64("application_id")?;
+        if app == APPLICATION_ID {
+            return Ok(());
+        }
+        let foreign: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'
+                 AND name NOT IN ('results', 'sync_cursor') AND name NOT LIKE 'sqlite_%'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        if app != 0 || foreign > 0 {
+            return Err(DbError::Foreign { path: self.path.clone() });
+        }
+        Ok(())
+    }
+
+    fn migrate(&mut self) -> Result<(), DbError> {
+        let version = self.pragma_i64("user_version")?;
+        if version > SCHEMA_VERSION {
+            return Err(DbError::Newer { path: self.path.clone(), found: version, known: SCHEMA_VERSION });
+        }
+        if version == SCHEMA_VERSION {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let sql = |source| DbError::Sql { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(sql)?;
+        tx.execute_batch(SCHEMA_V1).map_err(sql)?;
+        tx.execute_batch(SCHEMA_V2).map_err(sql)?;
+        // Hashes for the records version 1 stored.
+        let rows = Self::read_results(&tx, None, &path)?;
+        for r in rows {
+            tx.execute(
+                "UPDATE results SET content_hash = ?1 WHERE device_id = ?2 AND seq = ?3",
+                params![content_hash(&r.record), r.device_id, r.record.seq as i64],
+            )
+            .map_err(sql)?;
+        }
+        tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sql)?;
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
+        tx.commit().map_err(sql)
     }
 
     /// Highest sequence number stored for `device_id` (0 = none).
@@ -86,22 +235,24 @@ impl ResultsDb {
             .map_err(|e| self.err(e))
     }
 
-    /// Stores a batch and advances the cursor in one transaction; returns how many records
-    /// were new.
-    pub fn store(&mut self, device_id: &str, records: &[ResultRecord]) -> Result<usize, DbError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    /// Stores a batch and advances the cursor in one transaction. A record whose key is stored
+    /// with the same content is a repeat (nothing happens); with other content it is a
+    /// [`Conflict`], kept aside and returned.
+    pub fn store(&mut self, device_id: &str, records: &[ResultRecord]) -> Result<Stored, DbError> {
+        let now = now_ms();
         let path = self.path.clone();
         let sql = |source| DbError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql)?;
-        let mut inserted = 0;
+        let mut stored = Stored::default();
         {
-            let mut stmt = tx
+            let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+                    "INSERT OR IGNORE INTO results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 )
                 .map_err(sql)?;
             for r in records {
-                inserted += stmt
+                let hash = content_hash(r);
+                let n = insert
                     .execute(params![
                         device_id,
                         r.seq as i64,
@@ -120,8 +271,47 @@ impl ResultsDb {
                         r.feature_schema.to_string(),
                         r.flags.bits(),
                         now,
+                        hash,
                     ])
                     .map_err(sql)?;
+                if n == 1 {
+                    stored.inserted += 1;
+                    continue;
+                }
+                let stored_hash: String = tx
+                    .query_row(
+                        "SELECT content_hash FROM results WHERE device_id = ?1 AND seq = ?2",
+                        params![device_id, r.seq as i64],
+                        |row| row.get(0),
+                    )
+                    .map_err(sql)?;
+                if stored_hash == hash {
+                    continue;
+                }
+                let mut frame = vec![0u8; protocol::MAX_FRAME];
+                let len = protocol::encode_frame(r, &mut frame).unwrap_or(0);
+                frame.truncate(len);
+                tx.execute(
+                    "INSERT OR IGNORE INTO conflicts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        device_id,
+                        r.seq as i64,
+                        hash,
+                        stored_hash,
+                        frame,
+                        crate::report::one_line(device_id, r),
+                        now
+                    ],
+                )
+                .map_err(sql)?;
+                stored.conflicts.push(Conflict {
+                    device_id: device_id.to_owned(),
+                    seq: r.seq,
+                    record: r.clone(),
+                    content_hash: hash,
+                    stored_hash,
+                    detected_at_ms: now as u64,
+                });
             }
             if let Some(max) = records.iter().map(|r| r.seq).max() {
                 tx.execute(
@@ -133,19 +323,57 @@ impl ResultsDb {
             }
         }
         tx.commit().map_err(sql)?;
-        Ok(inserted)
+        Ok(stored)
+    }
+
+    /// Records kept aside as conflicts, oldest first.
+    pub fn conflicts(&self) -> Result<Vec<Conflict>, DbError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT device_id, seq, content_hash, stored_hash, record, detected_at_ms FROM conflicts
+                 ORDER BY detected_at_ms, device_id, seq",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let frame: Vec<u8> = r.get(4)?;
+                let mut decoder = protocol::FrameDecoder::new();
+                let record = decoder.feed::<ResultRecord>(&frame).frame.and_then(Result::ok);
+                Ok((r.get(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, record, r.get::<_, i64>(5)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (device_id, seq, content_hash, stored_hash, record, at) = row.map_err(|e| self.err(e))?;
+            // Written by `store` from a record: always decodes.
+            let Some(record) = record else { continue };
+            out.push(Conflict {
+                device_id,
+                seq: seq as u64,
+                record,
+                content_hash,
+                stored_hash,
+                detected_at_ms: at as u64,
+            });
+        }
+        Ok(out)
     }
 
     /// Stored results, oldest first; all devices when `device_id` is `None`.
     pub fn results(&self, device_id: Option<&str>) -> Result<Vec<StoredResult>, DbError> {
-        let mut stmt = self
-            .conn
+        Self::read_results(&self.conn, device_id, &self.path)
+    }
+
+    fn read_results(conn: &Connection, device_id: Option<&str>, path: &str) -> Result<Vec<StoredResult>, DbError> {
+        let err = |source| DbError::Sql { path: path.to_owned(), source };
+        let mut stmt = conn
             .prepare(
                 "SELECT device_id, seq, session, label, started_ms, finished_ms, compute_ms, p_depressed, phq8,
                         gate_audio, gate_video, gate_text, modalities, model_version, feature_schema, flags, synced_at_ms
                  FROM results WHERE ?1 IS NULL OR device_id = ?1 ORDER BY device_id, seq",
             )
-            .map_err(|e| self.err(e))?;
+            .map_err(err)?;
         let rows = stmt
             .query_map([device_id], |r| {
                 let schema: String = r.get(14)?;
@@ -173,8 +401,8 @@ impl ResultsDb {
                     synced_at_ms: r.get::<_, i64>(16)? as u64,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            .map_err(err)?;
+        rows.collect::<Result<_, _>>().map_err(err)
     }
 }
 
@@ -206,9 +434,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut db = ResultsDb::open(&dir.path().join("r.db")).expect("open");
         assert_eq!(db.cursor("d1").expect("cursor"), 0);
-        assert_eq!(db.store("d1", &[rec(1), rec(2)]).expect("store"), 2);
-        assert_eq!(db.store("d1", &[rec(2), rec(3)]).expect("store"), 1);
-        assert_eq!(db.store("d2", &[rec(1)]).expect("store"), 1);
+        assert_eq!(db.store("d1", &[rec(1), rec(2)]).expect("store").inserted, 2);
+        assert_eq!(db.store("d1", &[rec(2), rec(3)]).expect("store"), Stored { inserted: 1, conflicts: vec![] });
+        assert_eq!(db.store("d2", &[rec(1)]).expect("store").inserted, 1);
         assert_eq!(db.cursor("d1").expect("cursor"), 3);
         let all = db.results(Some("d1")).expect("results");
         assert_eq!(all.iter().map(|r| r.record.clone()).collect::<Vec<_>>(), vec![rec(1), rec(2), rec(3)]);
@@ -216,5 +444,75 @@ mod tests {
         // The cursor never moves backwards.
         db.store("d1", &[rec(1)]).expect("store");
         assert_eq!(db.cursor("d1").expect("cursor"), 3);
+    }
+
+    #[test]
+    fn a_different_record_under_a_stored_key_is_a_conflict_kept_aside() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = ResultsDb::open(&dir.path().join("r.db")).expect("open");
+        db.store("d1", &[rec(1), rec(2)]).expect("store");
+        // Another device under the same id: same numbers, other sessions.
+        let mut other = rec(2);
+        other.session = 77;
+        other.p_depressed = 0.9;
+        let stored = db.store("d1", &[other.clone(), rec(3)]).expect("store");
+        assert_eq!(stored.inserted, 1);
+        assert_eq!(stored.conflicts.len(), 1);
+        assert_eq!((stored.conflicts[0].seq, &stored.conflicts[0].record), (2, &other));
+        // Kept aside, not mixed in, and idempotent when the batch comes again.
+        assert_eq!(db.results(Some("d1")).expect("results")[1].record, rec(2));
+        db.store("d1", &[other.clone()]).expect("again");
+        let kept = db.conflicts().expect("conflicts");
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].record, other);
+        assert_eq!(kept[0].stored_hash, content_hash(&rec(2)));
+    }
+
+    #[test]
+    fn a_version_1_database_is_migrated_with_hashes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v1.db");
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(SCHEMA_V1).expect("v1");
+        conn.execute(
+            "INSERT INTO results VALUES ('d1', 1, 1, 'x', 10, 20, 5, 0.5, 12.0, 0.2, 0.3, 0.5, 7, 'm1', 'ab010203040506ff', 3, 0)",
+            [],
+        )
+        .expect("row");
+        drop(conn);
+        let mut db = ResultsDb::open(&path).expect("migrate");
+        assert_eq!(db.results(None).expect("results")[0].record, rec(1));
+        // The migrated hash is the record's: the same record again is a repeat, not a conflict.
+        assert_eq!(db.store("d1", &[rec(1)]).expect("store"), Stored::default());
+        assert_eq!(db.pragma_i64("user_version").expect("version"), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn reading_never_creates_and_another_programs_database_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let typo = dir.path().join("typo.db");
+        assert!(matches!(ResultsDb::open_read_only(&typo), Err(DbError::Missing { .. })));
+        assert!(!typo.exists());
+        let theirs = dir.path().join("theirs.db");
+        Connection::open(&theirs).expect("open").execute_batch("CREATE TABLE notes (t TEXT);").expect("table");
+        let before = std::fs::read(&theirs).expect("read");
+        assert!(matches!(ResultsDb::open(&theirs), Err(DbError::Foreign { .. })));
+        assert!(matches!(ResultsDb::open_read_only(&theirs), Err(DbError::Foreign { .. })));
+        assert_eq!(std::fs::read(&theirs).expect("read"), before);
+    }
+
+    #[test]
+    fn a_database_on_read_only_media_is_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("r.db");
+        let mut db = ResultsDb::open(&path).expect("open");
+        db.store("d1", &[rec(1)]).expect("store");
+        drop(db);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o555)).expect("chmod");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+        let read = ResultsDb::open_read_only(&path).map(|db| db.results(None).map(|r| r.len()));
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(read.expect("open").expect("results"), 1);
     }
 }

@@ -66,6 +66,9 @@ enum Cmd {
         /// Only this device.
         #[arg(long)]
         device: Option<String>,
+        /// List the records kept aside as conflicts instead.
+        #[arg(long)]
+        conflicts: bool,
     },
     /// A whole screening session on a simulated device with the bundled sample: starts the
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
@@ -142,10 +145,31 @@ fn main() -> anyhow::Result<()> {
                 "synced {} result(s) from {} ({} new); database holds up to #{}",
                 r.fetched, info.device_id, r.inserted, r.cursor
             );
+            for c in &r.conflicts {
+                eprintln!("CONFLICT {}", report::one_line(&c.device_id, &c.record));
+            }
+            anyhow::ensure!(
+                r.conflicts.is_empty(),
+                "{} result(s) arrived under numbers this database holds with other content: kept aside, not \
+                 stored as results (two devices may share the id {}; see `mimml results --conflicts`)",
+                r.conflicts.len(),
+                info.device_id
+            );
             Ok(())
         }
-        Cmd::Results { db, device } => {
-            let db = ResultsDb::open(&db)?;
+        Cmd::Results { db, device, conflicts: true } => {
+            let db = ResultsDb::open_read_only(&db)?;
+            let kept = db.conflicts()?;
+            if kept.is_empty() {
+                println!("no conflicts");
+            }
+            for c in kept.iter().filter(|c| device.as_deref().is_none_or(|d| d == c.device_id)) {
+                println!("{} (stored record's hash {})", report::one_line(&c.device_id, &c.record), c.stored_hash);
+            }
+            Ok(())
+        }
+        Cmd::Results { db, device, conflicts: false } => {
+            let db = ResultsDb::open_read_only(&db)?;
             let rows = db.results(device.as_deref())?;
             if rows.is_empty() {
                 println!("no results");

@@ -44,3 +44,15 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
     }
     s
 }
+
+/// One line naming a result (for conflict listings).
+pub fn one_line(device_id: &str, r: &ResultRecord) -> String {
+    format!(
+        "device {device_id} #{} session {} \"{}\" P={:.3} model {}",
+        r.seq,
+        r.session,
+        r.label.escape_debug(),
+        r.p_depressed,
+        r.model_version.escape_debug()
+    )
+}

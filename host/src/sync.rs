@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 
 use crate::client::{ClientError, DeviceClient};
-use crate::db::{DbError, ResultsDb};
+use crate::db::{Conflict, DbError, ResultsDb};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
@@ -22,11 +22,14 @@ pub enum SyncError {
     DeviceBehind { device_id: String, device_last: u64, host_cursor: u64 },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct SyncReport {
     pub fetched: usize,
     pub inserted: usize,
     pub cursor: u64,
+    /// Records that arrived under a key the database holds with other content (two devices
+    /// sharing an id): kept aside in the database, never dropped silently.
+    pub conflicts: Vec<Conflict>,
 }
 
 /// Syncs every result the device has that the database lacks. `on_batch` sees progress
@@ -51,7 +54,9 @@ pub fn sync<P: Read + Write>(
             break;
         }
         report.fetched += batch.records.len();
-        report.inserted += db.store(device_id, &batch.records)?;
+        let stored = db.store(device_id, &batch.records)?;
+        report.inserted += stored.inserted;
+        report.conflicts.extend(stored.conflicts);
         report.cursor = db.cursor(device_id)?;
         client.ack(report.cursor)?;
         on_batch(report.cursor, batch.last_seq);
