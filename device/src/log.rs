@@ -151,6 +151,11 @@ impl ResultLog {
         self.records.iter().filter(move |r| r.seq > after).take(max)
     }
 
+    /// The result of session `session`, if the log holds it (the newest, should ids repeat).
+    pub fn find_session(&self, session: protocol::SessionId) -> Option<&ResultRecord> {
+        self.records.iter().rev().find(|r| r.session == session)
+    }
+
     pub fn get(&self, seq: u64) -> Option<&ResultRecord> {
         self.records.iter().find(|r| r.seq == seq)
     }

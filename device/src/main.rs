@@ -75,6 +75,10 @@ enum Cmd {
         /// OpenCV face cascade (Haar or LBP XML). Default: the Haar cascade shipped in vision/assets.
         #[arg(long, value_name = "FILE")]
         cascade: Option<PathBuf>,
+        /// A host-started session with no request about it for this long is abandoned (recorded
+        /// as aborted, no result): its host crashed or was unplugged, and the device is free again.
+        #[arg(long, value_name = "SECONDS", default_value_t = device::session::ABANDON_AFTER.as_secs())]
+        abandon_after: u64,
     },
     /// List the built-in boards.
     Boards,
@@ -184,6 +188,7 @@ fn main() -> anyhow::Result<()> {
             landmarks,
             text_encoder,
             cascade,
+            abandon_after,
         } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
@@ -231,6 +236,7 @@ fn main() -> anyhow::Result<()> {
                 .with_face(pipeline_face);
             let mut device =
                 device::open(DeviceConfig { data_dir, board, simulated }, capture, kiosk, Box::new(pipeline))?;
+            device.sessions().set_abandon_after(Duration::from_secs(abandon_after.max(1)));
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {

@@ -205,7 +205,7 @@ impl Pipeline for SessionPipeline {
             session,
             label,
             started_ms,
-            finished_ms: started_ms + u64::from(captured.duration_ms.max(captured_ms)),
+            finished_ms: started_ms.saturating_add(u64::from(captured.duration_ms.max(captured_ms))),
             compute_ms: u32::try_from(compute.elapsed().as_millis()).unwrap_or(u32::MAX),
             p_depressed: prediction.p_depressed,
             phq8: prediction.phq8,

@@ -131,6 +131,7 @@ impl Server {
             ),
             Request::SessionStop(id) => self.sessions.stop(id).map_or_else(|e| refused(&e), Response::Session),
             Request::SessionStatus(id) => self.sessions.status(id).map_or_else(|e| refused(&e), Response::Session),
+            Request::SessionAbort(id) => self.sessions.abort(id).map_or_else(|e| refused(&e), Response::Session),
             Request::Sync(c) => Response::Records(self.sessions.records_after(c.after, usize::from(c.max))),
             Request::SyncAck(a) => {
                 self.sessions.ack(a.upto).map_or_else(|e| refused(&e), |upto| Response::Acked(Ack { upto }))
@@ -166,18 +167,19 @@ impl Server {
             feature_schema: self.sessions.feature_schema(),
             capabilities: caps,
             last_result_seq: self.sessions.log().last_seq(),
+            active_session: self.sessions.active(),
         }
     }
 
     fn hello(&mut self, h: Hello) -> Response {
         if h.protocol_version != PROTOCOL_VERSION {
-            tracing::warn!(host = %h.host, version = h.protocol_version, "host speaks another protocol version");
+            tracing::warn!(host = %Escaped(&h.host), version = h.protocol_version, "host speaks another protocol version");
             return Response::Error(Error::new(
                 ErrorCode::UnsupportedVersion { supported: PROTOCOL_VERSION },
                 "protocol version not supported",
             ));
         }
-        tracing::info!(host = %h.host, "host connected");
+        tracing::info!(host = %Escaped(&h.host), "host connected");
         self.hello = true;
         Response::DeviceInfo(self.info())
     }

@@ -64,6 +64,20 @@ pub enum SessionError {
     /// The worker thread is gone (it ended; only a defect outside the pipeline ends it).
     #[error("the session worker is not running")]
     WorkerGone,
+    /// A transcript limit was reached.
+    #[error("transcript too large: {what} is limited to {limit}")]
+    TooLarge {
+        /// What is limited.
+        what: &'static str,
+        /// The limit.
+        limit: u32,
+    },
+    /// A request field is out of its range.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// The session was aborted: by a host, or abandoned when its host went silent.
+    #[error("session {0} was aborted")]
+    Aborted(SessionId),
 }
 
 impl SessionError {
@@ -78,6 +92,9 @@ impl SessionError {
             SessionError::Pipeline(PipelineError::Model { .. }) => ErrorCode::ModelFailure,
             SessionError::Pipeline(PipelineError::Panicked { .. }) | SessionError::WorkerGone => ErrorCode::Internal,
             SessionError::State(_) | SessionError::Log(_) => ErrorCode::Storage,
+            SessionError::TooLarge { limit, .. } => ErrorCode::TranscriptTooLarge { limit: *limit },
+            SessionError::BadRequest(_) => ErrorCode::BadRequest,
+            SessionError::Aborted(_) => ErrorCode::SessionAborted,
         }
     }
 }
@@ -118,10 +135,21 @@ struct PendingUtterance {
 struct ActiveSession {
     id: SessionId,
     label: ShortStr,
+    origin: Origin,
     started_ms: u64,
     clock: Instant,
+    /// Last request about this session (a host-started session is abandoned when it is old).
+    last_heard: Instant,
     utterances: BTreeMap<u32, PendingUtterance>,
+    /// Complete utterances (kept as a count: ingestion stays linear).
+    complete: u32,
+    /// Transcript bytes taken, all utterances.
+    text_bytes: usize,
 }
+
+/// How long a host-started session may go without a request about it before it is abandoned
+/// (its host crashed or was unplugged): recorded as aborted, and the device is free again.
+pub const ABANDON_AFTER: Duration = Duration::from_secs(300);
 
 impl ActiveSession {
     fn status(&self) -> SessionStatus {
@@ -200,6 +228,7 @@ pub struct Sessions {
     model_version: String,
     feature_schema: SchemaHash,
     active: Option<ActiveSession>,
+    abandon_after: Duration,
     /// Stopped sessions the worker has not finished: (id, how long capture ran in ms).
     processing: VecDeque<(SessionId, u32)>,
     finished: VecDeque<SessionStatus>,
@@ -242,9 +271,20 @@ impl Sessions {
             model_version,
             feature_schema,
             active: None,
+            abandon_after: ABANDON_AFTER,
             processing: VecDeque::new(),
             finished: VecDeque::new(),
         })
+    }
+
+    /// Abandons a host-started session after `limit` without a request about it.
+    pub fn set_abandon_after(&mut self, limit: Duration) {
+        self.abandon_after = limit;
+    }
+
+    /// The session capturing now, if any.
+    pub fn active(&self) -> Option<SessionStatus> {
+        self.active.as_ref().map(ActiveSession::status)
     }
 
     /// The device's persistent state.
@@ -280,8 +320,12 @@ impl Sessions {
 
     /// Starts capturing a new session.
     pub fn start(&mut self, req: StartRequest) -> Result<SessionStatus, SessionError> {
+        self.abandon_silent();
         if let Some(active) = &self.active {
             return Err(SessionError::Active(active.id));
+        }
+        if req.host_time_ms > protocol::MAX_HOST_TIME_MS {
+            return Err(SessionError::BadRequest("the host's clock is past 2200-01-01"));
         }
         self.capture.start(req.modalities).map_err(SessionError::Capture)?;
         let id = self.state.next_session;
@@ -289,8 +333,17 @@ impl Sessions {
         self.state.save(self.data.path())?;
         self.set_led(Led::Busy);
         let started_ms = if req.host_time_ms > 0 { req.host_time_ms } else { now_ms() };
-        let session =
-            ActiveSession { id, label: req.label, started_ms, clock: Instant::now(), utterances: BTreeMap::new() };
+        let session = ActiveSession {
+            id,
+            label: req.label,
+            origin: req.origin,
+            started_ms,
+            clock: Instant::now(),
+            last_heard: Instant::now(),
+            utterances: BTreeMap::new(),
+            complete: 0,
+            text_bytes: 0,
+        };
         tracing::info!(session = id, origin = ?req.origin, "session started");
         let status = session.status();
         self.active = Some(session);
@@ -298,7 +351,8 @@ impl Sessions {
     }
 
     /// Adds one part of one utterance to the running session; returns the count of complete
-    /// utterances. A part already taken is accepted again without effect.
+    /// utterances. A part already taken is accepted again without effect. Each call costs the
+    /// same whatever came before; the transcript limits of [`protocol`] are enforced here.
     pub fn add_words(&mut self, c: &TranscriptChunk) -> Result<u32, SessionError> {
         let Some(session) = self.active.as_mut().filter(|s| s.id == c.session) else {
             return Err(if self.knows(c.session) {
@@ -307,6 +361,15 @@ impl Sessions {
                 SessionError::Unknown(c.session)
             });
         };
+        session.last_heard = Instant::now();
+        if c.part >= protocol::MAX_PARTS {
+            return Err(SessionError::TooLarge { what: "parts per utterance", limit: u32::from(protocol::MAX_PARTS) });
+        }
+        if !session.utterances.contains_key(&c.utterance)
+            && session.utterances.len() >= protocol::MAX_UTTERANCES as usize
+        {
+            return Err(SessionError::TooLarge { what: "utterances per session", limit: protocol::MAX_UTTERANCES });
+        }
         let u = session.utterances.entry(c.utterance).or_default();
         match c.part.cmp(&u.next_part) {
             std::cmp::Ordering::Less => {} // a repeat of a part we have: harmless
@@ -315,17 +378,33 @@ impl Sessions {
             }
             std::cmp::Ordering::Equal if u.complete => {}
             std::cmp::Ordering::Equal => {
+                if u.text.len() + c.text.len() > protocol::MAX_UTTERANCE_BYTES {
+                    return Err(SessionError::TooLarge {
+                        what: "bytes per utterance",
+                        limit: protocol::MAX_UTTERANCE_BYTES as u32,
+                    });
+                }
+                if session.text_bytes + c.text.len() > protocol::MAX_SESSION_TEXT_BYTES {
+                    return Err(SessionError::TooLarge {
+                        what: "transcript bytes per session",
+                        limit: protocol::MAX_SESSION_TEXT_BYTES as u32,
+                    });
+                }
                 if c.part == 0 {
                     u.start_ms = c.start_ms;
                     u.end_ms = c.end_ms.max(c.start_ms);
                     u.speaker = Some(c.speaker.into());
                 }
                 u.text.push_str(&c.text);
+                session.text_bytes += c.text.len();
                 u.next_part += 1;
                 u.complete = c.last_part;
+                if u.complete {
+                    session.complete += 1;
+                }
             }
         }
-        Ok(session.utterances.values().filter(|u| u.complete).count() as u32)
+        Ok(session.complete)
     }
 
     fn knows(&self, id: SessionId) -> bool {
@@ -369,15 +448,63 @@ impl Sessions {
         Ok(SessionStatus { session: id, state: SessionState::Processing, captured_ms })
     }
 
-    /// Where session `id` stands.
-    pub fn status(&self, id: SessionId) -> Result<SessionStatus, SessionError> {
-        if let Some(s) = self.active.as_ref().filter(|s| s.id == id) {
+    /// Where session `id` stands. A session finished before the device restarted is found by
+    /// its result in the log.
+    pub fn status(&mut self, id: SessionId) -> Result<SessionStatus, SessionError> {
+        if let Some(s) = self.active.as_mut().filter(|s| s.id == id) {
+            s.last_heard = Instant::now();
             return Ok(s.status());
         }
         if let Some(&(_, captured_ms)) = self.processing.iter().find(|(p, _)| *p == id) {
             return Ok(SessionStatus { session: id, state: SessionState::Processing, captured_ms });
         }
-        self.finished.iter().find(|f| f.session == id).copied().ok_or(SessionError::Unknown(id))
+        if let Some(f) = self.finished.iter().find(|f| f.session == id) {
+            return Ok(*f);
+        }
+        self.log
+            .find_session(id)
+            .map(|r| SessionStatus {
+                session: id,
+                state: SessionState::Done { seq: r.seq },
+                captured_ms: u32::try_from(r.finished_ms.saturating_sub(r.started_ms)).unwrap_or(u32::MAX),
+            })
+            .ok_or(SessionError::Unknown(id))
+    }
+
+    /// Ends session `id` without a result: capture stops, nothing is computed, the session is
+    /// recorded as aborted. Any host may abort any capturing session; aborting one that has
+    /// already stopped reports where it stands.
+    pub fn abort(&mut self, id: SessionId) -> Result<SessionStatus, SessionError> {
+        let Some(session) = self.active.take_if(|s| s.id == id) else {
+            return self.status(id);
+        };
+        let captured_ms = elapsed_ms(session.clock);
+        if let Err(e) = self.capture.stop() {
+            tracing::warn!(session = id, error = %runtime::chain(&e), "capture did not stop cleanly on abort");
+        }
+        tracing::warn!(session = id, label = %protocol::Escaped(&session.label), "session aborted; no result");
+        self.set_led(Led::Ready);
+        let status = SessionStatus { session: id, state: SessionState::Failed(ErrorCode::SessionAborted), captured_ms };
+        self.remember(status);
+        Ok(status)
+    }
+
+    /// Aborts a host-started session nobody has asked about for longer than the limit.
+    fn abandon_silent(&mut self) {
+        let silent = self
+            .active
+            .as_ref()
+            .filter(|s| s.origin == Origin::Host && s.last_heard.elapsed() > self.abandon_after)
+            .map(|s| s.id);
+        if let Some(id) = silent {
+            tracing::warn!(
+                session = id,
+                after_s = self.abandon_after.as_secs(),
+                "no request about the session from its host: abandoning it"
+            );
+            // Cannot fail: the session is active.
+            let _ = self.abort(id);
+        }
     }
 
     /// Whether a stopped session is still being computed.
@@ -388,6 +515,7 @@ impl Sessions {
     /// Takes the results the worker has finished: each is appended to the log (fsync) and only
     /// then reported `Done`. Returns how many sessions finished.
     pub fn poll(&mut self) -> usize {
+        self.abandon_silent();
         let mut n = 0;
         loop {
             match self.worker.done.try_recv() {

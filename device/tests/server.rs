@@ -60,7 +60,7 @@ impl Pipeline for FakePipeline {
             session: job.session,
             label: job.label,
             started_ms: job.started_ms,
-            finished_ms: job.started_ms + u64::from(job.captured.duration_ms),
+            finished_ms: job.started_ms.saturating_add(u64::from(job.captured.duration_ms)),
             compute_ms: 0,
             p_depressed: words as f32 / 100.0,
             phq8: 0.0,
@@ -329,4 +329,205 @@ fn a_capture_that_does_not_start_fails_the_start_not_the_device() {
     }
     assert_eq!(d.call(Request::Ping(9)), Response::Pong(9));
     assert_eq!(code(&d.call(Request::SessionStatus(1))), Some(ErrorCode::UnknownSession), "no session was made");
+}
+
+fn status_of(r: Response) -> SessionState {
+    match r {
+        Response::Session(s) => s.state,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_session_whose_host_went_silent_is_abandoned_and_any_host_can_abort_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kiosk = FakeKiosk::default();
+    let mut d = driver(dir.path(), kiosk.clone(), false, false);
+    d.hello();
+    let s = start(&mut d);
+    // Another host connects: it sees the session it did not start.
+    d.id = 500;
+    match d.hello() {
+        Response::DeviceInfo(i) => {
+            let active = i.active_session.expect("the running session is shown");
+            assert_eq!((active.session, active.state), (s, SessionState::Capturing));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        code(&d.call(Request::SessionStart(SessionStart {
+            modalities: Modalities::ALL,
+            label: truncated("x"),
+            host_time_ms: 0,
+        }))),
+        Some(ErrorCode::SessionActive)
+    );
+    // The first host is gone: after the limit without a word about it, the session is dropped.
+    d.dev.sessions().set_abandon_after(Duration::from_millis(30));
+    std::thread::sleep(Duration::from_millis(60));
+    let next = start(&mut d);
+    assert_eq!(status_of(d.call(Request::SessionStatus(s))), SessionState::Failed(ErrorCode::SessionAborted));
+    // And any host may abort the running session outright.
+    assert_eq!(status_of(d.call(Request::SessionAbort(next))), SessionState::Failed(ErrorCode::SessionAborted));
+    assert_eq!(kiosk.lit(), vec![Led::Ready]);
+    assert!(d.dev.log().is_empty(), "an aborted session has no result");
+    match d.hello() {
+        Response::DeviceInfo(i) => assert_eq!(i.active_session, None),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(code(&d.call(chunk(next, 0, 0, true, "late"))), Some(ErrorCode::SessionNotCapturing));
+}
+
+#[test]
+fn transcript_limits_are_enforced_with_a_typed_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    d.hello();
+    let s = start(&mut d);
+    let too_large = |r: &Response| matches!(code(r), Some(ErrorCode::TranscriptTooLarge { .. }));
+    // 65,536 parts of one utterance used to overflow the part counter.
+    assert!(too_large(&d.call(chunk(s, 0, u16::MAX, false, ""))));
+    assert!(too_large(&d.call(chunk(s, 0, MAX_PARTS, false, ""))));
+    // Bytes per utterance.
+    let block = "x".repeat(MAX_TEXT);
+    let parts = (MAX_UTTERANCE_BYTES / MAX_TEXT) as u16;
+    for p in 0..parts {
+        assert!(matches!(d.call(chunk(s, 0, p, false, &block)), Response::TranscriptAccepted(_)));
+    }
+    assert!(too_large(&d.call(chunk(s, 0, parts, true, &block))));
+    // Bytes per session: utterances of `parts` blocks each until the session is full.
+    let per_utterance = usize::from(parts) * MAX_TEXT;
+    let fit = MAX_SESSION_TEXT_BYTES / per_utterance;
+    for u in 1..fit as u32 {
+        for p in 0..parts {
+            assert!(matches!(d.call(chunk(s, u, p, p + 1 == parts, &block)), Response::TranscriptAccepted(_)), "{u}");
+        }
+    }
+    let mut refused = false;
+    for p in 0..parts {
+        refused |= too_large(&d.call(chunk(s, fit as u32, p, false, &block)));
+    }
+    assert!(refused, "the session's text is bounded");
+    // Utterances per session, in a new session of short ones; the count stays exact.
+    d.call(Request::SessionAbort(s));
+    let s = start(&mut d);
+    for u in 0..MAX_UTTERANCES {
+        match d.call(chunk(s, u, 0, true, "ok")) {
+            Response::TranscriptAccepted(a) => assert_eq!(a.utterances, u + 1),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(too_large(&d.call(chunk(s, MAX_UTTERANCES, 0, true, "one more"))));
+    assert_eq!(d.finish(s), 1);
+}
+
+#[test]
+fn out_of_range_fields_are_refused_not_wrapped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    d.hello();
+    let start_at = |d: &mut Driver, host_time_ms| {
+        d.call(Request::SessionStart(SessionStart { modalities: Modalities::ALL, label: truncated("t"), host_time_ms }))
+    };
+    assert_eq!(code(&start_at(&mut d, u64::MAX)), Some(ErrorCode::BadRequest));
+    assert_eq!(code(&start_at(&mut d, MAX_HOST_TIME_MS + 1)), Some(ErrorCode::BadRequest));
+    let s = match start_at(&mut d, MAX_HOST_TIME_MS) {
+        Response::Session(s) => s.session,
+        other => panic!("{other:?}"),
+    };
+    let seq = d.finish(s);
+    let r = d.dev.log().get(seq).expect("logged");
+    assert!(r.finished_ms >= r.started_ms);
+}
+
+#[test]
+fn a_result_stored_before_a_restart_is_found_by_its_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    d.hello();
+    let s = start(&mut d);
+    d.call(chunk(s, 0, 0, true, "words"));
+    let seq = d.finish(s);
+    drop(d);
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    d.id = 50;
+    d.hello();
+    assert_eq!(status_of(d.call(Request::SessionStatus(s))), SessionState::Done { seq });
+    assert_eq!(code(&d.call(Request::SessionStatus(s + 1))), Some(ErrorCode::UnknownSession));
+}
+
+mod wire_fields {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn text(max: usize) -> impl Strategy<Value = String> {
+        proptest::collection::vec(any::<char>(), 0..max).prop_map(|c| c.into_iter().collect())
+    }
+
+    fn request() -> impl Strategy<Value = Request> {
+        let session = prop_oneof![0u32..4, any::<u32>()];
+        prop_oneof![
+            (any::<u8>(), text(40), prop_oneof![0u64..10_000, any::<u64>()]).prop_map(|(m, label, t)| {
+                Request::SessionStart(SessionStart {
+                    modalities: Modalities::from_bits_retain(m),
+                    label: truncated(&label),
+                    host_time_ms: t,
+                })
+            }),
+            (
+                session.clone(),
+                prop_oneof![0u32..4, any::<u32>()],
+                prop_oneof![0u16..3, any::<u16>()],
+                any::<bool>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<bool>(),
+                text(200)
+            )
+                .prop_map(|(session, utterance, part, last_part, start_ms, end_ms, p, text)| {
+                    Request::TranscriptChunk(TranscriptChunk {
+                        session,
+                        utterance,
+                        part,
+                        last_part,
+                        start_ms,
+                        end_ms,
+                        speaker: if p { Speaker::Participant } else { Speaker::Interviewer },
+                        text: truncated(&text),
+                    })
+                }),
+            session.clone().prop_map(Request::SessionStop),
+            session.clone().prop_map(Request::SessionStatus),
+            session.prop_map(Request::SessionAbort),
+            (any::<u64>(), any::<u8>()).prop_map(|(after, max)| Request::Sync(SyncCursor { after, max })),
+            any::<u64>().prop_map(|upto| Request::SyncAck(Ack { upto })),
+            any::<u32>().prop_map(Request::Ping),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+        /// Any field values, in any order: the device answers every request (no panic, in
+        /// debug where arithmetic overflow panics), and what it logs stays consistent.
+        #[test]
+        fn any_request_fields_get_an_answer_and_keep_the_log_consistent(
+            reqs in proptest::collection::vec(request(), 1..40)
+        ) {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+            d.hello();
+            for req in reqs {
+                let _ = d.call(req);
+            }
+            d.dev.sessions().wait_idle(Duration::from_secs(10));
+            let mut last = 0;
+            for r in d.dev.log().after(0, usize::MAX) {
+                prop_assert!(r.seq > last);
+                prop_assert!(r.finished_ms >= r.started_ms);
+                prop_assert!(r.started_ms <= MAX_HOST_TIME_MS);
+                last = r.seq;
+            }
+        }
+    }
 }

@@ -132,6 +132,10 @@ endpoint!(
     UploadConfirm, "upload confirm", UploadConfirm => Upload(m::UploadStatus)
 );
 endpoint!(
+    /// Ends a session without a result (any host; a session whose host has gone).
+    SessionAbort, "session abort", SessionAbort(m::SessionId) => Session(m::SessionStatus)
+);
+endpoint!(
     /// Goes back to the previous model.
     UploadRollback, "upload rollback", UploadRollback => Upload(m::UploadStatus)
 );

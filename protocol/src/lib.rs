@@ -34,8 +34,32 @@ pub use frame::{FrameDecoder, FrameError, encode_frame};
 pub use heapless;
 pub use messages::*;
 
+/// Text from the other side of the link (a host's name, a label) as it may be logged or shown on
+/// a terminal: control characters (a newline forging a log line, terminal escape sequences) are
+/// written as Rust escapes (`\n`, `\u{1b}`), everything else as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Escaped<'a>(pub &'a str);
+
+impl core::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        use core::fmt::Write;
+        for c in self.0.chars() {
+            if c.is_control()
+                || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+            {
+                for e in c.escape_unicode() {
+                    f.write_char(e)?;
+                }
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Version of the message set. Bumped on any incompatible change; negotiated in [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Bytes of model data carried by one [`UploadChunk`]. Large enough that framing overhead stays
 /// under 1 % (see `bench/run link`).
@@ -44,6 +68,21 @@ pub const MAX_CHUNK: usize = 4096;
 /// Bytes of UTF-8 text in one [`TranscriptChunk`]. Longer utterances are split over several
 /// chunks with increasing `part`.
 pub const MAX_TEXT: usize = 480;
+
+/// Complete utterances one session takes (a long interview has a few hundred).
+pub const MAX_UTTERANCES: u32 = 4096;
+
+/// Bytes of text in one utterance, all parts together.
+pub const MAX_UTTERANCE_BYTES: usize = 16 * 1024;
+
+/// Parts of one utterance: enough for [`MAX_UTTERANCE_BYTES`] in chunks of [`MAX_TEXT`].
+pub const MAX_PARTS: u16 = (MAX_UTTERANCE_BYTES / MAX_TEXT) as u16 + 1;
+
+/// Bytes of transcript text one session takes, all utterances together.
+pub const MAX_SESSION_TEXT_BYTES: usize = 1024 * 1024;
+
+/// Latest session start a host may state (Unix ms, 2200-01-01): later is a broken clock.
+pub const MAX_HOST_TIME_MS: u64 = 7_258_118_400_000;
 
 /// Result records carried by one [`Response::Records`] batch.
 pub const MAX_RECORDS_PER_BATCH: usize = 8;

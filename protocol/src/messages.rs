@@ -74,6 +74,9 @@ pub enum Request {
     UploadConfirm,
     /// Go back to the previous model.
     UploadRollback,
+    /// End a session without a result: capture stops and nothing is computed. Any host may
+    /// abort any session (one whose host has gone).
+    SessionAbort(SessionId),
 }
 
 /// Device → host.
@@ -119,6 +122,7 @@ impl Request {
             Request::UploadCommit => e::UploadCommit::NAME,
             Request::UploadConfirm => e::UploadConfirm::NAME,
             Request::UploadRollback => e::UploadRollback::NAME,
+            Request::SessionAbort(_) => e::SessionAbort::NAME,
         }
     }
 }
@@ -288,8 +292,10 @@ pub struct DeviceInfo {
     pub feature_schema: SchemaHash,
     /// What the device can do.
     pub capabilities: Capabilities,
-    /// Highest sequence number in the device's result log (0 = empty).
+    /// Highest sequence number the device has handed out (0 = none).
     pub last_result_seq: u64,
+    /// The session capturing now, whoever started it.
+    pub active_session: Option<SessionStatus>,
 }
 
 bitflags::bitflags! {
@@ -469,12 +475,17 @@ bitflags::bitflags! {
         /// Some video frames could not be decoded (corrupt JPEG, short camera buffer) and were
         /// skipped; the face measures come from the others.
         const DAMAGED_VIDEO = 1 << 7;
+        /// Too little speech for the audio features: audio is absent.
+        const TOO_LITTLE_SPEECH = 1 << 8;
+        /// Too little usable signal in every modality: no screen was made (the probability,
+        /// PHQ-8 and gates are 0 and mean nothing).
+        const INSUFFICIENT_DATA = 1 << 9;
     }
 }
 
 impl ResultFlags {
     /// Each flag's name for a report, in bit order.
-    pub const NAMES: [(ResultFlags, &'static str); 8] = [
+    pub const NAMES: [(ResultFlags, &'static str); 10] = [
         (ResultFlags::LOW_QUALITY_AUDIO, "low-quality audio"),
         (ResultFlags::NO_FACE, "no usable video"),
         (ResultFlags::SHORT_TRANSCRIPT, "short transcript"),
@@ -483,6 +494,8 @@ impl ResultFlags {
         (ResultFlags::SCREEN_POSITIVE, "positive screen"),
         (ResultFlags::SEVERAL_FACES, "several faces in view"),
         (ResultFlags::DAMAGED_VIDEO, "damaged video frames skipped"),
+        (ResultFlags::TOO_LITTLE_SPEECH, "too little speech (audio absent)"),
+        (ResultFlags::INSUFFICIENT_DATA, "INSUFFICIENT DATA (no screen)"),
     ];
 }
 
@@ -600,6 +613,16 @@ pub enum ErrorCode {
     NotImplemented,
     /// The device failed in a way no other code describes (its log has the detail).
     Internal,
+    /// The session was aborted (by a host, or abandoned after its host went silent): no result.
+    SessionAborted,
+    /// A transcript limit was reached (utterances, bytes per utterance or per session).
+    TranscriptTooLarge {
+        /// The limit that was reached.
+        limit: u32,
+    },
+    /// A request field is out of its range (a clock past [`crate::MAX_HOST_TIME_MS`], a part
+    /// number past [`crate::MAX_PARTS`]).
+    BadRequest,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

@@ -36,6 +36,9 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::UploadChecksum),
         Just(ErrorCode::NotImplemented),
         Just(ErrorCode::Internal),
+        Just(ErrorCode::SessionAborted),
+        any::<u32>().prop_map(|limit| ErrorCode::TranscriptTooLarge { limit }),
+        Just(ErrorCode::BadRequest),
     ]
 }
 
@@ -113,6 +116,7 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::UploadCommit),
         Just(Request::UploadConfirm),
         Just(Request::UploadRollback),
+        any::<u32>().prop_map(Request::SessionAbort),
     ]
 }
 
@@ -137,6 +141,7 @@ fn response() -> impl Strategy<Value = Response> {
                         feature_schema: SchemaHash(schema),
                         capabilities: Capabilities::from_bits_retain(caps),
                         last_result_seq,
+                        active_session: None,
                     })
                 }
             ),
@@ -292,6 +297,7 @@ fn largest_requests() -> std::vec::Vec<Request> {
         Request::UploadCommit,
         Request::UploadConfirm,
         Request::UploadRollback,
+        Request::SessionAbort(u32::MAX),
     ]
 }
 
@@ -325,6 +331,11 @@ fn largest_responses() -> std::vec::Vec<Response> {
             feature_schema: SchemaHash([0xFF; 8]),
             capabilities: Capabilities::from_bits_retain(u32::MAX),
             last_result_seq: u64::MAX,
+            active_session: Some(SessionStatus {
+                session: u32::MAX,
+                state: SessionState::Failed(ErrorCode::UploadOutOfOrder { expected: u32::MAX }),
+                captured_ms: u32::MAX,
+            }),
         }),
         Response::Pong(u32::MAX),
         Response::Session(SessionStatus {
@@ -378,10 +389,11 @@ fn largest_messages_fit() {
             Request::UploadCommit => 11,
             Request::UploadConfirm => 12,
             Request::UploadRollback => 13,
+            Request::SessionAbort(_) => 14,
         })
         .collect();
     seen.sort_unstable();
-    assert_eq!(seen, (0..14).collect::<std::vec::Vec<_>>());
+    assert_eq!(seen, (0..15).collect::<std::vec::Vec<_>>());
     let responses = largest_responses();
     let mut seen: std::vec::Vec<usize> = responses
         .iter()
@@ -473,4 +485,13 @@ fn wrong_message_type_is_a_decode_error() {
 fn truncation_keeps_char_boundaries() {
     let s: String<5> = truncated("aé😀z");
     assert_eq!(s.as_str(), "aé");
+}
+
+#[test]
+fn escaped_text_cannot_forge_a_log_line_or_drive_a_terminal() {
+    let forged = "host\n2026-12-01T00:00:00Z  INFO device: session started\u{1b}[2J\u{202e}x";
+    let shown = Escaped(forged).to_string();
+    assert!(!shown.chars().any(char::is_control), "{shown}");
+    assert!(shown.contains("\\u{a}") && shown.contains("\\u{1b}") && shown.contains("\\u{202e}"), "{shown}");
+    assert_eq!(Escaped("Zoë 12 – ok").to_string(), "Zoë 12 – ok");
 }
