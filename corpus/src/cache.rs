@@ -129,7 +129,9 @@ fn decode(bytes: &[u8]) -> Result<SessionFeatures, String> {
             Err(e) => Err(e.to_string()),
         }
     };
-    Ok(SessionFeatures { audio: get("audio")?, video: get("video")?, text: get("text")?, flags })
+    // How much signal the inputs had is the device's concern (its presence rule), not kept here.
+    let usable = features::Usable::default();
+    Ok(SessionFeatures { audio: get("audio")?, video: get("video")?, text: get("text")?, flags, usable })
 }
 
 /// Builds (or completes) the cache for every available participant of `corpus`. A
@@ -288,6 +290,7 @@ mod tests {
             video: None,
             text: Some(Sequence::new(3)),
             flags: protocol::ResultFlags::from_bits_retain(6),
+            usable: features::Usable::default(),
         };
         let back = decode(&encode(&f, 7, schema::schema_hash()).expect("encodes")).expect("decodes");
         assert_eq!(back, f);

@@ -79,6 +79,15 @@ enum Cmd {
         /// as aborted, no result): its host crashed or was unplugged, and the device is free again.
         #[arg(long, value_name = "SECONDS", default_value_t = device::session::ABANDON_AFTER.as_secs())]
         abandon_after: u64,
+        /// Seconds of speech a session needs for audio to count (below: audio absent, flagged).
+        #[arg(long, value_name = "SECONDS", default_value_t = device::pipeline::Presence::default().min_speech_s)]
+        min_speech: f32,
+        /// Seconds of video with a face a session needs for video to count.
+        #[arg(long, value_name = "SECONDS", default_value_t = device::pipeline::Presence::default().min_face_s)]
+        min_face: f32,
+        /// Participant words a session needs for text to count.
+        #[arg(long, value_name = "WORDS", default_value_t = device::pipeline::Presence::default().min_words)]
+        min_words: u32,
     },
     /// List the built-in boards.
     Boards,
@@ -189,6 +198,9 @@ fn main() -> anyhow::Result<()> {
             text_encoder,
             cascade,
             abandon_after,
+            min_speech,
+            min_face,
+            min_words,
         } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
@@ -233,7 +245,12 @@ fn main() -> anyhow::Result<()> {
             let pipeline = SessionPipeline::new(model, simulated)
                 .with_text_encoder(text_encoder)?
                 .with_vad(vad)
-                .with_face(pipeline_face);
+                .with_face(pipeline_face)
+                .with_presence(device::pipeline::Presence {
+                    min_speech_s: min_speech.max(0.0),
+                    min_face_s: min_face.max(0.0),
+                    min_words,
+                });
             let mut device =
                 device::open(DeviceConfig { data_dir, board, simulated }, capture, kiosk, Box::new(pipeline))?;
             device.sessions().set_abandon_after(Duration::from_secs(abandon_after.max(1)));

@@ -66,6 +66,47 @@ pub trait Pipeline: Send {
     fn process(&mut self, job: Job) -> Result<ResultRecord, PipelineError>;
 }
 
+/// How much usable signal makes a modality present. Below a threshold the modality is left out
+/// of the result (absent, flagged); a session below every threshold gets no screen at all
+/// (`INSUFFICIENT_DATA`). A dead microphone or a camera that saw a face for a moment must not
+/// produce a confident screen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Presence {
+    /// Seconds of speech (audio above the session's speech floor) for audio (default 5 s).
+    pub min_speech_s: f32,
+    /// Seconds of video with a tracked face for video (default 5 s).
+    pub min_face_s: f32,
+    /// Participant words for text (default 10).
+    pub min_words: u32,
+}
+
+impl Default for Presence {
+    fn default() -> Presence {
+        Presence { min_speech_s: 5.0, min_face_s: 5.0, min_words: 10 }
+    }
+}
+
+impl Presence {
+    /// Leaves out each modality with too little signal, flagging why.
+    fn apply(&self, f: &mut features::SessionFeatures) {
+        if f.audio.is_some() && f.usable.speech_s < self.min_speech_s {
+            tracing::info!(speech_s = f.usable.speech_s, min = self.min_speech_s, "too little speech: audio absent");
+            f.audio = None;
+            f.flags |= ResultFlags::TOO_LITTLE_SPEECH;
+        }
+        if f.video.is_some() && f.usable.face_s < self.min_face_s {
+            tracing::info!(face_s = f.usable.face_s, min = self.min_face_s, "too little face: video absent");
+            f.video = None;
+            f.flags |= ResultFlags::NO_FACE;
+        }
+        if f.text.is_some() && f.usable.words < self.min_words {
+            tracing::info!(words = f.usable.words, min = self.min_words, "too few participant words: text absent");
+            f.text = None;
+            f.flags |= ResultFlags::SHORT_TRANSCRIPT;
+        }
+    }
+}
+
 /// The device's pipeline: front-ends and model.
 pub struct SessionPipeline {
     model: Box<dyn Model>,
@@ -77,6 +118,7 @@ pub struct SessionPipeline {
     face: Option<vision::face::FaceFrontEnd>,
     /// Inputs come from files: results are flagged as simulated.
     simulated: bool,
+    presence: Presence,
 }
 
 impl std::fmt::Debug for SessionPipeline {
@@ -104,7 +146,7 @@ pub struct TextEncoderMismatch {
 impl SessionPipeline {
     /// A pipeline running `model`; `simulated` flags every result as computed from files.
     pub fn new(model: Box<dyn Model>, simulated: bool) -> SessionPipeline {
-        SessionPipeline { model, vad: None, text_encoder: None, face: None, simulated }
+        SessionPipeline { model, vad: None, text_encoder: None, face: None, simulated, presence: Presence::default() }
     }
 
     /// Uses `face` to turn captured frames into landmarks (video is absent without one).
@@ -127,6 +169,12 @@ impl SessionPipeline {
         }
         self.text_encoder = encoder;
         Ok(self)
+    }
+
+    /// Uses `presence` to decide which modalities have enough signal.
+    pub fn with_presence(mut self, presence: Presence) -> Self {
+        self.presence = presence;
+        self
     }
 
     /// Uses `vad` to segment audio whose transcript has no timing.
@@ -187,7 +235,7 @@ impl Pipeline for SessionPipeline {
             flags.set(ResultFlags::DAMAGED_VIDEO, stats.damaged());
             track
         });
-        let feats = features::extract_session(&SessionInputs {
+        let mut feats = features::extract_session(&SessionInputs {
             audio: captured.audio.as_ref(),
             landmarks: landmarks.as_ref(),
             transcript: Some(&utterances),
@@ -195,11 +243,21 @@ impl Pipeline for SessionPipeline {
             vad: self.vad.as_deref(),
             text_encoder: self.text_encoder.as_deref(),
         });
+        self.presence.apply(&mut feats);
         flags |= feats.flags;
         flags.set(ResultFlags::SIMULATED, self.simulated);
         flags.set(ResultFlags::PLACEHOLDER_MODEL, self.model.is_placeholder());
-        let prediction = self.model.predict(&feats).map_err(|source| PipelineError::Model { session, source })?;
-        flags.set(ResultFlags::SCREEN_POSITIVE, prediction.p_depressed >= self.model.decision_threshold());
+        let modalities = present(&feats);
+        let prediction = if modalities.is_empty() {
+            // Nothing to screen on: the record says so instead of carrying a number.
+            tracing::warn!(session, usable = ?feats.usable, "insufficient data in every modality: no screen");
+            flags |= ResultFlags::INSUFFICIENT_DATA;
+            runtime::Prediction { p_depressed: 0.0, phq8: 0.0, gates: [0.0; 3] }
+        } else {
+            let p = self.model.predict(&feats).map_err(|source| PipelineError::Model { session, source })?;
+            flags.set(ResultFlags::SCREEN_POSITIVE, p.p_depressed >= self.model.decision_threshold());
+            p
+        };
         Ok(ResultRecord {
             seq: 0,
             session,
@@ -210,7 +268,7 @@ impl Pipeline for SessionPipeline {
             p_depressed: prediction.p_depressed,
             phq8: prediction.phq8,
             gates: prediction.gates,
-            modalities: present(&feats),
+            modalities,
             model_version: truncated(self.model.version()),
             feature_schema: self.model.feature_schema(),
             flags,

@@ -66,7 +66,8 @@ fn the_sample_interview_gives_a_result_from_all_three_modalities() {
 
 #[test]
 fn without_a_landmarker_video_is_absent_and_flagged() {
-    let r = run(&sample(), Modalities::ALL, false, "I have been feeling fine lately");
+    let r =
+        run(&sample(), Modalities::ALL, false, "I have been feeling fine lately, thank you, and work is going well");
     assert_eq!(r.modalities, Modalities::AUDIO | Modalities::TEXT);
     assert!(r.flags.contains(ResultFlags::NO_FACE | ResultFlags::SHORT_TRANSCRIPT), "{}", r.flags);
     assert_eq!(r.gates[1], 0.0);
@@ -88,7 +89,7 @@ fn several_faces_and_damaged_frames_are_flagged_and_the_rest_measured() {
     std::fs::write(frames.join("video.toml"), "fps = 5\n").expect("write");
     // Twelve faces of scikit-image's `lfw_subset` in every frame, and one frame that is not a JPEG.
     let grid = Path::new(env!("CARGO_MANIFEST_DIR")).join("../vision/tests/fixtures/faces/lfw_grid.png");
-    for i in 0..25 {
+    for i in 0..40 {
         std::fs::copy(&grid, frames.join(format!("{i:03}.png"))).expect("copy");
     }
     std::fs::write(frames.join("012.jpg"), b"\xFF\xD8\xFF\xE0 not a JPEG after all").expect("write");
@@ -131,4 +132,63 @@ fn a_model_that_needs_another_text_encoder_is_refused_before_any_session() {
     }
     let e = SessionPipeline::new(Box::new(NeedsMiniLm), false).with_text_encoder(None).expect_err("refused");
     assert!(e.to_string().contains("minilm") || e.to_string().contains("MiniLM"), "{e}");
+}
+
+/// The sample's frames and an `audio.wav` of `samples` zero samples in a fresh folder.
+fn sim_with_silent_wav(dir: &Path, samples: usize, frames: bool) -> PathBuf {
+    let sim = if frames { sim_with_frames(dir, &sample().join("frames")) } else { dir.join("sim") };
+    std::fs::create_dir_all(&sim).expect("mkdir");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(sim.join("audio.wav"), spec).expect("wav");
+    for _ in 0..samples {
+        w.write_sample(0i16).expect("sample");
+    }
+    w.finalize().expect("finalize");
+    sim
+}
+
+const ANSWER: &str = "I grew up near the coast but I moved here for work a few years ago and I sleep badly";
+
+#[test]
+fn a_dead_microphone_leaves_audio_out_instead_of_screening_on_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for samples in [0, 16_000 * 30] {
+        let sim = sim_with_silent_wav(&dir.path().join(samples.to_string()), samples, true);
+        let r = run(&sim, Modalities::ALL, true, ANSWER);
+        assert_eq!(r.modalities, Modalities::VIDEO | Modalities::TEXT, "{samples} samples: {}", r.flags);
+        assert!(r.flags.contains(ResultFlags::TOO_LITTLE_SPEECH), "{}", r.flags);
+        assert_eq!(r.gates[0], 0.0);
+        assert!(!r.flags.contains(ResultFlags::INSUFFICIENT_DATA));
+    }
+}
+
+#[test]
+fn a_face_seen_for_a_moment_is_not_video() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Three frames of the sample at 30 fps: a tenth of a second of face.
+    let frames = dir.path().join("frames");
+    std::fs::create_dir(&frames).expect("mkdir");
+    std::fs::write(dir.path().join("video.toml"), "fps = 30\n").expect("write");
+    for i in 0..3 {
+        std::fs::copy(sample().join(format!("frames/{i:06}.jpg")), frames.join(format!("{i:06}.jpg"))).expect("copy");
+    }
+    let r = run(&sim_with_frames(&dir.path().join("s"), &frames), Modalities::ALL, true, ANSWER);
+    assert_eq!(r.modalities, Modalities::TEXT, "{}", r.flags);
+    assert!(r.flags.contains(ResultFlags::NO_FACE), "{}", r.flags);
+}
+
+#[test]
+fn too_little_of_everything_is_insufficient_data_not_a_screen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sim = sim_with_silent_wav(dir.path(), 0, false);
+    let r = run(&sim, Modalities::ALL, true, "fine");
+    assert_eq!(r.modalities, Modalities::empty());
+    assert!(r.flags.contains(ResultFlags::INSUFFICIENT_DATA | ResultFlags::TOO_LITTLE_SPEECH), "{}", r.flags);
+    assert!(!r.flags.contains(ResultFlags::SCREEN_POSITIVE));
+    assert_eq!((r.p_depressed, r.phq8, r.gates), (0.0, 0.0, [0.0; 3]));
 }

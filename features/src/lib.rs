@@ -177,6 +177,19 @@ pub struct SessionFeatures {
     pub text: Option<Sequence>,
     /// Quality flags.
     pub flags: ResultFlags,
+    /// How much usable signal each modality had (the device's presence rule reads it).
+    pub usable: Usable,
+}
+
+/// How much usable signal a session's inputs held, per modality.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Usable {
+    /// Seconds of audio above the session's speech floor (energy, 10 ms frames).
+    pub speech_s: f32,
+    /// Seconds of video with a tracked face (valid landmark frames over the frame rate).
+    pub face_s: f32,
+    /// Words the text features were computed from (the participant's, by default).
+    pub words: u32,
 }
 
 /// Everything a session may provide. Any input may be missing.
@@ -231,11 +244,14 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     };
 
     let mut flags = ResultFlags::empty();
+    let mut usable = Usable::default();
     let audio = inp.audio.and_then(|clip| match audio::analyse(clip) {
         Ok(a) => {
             if a.low_quality {
                 flags |= ResultFlags::LOW_QUALITY_AUDIO;
             }
+            let speech_frames = a.frames.iter().filter(|f| f[audio::lld::idx::ENERGY_DB] > a.speech_floor_db).count();
+            usable.speech_s = speech_frames as f32 * audio::lld::HOP as f32 / audio::SAMPLE_RATE as f32;
             Some(audio::functionals(&a, &segments))
         }
         Err(e) => {
@@ -245,6 +261,10 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
         }
     });
     let video = inp.landmarks.and_then(|track| landmarks::segment_features(track, &segments));
+    if let Some(track) = inp.landmarks {
+        let fps = if track.fps > 0.0 { track.fps } else { 30.0 };
+        usable.face_s = track.frames.iter().filter(|f| f.valid).count() as f32 / fps;
+    }
     if video.is_none() {
         flags |= ResultFlags::NO_FACE;
     }
@@ -260,7 +280,8 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     if (words as usize) < SHORT_TRANSCRIPT_WORDS {
         flags |= ResultFlags::SHORT_TRANSCRIPT;
     }
-    SessionFeatures { audio, video, text, flags }
+    usable.words = words.round() as u32;
+    SessionFeatures { audio, video, text, flags, usable }
 }
 
 /// Mean and (population) standard deviation; `(0, 0)` for an empty slice.

@@ -2,7 +2,7 @@
 
 use std::fmt::Write;
 
-use protocol::{Modalities, ResultFlags, ResultRecord};
+use protocol::{Escaped, Modalities, ResultFlags, ResultRecord};
 
 /// A bar of `width` cells for a value in [0, 1].
 fn bar(v: f32, width: usize) -> String {
@@ -18,7 +18,20 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
     } else {
         "negative screen"
     };
-    let _ = writeln!(s, "  result #{} of device {device_id}, session {} \"{}\"", r.seq, r.session, r.label);
+    let _ = writeln!(
+        s,
+        "  result #{} of device {}, session {} \"{}\"",
+        r.seq,
+        Escaped(device_id),
+        r.session,
+        Escaped(&r.label)
+    );
+    if r.flags.contains(ResultFlags::INSUFFICIENT_DATA) {
+        let _ = writeln!(s, "  INSUFFICIENT DATA: no screen was made (too little speech, face and participant words);");
+        let _ = writeln!(s, "                    repeat the session (a screening aid, not a diagnosis)");
+        let _ = writeln!(s, "  flags             {}", r.flags - ResultFlags::INSUFFICIENT_DATA);
+        return s;
+    }
     let _ = writeln!(s, "  P(depressed)      {:.3}  → {screen}", r.p_depressed);
     let _ = writeln!(s, "                    (a screening aid, not a diagnosis)");
     let _ = writeln!(s, "  PHQ-8 estimate    {:.1} / 24", r.phq8);
@@ -30,7 +43,7 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
             let _ = writeln!(s, "    {name:<6} absent");
         }
     }
-    let _ = writeln!(s, "  model             {} (feature schema {})", r.model_version, r.feature_schema);
+    let _ = writeln!(s, "  model             {} (feature schema {})", Escaped(&r.model_version), r.feature_schema);
     let _ = writeln!(
         s,
         "  media             {:.1} s captured; device compute {} ms",
@@ -48,11 +61,52 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
 /// One line naming a result (for conflict listings).
 pub fn one_line(device_id: &str, r: &ResultRecord) -> String {
     format!(
-        "device {device_id} #{} session {} \"{}\" P={:.3} model {}",
+        "device {} #{} session {} \"{}\" P={:.3} model {}",
+        Escaped(device_id),
         r.seq,
         r.session,
-        r.label.escape_debug(),
+        Escaped(&r.label),
         r.p_depressed,
-        r.model_version.escape_debug()
+        Escaped(&r.model_version)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::{SchemaHash, truncated};
+
+    fn rec(label: &str, flags: ResultFlags) -> ResultRecord {
+        ResultRecord {
+            seq: 4,
+            session: 2,
+            label: truncated(label),
+            started_ms: 0,
+            finished_ms: 60_000,
+            compute_ms: 9,
+            p_depressed: 0.0,
+            phq8: 0.0,
+            gates: [0.0; 3],
+            modalities: Modalities::empty(),
+            model_version: truncated("m"),
+            feature_schema: SchemaHash([1; 8]),
+            flags,
+        }
+    }
+
+    #[test]
+    fn a_label_cannot_drive_the_terminal() {
+        let shown = describe("dev\u{1b}[31m", &rec("a\nb\u{1b}[2Jc", ResultFlags::empty()));
+        assert!(!shown.contains('\u{1b}'), "{shown}");
+        assert_eq!(shown.lines().next().map(|l| l.contains("a\\u{a}b\\u{1b}[2Jc")), Some(true), "{shown}");
+        assert!(!one_line("d", &rec("x\ry", ResultFlags::empty())).contains('\r'));
+    }
+
+    #[test]
+    fn insufficient_data_shows_no_probability_and_no_screen() {
+        let shown = describe("d", &rec("x", ResultFlags::INSUFFICIENT_DATA | ResultFlags::TOO_LITTLE_SPEECH));
+        assert!(shown.contains("INSUFFICIENT DATA") && shown.contains("not a diagnosis"), "{shown}");
+        assert!(!shown.contains("P(depressed)") && !shown.contains("negative screen"), "{shown}");
+        assert!(shown.contains("too little speech"), "{shown}");
+    }
 }

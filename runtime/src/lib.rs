@@ -337,6 +337,7 @@ mod tests {
                 )
             }),
             flags: protocol::ResultFlags::empty(),
+            usable: features::Usable::default(),
         }
     }
 
