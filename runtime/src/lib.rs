@@ -85,9 +85,29 @@ pub enum ModelError {
     /// The manifest names a weight storage this build does not read.
     #[error("quantisation {0:?} is not supported by this build")]
     Quantization(String),
-    /// The manifest's decision threshold is not a probability.
-    #[error("decision threshold {0} is not a probability")]
+    /// The manifest's decision threshold is not strictly between 0 and 1.
+    #[error("decision threshold {0} is not strictly between 0 and 1")]
     Threshold(f32),
+    /// A manifest field is outside what a bundle may say (a file name that leaves the bundle,
+    /// a segment count no model has, a required file not listed, ...).
+    #[error("manifest.toml: {field}: {detail}")]
+    Manifest {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The manifest's model version, decision threshold, segment count or schema differ from
+    /// those the golden example was made with: the manifest was edited.
+    #[error("manifest.toml says {field} = {manifest}, but the bundle was made with {golden} (golden.json)")]
+    Pinned {
+        /// The field.
+        field: &'static str,
+        /// The manifest's value.
+        manifest: String,
+        /// The golden example's.
+        golden: String,
+    },
     /// The ONNX graph's inputs are not MIMML's.
     #[error("ONNX inputs are {0:?}; expected [audio, video, text, present]")]
     Inputs(Vec<String>),

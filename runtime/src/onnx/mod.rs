@@ -57,6 +57,103 @@ pub struct Golden {
     pub p_depressed: f32,
     pub phq8: f32,
     pub gates: [f32; 3],
+    /// The manifest fields the bundle was made with ([`Bundle::write`] fills them in). The
+    /// golden file is hashed in the manifest, so editing one of these in the manifest alone is
+    /// caught; the signature of the signing step then covers both.
+    #[serde(default)]
+    pub pinned: Option<Pinned>,
+}
+
+/// Manifest fields that change what a result says, as the bundle was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pinned {
+    pub model_version: String,
+    pub feature_schema: String,
+    pub max_segments: usize,
+    pub decision_threshold: f32,
+}
+
+/// Files a bundle must list (and so hash) in its manifest.
+pub const REQUIRED_FILES: [&str; 2] = ["model.onnx", "golden.json"];
+
+/// Largest file a bundle may hold (the ONNX graph of a MIMML model is a few MB).
+pub const MAX_BUNDLE_FILE: u64 = 512 * 1024 * 1024;
+
+/// Most segments per modality a manifest may ask for (the exporter uses 32).
+pub const MAX_SEGMENTS: usize = 4096;
+
+impl Manifest {
+    /// Every field within what a bundle may say: plain file names inside the bundle, the
+    /// required files listed, numbers in range, a version made of plain characters.
+    pub fn check(&self) -> Result<(), ModelError> {
+        let bad = |field, detail: String| Err(ModelError::Manifest { field, detail });
+        let version_ok = |c: char| c.is_ascii_alphanumeric() || "._+-".contains(c);
+        if self.model_version.is_empty() || self.model_version.len() > 32 || !self.model_version.chars().all(version_ok)
+        {
+            return bad(
+                "model_version",
+                format!("{:?} is not 1-32 letters, digits or . _ + -", self.model_version.escape_debug().to_string()),
+            );
+        }
+        if !(1..=MAX_SEGMENTS).contains(&self.max_segments) {
+            return bad("max_segments", format!("{} is not within 1..={MAX_SEGMENTS}", self.max_segments));
+        }
+        if !(self.decision_threshold > 0.0 && self.decision_threshold < 1.0) {
+            return Err(ModelError::Threshold(self.decision_threshold));
+        }
+        for required in REQUIRED_FILES {
+            if !self.files.contains_key(required) {
+                return bad("files", format!("{required} is not listed with its SHA-256"));
+            }
+        }
+        for (name, hash) in &self.files {
+            let mut parts = Path::new(name).components();
+            let plain = matches!((parts.next(), parts.next()), (Some(std::path::Component::Normal(_)), None))
+                && !name.starts_with('.')
+                && name.len() <= 64
+                && name.chars().all(|c| c.is_ascii_graphic());
+            if !plain {
+                return bad(
+                    "files",
+                    format!("{:?} is not a plain file name inside the bundle", name.escape_debug().to_string()),
+                );
+            }
+            if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad("files", format!("the SHA-256 of {name} is not 64 hex digits"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The fields the golden example pins.
+    fn pinned(&self) -> Pinned {
+        Pinned {
+            model_version: self.model_version.clone(),
+            feature_schema: self.feature_schema.clone(),
+            max_segments: self.max_segments,
+            decision_threshold: self.decision_threshold,
+        }
+    }
+}
+
+/// Reads a bundle file: a regular file (not a link, device or folder) of bounded size.
+fn read_bundle_file(dir: &Path, name: &str) -> Result<Vec<u8>, ModelError> {
+    use std::io::Read;
+    let path = dir.join(name);
+    let io = |source| ModelError::Io { path: path.clone(), source };
+    let meta = std::fs::symlink_metadata(&path).map_err(io)?;
+    if !meta.is_file() {
+        return Err(ModelError::Manifest { field: "files", detail: format!("{name} is not a regular file") });
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(&path).and_then(|f| f.take(MAX_BUNDLE_FILE + 1).read_to_end(&mut bytes)).map_err(io)?;
+    if bytes.len() as u64 > MAX_BUNDLE_FILE {
+        return Err(ModelError::Manifest {
+            field: "files",
+            detail: format!("{name} is larger than {MAX_BUNDLE_FILE} bytes"),
+        });
+    }
+    Ok(bytes)
 }
 
 impl Golden {
@@ -80,6 +177,7 @@ impl Golden {
             p_depressed: p.p_depressed,
             phq8: p.phq8,
             gates: p.gates,
+            pinned: None,
         })
     }
 }
@@ -432,7 +530,14 @@ impl Bundle {
     ) -> Result<Manifest, ModelError> {
         let io = |path: PathBuf| move |source| ModelError::Io { path, source };
         std::fs::create_dir_all(dir).map_err(io(dir.to_owned()))?;
-        let golden_json = serde_json::to_vec_pretty(golden)
+        let pinned = Pinned {
+            model_version: model.version.clone(),
+            feature_schema: model.schema.to_string(),
+            max_segments: model.max_segments,
+            decision_threshold,
+        };
+        let golden = Golden { pinned: Some(pinned), ..golden.clone() };
+        let golden_json = serde_json::to_vec_pretty(&golden)
             .map_err(|e| ModelError::Parse { file: "golden.json", source: e.into() })?;
         std::fs::write(dir.join("model.onnx"), onnx).map_err(io(dir.join("model.onnx")))?;
         std::fs::write(dir.join("golden.json"), &golden_json).map_err(io(dir.join("golden.json")))?;
@@ -518,16 +623,15 @@ impl Bundle {
 
     /// [`open`](Self::open) with a choice of arithmetic.
     pub fn open_with(dir: &Path, precision: Precision) -> Result<Bundle, ModelError> {
-        let read = |name: &str| {
-            std::fs::read(dir.join(name)).map_err(|source| ModelError::Io { path: dir.join(name), source })
-        };
+        let read = |name: &str| read_bundle_file(dir, name);
         let manifest: Manifest = std::str::from_utf8(&read("manifest.toml")?)
             .map_err(BoxError::from)
             .and_then(|text| toml::from_str(text).map_err(BoxError::from))
             .map_err(|source| ModelError::Parse { file: "manifest.toml", source })?;
+        manifest.check()?;
         for (name, want) in &manifest.files {
             let got = sha256_hex(&read(name)?);
-            if &got != want {
+            if !got.eq_ignore_ascii_case(want) {
                 return Err(ModelError::HashMismatch { file: name.clone(), got, want: want.clone() });
             }
         }
@@ -535,9 +639,24 @@ impl Bundle {
             return Err(ModelError::Quantization(manifest.quantization.clone()));
         }
         let schema = parse_schema(&manifest.feature_schema)?;
-        if !(0.0..=1.0).contains(&manifest.decision_threshold) {
-            return Err(ModelError::Threshold(manifest.decision_threshold));
-        }
+        let golden: Golden = serde_json::from_slice(&read("golden.json")?)
+            .map_err(|e| ModelError::Parse { file: "golden.json", source: e.into() })?;
+        let Some(pinned) = &golden.pinned else {
+            return Err(ModelError::Manifest {
+                field: "files",
+                detail: "golden.json does not pin the manifest's version, schema, segments and threshold \
+                         (re-export the bundle)"
+                    .into(),
+            });
+        };
+        let ours = manifest.pinned();
+        let differs = |field, a: String, b: String| {
+            if a == b { Ok(()) } else { Err(ModelError::Pinned { field, manifest: a, golden: b }) }
+        };
+        differs("model_version", ours.model_version, pinned.model_version.clone())?;
+        differs("feature_schema", ours.feature_schema, pinned.feature_schema.clone())?;
+        differs("max_segments", ours.max_segments.to_string(), pinned.max_segments.to_string())?;
+        differs("decision_threshold", ours.decision_threshold.to_string(), pinned.decision_threshold.to_string())?;
         let model = OnnxModel::from_bytes_with(
             &read("model.onnx")?,
             &manifest.model_version,
@@ -546,8 +665,6 @@ impl Bundle {
             precision,
         )?
         .with_threshold(manifest.decision_threshold);
-        let golden: Golden = serde_json::from_slice(&read("golden.json")?)
-            .map_err(|e| ModelError::Parse { file: "golden.json", source: e.into() })?;
         let got = golden.predict_with(&model)?;
         // The golden output was computed in f32: an f32 plan must match it to 1e-4; an f16 plan
         // to the f16 parity bound, 0.01 (PHQ-8 on its 0-24 scale divided by 24).
@@ -690,7 +807,9 @@ mod tests {
         assert!(manifest.contains(&schema), "{manifest}");
         let bad = "é".repeat(8);
         assert_eq!(bad.len(), 16);
-        std::fs::write(dir.path().join("manifest.toml"), manifest.replace(&schema, &bad)).expect("write");
+        let line = format!("feature_schema = \"{schema}\"");
+        let edited = manifest.replace(&line, &format!("feature_schema = \"{bad}\""));
+        std::fs::write(dir.path().join("manifest.toml"), edited).expect("write");
         let e = Bundle::open(dir.path()).expect_err("refused").to_string();
         assert!(e.contains("feature schema") && e.contains("16 hex digits"), "{e}");
         assert!(parse_schema("0123456789ABCDEF").is_ok() && parse_schema("0123456789abcdeg").is_err());
@@ -721,5 +840,76 @@ mod tests {
         } else {
             assert_eq!(b.model.backend(), "cpu");
         }
+    }
+
+    /// The committed bundle copied to a temporary folder with its manifest edited by `edit`.
+    fn tampered(edit: impl Fn(&str) -> String) -> (tempfile::TempDir, Result<Bundle, ModelError>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for f in ["manifest.toml", "model.onnx", "golden.json"] {
+            std::fs::copy(committed().join(f), dir.path().join(f)).expect("copy");
+        }
+        let text = std::fs::read_to_string(dir.path().join("manifest.toml")).expect("read");
+        std::fs::write(dir.path().join("manifest.toml"), edit(&text)).expect("write");
+        let opened = Bundle::open(dir.path());
+        (dir, opened)
+    }
+
+    fn set(text: &str, key: &str, value: &str) -> String {
+        text.lines()
+            .map(|l| if l.starts_with(&format!("{key} = ")) { format!("{key} = {value}") } else { l.to_owned() })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn an_edited_manifest_is_refused() {
+        let files_only = |t: &str| t.split("[files]").next().unwrap_or_default().to_owned();
+        // An empty [files] table no longer skips the hash checks.
+        let (dir, r) = tampered(|t| format!("{}[files]\n", files_only(t)));
+        assert!(matches!(r, Err(ModelError::Manifest { field: "files", .. })), "{r:?}");
+        // ... so a flipped byte in model.onnx is caught.
+        let mut onnx = std::fs::read(dir.path().join("model.onnx")).expect("read");
+        let n = onnx.len();
+        onnx[n / 2] ^= 1;
+        std::fs::write(dir.path().join("model.onnx"), onnx).expect("write");
+        assert!(matches!(Bundle::open(dir.path()), Err(ModelError::Manifest { .. })));
+        for (key, value) in
+            [("decision_threshold", "1.0"), ("decision_threshold", "0.0"), ("decision_threshold", "nan")]
+        {
+            let (_d, r) = tampered(|t| set(t, key, value));
+            assert!(matches!(r, Err(ModelError::Threshold(_))), "{key} = {value}: {r:?}");
+        }
+        for (key, value, field) in [
+            ("decision_threshold", "0.9", "decision_threshold"),
+            ("model_version", "\"clinic-approved-v9\"", "model_version"),
+            ("max_segments", "1", "max_segments"),
+        ] {
+            let (_d, r) = tampered(|t| set(t, key, value));
+            assert!(matches!(&r, Err(ModelError::Pinned { field: f, .. }) if *f == field), "{key} = {value}: {r:?}");
+        }
+        let (_d, r) = tampered(|t| set(t, "max_segments", "100000000000"));
+        assert!(matches!(r, Err(ModelError::Manifest { field: "max_segments", .. })), "{r:?}");
+        let (_d, r) = tampered(|t| set(t, "model_version", "\"v1\\u001b[2J\""));
+        assert!(matches!(r, Err(ModelError::Manifest { field: "model_version", .. })), "{r:?}");
+    }
+
+    #[test]
+    fn manifest_file_names_stay_inside_the_bundle() {
+        let zeros = "0".repeat(64);
+        for name in ["/etc/hostname", "../../../../etc/hostname", "sub/model.onnx", ".hidden", "/dev/zero"] {
+            let (_d, r) = tampered(|t| format!("{t}\n\"{name}\" = \"{zeros}\"\n"));
+            assert!(matches!(r, Err(ModelError::Manifest { field: "files", .. })), "{name}: {r:?}");
+        }
+        // A plain name that is not a regular file (a link to a device) is refused before reading.
+        let (dir, _) = tampered(|t| t.to_owned());
+        std::os::unix::fs::symlink("/dev/zero", dir.path().join("extra.bin")).expect("symlink");
+        let text = std::fs::read_to_string(dir.path().join("manifest.toml")).expect("read");
+        std::fs::write(dir.path().join("manifest.toml"), format!("{text}\n\"extra.bin\" = \"{zeros}\"\n"))
+            .expect("write");
+        let r = Bundle::open(dir.path());
+        assert!(
+            matches!(&r, Err(ModelError::Manifest { detail, .. }) if detail.contains("not a regular file")),
+            "{r:?}"
+        );
     }
 }
