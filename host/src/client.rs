@@ -43,6 +43,17 @@ pub enum ClientError {
         /// The response's variant.
         got: &'static str,
     },
+    /// The device restarted while it held the session, before the session's result was stored:
+    /// the session has no result and must be run again.
+    #[error(
+        "the device restarted while session {session} was {stage}; it holds no result for it: run the session again"
+    )]
+    LostInRestart {
+        /// The session.
+        session: SessionId,
+        /// Where the session stood when the device went away.
+        stage: &'static str,
+    },
     /// A session did not finish within the time the host allows.
     #[error("session {session} was still {state:?} after {waited:?}")]
     Unfinished {
@@ -181,12 +192,32 @@ impl<P: Read + Write> DeviceClient<P> {
         self.call::<endpoints::SessionStatus>(session)
     }
 
+    /// Aborts a session (any host may: one whose host has gone); no result is made.
+    pub fn abort_session(&mut self, session: SessionId) -> Result<SessionStatus, ClientError> {
+        self.call::<endpoints::SessionAbort>(session)
+    }
+
     /// Asks for a stopped session's status until it is no longer processing, for at most
-    /// `limit`; returns that status (`Done` or `Failed`).
+    /// `limit`; returns that status (`Done` or `Failed`). A device that restarted meanwhile
+    /// (it asks for a hello again) is greeted again and asked once more: a result it stored
+    /// before the restart is found by its session.
     pub fn wait_for_result(&mut self, session: SessionId, limit: Duration) -> Result<SessionStatus, ClientError> {
         let started = Instant::now();
+        let mut restarted = false;
         loop {
-            let status = self.session_status(session)?;
+            let status = match self.session_status(session) {
+                Ok(s) => s,
+                Err(ClientError::Device { code: ErrorCode::HelloFirst, .. }) if !restarted => {
+                    tracing::warn!(session, "the device restarted; greeting it again");
+                    self.hello()?;
+                    restarted = true;
+                    continue;
+                }
+                Err(ClientError::Device { code: ErrorCode::UnknownSession, .. }) if restarted => {
+                    return Err(ClientError::LostInRestart { session, stage: "being computed" });
+                }
+                Err(e) => return Err(e),
+            };
             if !matches!(status.state, SessionState::Processing | SessionState::Capturing) {
                 return Ok(status);
             }

@@ -31,6 +31,9 @@ pub enum SessionError {
         /// The sequence number reported.
         seq: u64,
     },
+    /// The transcript exceeds a limit of the protocol; nothing was sent.
+    #[error("the transcript is too large for one session: {0}")]
+    TooLarge(String),
     /// The device reported sequence number 0, which no result has (they start at 1).
     #[error("device reported result #0 for session {session}: not a valid sequence number")]
     InvalidSeq {
@@ -62,6 +65,7 @@ pub fn run_session<P: Read + Write>(
     modalities: Modalities,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<SessionOutcome, SessionError> {
+    check_limits(transcript)?;
     let started = client.start_session(modalities, label)?;
     let session = started.session;
     let t = Instant::now();
@@ -86,4 +90,32 @@ pub fn run_session<P: Read + Write>(
     let record =
         batch.records.into_iter().find(|r| r.seq == seq).ok_or(SessionError::MissingResult { session, seq })?;
     Ok(SessionOutcome { session, record, utterances: transcript.len(), push, stop })
+}
+
+/// The device's transcript limits ([`protocol::MAX_UTTERANCES`] and the byte limits), checked
+/// before a session starts so that a transcript the device would refuse is never half sent.
+pub fn check_limits(transcript: &[Utterance]) -> Result<(), SessionError> {
+    if transcript.len() > protocol::MAX_UTTERANCES as usize {
+        return Err(SessionError::TooLarge(format!(
+            "{} utterances; a session takes at most {}",
+            transcript.len(),
+            protocol::MAX_UTTERANCES
+        )));
+    }
+    if let Some((i, u)) = transcript.iter().enumerate().find(|(_, u)| u.text.len() > protocol::MAX_UTTERANCE_BYTES) {
+        return Err(SessionError::TooLarge(format!(
+            "utterance {} has {} bytes; an utterance holds at most {}",
+            i + 1,
+            u.text.len(),
+            protocol::MAX_UTTERANCE_BYTES
+        )));
+    }
+    let total: usize = transcript.iter().map(|u| u.text.len()).sum();
+    if total > protocol::MAX_SESSION_TEXT_BYTES {
+        return Err(SessionError::TooLarge(format!(
+            "{total} bytes of text; a session takes at most {}",
+            protocol::MAX_SESSION_TEXT_BYTES
+        )));
+    }
+    Ok(())
 }

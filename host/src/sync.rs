@@ -32,6 +32,12 @@ pub struct SyncReport {
     pub conflicts: Vec<Conflict>,
 }
 
+/// Records before the cursor fetched again on every sync and compared with the stored ones: a
+/// device under an id another device already used (an imaged card on a board without a serial
+/// number) shows up as records whose content differs, and the whole log is then read again so
+/// that each of its records is stored or kept aside as a conflict, none skipped.
+pub const OVERLAP: u64 = protocol::MAX_RECORDS_PER_BATCH as u64;
+
 /// Syncs every result the device has that the database lacks. `on_batch` sees progress
 /// (records fetched so far, device's last sequence number).
 pub fn sync<P: Read + Write>(
@@ -40,9 +46,12 @@ pub fn sync<P: Read + Write>(
     device_id: &str,
     mut on_batch: impl FnMut(u64, u64),
 ) -> Result<SyncReport, SyncError> {
-    let mut report = SyncReport { cursor: db.cursor(device_id)?, ..SyncReport::default() };
+    let cursor = db.cursor(device_id)?;
+    let mut report = SyncReport { cursor, ..SyncReport::default() };
+    let mut after = cursor.saturating_sub(OVERLAP);
+    let mut rescanned = after == 0;
     loop {
-        let batch = client.records_after(report.cursor, protocol::MAX_RECORDS_PER_BATCH as u8)?;
+        let batch = client.records_after(after, protocol::MAX_RECORDS_PER_BATCH as u8)?;
         if batch.last_seq < report.cursor {
             return Err(SyncError::DeviceBehind {
                 device_id: device_id.to_owned(),
@@ -50,16 +59,23 @@ pub fn sync<P: Read + Write>(
                 host_cursor: report.cursor,
             });
         }
-        if batch.records.is_empty() {
+        let Some(last) = batch.records.iter().map(|r| r.seq).max() else {
             break;
-        }
-        report.fetched += batch.records.len();
+        };
+        report.fetched += batch.records.iter().filter(|r| r.seq > cursor).count();
         let stored = db.store(device_id, &batch.records)?;
         report.inserted += stored.inserted;
+        let diverged = !stored.conflicts.is_empty();
         report.conflicts.extend(stored.conflicts);
         report.cursor = db.cursor(device_id)?;
         client.ack(report.cursor)?;
         on_batch(report.cursor, batch.last_seq);
+        after = last;
+        if diverged && !rescanned {
+            // Another device's records under this id: read this one's whole log.
+            rescanned = true;
+            after = 0;
+        }
     }
     Ok(report)
 }

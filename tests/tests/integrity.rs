@@ -1,0 +1,212 @@
+//! Data integrity under damage and misuse, end to end: devices on pseudo-terminals, a host
+//! syncing into one database, and between sessions the log's tail damaged, the state deleted,
+//! a data directory cloned onto other hardware, a second daemon started on a directory in use.
+//! However it goes, every result a device produced ends in the database exactly once with its
+//! content, or is reported as a conflict: none is silently lost or stored under another's key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use device::DeviceThread;
+use device::capture::SimulatedCapture;
+use host::client::DeviceClient;
+use host::db::{ResultsDb, content_hash};
+use host::session::run_session;
+use link::SerialPort;
+use protocol::{Modalities, ResultRecord};
+use tests::sample_session;
+
+/// A device whose data live in `data`, on hardware with the serial number in `serial` (none: a
+/// board without one), taking text-only sessions from the bundled sample.
+fn open(data: &Path, serial: Option<&Path>) -> Result<device::Server, device::DeviceError> {
+    let mut board = boards::Board::by_name("sim").expect("sim");
+    board.serial = serial.map(Path::to_owned);
+    let model = device::load_model(Some(&device::bundled_model_dir())).expect("model");
+    let pipeline = device::SessionPipeline::new(model, true);
+    device::open(
+        device::DeviceConfig { data_dir: data.to_owned(), board, simulated: true },
+        Box::new(SimulatedCapture::new(&sample_session()).expect("sample")),
+        Box::new(boards::LogKiosk::default()),
+        Box::new(pipeline),
+    )
+}
+
+struct Running {
+    device: DeviceThread,
+    client: DeviceClient<link::TTYPort>,
+    id: String,
+}
+
+fn serve(data: &Path, serial: Option<&Path>) -> Running {
+    let server = open(data, serial).expect("device opens");
+    let (host_end, device_end) = link::pty_pair().expect("pty");
+    let device = DeviceThread::serve(server, device_end).expect("serves");
+    let mut client = DeviceClient::new(host_end);
+    let id = client.hello().expect("hello").device_id.as_str().to_owned();
+    Running { device, client, id }
+}
+
+impl Running {
+    /// Runs `n` sessions; returns their results as the device reported them.
+    fn sessions(&mut self, n: usize, produced: &mut Produced) {
+        let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
+        for i in 0..n {
+            let label = format!("{}-{i}", produced.len());
+            let out = run_session(&mut self.client, &transcript, &label, Modalities::TEXT, |_, _| {}).expect("session");
+            produced.push((self.id.clone(), out.record));
+        }
+    }
+
+    fn sync(&mut self, db: &mut ResultsDb) -> host::sync::SyncReport {
+        host::sync::sync(&mut self.client, db, &self.id, |_, _| {}).expect("sync")
+    }
+
+    fn stop(self) {
+        let Running { device, client, .. } = self;
+        device.stop().expect("device stops");
+        drop(client);
+    }
+}
+
+type Produced = Vec<(String, ResultRecord)>;
+
+fn log_of(data: &Path) -> PathBuf {
+    data.join("results.log")
+}
+
+#[test]
+fn every_result_reaches_the_database_once_or_is_reported_whatever_happens_to_the_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a_data, b_data) = (dir.path().join("kiosk-a"), dir.path().join("kiosk-b"));
+    let (serial_a, serial_b) = (dir.path().join("serial-a"), dir.path().join("serial-b"));
+    std::fs::write(&serial_a, "10000000aaaaaaaa\0").expect("serial");
+    std::fs::write(&serial_b, "10000000bbbbbbbb\0").expect("serial");
+    let mut db = ResultsDb::open(&dir.path().join("results.db")).expect("db");
+    let mut produced = Produced::new();
+    let mut conflicts = 0;
+
+    // Kiosk A: three sessions, synced.
+    let mut a = serve(&a_data, Some(&serial_a));
+    let a_id = a.id.clone();
+    a.sessions(3, &mut produced);
+    assert_eq!(a.sync(&mut db).inserted, 3);
+    // A second daemon on the same data directory refuses to start while A serves.
+    let second = open(&a_data, Some(&serial_a)).expect_err("the directory is locked");
+    assert!(second.to_string().contains("in use"), "{second}");
+    a.stop();
+
+    // The log's tail cut inside the last record (already synced): its number is not reused.
+    let bytes = std::fs::read(log_of(&a_data)).expect("log");
+    std::fs::write(log_of(&a_data), &bytes[..bytes.len() - 25]).expect("cut");
+    let mut a = serve(&a_data, Some(&serial_a));
+    a.sessions(2, &mut produced);
+    let r = a.sync(&mut db);
+    assert_eq!((r.inserted, r.conflicts.len()), (2, 0), "the next results are new, not 'already there'");
+    a.stop();
+
+    // Only the final delimiter changed: the whole last record stays and nothing is renumbered.
+    let mut bytes = std::fs::read(log_of(&a_data)).expect("log");
+    let last = bytes.len() - 1;
+    bytes[last] = 0x41;
+    std::fs::write(log_of(&a_data), &bytes).expect("damage");
+    let mut a = serve(&a_data, Some(&serial_a));
+    a.sessions(1, &mut produced);
+    assert_eq!(a.sync(&mut db).inserted, 1);
+    a.stop();
+
+    // The card imaged onto kiosk B: B takes its own id and log; A's results are not served twice.
+    copy_dir(&a_data, &b_data);
+    let mut b = serve(&b_data, Some(&serial_b));
+    assert_ne!(b.id, a_id);
+    b.sessions(2, &mut produced);
+    let r = b.sync(&mut db);
+    assert_eq!((r.fetched, r.inserted, r.conflicts.len()), (2, 2, 0), "B serves only its own results");
+    b.stop();
+
+    // A's state deleted: the id comes back from the hardware and the numbering continues.
+    std::fs::remove_file(a_data.join("state.toml")).expect("rm state");
+    let mut a = serve(&a_data, Some(&serial_a));
+    assert_eq!(a.id, a_id);
+    a.sessions(1, &mut produced);
+    let r = a.sync(&mut db);
+    assert_eq!((r.inserted, r.conflicts.len()), (1, 0));
+    a.stop();
+
+    // Two serial-less units imaged from one card share an id: what the second one made under
+    // numbers the first already used is kept aside as conflicts, never dropped or mixed in.
+    let (c_data, d_data) = (dir.path().join("unit-c"), dir.path().join("unit-d"));
+    let mut c = serve(&c_data, None);
+    c.sessions(1, &mut produced);
+    c.sync(&mut db);
+    c.stop();
+    copy_dir(&c_data, &d_data);
+    let (mut c, mut d) = (serve(&c_data, None), serve(&d_data, None));
+    assert_eq!(c.id, d.id, "imaged without a hardware serial: one id");
+    c.sessions(2, &mut produced);
+    d.sessions(3, &mut produced);
+    conflicts += c.sync(&mut db).conflicts.len();
+    conflicts += d.sync(&mut db).conflicts.len();
+    c.stop();
+    d.stop();
+    // A serial-less unit whose state is deleted refuses to start rather than take a new id.
+    std::fs::remove_file(c_data.join("state.toml")).expect("rm state");
+    let refused = open(&c_data, None).expect_err("refuses");
+    assert!(refused.to_string().contains("state.toml is missing"), "{refused}");
+
+    // Every result produced: in the database once with its content, or kept as a conflict.
+    let stored: BTreeMap<(String, u64), String> = db
+        .results(None)
+        .expect("results")
+        .into_iter()
+        .map(|s| ((s.device_id, s.record.seq), content_hash(&s.record)))
+        .collect();
+    let kept: Vec<(String, u64, String)> =
+        db.conflicts().expect("conflicts").into_iter().map(|c| (c.device_id, c.seq, c.content_hash)).collect();
+    assert_eq!(kept.len(), conflicts, "every conflict reported is kept");
+    let mut in_db = 0;
+    for (id, record) in &produced {
+        let hash = content_hash(record);
+        let here = stored.get(&(id.clone(), record.seq)) == Some(&hash);
+        let aside = kept.iter().any(|(i, s, h)| i == id && *s == record.seq && *h == hash);
+        assert!(here ^ aside, "result #{} of {id} (session {}) is {here}/{aside}", record.seq, record.session);
+        in_db += usize::from(here);
+    }
+    assert_eq!(stored.len(), in_db, "nothing in the database that no device produced");
+    assert_eq!(produced.len(), 15);
+    assert!(conflicts >= 2, "the shared id produced conflicts: {conflicts}");
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("ls") {
+        let p = e.expect("entry").path();
+        std::fs::copy(&p, to.join(p.file_name().expect("name"))).expect("copy");
+    }
+}
+
+#[test]
+fn a_device_restarted_after_storing_the_result_is_greeted_again_and_the_result_found() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("device");
+    let server = open(&data, None).expect("opens");
+    let (host_end, device_end) = link::pty_pair().expect("pty");
+    let name = device_end.name().expect("pty name");
+    let device = DeviceThread::serve(server, device_end).expect("serves");
+    let mut client = DeviceClient::new(host_end);
+    client.hello().expect("hello");
+    let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
+    let session = client.start_session(Modalities::TEXT, "restart").expect("start").session;
+    for (i, u) in transcript.iter().enumerate() {
+        client.push_utterance(session, i as u32, u).expect("push");
+    }
+    client.stop_session(session).expect("stop");
+    // The device stores the result and restarts before the host hears it is done.
+    let mut server = device.stop().expect("stops");
+    assert!(server.sessions().wait_idle(std::time::Duration::from_secs(60)));
+    drop(server);
+    let port = link::open_port(&name, 115_200).expect("reopen the device end");
+    let device = DeviceThread::serve(open(&data, None).expect("reopens"), port).expect("serves again");
+    let status = client.wait_for_result(session, std::time::Duration::from_secs(30)).expect("found after a hello");
+    assert_eq!(status.state, protocol::SessionState::Done { seq: 1 });
+    device.stop().expect("stops");
+}
