@@ -15,7 +15,7 @@ use device::{DeviceConfig, SessionPipeline};
 /// The MIMML screening device: captures a session, computes features and the screening result
 /// on the device, keeps results in a durable log and serves the host over a serial link.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about = None)]
+#[command(name = "mimml-device", version, about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -123,6 +123,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().cmd {
         Cmd::Boards => {

@@ -19,11 +19,14 @@ use protocol::{DeviceInfo, Modalities};
 /// devices, pushes interview transcripts, runs sessions and syncs results — exactly once — into
 /// a local SQLite database. Raw audio and video never leave the device.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(name = "mimml", version, about, long_about)]
 struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Machine-readable output: one JSON document on stdout (info, session run, sync, results).
+    #[arg(long, global = true)]
+    json: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -33,6 +36,7 @@ struct PortArgs {
     /// Serial device of the MIMML device, e.g. /dev/ttyACM0.
     #[arg(long, env = "MIMML_PORT")]
     port: String,
+    /// Baud rate of a UART link (USB CDC-ACM and pseudo-terminals ignore it).
     #[arg(long, default_value_t = 115_200)]
     baud: u32,
 }
@@ -96,8 +100,8 @@ enum SessionCmd {
         /// speaker, value).
         #[arg(long)]
         transcript: PathBuf,
-        /// Label stored with the result (no personal data).
-        #[arg(long, default_value = "")]
+        /// Label stored with the result (no personal data; at most 32 bytes).
+        #[arg(long, default_value = "", value_parser = parse_label)]
         label: String,
         /// Do not capture audio.
         #[arg(long)]
@@ -106,6 +110,41 @@ enum SessionCmd {
         #[arg(long)]
         no_video: bool,
     },
+    /// Show the session the device is running, whoever started it.
+    List {
+        #[command(flatten)]
+        port: PortArgs,
+    },
+    /// Stop a running session (whoever started it) and show its result.
+    Stop {
+        #[command(flatten)]
+        port: PortArgs,
+        /// The session.
+        session: u32,
+    },
+    /// End a running session without a result (one whose host has gone away).
+    Abort {
+        #[command(flatten)]
+        port: PortArgs,
+        /// The session.
+        session: u32,
+    },
+}
+
+/// Labels are stored in 32 bytes: a longer one is refused rather than cut.
+fn parse_label(s: &str) -> Result<String, String> {
+    if s.len() > 32 {
+        return Err(format!("{} bytes; a label holds at most 32 bytes (UTF-8)", s.len()));
+    }
+    if s.chars().any(char::is_control) {
+        return Err("control characters are not allowed in a label".into());
+    }
+    Ok(s.to_owned())
+}
+
+/// Prints `value` as one JSON document.
+fn print_json(value: &serde_json::Value) {
+    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 fn main() -> anyhow::Result<()> {
@@ -118,12 +157,59 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let json = cli.json;
     match cli.cmd {
         Cmd::Devices => devices(),
         Cmd::Info { port } => {
             let (_, info) = connect(&port)?;
-            print_info(&info);
+            if json {
+                print_json(&report::info_json(&info));
+            } else {
+                print_info(&info);
+            }
+            Ok(())
+        }
+        Cmd::Session { cmd: SessionCmd::List { port } } => {
+            let (_, info) = connect(&port)?;
+            if json {
+                print_json(&report::info_json(&info)["active_session"]);
+                return Ok(());
+            }
+            match info.active_session {
+                None => println!("no session running on {}", info.device_id),
+                Some(s) => println!(
+                    "session {} on {}: {:?}, {:.1} s captured",
+                    s.session,
+                    info.device_id,
+                    s.state,
+                    f64::from(s.captured_ms) / 1000.0
+                ),
+            }
+            Ok(())
+        }
+        Cmd::Session { cmd: SessionCmd::Abort { port, session } } => {
+            let (mut client, _) = connect(&port)?;
+            let status = client.abort_session(session)?;
+            println!("session {session}: {:?}", status.state);
+            Ok(())
+        }
+        Cmd::Session { cmd: SessionCmd::Stop { port, session } } => {
+            let (mut client, info) = connect(&port)?;
+            client.stop_session(session)?;
+            let status = client.wait_for_result(session, host::client::RESULT_WAIT)?;
+            let protocol::SessionState::Done { seq } = status.state else {
+                anyhow::bail!("session {session} has no result: {:?}", status.state);
+            };
+            let batch = client.records_after(seq.saturating_sub(1), 1)?;
+            let record =
+                batch.records.into_iter().find(|r| r.seq == seq).context("the device did not return the result")?;
+            if json {
+                print_json(&report::record_json(info.device_id.as_str(), &record));
+            } else {
+                println!("{}", report::describe(info.device_id.as_str(), &record));
+            }
             Ok(())
         }
         Cmd::Session { cmd: SessionCmd::Run { port, transcript, label, no_audio, no_video } } => {
@@ -133,18 +219,32 @@ fn main() -> anyhow::Result<()> {
             m.set(Modalities::AUDIO, !no_audio);
             m.set(Modalities::VIDEO, !no_video);
             let outcome = run_with_progress(&mut client, &utterances, &label, m)?;
-            println!("{}", report::describe(info.device_id.as_str(), &outcome.record));
-            println!("  (not yet in a database: run `mimml sync --port {}`)", port.port);
+            if json {
+                print_json(&report::record_json(info.device_id.as_str(), &outcome.record));
+            } else {
+                println!("{}", report::describe(info.device_id.as_str(), &outcome.record));
+                println!("  (not yet in a database: run `mimml sync --port {}`)", port.port);
+            }
             Ok(())
         }
         Cmd::Sync { port, db } => {
             let (mut client, info) = connect(&port)?;
             let mut db = ResultsDb::open(&db)?;
             let r = sync_with_progress(&mut client, &mut db, info.device_id.as_str())?;
-            println!(
-                "synced {} result(s) from {} ({} new); database holds up to #{}",
-                r.fetched, info.device_id, r.inserted, r.cursor
-            );
+            if json {
+                print_json(&serde_json::json!({
+                    "device_id": info.device_id.as_str(),
+                    "fetched": r.fetched,
+                    "inserted": r.inserted,
+                    "cursor": r.cursor,
+                    "conflicts": r.conflicts.iter().map(|c| report::record_json(&c.device_id, &c.record)).collect::<Vec<_>>(),
+                }));
+            } else {
+                println!(
+                    "synced {} result(s) from {} ({} new); database holds up to #{}",
+                    r.fetched, info.device_id, r.inserted, r.cursor
+                );
+            }
             for c in &r.conflicts {
                 eprintln!("CONFLICT {}", report::one_line(&c.device_id, &c.record));
             }
@@ -171,6 +271,10 @@ fn main() -> anyhow::Result<()> {
         Cmd::Results { db, device, conflicts: false } => {
             let db = ResultsDb::open_read_only(&db)?;
             let rows = db.results(device.as_deref())?;
+            if json {
+                print_json(&rows.iter().map(|r| report::record_json(&r.device_id, &r.record)).collect());
+                return Ok(());
+            }
             if rows.is_empty() {
                 println!("no results");
             }
@@ -211,6 +315,16 @@ fn print_info(i: &DeviceInfo) {
     }
     println!("capabilities    {}", i.capabilities);
     println!("results logged  {}", i.last_result_seq);
+    match i.active_session {
+        Some(s) => println!(
+            "session running {} ({:?}, {:.1} s captured; `mimml session abort {}` ends it)",
+            s.session,
+            s.state,
+            f64::from(s.captured_ms) / 1000.0,
+            s.session
+        ),
+        None => println!("session running none"),
+    }
 }
 
 fn run_with_progress<P: std::io::Read + std::io::Write>(

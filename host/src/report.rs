@@ -16,7 +16,7 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
     let screen = if r.flags.contains(ResultFlags::SCREEN_POSITIVE) {
         "POSITIVE screen (refer for clinical assessment)"
     } else {
-        "negative screen"
+        screen(r)
     };
     let _ = writeln!(
         s,
@@ -56,6 +56,64 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
         let _ = writeln!(s, "  flags             {flags}");
     }
     s
+}
+
+/// What a result says, in words: "positive screen", "negative screen" or "insufficient data".
+pub fn screen(r: &ResultRecord) -> &'static str {
+    if r.flags.contains(ResultFlags::INSUFFICIENT_DATA) {
+        "insufficient data"
+    } else if r.flags.contains(ResultFlags::SCREEN_POSITIVE) {
+        "positive screen"
+    } else {
+        "negative screen"
+    }
+}
+
+/// Names of the set members of a flag type, as a JSON array.
+fn names<F: bitflags::Flags + Copy>(set: F, table: &[(F, &str)]) -> serde_json::Value {
+    table.iter().filter(|(f, _)| set.contains(*f)).map(|(_, n)| serde_json::Value::from(*n)).collect()
+}
+
+/// A result as JSON (machine-readable output of `results`, `session run` and `sync`).
+pub fn record_json(device_id: &str, r: &ResultRecord) -> serde_json::Value {
+    let insufficient = r.flags.contains(ResultFlags::INSUFFICIENT_DATA);
+    serde_json::json!({
+        "device_id": device_id,
+        "seq": r.seq,
+        "session": r.session,
+        "label": r.label.as_str(),
+        "started_ms": r.started_ms,
+        "finished_ms": r.finished_ms,
+        "compute_ms": r.compute_ms,
+        "screen": screen(r),
+        "p_depressed": (!insufficient).then_some(r.p_depressed),
+        "phq8": (!insufficient).then_some(r.phq8),
+        "gates": { "audio": r.gates[0], "video": r.gates[1], "text": r.gates[2] },
+        "modalities": names(r.modalities, &Modalities::NAMES),
+        "flags": names(r.flags, &ResultFlags::NAMES),
+        "model_version": r.model_version.as_str(),
+        "feature_schema": r.feature_schema.to_string(),
+        "notice": "screening aid, not a diagnosis",
+    })
+}
+
+/// What a device is, as JSON.
+pub fn info_json(i: &protocol::DeviceInfo) -> serde_json::Value {
+    serde_json::json!({
+        "device_id": i.device_id.as_str(),
+        "board": i.board.as_str(),
+        "firmware_version": i.firmware_version.as_str(),
+        "protocol_version": i.protocol_version,
+        "model_version": i.active_model_version.as_str(),
+        "feature_schema": i.feature_schema.to_string(),
+        "capabilities": names(i.capabilities, &protocol::Capabilities::NAMES),
+        "last_result_seq": i.last_result_seq,
+        "active_session": i.active_session.map(|s| serde_json::json!({
+            "session": s.session,
+            "state": format!("{:?}", s.state),
+            "captured_ms": s.captured_ms,
+        })),
+    })
 }
 
 /// One line naming a result (for conflict listings).
@@ -100,6 +158,16 @@ mod tests {
         assert!(!shown.contains('\u{1b}'), "{shown}");
         assert_eq!(shown.lines().next().map(|l| l.contains("a\\u{a}b\\u{1b}[2Jc")), Some(true), "{shown}");
         assert!(!one_line("d", &rec("x\ry", ResultFlags::empty())).contains('\r'));
+    }
+
+    #[test]
+    fn json_output_names_the_screen_and_hides_numbers_without_data() {
+        let j = record_json("d", &rec("x", ResultFlags::INSUFFICIENT_DATA));
+        assert_eq!((j["screen"].as_str(), j["p_depressed"].is_null()), (Some("insufficient data"), true));
+        assert_eq!(j["notice"], "screening aid, not a diagnosis");
+        let j = record_json("d", &rec("x", ResultFlags::SCREEN_POSITIVE | ResultFlags::SIMULATED));
+        assert_eq!(j["screen"], "positive screen");
+        assert_eq!(j["flags"], serde_json::json!(["simulated inputs", "positive screen"]));
     }
 
     #[test]

@@ -56,6 +56,41 @@ fn info_session_sync_and_results_from_the_command_line() {
     let (ok, out, _) = mimml(&["results", "--db", db]);
     assert!(ok && out.matches("result #").count() == 1, "{out}");
 
+    // Machine-readable output.
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (ok, out, err) = mimml(args);
+        assert!(ok, "{err}");
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
+    };
+    let rows = json(&["results", "--db", db, "--json"]);
+    assert_eq!(rows[0]["seq"], 1);
+    assert_eq!(rows[0]["label"], "cli");
+    assert_eq!(rows[0]["notice"], "screening aid, not a diagnosis");
+    assert_eq!(json(&["info", "--port", &port, "--json"])["last_result_seq"], 1);
+    assert_eq!(json(&["sync", "--port", &port, "--db", db, "--json"])["inserted"], 0);
+
+    // A host that went away leaves a session running: another lists it and aborts it.
+    let mut other = host::client::DeviceClient::new(link::open_port(&port, 115_200).expect("port"));
+    other.hello().expect("hello");
+    let orphan = other.start_session(protocol::Modalities::TEXT, "orphan").expect("start").session;
+    drop(other);
+    let (ok, out, _) = mimml(&["info", "--port", &port]);
+    assert!(ok && out.contains(&format!("session running {orphan}")), "{out}");
+    let (ok, out, _) = mimml(&["session", "list", "--port", &port]);
+    assert!(ok && out.contains(&format!("session {orphan}")) && out.contains("Capturing"), "{out}");
+    let (ok, out, err) = mimml(&["session", "abort", "--port", &port, &orphan.to_string()]);
+    assert!(ok && out.contains("SessionAborted"), "{out}{err}");
+    let (ok, out, _) = mimml(&["session", "list", "--port", &port]);
+    assert!(ok && out.contains("no session running"), "{out}");
+
+    // A label that would be cut is refused; reading a database that is not there creates none.
+    let (ok, _, err) = mimml(&["session", "run", "--port", &port, "--transcript", "x", "--label", &"é".repeat(17)]);
+    assert!(!ok && err.contains("at most 32 bytes"), "{err}");
+    let typo = dir.path().join("typo.db");
+    let (ok, _, err) = mimml(&["results", "--db", typo.to_str().expect("utf8")]);
+    assert!(!ok && err.contains("no results database"), "{err}");
+    assert!(!typo.exists());
+
     // A transcript that is not UTF-8 is refused before anything reaches the device.
     let bad = dir.path().join("bad.tsv");
     std::fs::write(&bad, b"start_time\tstop_time\tspeaker\tvalue\n1\t2\tParticipant\t\xC3\x28\n").expect("write");
@@ -65,6 +100,15 @@ fn info_session_sync_and_results_from_the_command_line() {
     let server = device.stop().expect("device served without error");
     assert_eq!(server.log().len(), 1);
     drop(keep_open);
+}
+
+#[test]
+fn version_names_the_program() {
+    let (ok, out, _) = mimml(&["--version"]);
+    assert!(ok && out.starts_with("mimml "), "{out}");
+    let out = Command::new(env!("CARGO_BIN_EXE_mimml")).args(["sync", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Baud rate"), "{help}");
 }
 
 #[test]

@@ -22,7 +22,7 @@ use train::workbench::{self, AblationRow};
 /// sees a feature the device would not compute. Bundles written by `export` are what
 /// `mimml-device run --model` verifies and runs.
 #[derive(Parser, Debug)]
-#[command(version, about, long_about)]
+#[command(name = "mimml-lab", version, about, long_about)]
 struct Cli {
     /// More log output (-v info, -vv debug).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -68,6 +68,7 @@ enum Cmd {
     /// recall, sensitivity, specificity, ROC-AUC (bootstrap 95 % CIs), PHQ-8 RMSE/MAE, ECE,
     /// confusion matrix; JSON plus ROC and reliability PNGs.
     Eval {
+        /// Checkpoint folder written by `train`.
         #[arg(long)]
         model: PathBuf,
         #[command(flatten)]
@@ -91,6 +92,7 @@ enum Cmd {
     /// Export a checkpoint as a device bundle: ONNX, manifest with hashes, and a golden
     /// input/output (the first test session of the corpus) for the device's self-test.
     Export {
+        /// Checkpoint folder written by `train`.
         #[arg(long)]
         model: PathBuf,
         #[command(flatten)]
@@ -106,6 +108,7 @@ enum Cmd {
     /// decision threshold (no corpus needed; e.g. after an exporter change). The old bundle stays
     /// until the new one verifies.
     Reexport {
+        /// Checkpoint folder written by `train`.
         #[arg(long)]
         model: PathBuf,
         /// Bundle folder to update; it must verify.
@@ -178,6 +181,7 @@ fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.cmd {
         Cmd::Corpus { cmd } => corpus_cmd(cmd),
