@@ -202,48 +202,48 @@ impl Capture for LiveCapture {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut video = None;
-        if want.contains(Modalities::VIDEO) {
-            if let (Some(camera), Some(mut face)) = (self.camera.clone(), self.face.take()) {
-                let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), CaptureError>>();
-                let flag = Arc::clone(&stop);
-                let thread = std::thread::Builder::new()
-                    .name("video".into())
-                    .spawn(move || {
-                        let source = match camera.open() {
-                            Ok(s) => {
-                                let _ = ready_tx.send(Ok(()));
-                                s
-                            }
-                            Err(e) => {
-                                let _ = ready_tx.send(Err(e));
-                                let empty = LandmarkTrack { fps: 30.0, frames: Vec::new() };
-                                return (face, empty, VideoStats::default());
-                            }
-                        };
-                        tracing::info!(camera = camera.describe(), "camera capturing");
-                        let mut frames = UntilStopped { inner: source, stop: flag, failed_in_a_row: 0 };
-                        let (track, stats) = face.track(&mut frames);
-                        (face, track, stats)
-                    })
-                    .map_err(|_| CaptureError::Thread("video"))?;
-                let opened = ready_rx.recv().unwrap_or(Err(CaptureError::Thread("video")));
-                if let Err(e) = opened {
-                    if let Ok((face, _, _)) = thread.join() {
-                        self.face = Some(face);
-                    }
-                    return Err(e);
+        if want.contains(Modalities::VIDEO)
+            && let (Some(camera), Some(mut face)) = (self.camera.clone(), self.face.take())
+        {
+            let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), CaptureError>>();
+            let flag = Arc::clone(&stop);
+            let thread = std::thread::Builder::new()
+                .name("video".into())
+                .spawn(move || {
+                    let source = match camera.open() {
+                        Ok(s) => {
+                            let _ = ready_tx.send(Ok(()));
+                            s
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            let empty = LandmarkTrack { fps: 30.0, frames: Vec::new() };
+                            return (face, empty, VideoStats::default());
+                        }
+                    };
+                    tracing::info!(camera = camera.describe(), "camera capturing");
+                    let mut frames = UntilStopped { inner: source, stop: flag, failed_in_a_row: 0 };
+                    let (track, stats) = face.track(&mut frames);
+                    (face, track, stats)
+                })
+                .map_err(|_| CaptureError::Thread("video"))?;
+            let opened = ready_rx.recv().unwrap_or(Err(CaptureError::Thread("video")));
+            if let Err(e) = opened {
+                if let Ok((face, _, _)) = thread.join() {
+                    self.face = Some(face);
                 }
-                video = Some(thread);
+                return Err(e);
             }
+            video = Some(thread);
         }
         let audio = want.contains(Modalities::AUDIO) && self.mic.is_some();
         self.running = Some(Running { started: Instant::now(), stop, audio: false, video });
         if audio {
-            if let Some(mic) = self.mic.as_mut() {
-                if let Err(e) = mic.start() {
-                    self.finish()?;
-                    return Err(e);
-                }
+            if let Some(mic) = self.mic.as_mut()
+                && let Err(e) = mic.start()
+            {
+                self.finish()?;
+                return Err(e);
             }
             if let Some(run) = self.running.as_mut() {
                 run.audio = true;

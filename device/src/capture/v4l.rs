@@ -84,11 +84,11 @@ impl V4lSource {
             fmt.width = width;
             fmt.height = height;
             fmt.fourcc = FourCC::new(fourcc);
-            if let Ok(f) = dev.set_format(&fmt) {
-                if let Some(p) = PixelFormat::of(f.fourcc) {
-                    granted = Some((p, f.width, f.height));
-                    break;
-                }
+            if let Ok(f) = dev.set_format(&fmt)
+                && let Some(p) = PixelFormat::of(f.fourcc)
+            {
+                granted = Some((p, f.width, f.height));
+                break;
             }
         }
         let (format, w, h) = granted.ok_or_else(|| err("the camera offers neither MJPEG nor YUYV".into()))?;
