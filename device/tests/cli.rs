@@ -194,7 +194,7 @@ fn the_daemon_serves_a_session_and_keeps_results_across_restarts() {
     let port = device_end.name().expect("path");
     let mut link = FramedLink::new(controller);
 
-    let daemon = spawn(&port, dir.path());
+    let first = spawn(&port, dir.path());
     let info = hello(&mut link, 1);
     assert_eq!(info.last_result_seq, 0);
     let s = match call(
@@ -220,10 +220,19 @@ fn the_daemon_serves_a_session_and_keeps_results_across_restarts() {
         }),
     );
     assert_eq!(stop(&mut link, 4, s), 1);
-    drop(daemon); // killed: no clean shutdown
+    drop(first); // killed: no clean shutdown
 
     let _daemon = spawn(&port, dir.path());
     let again = hello(&mut link, 10);
+    // A second daemon on the same data directory refuses to start, and says why (no colour
+    // codes: its stderr is not a terminal).
+    let (_other_controller, other_end) = link::pty_pair().expect("pty");
+    let mut second = daemon(&other_end.name().expect("path"), dir.path());
+    second.arg("--simulate").arg(sample()).stderr(Stdio::piped());
+    let out = second.output().expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("in use by another mimml-device"), "{err}");
+    assert!(!err.contains('\u{1b}'), "{err}");
     assert_eq!(again.device_id, info.device_id);
     assert_eq!(again.last_result_seq, 1);
     match call(&mut link, 11, Request::Sync(SyncCursor { after: 0, max: 8 })) {
