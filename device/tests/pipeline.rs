@@ -192,3 +192,14 @@ fn too_little_of_everything_is_insufficient_data_not_a_screen() {
     assert!(!r.flags.contains(ResultFlags::SCREEN_POSITIVE));
     assert_eq!((r.p_depressed, r.phq8, r.gates), (0.0, 0.0, [0.0; 3]));
 }
+
+#[test]
+fn an_empty_frames_folder_is_no_video_like_a_missing_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("frames")).expect("mkdir");
+    let mut capture = SimulatedCapture::new(dir.path()).expect("folder");
+    assert_eq!(capture.available(), Modalities::TEXT);
+    capture.start(Modalities::ALL).expect("starts: nothing to capture is not an error");
+    let r = run(dir.path(), Modalities::ALL, false, ANSWER);
+    assert_eq!(r.modalities, Modalities::TEXT);
+}

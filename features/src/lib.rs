@@ -80,7 +80,7 @@ pub enum FeatureError {
         detail: String,
     },
     /// A transcript line that does not parse.
-    #[error("transcript {path}, line {line}: {detail}")]
+    #[error("transcript {path}{}: {detail}", at_line(*.line))]
     Transcript {
         /// The file.
         path: String,
@@ -108,7 +108,7 @@ pub enum FeatureError {
         want: usize,
     },
     /// A landmark (CLNF) line that does not parse.
-    #[error("landmark file {path}, line {line}: {detail}")]
+    #[error("landmark file {path}{}: {detail}", at_line(*.line))]
     Landmarks {
         /// The file.
         path: String,
@@ -167,6 +167,11 @@ impl Sequence {
         m.iter_mut().for_each(|v| *v /= n);
         m
     }
+}
+
+/// ", line N" for a 1-based line; nothing for 0 (the file as a whole).
+fn at_line(line: usize) -> String {
+    if line == 0 { String::new() } else { format!(", line {line}") }
 }
 
 /// Features of one session, per modality. `None` = modality absent or unusable.

@@ -173,6 +173,8 @@ pub struct Utterance {
 /// naming the line; an empty transcript is an error too.
 pub fn parse_transcript(text: &str, origin: &str) -> Result<Vec<Utterance>, FeatureError> {
     let err = |line: usize, detail: String| FeatureError::Transcript { path: origin.to_owned(), line, detail };
+    // Editors on Windows start UTF-8 files with a byte-order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
     match lines.next() {
         Some((_, header)) if header.split('\t').map(str::trim).eq(["start_time", "stop_time", "speaker", "value"]) => {}
@@ -213,10 +215,10 @@ pub fn parse_transcript(text: &str, origin: &str) -> Result<Vec<Utterance>, Feat
 pub fn read_transcript(path: &Path) -> Result<Vec<Utterance>, FeatureError> {
     let origin = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| FeatureError::Io { path: origin.clone(), source })?;
-    let text = String::from_utf8(bytes).map_err(|e| FeatureError::Transcript {
-        path: origin.clone(),
-        line: 0,
-        detail: format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = 1 + e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count();
+        FeatureError::Transcript { path: origin.clone(), line, detail: format!("not UTF-8 (byte {at} of the file)") }
     })?;
     parse_transcript(&text, &origin)
 }
@@ -498,6 +500,7 @@ mod tests {
             ("start_time\tstop_time\tspeaker\tvalue\n1\t2\tEllie\thi\n3\t2\tParticipant\tyo\n", 3, "before"),
             ("start_time\tstop_time\tspeaker\tvalue\n1\t2\tBob\thi\n", 2, "unknown speaker"),
             ("time\tvalue\n", 1, "header"),
+            ("\u{feff}start_time\tstop_time\tspeaker\tvalue\n1\t2\tBob\thi\n", 2, "unknown speaker"),
             ("", 0, "empty"),
         ] {
             match parse_transcript(text, "t.tsv") {
@@ -515,7 +518,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("t.tsv");
         std::fs::write(&p, b"start_time\tstop_time\tspeaker\tvalue\n1\t2\tEllie\t\xFF\xFE\n").expect("write");
-        assert!(read_transcript(&p).unwrap_err().to_string().contains("not UTF-8"));
+        let e = read_transcript(&p).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8") && e.contains("line 2:"), "{e}");
+        // A file-level problem names no line.
+        let e = parse_transcript("", "t.tsv").unwrap_err().to_string();
+        assert_eq!(e, "transcript t.tsv: empty transcript");
     }
 
     #[test]

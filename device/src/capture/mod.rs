@@ -121,7 +121,8 @@ pub trait Capture: Send {
 }
 
 /// File sources standing in for microphone and camera: `DIR/audio.wav` (16 kHz) and
-/// `DIR/frames/` (with `video.toml`). Either may be missing; the modality is then absent.
+/// `DIR/frames/` (with `video.toml`). Either may be missing; the modality is then absent. A
+/// `frames/` folder without a single frame counts as missing (one rule for "no video").
 #[derive(Debug)]
 pub struct SimulatedCapture {
     dir: PathBuf,
@@ -146,6 +147,18 @@ impl SimulatedCapture {
         self.dir.join("frames")
     }
 
+    /// `frames/` holds at least one frame image.
+    fn has_frames(&self) -> bool {
+        std::fs::read_dir(self.frames()).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                let p = e.path();
+                p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
+                    ["jpg", "jpeg", "png"].iter().any(|want| x.eq_ignore_ascii_case(want))
+                })
+            })
+        })
+    }
+
     fn wav_error(&self, source: FeatureError) -> CaptureError {
         CaptureError::Wav { path: self.dir.clone(), source }
     }
@@ -161,7 +174,7 @@ impl Capture for SimulatedCapture {
         if self.wav().exists() {
             m |= Modalities::AUDIO;
         }
-        if self.frames().is_dir() {
+        if self.has_frames() {
             m |= Modalities::VIDEO;
         }
         m
