@@ -114,9 +114,10 @@ pub fn open(
     Ok(Server::new(ServerConfig { board: cfg.board, simulated: cfg.simulated }, sessions))
 }
 
-/// The MIMML bundle committed in the repository (trained on the synthetic corpus).
+/// The MIMML bundle shipped with the software (trained on the synthetic corpus): `model/` of
+/// the assets folder ([`features::assets`]).
 pub fn bundled_model_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/model/mimml-synth")
+    features::assets::dir().join("model/mimml-synth")
 }
 
 /// Loads and verifies a model bundle (hashes, feature schema, inputs, golden self-test); with

@@ -24,6 +24,7 @@
 //! Architecture invariant: `features` never depends on a training library, a model runtime or
 //! hardware; models plug in through traits ([`vad::VoiceActivity`], [`text::SentenceEncoder`]).
 
+pub mod assets;
 pub mod audio;
 pub mod landmarks;
 pub mod schema;

@@ -78,9 +78,11 @@ enum Cmd {
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
     /// result into a database and prints a summary.
     Demo {
-        /// Sample session folder (audio.wav, frames/, transcript.tsv).
-        #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../assets/sample/session-001"))]
-        session: PathBuf,
+        /// Sample session folder (audio.wav, frames/, transcript.tsv). Default:
+        /// `sample/session-001` of the assets folder ($MIMML_ASSETS, `assets/` beside the
+        /// binary, `../share/mimml/assets`, or the source tree).
+        #[arg(long)]
+        session: Option<PathBuf>,
         /// Keep the device's data here (default: a temporary folder).
         #[arg(long)]
         device_data: Option<PathBuf>,
@@ -283,7 +285,10 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Demo { session, device_data, db } => demo(&session, device_data, db),
+        Cmd::Demo { session, device_data, db } => {
+            let session = session.unwrap_or_else(|| features::assets::dir().join("sample/session-001"));
+            demo(&session, device_data, db)
+        }
     }
 }
 

@@ -109,6 +109,14 @@ fn version_names_the_program() {
     let out = Command::new(env!("CARGO_BIN_EXE_mimml")).args(["sync", "--help"]).output().expect("runs");
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Baud rate"), "{help}");
+    // Data files come from the assets folder the environment names, not from the build tree.
+    let out = Command::new(env!("CARGO_BIN_EXE_mimml"))
+        .arg("demo")
+        .env("MIMML_ASSETS", "/nonexistent/mimml-assets")
+        .output()
+        .expect("runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("/nonexistent/mimml-assets/sample/session-001"), "{err}");
 }
 
 #[test]

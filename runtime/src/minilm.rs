@@ -29,9 +29,10 @@ use crate::onnx_graph::{Graph, Quantization, attr_f, attr_i, attr_ints, transpos
 /// sentence-transformers' `max_seq_length` for this model.
 pub const MAX_TOKENS: usize = 256;
 
-/// Where `scripts/install_minilm.sh` puts the model in a checkout.
+/// Where `scripts/install_minilm.sh` puts the model: `text/` of the assets folder
+/// ([`features::assets`]).
 pub fn default_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/text/all-MiniLM-L6-v2")
+    features::assets::dir().join("text/all-MiniLM-L6-v2")
 }
 
 fn bad(path: &Path, source: impl Into<crate::BoxError>) -> ModelError {

@@ -20,9 +20,10 @@ const CHUNK: usize = 512;
 const CONTEXT: usize = 64;
 const STATE: [usize; 3] = [2, 1, 128];
 
-/// Where `scripts/install_silero_vad.sh` puts the model in a checkout.
+/// Where `scripts/install_silero_vad.sh` puts the model: `vad/` of the assets folder
+/// ([`features::assets`]).
 pub fn default_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/vad/silero_vad_op18_ifless.onnx")
+    features::assets::dir().join("vad/silero_vad_op18_ifless.onnx")
 }
 
 type Plan = Box<dyn Runnable>;

@@ -25,15 +25,19 @@ pub mod video;
 
 use std::path::{Path, PathBuf};
 
-/// The face detector committed with this crate (OpenCV's `haarcascade_frontalface_default.xml`,
-/// Intel License Agreement, BSD-style).
+/// The face detector (OpenCV's `haarcascade_frontalface_default.xml`, Intel License Agreement,
+/// BSD-style): `vision/` of the assets folder ([`features::assets`]) when installed there, else
+/// the copy committed with this crate.
 pub fn default_cascade() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/haarcascade_frontalface_default.xml")
+    const NAME: &str = "haarcascade_frontalface_default.xml";
+    let installed = features::assets::dir().join("vision").join(NAME);
+    if installed.is_file() { installed } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(NAME) }
 }
 
-/// Where `scripts/install_landmark_model.sh` puts dlib's 68-point model in a checkout.
+/// Where `scripts/install_landmark_model.sh` puts dlib's 68-point model: `landmarks/` of the
+/// assets folder ([`features::assets`]).
 pub fn default_predictor() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/landmarks/shape_predictor_68_face_landmarks.dat")
+    features::assets::dir().join("landmarks/shape_predictor_68_face_landmarks.dat")
 }
 
 /// An axis-aligned box in pixels.

@@ -152,9 +152,9 @@ impl SimulatedCapture {
         std::fs::read_dir(self.frames()).is_ok_and(|entries| {
             entries.flatten().any(|e| {
                 let p = e.path();
-                p.extension().and_then(|x| x.to_str()).is_some_and(|x| {
-                    ["jpg", "jpeg", "png"].iter().any(|want| x.eq_ignore_ascii_case(want))
-                })
+                p.extension()
+                    .and_then(|x| x.to_str())
+                    .is_some_and(|x| ["jpg", "jpeg", "png"].iter().any(|want| x.eq_ignore_ascii_case(want)))
             })
         })
     }
