@@ -153,11 +153,11 @@ impl ResultsDb {
         if !path.is_file() {
             return Err(DbError::Missing { path: p });
         }
-        let conn =
-            Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-                .map_err(|source| DbError::Sql { path: p.clone(), source })?;
-        let db = ResultsDb { conn, path: p };
-        db.check_ours()?;
+        // A WAL database on read-only media without its `-shm` file opens only as immutable.
+        let db = match Self::read_only(path, false) {
+            Err(DbError::Sql { .. }) => Self::read_only(path, true)?,
+            other => other?,
+        };
         let version = db.pragma_i64("user_version")?;
         if version > SCHEMA_VERSION {
             return Err(DbError::Newer { path: db.path.clone(), found: version, known: SCHEMA_VERSION });
@@ -167,6 +167,25 @@ impl ResultsDb {
             drop(db);
             return Self::open(path);
         }
+        Ok(db)
+    }
+
+    /// Opens `path` for reading only; `immutable` tells SQLite the file cannot change (no
+    /// locks, no `-shm`), which is what a read-only medium needs.
+    fn read_only(path: &Path, immutable: bool) -> Result<ResultsDb, DbError> {
+        let p = path.display().to_string();
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+        // A name not starting with `file:` is a plain path even with the URI flag.
+        let target = if immutable {
+            let escaped = p.replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+            format!("file:{escaped}?immutable=1")
+        } else {
+            p.clone()
+        };
+        let conn =
+            Connection::open_with_flags(target, flags).map_err(|source| DbError::Sql { path: p.clone(), source })?;
+        let db = ResultsDb { conn, path: p };
+        db.check_ours()?;
         Ok(db)
     }
 
@@ -514,5 +533,13 @@ mod tests {
         let read = ResultsDb::open_read_only(&path).map(|db| db.results(None).map(|r| r.len()));
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         assert_eq!(read.expect("open").expect("results"), 1);
+        // The immutable open a read-only medium falls back to reads the same rows, also from a
+        // path with URI metacharacters.
+        let odd = dir.path().join("a?b#c%d.db");
+        std::fs::copy(&path, &odd).expect("copy");
+        for immutable in [false, true] {
+            let db = ResultsDb::read_only(&odd, immutable).expect("open");
+            assert_eq!(db.results(None).expect("results").len(), 1);
+        }
     }
 }
