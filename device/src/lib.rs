@@ -109,7 +109,7 @@ pub fn open(
         ),
         state::Identity::Fresh | state::Identity::Stored => {}
     }
-    let log = log::ResultLog::open(&log_path, state.last_seq.max(state.acked))?;
+    let log = log::ResultLog::open(&log_path, state.last_seq.max(state.acked), state.acked)?;
     let sessions = Sessions::new(data, state, log, capture, kiosk, pipeline).map_err(DeviceError::Worker)?;
     Ok(Server::new(ServerConfig { board: cfg.board, simulated: cfg.simulated }, sessions))
 }

@@ -39,8 +39,9 @@ pub struct ResultLog {
 impl ResultLog {
     /// Opens (or creates) the log, reading every record. `high_water` is the highest sequence
     /// number ever handed out, kept apart from the log (the device state): numbers up to it are
-    /// never handed out again, whatever happened to the log's tail.
-    pub fn open(path: &Path, high_water: u64) -> Result<ResultLog, LogError> {
+    /// never handed out again, whatever happened to the log's tail. `acked` is the host's
+    /// acknowledgement, so that a message about missing records can say which were synced.
+    pub fn open(path: &Path, high_water: u64, acked: u64) -> Result<ResultLog, LogError> {
         let io = |source| LogError::Io { path: path.to_owned(), source };
         let mut file = OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
         let mut bytes = Vec::new();
@@ -106,23 +107,16 @@ impl ResultLog {
         }
         let last_intact = records.iter().map(|r| r.seq).max().unwrap_or(0);
         let cut = bytes.len() > complete && repaired.is_none();
-        if cut || high_water > last_intact + damaged_after_last as u64 {
-            let lost_from = last_intact + damaged_after_last as u64 + 1;
-            if high_water >= lost_from {
-                tracing::error!(
-                    path = %path.display(),
-                    cut_bytes = bytes.len() - complete,
-                    "the result log's end is damaged: records #{lost_from}..=#{high_water} were stored and are \
-                     no longer readable here (the host holds those it synced); their numbers are not reused"
-                );
-            } else {
-                tracing::warn!(
-                    path = %path.display(),
-                    cut_bytes = bytes.len() - complete,
-                    "the result log ends in a torn record (a write interrupted before it was reported stored); \
-                     cutting it off"
-                );
-            }
+        let lost_from = last_intact + damaged_after_last as u64 + 1;
+        let cut_bytes = bytes.len() - complete;
+        if let Some(what) = missing_records(lost_from, high_water, acked) {
+            tracing::error!(path = %path.display(), cut_bytes, "{what}");
+        } else if cut {
+            tracing::warn!(
+                path = %path.display(),
+                cut_bytes,
+                "the result log ends in a torn record (a write interrupted before it was reported stored); cutting it off"
+            );
         }
         let next_seq = (last_intact + 1 + damaged_after_last as u64).max(high_water + 1);
         Ok(ResultLog { path: path.to_owned(), file, records, next_seq, damaged })
@@ -174,6 +168,29 @@ impl ResultLog {
     }
 }
 
+/// What the log says when records `lost_from..=high_water` are missing from its end (`None`
+/// when none are). Every number below the high-water mark was handed out only after the record
+/// before it was stored, so only the last may be a write the device never finished.
+fn missing_records(lost_from: u64, high_water: u64, acked: u64) -> Option<String> {
+    if high_water < lost_from {
+        return None;
+    }
+    let how = if high_water <= acked {
+        "all were stored and synced to a host, which holds them".to_owned()
+    } else if lost_from == high_water {
+        format!("#{high_water} was being written when the device stopped, or was lost from the log's end")
+    } else {
+        format!(
+            "#{lost_from}..=#{} were stored (those up to #{acked} synced to a host, which holds them); #{high_water} \
+             was being written when the device stopped, or was lost with them",
+            high_water - 1
+        )
+    };
+    Some(format!(
+        "the result log lacks records #{lost_from}..=#{high_water} at its end: {how}; their numbers are not reused"
+    ))
+}
+
 /// `body` (a frame without its delimiters) decoded as a record, if it is one.
 fn decode_one(body: &[u8]) -> Option<ResultRecord> {
     let mut decoder = FrameDecoder::new();
@@ -208,11 +225,11 @@ mod tests {
     fn records_survive_reopen_with_increasing_seq() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("results.log");
-        let mut log = ResultLog::open(&p, 0).expect("open");
+        let mut log = ResultLog::open(&p, 0, 0).expect("open");
         assert_eq!(log.append(rec(1)).expect("append"), 1);
         assert_eq!(log.append(rec(2)).expect("append"), 2);
         drop(log);
-        let mut log = ResultLog::open(&p, 0).expect("reopen");
+        let mut log = ResultLog::open(&p, 0, 0).expect("reopen");
         assert_eq!(log.len(), 2);
         assert_eq!(log.after(1, 10).map(|r| r.session).collect::<Vec<_>>(), vec![2]);
         assert_eq!(log.append(rec(3)).expect("append"), 3);
@@ -222,7 +239,7 @@ mod tests {
     fn torn_tail_is_cut_and_nothing_acknowledged_is_lost() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("results.log");
-        let mut log = ResultLog::open(&p, 0).expect("open");
+        let mut log = ResultLog::open(&p, 0, 0).expect("open");
         log.append(rec(1)).expect("append");
         log.append(rec(2)).expect("append");
         drop(log);
@@ -233,18 +250,18 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&p).expect("open");
         f.write_all(&buf[..n / 2]).expect("write");
         drop(f);
-        let mut log = ResultLog::open(&p, 0).expect("reopen");
+        let mut log = ResultLog::open(&p, 0, 0).expect("reopen");
         assert_eq!((log.len(), log.damaged), (2, 0));
         assert_eq!(std::fs::metadata(&p).expect("meta").len(), good_len);
         assert_eq!(log.append(rec(3)).expect("append"), 3);
-        assert_eq!(ResultLog::open(&p, 0).expect("reopen").len(), 3);
+        assert_eq!(ResultLog::open(&p, 0, 0).expect("reopen").len(), 3);
     }
 
     #[test]
     fn a_damaged_record_is_skipped_and_its_number_never_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("results.log");
-        let mut log = ResultLog::open(&p, 0).expect("open");
+        let mut log = ResultLog::open(&p, 0, 0).expect("open");
         for s in 1..=3 {
             log.append(rec(s)).expect("append");
         }
@@ -254,7 +271,7 @@ mod tests {
         let len = bytes.len();
         bytes[len - 5] ^= 0x40;
         std::fs::write(&p, &bytes).expect("write");
-        let mut log = ResultLog::open(&p, 0).expect("reopen");
+        let mut log = ResultLog::open(&p, 0, 0).expect("reopen");
         assert_eq!((log.len(), log.damaged), (2, 1));
         assert_eq!(log.get(3), None);
         // The damaged record had number 3: the next one is 4, not 3.
@@ -264,7 +281,7 @@ mod tests {
     }
 
     fn three_records(p: &Path) -> Vec<u8> {
-        let mut log = ResultLog::open(p, 0).expect("open");
+        let mut log = ResultLog::open(p, 0, 0).expect("open");
         for s in 1..=3 {
             log.append(rec(s)).expect("append");
         }
@@ -279,14 +296,28 @@ mod tests {
         let bytes = three_records(&p);
         // Cut the file in the middle of record 3, which the host had already synced.
         std::fs::write(&p, &bytes[..bytes.len() - 20]).expect("write");
-        let mut log = ResultLog::open(&p, 3).expect("reopen");
+        let mut log = ResultLog::open(&p, 3, 3).expect("reopen");
         assert_eq!(log.len(), 2);
         assert_eq!(log.last_seq(), 3, "the high-water mark, not the last readable record");
         assert_eq!(log.append(rec(4)).expect("append"), 4);
         // The whole end of the log gone: still no reuse.
         std::fs::write(&p, b"").expect("write");
-        let mut log = ResultLog::open(&p, 4).expect("reopen");
+        let mut log = ResultLog::open(&p, 4, 4).expect("reopen");
         assert_eq!((log.len(), log.append(rec(5)).expect("append")), (0, 5));
+    }
+
+    #[test]
+    fn missing_records_are_described_as_what_they_were() {
+        assert_eq!(missing_records(4, 3, 3), None);
+        let synced = missing_records(3, 3, 3).expect("one missing");
+        assert!(synced.contains("#3..=#3") && synced.contains("synced to a host"), "{synced}");
+        let unfinished = missing_records(3, 3, 2).expect("one missing");
+        assert!(unfinished.contains("#3 was being written"), "{unfinished}");
+        let mixed = missing_records(2, 5, 3).expect("four missing");
+        assert!(
+            mixed.contains("#2..=#4 were stored") && mixed.contains("up to #3") && mixed.contains("#5 was"),
+            "{mixed}"
+        );
     }
 
     #[test]
@@ -298,7 +329,7 @@ mod tests {
         for replacement in [0x41u8, 0xff] {
             bytes[len - 1] = replacement;
             std::fs::write(&p, &bytes).expect("write");
-            let log = ResultLog::open(&p, 3).expect("reopen");
+            let log = ResultLog::open(&p, 3, 3).expect("reopen");
             assert_eq!(log.len(), 3, "record 3 is whole and stays");
             assert_eq!(log.get(3).map(|r| r.session), Some(3));
             let repaired = std::fs::read(&p).expect("read");
@@ -306,9 +337,9 @@ mod tests {
         }
         // Only the delimiter missing (file one byte short).
         std::fs::write(&p, &bytes[..len - 1]).expect("write");
-        let mut log = ResultLog::open(&p, 0).expect("reopen");
+        let mut log = ResultLog::open(&p, 0, 0).expect("reopen");
         assert_eq!(log.len(), 3);
         assert_eq!(log.append(rec(4)).expect("append"), 4);
-        assert_eq!(ResultLog::open(&p, 4).expect("reopen").len(), 4);
+        assert_eq!(ResultLog::open(&p, 4, 4).expect("reopen").len(), 4);
     }
 }
