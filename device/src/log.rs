@@ -63,7 +63,7 @@ impl ResultLog {
                  the delimiter restored"
             );
             complete += n;
-            repaired = Some(record.seq);
+            repaired = Some(record);
         } else {
             // A torn frame may leave its leading delimiter behind: keep a single closing one.
             while complete >= 2 && bytes[complete - 2] == 0 {
@@ -99,14 +99,12 @@ impl ResultLog {
             }
             rest = fed.rest;
         }
-        if let Some(r) = repaired.and_then(|_| decoder.feed::<ResultRecord>(&[0]).frame) {
-            match r {
-                Ok(r) => records.push(r),
-                Err(e) => tracing::error!(path = %path.display(), "repaired last record unreadable ({e})"),
-            }
-        }
+        // The loop above left the repaired record's bytes (no delimiter) undecoded: it was
+        // decoded when it was found.
+        let was_repaired = repaired.is_some();
+        records.extend(repaired);
         let last_intact = records.iter().map(|r| r.seq).max().unwrap_or(0);
-        let cut = bytes.len() > complete && repaired.is_none();
+        let cut = bytes.len() > complete && !was_repaired;
         let lost_from = last_intact + damaged_after_last as u64 + 1;
         let cut_bytes = bytes.len() - complete;
         if let Some(what) = missing_records(lost_from, high_water, acked) {
@@ -191,11 +189,12 @@ fn missing_records(lost_from: u64, high_water: u64, acked: u64) -> Option<String
     ))
 }
 
-/// `body` (a frame without its delimiters) decoded as a record, if it is one.
+/// `body` (a frame without its delimiters, so without zero bytes) decoded as a record, if it
+/// is one.
 fn decode_one(body: &[u8]) -> Option<ResultRecord> {
     let mut decoder = FrameDecoder::new();
-    let framed: Vec<u8> = body.iter().copied().chain([0]).collect();
-    decoder.feed::<ResultRecord>(&framed).frame.and_then(Result::ok)
+    let _ = decoder.feed::<ResultRecord>(body);
+    decoder.feed::<ResultRecord>(&[0]).frame.and_then(Result::ok)
 }
 
 #[cfg(test)]

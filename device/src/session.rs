@@ -75,9 +75,6 @@ pub enum SessionError {
     /// A request field is out of its range.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
-    /// The session was aborted: by a host, or abandoned when its host went silent.
-    #[error("session {0} was aborted")]
-    Aborted(SessionId),
 }
 
 impl SessionError {
@@ -94,7 +91,6 @@ impl SessionError {
             SessionError::State(_) | SessionError::Log(_) => ErrorCode::Storage,
             SessionError::TooLarge { limit, .. } => ErrorCode::TranscriptTooLarge { limit: *limit },
             SessionError::BadRequest(_) => ErrorCode::BadRequest,
-            SessionError::Aborted(_) => ErrorCode::SessionAborted,
         }
     }
 }

@@ -166,10 +166,8 @@ pub struct DataDir {
 }
 
 impl DataDir {
-    /// Locks `path` (created if missing); fails at once if another process holds it.
+    /// Locks the existing directory `path`; fails at once if another process holds it.
     pub fn lock(path: &Path) -> Result<DataDir, StateError> {
-        let io = |source| StateError::Io { path: path.to_owned(), source };
-        std::fs::create_dir_all(path).map_err(io)?;
         let lock_path = path.join("lock");
         let file = std::fs::OpenOptions::new()
             .create(true)

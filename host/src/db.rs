@@ -113,12 +113,22 @@ pub struct Stored {
     pub conflicts: Vec<Conflict>,
 }
 
-/// SHA-256 (hex) of a record's canonical encoding (its protocol frame).
-pub fn content_hash(r: &ResultRecord) -> String {
+/// A record's canonical encoding: its protocol frame.
+fn encoded(r: &ResultRecord) -> Vec<u8> {
     let mut buf = vec![0u8; protocol::MAX_FRAME];
     // A record always fits in a frame (the protocol's tests check the largest one).
     let n = protocol::encode_frame(r, &mut buf).unwrap_or(0);
-    Sha256::digest(&buf[..n]).iter().map(|b| format!("{b:02x}")).collect()
+    buf.truncate(n);
+    buf
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 (hex) of a record's canonical encoding (its protocol frame).
+pub fn content_hash(r: &ResultRecord) -> String {
+    sha256_hex(&encoded(r))
 }
 
 fn now_ms() -> i64 {
@@ -162,11 +172,7 @@ impl ResultsDb {
         if version > SCHEMA_VERSION {
             return Err(DbError::Newer { path: db.path.clone(), found: version, known: SCHEMA_VERSION });
         }
-        if version < SCHEMA_VERSION {
-            // Readable as it is only once migrated: do that through `open`, which may write.
-            drop(db);
-            return Self::open(path);
-        }
+        // An older schema reads as it is (results have the same columns); syncing migrates it.
         Ok(db)
     }
 
@@ -270,7 +276,8 @@ impl ResultsDb {
                 )
                 .map_err(sql)?;
             for r in records {
-                let hash = content_hash(r);
+                let frame = encoded(r);
+                let hash = sha256_hex(&frame);
                 let n = insert
                     .execute(params![
                         device_id,
@@ -307,9 +314,6 @@ impl ResultsDb {
                 if stored_hash == hash {
                     continue;
                 }
-                let mut frame = vec![0u8; protocol::MAX_FRAME];
-                let len = protocol::encode_frame(r, &mut frame).unwrap_or(0);
-                frame.truncate(len);
                 tx.execute(
                     "INSERT OR IGNORE INTO conflicts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                     params![
@@ -347,6 +351,10 @@ impl ResultsDb {
 
     /// Records kept aside as conflicts, oldest first.
     pub fn conflicts(&self) -> Result<Vec<Conflict>, DbError> {
+        if self.pragma_i64("user_version")? < 2 {
+            // Version 1 predates conflicts: it has none.
+            return Ok(Vec::new());
+        }
         let mut stmt = self
             .conn
             .prepare(
@@ -499,6 +507,13 @@ mod tests {
         )
         .expect("row");
         drop(conn);
+        // Reading does not migrate: the file stays as it was.
+        let before = std::fs::read(&path).expect("read");
+        let read = ResultsDb::open_read_only(&path).expect("read v1");
+        assert_eq!(read.results(None).expect("results")[0].record, rec(1));
+        assert_eq!(read.conflicts().expect("conflicts"), vec![]);
+        drop(read);
+        assert_eq!(std::fs::read(&path).expect("read"), before);
         let mut db = ResultsDb::open(&path).expect("migrate");
         assert_eq!(db.results(None).expect("results")[0].record, rec(1));
         // The migrated hash is the record's: the same record again is a repeat, not a conflict.

@@ -199,14 +199,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Session { cmd: SessionCmd::Stop { port, session } } => {
             let (mut client, info) = connect(&port)?;
-            client.stop_session(session)?;
-            let status = client.wait_for_result(session, host::client::RESULT_WAIT)?;
-            let protocol::SessionState::Done { seq } = status.state else {
-                anyhow::bail!("session {session} has no result: {:?}", status.state);
-            };
-            let batch = client.records_after(seq.saturating_sub(1), 1)?;
-            let record =
-                batch.records.into_iter().find(|r| r.seq == seq).context("the device did not return the result")?;
+            let record = session::stop_session(&mut client, session)?;
             if json {
                 print_json(&report::record_json(info.device_id.as_str(), &record));
             } else {

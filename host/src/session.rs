@@ -75,21 +75,29 @@ pub fn run_session<P: Read + Write>(
     }
     let push = t.elapsed();
     let t = Instant::now();
+    let record = stop_session(client, session)?;
+    Ok(SessionOutcome { session, record, utterances: transcript.len(), push, stop: t.elapsed() })
+}
+
+/// Stops `session` (whoever started it), waits for the device to compute and store its result,
+/// and fetches that result.
+pub fn stop_session<P: Read + Write>(
+    client: &mut DeviceClient<P>,
+    session: SessionId,
+) -> Result<ResultRecord, SessionError> {
+    let t = Instant::now();
     client.stop_session(session)?;
     let status = client.wait_for_result(session, RESULT_WAIT)?;
-    let stop = t.elapsed();
     let seq = match status.state {
         SessionState::Done { seq: 0 } => return Err(SessionError::InvalidSeq { session }),
         SessionState::Done { seq } => seq,
         SessionState::Failed(code) => return Err(SessionError::Failed { session, code }),
         state @ (SessionState::Capturing | SessionState::Processing) => {
-            return Err(ClientError::Unfinished { session, state, waited: stop }.into());
+            return Err(ClientError::Unfinished { session, state, waited: t.elapsed() }.into());
         }
     };
     let batch = client.records_after(seq - 1, 1)?;
-    let record =
-        batch.records.into_iter().find(|r| r.seq == seq).ok_or(SessionError::MissingResult { session, seq })?;
-    Ok(SessionOutcome { session, record, utterances: transcript.len(), push, stop })
+    batch.records.into_iter().find(|r| r.seq == seq).ok_or(SessionError::MissingResult { session, seq })
 }
 
 /// The device's transcript limits ([`protocol::MAX_UTTERANCES`] and the byte limits), checked

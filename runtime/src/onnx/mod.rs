@@ -90,10 +90,7 @@ impl Manifest {
         let version_ok = |c: char| c.is_ascii_alphanumeric() || "._+-".contains(c);
         if self.model_version.is_empty() || self.model_version.len() > 32 || !self.model_version.chars().all(version_ok)
         {
-            return bad(
-                "model_version",
-                format!("{:?} is not 1-32 letters, digits or . _ + -", self.model_version.escape_debug().to_string()),
-            );
+            return bad("model_version", format!("{:?} is not 1-32 letters, digits or . _ + -", self.model_version));
         }
         if !(1..=MAX_SEGMENTS).contains(&self.max_segments) {
             return bad("max_segments", format!("{} is not within 1..={MAX_SEGMENTS}", self.max_segments));
@@ -113,10 +110,7 @@ impl Manifest {
                 && name.len() <= 64
                 && name.chars().all(|c| c.is_ascii_graphic());
             if !plain {
-                return bad(
-                    "files",
-                    format!("{:?} is not a plain file name inside the bundle", name.escape_debug().to_string()),
-                );
+                return bad("files", format!("{name:?} is not a plain file name inside the bundle"));
             }
             if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return bad("files", format!("the SHA-256 of {name} is not 64 hex digits"));
