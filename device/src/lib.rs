@@ -31,10 +31,13 @@
 
 pub mod capture;
 pub mod log;
+pub mod models;
+pub mod pairing;
 pub mod pipeline;
 pub mod server;
 pub mod session;
 pub mod state;
+pub mod storage;
 
 pub use pipeline::{Pipeline, SessionPipeline};
 pub use server::{Server, ServerConfig};
@@ -67,6 +70,116 @@ pub enum DeviceError {
     /// The session worker thread could not be started.
     #[error("cannot start the session worker")]
     Worker(#[source] std::io::Error),
+    /// The model store could not be opened.
+    #[error(transparent)]
+    Models(#[from] models::StoreError),
+    /// No model loads: not the confirmed one, not the factory one.
+    #[error("no model loads")]
+    Model(#[source] runtime::ModelError),
+    /// The paired hosts could not be read.
+    #[error(transparent)]
+    Pairing(#[from] pairing::PairingError),
+    /// The pipeline could not be assembled around the model.
+    #[error("cannot assemble the session pipeline")]
+    Pipeline(#[source] BoxError),
+}
+
+/// Any error, boxed.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A model ready to compute sessions, with the sentence encoder its text features need.
+pub struct LoadedModel {
+    /// The model.
+    pub model: Box<dyn runtime::Model>,
+    /// all-MiniLM-L6-v2 for a model trained on it; none for the hashed embedding.
+    pub text_encoder: Option<Box<dyn features::text::SentenceEncoder>>,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel").field("model", &self.model.version()).finish_non_exhaustive()
+    }
+}
+
+/// Loads a bundle folder, or the factory model for `None`, verified and with its encoder.
+pub type ModelLoader = Box<dyn Fn(Option<&Path>) -> Result<LoadedModel, runtime::ModelError> + Send>;
+
+/// The loader of a device installed with the bundle `factory` (the placeholder without one),
+/// taking all-MiniLM-L6-v2 from `text_encoder` (or its default install) for models that need it.
+pub fn model_loader(factory: Option<PathBuf>, text_encoder: Option<PathBuf>) -> ModelLoader {
+    Box::new(move |dir| {
+        let model = load_model(dir.or(factory.as_deref()))?;
+        let text_encoder = load_text_encoder(model.as_ref(), text_encoder.as_deref()).map_err(|e| {
+            runtime::ModelError::Manifest { field: "feature_schema", detail: runtime::chain(&e) }
+        })?;
+        Ok(LoadedModel { model, text_encoder })
+    })
+}
+
+/// How the device takes models: what it trusts and allows, and how it loads one.
+pub struct ModelSetup {
+    /// Keys, downgrade, self-confirmation.
+    pub policy: models::StorePolicy,
+    /// Loads a bundle (or the factory model).
+    pub loader: ModelLoader,
+}
+
+impl std::fmt::Debug for ModelSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSetup").field("policy", &self.policy).finish_non_exhaustive()
+    }
+}
+
+impl ModelSetup {
+    /// The committed-bundle setup of the simulated device and the tests: `factory` as the
+    /// installed model, bundles signed by `trusted` taken, MiniLM from its default install.
+    pub fn new(factory: Option<PathBuf>, trusted: runtime::signing::TrustedKeys) -> ModelSetup {
+        ModelSetup {
+            policy: models::StorePolicy {
+                trusted,
+                minilm_available: runtime::minilm::default_dir().join("tokenizer.json").exists(),
+                ..models::StorePolicy::default()
+            },
+            loader: model_loader(factory, None),
+        }
+    }
+}
+
+/// Opens the model store and loads the model that serves: the one on trial (reverted to the
+/// confirmed one when it does not load: its self-test failed), the confirmed one, or the
+/// factory one.
+fn open_models(
+    dir: &Path,
+    setup: ModelSetup,
+) -> Result<(models::ModelStore, ModelLoader, LoadedModel), DeviceError> {
+    let mut store = models::ModelStore::open(dir, setup.policy, Box::new(storage::FsStorage))?;
+    let loader = setup.loader;
+    loop {
+        let serving = store.serving();
+        match (&serving, loader(serving.dir())) {
+            (_, Ok(loaded)) => {
+                if serving == models::Serving::Factory {
+                    store.set_factory_version(loaded.model.version());
+                } else if let Ok(factory) = loader(None) {
+                    store.set_factory_version(factory.model.version());
+                }
+                tracing::info!(model = loaded.model.version(), serving = ?serving, "model loaded");
+                return Ok((store, loader, loaded));
+            }
+            (models::Serving::Trial(_), Err(e)) => {
+                store.rollback(&format!("it does not load: {}", runtime::chain(&e)))?;
+            }
+            (models::Serving::Confirmed(dir), Err(e)) => {
+                tracing::error!(
+                    dir = %dir.display(),
+                    "the confirmed model does not load ({}): the factory model serves",
+                    runtime::chain(&e)
+                );
+                return loader(None).map(|l| (store, loader, l)).map_err(DeviceError::Model);
+            }
+            (models::Serving::Factory, Err(e)) => return Err(DeviceError::Model(e)),
+        }
+    }
 }
 
 /// Where the device keeps its data and what it runs on.
@@ -80,13 +193,15 @@ pub struct DeviceConfig {
     pub simulated: bool,
 }
 
-/// Opens the data directory (state and result log) and assembles a device: sessions over
-/// `capture`, computed by `pipeline`, served by the returned [`Server`].
+/// Opens the data directory (state, result log, model store, paired hosts) and assembles a
+/// device: sessions over `capture`, computed by the pipeline `pipeline` makes around the model
+/// that serves, served by the returned [`Server`].
 pub fn open(
     cfg: DeviceConfig,
     capture: Box<dyn capture::Capture>,
     kiosk: Box<dyn Kiosk>,
-    pipeline: Box<dyn Pipeline>,
+    models: ModelSetup,
+    pipeline: impl FnOnce(LoadedModel) -> Result<Box<dyn Pipeline>, BoxError>,
 ) -> Result<Server, DeviceError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|source| DeviceError::DataDir { path: cfg.data_dir.clone(), source })?;
@@ -110,8 +225,12 @@ pub fn open(
         state::Identity::Fresh | state::Identity::Stored => {}
     }
     let log = log::ResultLog::open(&log_path, state.last_seq.max(state.acked), state.acked)?;
+    let (store, loader, loaded) = open_models(&cfg.data_dir.join("models"), models)?;
+    let pairings = pairing::Pairings::open(&cfg.data_dir)?;
+    let pipeline = pipeline(loaded).map_err(DeviceError::Pipeline)?;
     let sessions = Sessions::new(data, state, log, capture, kiosk, pipeline).map_err(DeviceError::Worker)?;
-    Ok(Server::new(ServerConfig { board: cfg.board, simulated: cfg.simulated }, sessions))
+    let models = server::Models { store, loader };
+    Ok(Server::new(ServerConfig { board: cfg.board, simulated: cfg.simulated }, sessions, models, pairings))
 }
 
 /// The MIMML bundle shipped with the software (trained on the synthetic corpus): `model/` of
@@ -223,21 +342,33 @@ pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Server> 
     simulated_with_model(data_dir, session_dir, &bundled_model_dir())
 }
 
-/// [`simulated`] with the model bundle in `bundle_dir`.
+/// [`simulated`] with the model bundle in `bundle_dir` installed as its factory model.
 pub fn simulated_with_model(data_dir: &Path, session_dir: &Path, bundle_dir: &Path) -> anyhow::Result<Server> {
+    simulated_with(
+        data_dir,
+        session_dir,
+        ModelSetup::new(Some(bundle_dir.to_owned()), runtime::signing::TrustedKeys::default()),
+    )
+}
+
+/// [`simulated`] with a model setup of the caller's (trusted keys, factory model).
+pub fn simulated_with(data_dir: &Path, session_dir: &Path, models: ModelSetup) -> anyhow::Result<Server> {
     let board = Board::by_name("sim")?;
     let capture = capture::SimulatedCapture::new(session_dir)?;
-    let model = load_model(Some(bundle_dir))?;
-    let text_encoder = load_text_encoder(model.as_ref(), None)?;
-    let pipeline = SessionPipeline::new(model, true)
-        .with_text_encoder(text_encoder)?
-        .with_vad(load_vad(None)?)
-        .with_face(load_face(None, None)?);
+    let vad = load_vad(None)?;
+    let face = load_face(None, None)?;
     Ok(open(
         DeviceConfig { data_dir: data_dir.to_owned(), board, simulated: true },
         Box::new(capture),
         Box::new(LogKiosk::default()),
-        Box::new(pipeline),
+        models,
+        |loaded| {
+            let pipeline = SessionPipeline::new(loaded.model, true)
+                .with_text_encoder(loaded.text_encoder)?
+                .with_vad(vad)
+                .with_face(face);
+            Ok(Box::new(pipeline))
+        },
     )?)
 }
 

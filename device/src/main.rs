@@ -39,10 +39,23 @@ enum Cmd {
         /// Where the result log and device state live.
         #[arg(long)]
         data_dir: PathBuf,
-        /// Model bundle (manifest.toml, model.onnx, golden.json), verified before serving.
-        /// Without it the device runs the placeholder model and flags every result.
+        /// The factory model bundle (manifest.toml, model.onnx, golden.json), verified before
+        /// serving; it serves until a flashed model is confirmed. Without it the device runs
+        /// the placeholder model and flags every result.
         #[arg(long, value_name = "DIR")]
         model: Option<PathBuf>,
+        /// Public keys (`mimml keys generate`'s .pub lines) whose signed bundles the device
+        /// takes. Without it no bundle can be flashed.
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Option<PathBuf>,
+        /// Allow a flashed bundle at or below the confirmed version when the host asks for it
+        /// (`mimml flash --allow-downgrade`).
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Confirm a model on trial after this many sessions with a result (0: only the host
+        /// confirms, `mimml model confirm`).
+        #[arg(long, value_name = "SESSIONS", default_value_t = 0)]
+        confirm_after: u32,
         /// Take audio and video from files in DIR (audio.wav, frames/ with video.toml) instead of
         /// capture hardware. Results are flagged as simulated.
         #[arg(long, value_name = "DIR", conflicts_with_all = ["mic", "camera"])]
@@ -91,6 +104,14 @@ enum Cmd {
     },
     /// List the built-in boards.
     Boards,
+    /// Paired hosts, managed at the device (someone with the data folder in hand).
+    Pairings {
+        /// The device's data folder.
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        cmd: PairingsCmd,
+    },
     /// Record from an ALSA microphone, write the WAV and print its level and quality (feature
     /// `alsa`): a field check of the microphone before sessions.
     #[cfg(feature = "alsa")]
@@ -119,6 +140,23 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum PairingsCmd {
+    /// List the paired hosts.
+    List,
+    /// Pair a host key (a `.pub` line of `mimml keys generate`, or `mimml pair --print-key`).
+    Add {
+        /// The host's public key file.
+        #[arg(long)]
+        key: PathBuf,
+        /// A name for the host.
+        #[arg(long, default_value = "added at the device")]
+        name: String,
+    },
+    /// Forget every paired host (each must pair again).
+    Reset,
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -126,6 +164,29 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match Cli::parse().cmd {
+        Cmd::Pairings { data_dir, cmd } => {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+            // The daemon must not be running: it holds the list in memory.
+            let _lock = device::state::DataDir::lock(&data_dir)?;
+            let mut p = device::pairing::Pairings::open(&data_dir)?;
+            match cmd {
+                PairingsCmd::List => {
+                    for (name, key) in p.list() {
+                        println!("{key}  {name}");
+                    }
+                }
+                PairingsCmd::Add { key, name } => {
+                    let keys = runtime::signing::TrustedKeys::read(&key)?;
+                    for (k, _) in keys.iter() {
+                        let n = p.add(k.to_bytes(), &name)?;
+                        println!("paired {} ({n} hosts paired)", runtime::signing::key_id(k));
+                    }
+                }
+                PairingsCmd::Reset => println!("{} paired hosts forgotten", p.reset()?),
+            }
+            Ok(())
+        }
         Cmd::Boards => {
             for b in Board::builtin()? {
                 println!("{:<18} {}", b.name, b.description);
@@ -190,6 +251,9 @@ fn main() -> anyhow::Result<()> {
             board_file,
             data_dir,
             model,
+            trusted_keys,
+            allow_downgrade,
+            confirm_after,
             simulate,
             mic,
             camera,
@@ -218,8 +282,23 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("board {} names no serial port; pass --port", board.name))?;
             let baud = board.link.baud;
             let kiosk = kiosk_for(&board);
-            let model = device::load_model(model.as_deref())?;
-            let text_encoder = device::load_text_encoder(model.as_ref(), text_encoder.as_deref())?;
+            let trusted = match &trusted_keys {
+                Some(f) => runtime::signing::TrustedKeys::read(f)?,
+                None => {
+                    tracing::info!("no --trusted-keys: model bundles cannot be flashed to this device");
+                    runtime::signing::TrustedKeys::default()
+                }
+            };
+            let minilm_dir = text_encoder.clone().unwrap_or_else(runtime::minilm::default_dir);
+            let models = device::ModelSetup {
+                policy: device::models::StorePolicy {
+                    trusted,
+                    allow_downgrade,
+                    confirm_after,
+                    minilm_available: minilm_dir.join("tokenizer.json").exists(),
+                },
+                loader: device::model_loader(model, text_encoder),
+            };
             let vad = device::load_vad(vad.as_deref())?;
             let face = device::load_face(cascade.as_deref(), landmarks.as_deref())?;
             // Files under --simulate leave their frames for the pipeline's face front-end; live
@@ -238,22 +317,25 @@ fn main() -> anyhow::Result<()> {
                     (Box::new(LiveCapture::new(mic, camera, face)), None, from_file)
                 }
             };
-            tracing::info!(
-                vad = vad.as_ref().map_or("energy", |v| v.name()),
-                text_embedding = %model.text_embedding(),
-                "front-ends"
-            );
-            let pipeline = SessionPipeline::new(model, simulated)
-                .with_text_encoder(text_encoder)?
-                .with_vad(vad)
-                .with_face(pipeline_face)
-                .with_presence(device::pipeline::Presence {
-                    min_speech_s: min_speech.max(0.0),
-                    min_face_s: min_face.max(0.0),
-                    min_words,
-                });
+            let presence = device::pipeline::Presence {
+                min_speech_s: min_speech.max(0.0),
+                min_face_s: min_face.max(0.0),
+                min_words,
+            };
             let mut device =
-                device::open(DeviceConfig { data_dir, board, simulated }, capture, kiosk, Box::new(pipeline))?;
+                device::open(DeviceConfig { data_dir, board, simulated }, capture, kiosk, models, |loaded| {
+                    tracing::info!(
+                        vad = vad.as_ref().map_or("energy", |v| v.name()),
+                        text_embedding = %loaded.model.text_embedding(),
+                        "front-ends"
+                    );
+                    let pipeline = SessionPipeline::new(loaded.model, simulated)
+                        .with_text_encoder(loaded.text_encoder)?
+                        .with_vad(vad)
+                        .with_face(pipeline_face)
+                        .with_presence(presence);
+                    Ok(Box::new(pipeline))
+                })?;
             device.sessions().set_abandon_after(Duration::from_secs(abandon_after.max(1)));
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.

@@ -64,6 +64,8 @@ pub trait Pipeline: Send {
     fn feature_schema(&self) -> SchemaHash;
     /// The session's result, with `seq` 0 (the log assigns it).
     fn process(&mut self, job: Job) -> Result<ResultRecord, PipelineError>;
+    /// Computes later sessions with `loaded` (a flashed model, or the one a rollback returns to).
+    fn replace_model(&mut self, loaded: crate::LoadedModel) -> Result<(), TextEncoderMismatch>;
 }
 
 /// How much usable signal makes a modality present. Below a threshold the modality is left out
@@ -196,6 +198,18 @@ fn present(f: &features::SessionFeatures) -> Modalities {
 impl Pipeline for SessionPipeline {
     fn model_version(&self) -> &str {
         self.model.version()
+    }
+
+    fn replace_model(&mut self, loaded: crate::LoadedModel) -> Result<(), TextEncoderMismatch> {
+        use features::text::TextEmbedding;
+        let has = loaded.text_encoder.as_ref().map_or(TextEmbedding::Hashed, |e| e.embedding());
+        let needs = loaded.model.text_embedding();
+        if has != needs {
+            return Err(TextEncoderMismatch { needs, has });
+        }
+        self.model = loaded.model;
+        self.text_encoder = loaded.text_encoder;
+        Ok(())
     }
 
     fn feature_schema(&self) -> SchemaHash {

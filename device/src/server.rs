@@ -8,6 +8,10 @@
 //!
 //! A request re-sent after a lost reply carries the same id; the server answers it from a small
 //! reply cache instead of executing it again, so a retried `SessionStop` never stops twice.
+//!
+//! Only a paired host that proved its key on this connection (`Auth` over the challenge of this
+//! connection's `Hello`) may run sessions, read results or flash models; before that the device
+//! answers `Hello`, `Ping` and the pairing requests, and everything else with `Unauthorized`.
 
 use std::collections::VecDeque;
 use std::io::{Read, Write};
@@ -18,7 +22,10 @@ use boards::Board;
 use link::{FramedLink, LinkError};
 use protocol::*;
 
+use crate::models::{ModelStore, Serving, StoreError};
+use crate::pairing::{PairingError, Pairings};
 use crate::session::{Origin, SessionError, Sessions, StartRequest};
+use crate::{LoadedModel, ModelLoader};
 
 /// Replies remembered for duplicate requests.
 const REPLY_CACHE: usize = 32;
@@ -35,13 +42,37 @@ pub struct ServerConfig {
     pub simulated: bool,
 }
 
+/// The model store and how a model in it is loaded.
+pub struct Models {
+    /// Slots, upload, trial.
+    pub store: ModelStore,
+    /// Loads a bundle folder (or the factory model) verified, with its encoder.
+    pub loader: ModelLoader,
+}
+
+impl std::fmt::Debug for Models {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Models").field("store", &self.store).finish_non_exhaustive()
+    }
+}
+
 /// The protocol server.
 #[derive(Debug)]
 pub struct Server {
     cfg: ServerConfig,
     sessions: Sessions,
+    models: Models,
+    pairings: Pairings,
     replies: VecDeque<(RequestId, Response)>,
     hello: bool,
+    /// This connection's challenge (fresh for every Hello).
+    challenge: [u8; 32],
+    /// This connection's host proved a paired key.
+    authorized: bool,
+    /// The key it proved.
+    current_key: Option<PublicKey>,
+    /// The last result counted towards confirming a model on trial.
+    counted_seq: u64,
 }
 
 /// A refusal: the error's code, and the error with its causes as the detail.
@@ -49,17 +80,55 @@ fn refused(e: &SessionError) -> Response {
     Response::Error(Error::new(e.code(), &runtime::chain(e)))
 }
 
+fn store_refused(e: &StoreError) -> Response {
+    tracing::warn!("model upload: {}", runtime::chain(e));
+    Response::Error(Error::new(e.code(), &runtime::chain(e)))
+}
+
+fn pairing_refused(e: &PairingError) -> Response {
+    let code = match e {
+        PairingError::Unauthorized => ErrorCode::Unauthorized,
+        PairingError::Refused(_) => ErrorCode::PairingFailed,
+        PairingError::Io { .. } | PairingError::Damaged { .. } => ErrorCode::Storage,
+    };
+    Response::Error(Error::new(code, &runtime::chain(e)))
+}
+
 impl Server {
-    /// A server in front of `sessions`.
-    pub fn new(cfg: ServerConfig, sessions: Sessions) -> Server {
+    /// A server in front of `sessions`, taking models into `models`, for the hosts `pairings`
+    /// holds.
+    pub fn new(cfg: ServerConfig, sessions: Sessions, models: Models, pairings: Pairings) -> Server {
         tracing::info!(
             device_id = %sessions.state().device_id,
             board = %cfg.board.name,
             model = sessions.model_version(),
             results = sessions.log().len(),
+            paired_hosts = pairings.count(),
             "device ready"
         );
-        Server { cfg, sessions, replies: VecDeque::new(), hello: false }
+        let counted_seq = sessions.log().last_seq();
+        Server {
+            cfg,
+            sessions,
+            models,
+            pairings,
+            replies: VecDeque::new(),
+            hello: false,
+            challenge: [0; 32],
+            authorized: false,
+            current_key: None,
+            counted_seq,
+        }
+    }
+
+    /// The paired hosts (at the device: pair a key, reset the list).
+    pub fn pairings(&mut self) -> &mut Pairings {
+        &mut self.pairings
+    }
+
+    /// The model store.
+    pub fn model_store(&self) -> &ModelStore {
+        &self.models.store
     }
 
     /// The sessions behind the server (a kiosk starts its own through them).
@@ -80,7 +149,7 @@ impl Server {
     /// Serves requests from `link` until `stop` is set. Returns on a link I/O error.
     pub fn serve<P: Read + Write>(&mut self, link: &mut FramedLink<P>, stop: &AtomicBool) -> Result<(), LinkError> {
         while !stop.load(Ordering::Relaxed) {
-            self.sessions.poll();
+            self.poll();
             if let Some(frame) = link.recv::<HostFrame>(Instant::now() + POLL)? {
                 let reply = self.handle(frame);
                 link.send(&reply)?;
@@ -98,7 +167,7 @@ impl Server {
         }
         let is_hello = matches!(req, Request::Hello(_));
         // Finished results first, so a status query sees them.
-        self.sessions.poll();
+        self.poll();
         let resp = self.dispatch(req);
         if is_hello {
             // A new host connection: ids from an earlier connection mean nothing now.
@@ -111,11 +180,73 @@ impl Server {
         DeviceFrame { id, resp }
     }
 
+    /// Takes finished results; counts those of a model on trial towards its confirmation.
+    pub fn poll(&mut self) {
+        if self.sessions.poll() == 0 || !matches!(self.models.store.serving(), Serving::Trial(_)) {
+            self.counted_seq = self.sessions.log().last_seq();
+            return;
+        }
+        let trial = self.sessions.model_version().to_owned();
+        let batch = self.sessions.records_after(self.counted_seq, protocol::MAX_RECORDS_PER_BATCH);
+        for r in &batch.records {
+            self.counted_seq = r.seq;
+            if r.model_version.as_str() == trial && !r.flags.contains(ResultFlags::INSUFFICIENT_DATA) {
+                match self.models.store.session_ok() {
+                    Ok(true) => tracing::info!(model = %trial, "model on trial confirmed after its sessions"),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!("cannot record a session on the model on trial: {}", runtime::chain(&e)),
+                }
+            }
+        }
+    }
+
     fn dispatch(&mut self, req: Request) -> Response {
         match req {
             Request::Hello(h) => self.hello(h),
             _ if !self.hello => Response::Error(Error::new(ErrorCode::HelloFirst, "send Hello first")),
             Request::Ping(n) => Response::Pong(n),
+            Request::Auth(a) => {
+                match self.pairings.authorize(&self.sessions.state().device_id.clone(), &self.challenge, &a) {
+                    Ok(()) => {
+                        self.authorized = true;
+                        self.current_key = Some(a.host_key);
+                        tracing::info!(host_key = %hex::encode(&a.host_key[..8]), "host authorised");
+                        Response::DeviceInfo(self.info())
+                    }
+                    Err(e) => {
+                        tracing::warn!("a host failed to authorise: {e}");
+                        pairing_refused(&e)
+                    }
+                }
+            }
+            Request::PairBegin(p) => {
+                let button = self.cfg.board.gpio.is_some();
+                self.pairings.begin(p.host_key, &p.name, button).map_or_else(|e| pairing_refused(&e), Response::Pairing)
+            }
+            Request::PairConfirm(c) => {
+                let held = self.cfg.board.gpio.is_some() && self.sessions.button_pressed();
+                let id = self.sessions.state().device_id.clone();
+                match self.pairings.confirm(&id, &self.challenge, &c, held) {
+                    Ok((hosts, key)) => {
+                        // The host holds the key it paired: this connection is authorised.
+                        self.authorized = true;
+                        self.current_key = Some(key);
+                        Response::Paired(protocol::Pairings { hosts })
+                    }
+                    Err(e) => pairing_refused(&e),
+                }
+            }
+            _ if !self.authorized => Response::Error(Error::new(
+                ErrorCode::Unauthorized,
+                "this host has not proven a paired key on this connection: pair it (mimml pair) first",
+            )),
+            Request::Unpair => match self.current_key.take() {
+                Some(key) => {
+                    self.authorized = false;
+                    self.pairings.remove(&key).map_or_else(|e| pairing_refused(&e), |hosts| Response::Paired(protocol::Pairings { hosts }))
+                }
+                None => Response::Error(Error::new(ErrorCode::Unauthorized, "no host key on this connection")),
+            },
             Request::SessionStart(r) => self
                 .sessions
                 .start(StartRequest {
@@ -136,24 +267,51 @@ impl Server {
             Request::SyncAck(a) => {
                 self.sessions.ack(a.upto).map_or_else(|e| refused(&e), |upto| Response::Acked(Ack { upto }))
             }
-            Request::UploadBegin(_)
-            | Request::UploadChunk(_)
-            | Request::UploadStatus
-            | Request::UploadCommit
-            | Request::UploadConfirm
-            | Request::UploadRollback => Response::Error(Error::new(
-                ErrorCode::NotImplemented,
-                "model upload is not in this firmware (see the model-flashing issue)",
-            )),
+            Request::UploadBegin(b) => self.models.store.begin(&b).map_or_else(|e| store_refused(&e), Response::Upload),
+            Request::UploadChunk(c) => self.models.store.chunk(&c).map_or_else(|e| store_refused(&e), Response::Upload),
+            Request::UploadStatus => self.models.store.status().map_or_else(|e| store_refused(&e), Response::Upload),
+            Request::UploadCommit => self.commit(),
+            Request::UploadConfirm => self.models.store.confirm().map_or_else(|e| store_refused(&e), Response::Upload),
+            Request::UploadRollback => match self.models.store.rollback("the host asked for it") {
+                Ok(status) => {
+                    self.serve_confirmed();
+                    Response::Upload(status)
+                }
+                Err(e) => store_refused(&e),
+            },
         }
     }
 
-    /// What the device is.
+    /// Installs the upload and switches to it between sessions.
+    fn commit(&mut self) -> Response {
+        let loader = &self.models.loader;
+        match self.models.store.commit(|dir| loader(Some(dir))) {
+            Ok((status, loaded)) => {
+                tracing::info!(model = loaded.model.version(), "new model on trial: it serves from the next session");
+                self.sessions.replace_model(loaded);
+                Response::Upload(status)
+            }
+            Err(e) => store_refused(&e),
+        }
+    }
+
+    /// After a rollback: the confirmed (or factory) model serves from the next session.
+    fn serve_confirmed(&mut self) {
+        let confirmed = self.models.store.confirmed();
+        match (self.models.loader)(confirmed.dir()) {
+            Ok(loaded) => self.sessions.replace_model(loaded),
+            Err(e) => tracing::error!("the confirmed model does not load: {}", runtime::chain(&e)),
+        }
+    }
+
+    /// Loads `loaded` as the model that serves next (tests and the kiosk).
+    pub fn replace_model(&mut self, loaded: LoadedModel) {
+        self.sessions.replace_model(loaded);
+    }
+
+    /// What the device is. Before the host authorised, no result count or session.
     pub fn info(&self) -> DeviceInfo {
-        let mut slots = protocol::heapless::Vec::new();
         let version: ShortStr = truncated(self.sessions.model_version());
-        let _ = slots.push(ModelSlot { slot: 0, state: SlotState::Active, model_version: version.clone() });
-        let _ = slots.push(ModelSlot { slot: 1, state: SlotState::Empty, model_version: ShortStr::new() });
         let mut caps = Capabilities::from(self.sessions.available());
         caps.set(Capabilities::SIMULATED, self.cfg.simulated);
         caps.set(Capabilities::KIOSK, self.cfg.board.gpio.is_some());
@@ -162,12 +320,14 @@ impl Server {
             device_id: truncated(&self.sessions.state().device_id),
             board: truncated(&self.cfg.board.name),
             firmware_version: truncated(env!("CARGO_PKG_VERSION")),
-            slots,
+            slots: self.models.store.slots(),
             active_model_version: version,
             feature_schema: self.sessions.feature_schema(),
             capabilities: caps,
-            last_result_seq: self.sessions.log().last_seq(),
-            active_session: self.sessions.active(),
+            last_result_seq: if self.authorized { self.sessions.log().last_seq() } else { 0 },
+            active_session: if self.authorized { self.sessions.active() } else { None },
+            challenge: self.challenge,
+            authorized: self.authorized,
         }
     }
 
@@ -181,6 +341,14 @@ impl Server {
         }
         tracing::info!(host = %Escaped(&h.host), "host connected");
         self.hello = true;
+        self.authorized = false;
+        self.current_key = None;
+        if let Err(e) = getrandom::fill(&mut self.challenge) {
+            tracing::error!("no random challenge ({e}): the connection cannot be authorised");
+            self.challenge = [0; 32];
+            self.hello = false;
+            return Response::Error(Error::new(ErrorCode::Internal, "no random source for the challenge"));
+        }
         Response::DeviceInfo(self.info())
     }
 }

@@ -20,6 +20,7 @@ use protocol::{
 
 use crate::capture::{Capture, CaptureError};
 use crate::log::{LogError, ResultLog};
+use crate::LoadedModel;
 use crate::pipeline::{Job, Pipeline, PipelineError};
 use crate::state::{DataDir, DeviceState, StateError};
 
@@ -163,9 +164,17 @@ fn now_ms() -> u64 {
 
 type Outcome = (SessionId, Result<ResultRecord, PipelineError>);
 
+/// What the worker does next, in the order sent.
+enum Work {
+    /// Compute a stopped session.
+    Session(Job),
+    /// Compute every later session with this model.
+    Model(LoadedModel),
+}
+
 /// A thread that runs the pipeline over stopped sessions, one at a time, in order.
 pub struct Worker {
-    jobs: Option<Sender<Job>>,
+    jobs: Option<Sender<Work>>,
     done: Receiver<Outcome>,
     thread: Option<JoinHandle<()>>,
 }
@@ -179,10 +188,21 @@ impl std::fmt::Debug for Worker {
 impl Worker {
     /// Starts the worker thread with `pipeline`.
     pub fn spawn(mut pipeline: Box<dyn Pipeline>) -> std::io::Result<Worker> {
-        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (jobs, job_rx) = mpsc::channel::<Work>();
         let (done_tx, done) = mpsc::channel::<Outcome>();
         let thread = std::thread::Builder::new().name("session-worker".into()).spawn(move || {
-            for job in job_rx {
+            for work in job_rx {
+                let job = match work {
+                    Work::Session(job) => job,
+                    Work::Model(loaded) => {
+                        let version = loaded.model.version().to_owned();
+                        match pipeline.replace_model(loaded) {
+                            Ok(()) => tracing::info!(model = %version, "sessions from here on use this model"),
+                            Err(e) => tracing::error!("model {version} not taken: {e}"),
+                        }
+                        continue;
+                    }
+                };
                 let session = job.session;
                 // A defect in a front-end must cost that session, not every later one.
                 let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pipeline.process(job)))
@@ -228,6 +248,8 @@ pub struct Sessions {
     /// Stopped sessions the worker has not finished: (id, how long capture ran in ms).
     processing: VecDeque<(SessionId, u32)>,
     finished: VecDeque<SessionStatus>,
+    /// A model to switch to once no session is capturing.
+    next_model: Option<LoadedModel>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -270,6 +292,15 @@ impl Sessions {
             abandon_after: ABANDON_AFTER,
             processing: VecDeque::new(),
             finished: VecDeque::new(),
+            next_model: None,
+        })
+    }
+
+    /// Whether the kiosk button is held now (false when it cannot be read).
+    pub fn button_pressed(&mut self) -> bool {
+        self.kiosk.button_pressed().unwrap_or_else(|e| {
+            tracing::warn!("kiosk button: {e}");
+            false
         })
     }
 
@@ -435,7 +466,7 @@ impl Sessions {
             captured,
             utterances,
         };
-        let sent = self.worker.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        let sent = self.worker.jobs.as_ref().is_some_and(|jobs| jobs.send(Work::Session(job)).is_ok());
         if !sent {
             return Ok(self.fail(id, captured_ms, &SessionError::WorkerGone));
         }
@@ -508,10 +539,32 @@ impl Sessions {
         !self.processing.is_empty()
     }
 
+    /// Switches to `loaded` between sessions: a session capturing now finishes on the model it
+    /// started with; sessions stopped before the switch are computed on it too.
+    pub fn replace_model(&mut self, loaded: LoadedModel) {
+        self.next_model = Some(loaded);
+        self.switch_model();
+    }
+
+    fn switch_model(&mut self) {
+        if self.active.is_some() {
+            return;
+        }
+        let Some(loaded) = self.next_model.take() else { return };
+        self.model_version = loaded.model.version().to_owned();
+        self.feature_schema = loaded.model.feature_schema();
+        if let Some(jobs) = &self.worker.jobs
+            && jobs.send(Work::Model(loaded)).is_err()
+        {
+            tracing::error!("the session worker is gone: the new model cannot be taken");
+        }
+    }
+
     /// Takes the results the worker has finished: each is appended to the log (fsync) and only
     /// then reported `Done`. Returns how many sessions finished.
     pub fn poll(&mut self) -> usize {
         self.abandon_silent();
+        self.switch_model();
         let mut n = 0;
         loop {
             match self.worker.done.try_recv() {

@@ -363,8 +363,13 @@ fn exported(
     let q = train::mimml::export::Quantization::parse(quantize)
         .with_context(|| format!("unknown quantisation {quantize:?} (f32, f16, int8)"))?;
     let (t, meta) = Trained::load(model)?;
-    let onnx = train::mimml::export::to_onnx_quantized(&t, &meta.version, q)?;
-    let m = runtime::onnx::OnnxModel::from_bytes(&onnx, &meta.version, t.schema(), t.model.cfg.max_segments)?;
+    // A quantised export computes slightly different numbers: results name it apart.
+    let version = match q {
+        train::mimml::export::Quantization::F32 => meta.version.clone(),
+        _ => format!("{}-{}", meta.version, q.name()),
+    };
+    let onnx = train::mimml::export::to_onnx_quantized(&t, &version, q)?;
+    let m = runtime::onnx::OnnxModel::from_bytes(&onnx, &version, t.schema(), t.model.cfg.max_segments)?;
     Ok((t, q, onnx, m))
 }
 

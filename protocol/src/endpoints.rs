@@ -16,6 +16,10 @@
 //! | [`Sync`]           | [`Request::Sync`]              | [`Response::Records`]            |
 //! | [`SyncAck`]        | [`Request::SyncAck`]           | [`Response::Acked`]              |
 //! | [`UploadBegin`] … [`UploadRollback`] | the six `Upload*` requests | [`Response::Upload`]  |
+//! | [`Auth`]           | [`Request::Auth`]              | [`Response::DeviceInfo`]         |
+//! | [`PairBegin`]      | [`Request::PairBegin`]         | [`Response::Pairing`]            |
+//! | [`PairConfirm`]    | [`Request::PairConfirm`]       | [`Response::Paired`]             |
+//! | [`Unpair`]         | [`Request::Unpair`]            | [`Response::Paired`]             |
 
 use crate::messages::{self as m, Request, Response};
 
@@ -138,4 +142,20 @@ endpoint!(
 endpoint!(
     /// Goes back to the previous model.
     UploadRollback, "upload rollback", UploadRollback => Upload(m::UploadStatus)
+);
+endpoint!(
+    /// Proves a paired host key on this connection; answers with the full device info.
+    Auth, "auth", Auth(m::Auth) => DeviceInfo(m::DeviceInfo)
+);
+endpoint!(
+    /// Asks to pair a host key.
+    PairBegin, "pair begin", PairBegin(m::PairBegin) => Pairing(m::PairChallenge)
+);
+endpoint!(
+    /// Completes a pairing with the code shown at the device.
+    PairConfirm, "pair confirm", PairConfirm(m::PairConfirm) => Paired(m::Pairings)
+);
+endpoint!(
+    /// Forgets this host's key.
+    Unpair, "unpair", Unpair => Paired(m::Pairings)
 );

@@ -59,11 +59,14 @@ impl core::fmt::Display for Escaped<'_> {
 }
 
 /// Version of the message set. Bumped on any incompatible change; negotiated in [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Bytes of model data carried by one [`UploadChunk`]. Large enough that framing overhead stays
 /// under 1 % (see `bench/run link`).
 pub const MAX_CHUNK: usize = 4096;
+
+/// Bytes of a bundle manifest in [`UploadBegin`].
+pub const MAX_MANIFEST: usize = 1024;
 
 /// Bytes of UTF-8 text in one [`TranscriptChunk`]. Longer utterances are split over several
 /// chunks with increasing `part`.

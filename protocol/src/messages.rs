@@ -5,7 +5,7 @@
 use heapless::{String, Vec};
 use serde::{Deserialize, Serialize};
 
-use crate::{MAX_CHUNK, MAX_RECORDS_PER_BATCH, MAX_TEXT};
+use crate::{MAX_CHUNK, MAX_MANIFEST, MAX_RECORDS_PER_BATCH, MAX_TEXT};
 
 /// Matches a response to its request. The host picks it; the device echoes it. A request that
 /// is re-sent after a timeout keeps its id, so the device can answer a duplicate from its reply
@@ -74,9 +74,18 @@ pub enum Request {
     UploadConfirm,
     /// Go back to the previous model.
     UploadRollback,
-    /// End a session without a result: capture stops and nothing is computed. Any host may
-    /// abort any session (one whose host has gone).
+    /// End a session without a result: capture stops and nothing is computed. Any paired host
+    /// may abort any session (one whose host has gone).
     SessionAbort(SessionId),
+    /// Proves that this connection's host holds a paired key: a signature over the challenge
+    /// of this connection's [`DeviceInfo`]. Answered with the full [`DeviceInfo`].
+    Auth(Auth),
+    /// Asks to pair a host key; someone at the device must then confirm (code or button).
+    PairBegin(PairBegin),
+    /// Completes pairing with the code the device shows (or the kiosk button held).
+    PairConfirm(PairConfirm),
+    /// Forgets this connection's (authorised) host key.
+    Unpair,
 }
 
 /// Device → host.
@@ -99,6 +108,10 @@ pub enum Response {
     Acked(Ack),
     /// Where a model upload stands.
     Upload(UploadStatus),
+    /// A pairing was begun: how someone at the device confirms it.
+    Pairing(PairChallenge),
+    /// Paired hosts after a pairing or unpairing.
+    Paired(Pairings),
     /// The request was refused or failed.
     Error(Error),
 }
@@ -123,6 +136,10 @@ impl Request {
             Request::UploadConfirm => e::UploadConfirm::NAME,
             Request::UploadRollback => e::UploadRollback::NAME,
             Request::SessionAbort(_) => e::SessionAbort::NAME,
+            Request::Auth(_) => e::Auth::NAME,
+            Request::PairBegin(_) => e::PairBegin::NAME,
+            Request::PairConfirm(_) => e::PairConfirm::NAME,
+            Request::Unpair => e::Unpair::NAME,
         }
     }
 }
@@ -138,6 +155,8 @@ impl Response {
             Response::Records(_) => "Records",
             Response::Acked(_) => "Acked",
             Response::Upload(_) => "Upload",
+            Response::Pairing(_) => "Pairing",
+            Response::Paired(_) => "Paired",
             Response::Error(_) => "Error",
         }
     }
@@ -258,6 +277,10 @@ pub enum SlotState {
     Trial,
     /// Uploaded, not yet committed.
     Staged,
+    /// Confirmed, but a model on trial serves instead (the trial's fallback).
+    Confirmed,
+    /// Holds a model that does not serve (the one before, or one rolled back).
+    Inactive,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -270,6 +293,8 @@ pub struct ModelSlot {
     pub state: SlotState,
     /// The model's version string (empty for an empty slot).
     pub model_version: ShortStr,
+    /// The bundle's monotonic version (anti-rollback; 0 for an empty slot).
+    pub version: u64,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -294,8 +319,89 @@ pub struct DeviceInfo {
     pub capabilities: Capabilities,
     /// Highest sequence number the device has handed out (0 = none).
     pub last_result_seq: u64,
-    /// The session capturing now, whoever started it.
+    /// The session capturing now, whoever started it (`None` before [`Request::Auth`]).
     pub active_session: Option<SessionStatus>,
+    /// Fresh for every connection: an [`Auth`] signs it, so a recorded exchange cannot be
+    /// replayed.
+    pub challenge: [u8; 32],
+    /// This connection's host has proven a paired key. Before that, the device tells only what
+    /// it is: no results, sessions or counts.
+    pub authorized: bool,
+}
+
+/// An ed25519 public key.
+pub type PublicKey = [u8; 32];
+
+/// An ed25519 signature (64 bytes; serde derives arrays up to 32 only).
+pub type Signature = Vec<u8, 64>;
+
+/// What an [`Auth`] signs: this prefix, the device id, a zero byte, the connection's challenge
+/// and the host key.
+pub const AUTH_CONTEXT: &[u8] = b"mimml-auth-v3\0";
+
+/// What a [`PairConfirm`] signs: this prefix, the device id, a zero byte, the challenge of the
+/// connection, the code (little-endian u32) and the host key.
+pub const PAIR_CONTEXT: &[u8] = b"mimml-pair-v3\0";
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// A host proves a paired key on this connection.
+pub struct Auth {
+    /// The host's public key.
+    pub host_key: PublicKey,
+    /// Its signature over [`AUTH_CONTEXT`] ‖ device id ‖ 0 ‖ challenge ‖ host key.
+    pub signature: Signature,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// A host asks to be paired.
+pub struct PairBegin {
+    /// The host's public key.
+    pub host_key: PublicKey,
+    /// The host's name, shown beside the code at the device.
+    pub name: ShortStr,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// How a pairing is confirmed at the device.
+pub enum PairMethod {
+    /// Enter the one-time code the device shows on its screen or log.
+    Code,
+    /// Hold the kiosk button while the host confirms (the code works too).
+    Button,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// A pairing was begun.
+pub struct PairChallenge {
+    /// How to confirm it.
+    pub method: PairMethod,
+    /// Seconds the code stays valid.
+    pub expires_s: u16,
+    /// Wrong codes still allowed for this code.
+    pub attempts: u8,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// Completes a pairing.
+pub struct PairConfirm {
+    /// The code the device shows (ignored while the kiosk button is held).
+    pub code: u32,
+    /// The host's signature over [`PAIR_CONTEXT`] ‖ device id ‖ 0 ‖ challenge ‖ code ‖ host
+    /// key: proves it holds the key it asked to pair.
+    pub signature: Signature,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+/// Paired hosts.
+pub struct Pairings {
+    /// How many host keys the device trusts now.
+    pub hosts: u8,
 }
 
 bitflags::bitflags! {
@@ -545,12 +651,19 @@ pub struct Ack {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 /// Start (or resume) a model upload.
 pub struct UploadBegin {
-    /// The bundle manifest (TOML), as signed by the flashing tool.
-    pub manifest: Vec<u8, 1024>,
+    /// The bundle's `manifest.toml`, byte for byte as signed: checked (signature, version,
+    /// schema, size) before any byte of the transfer is written.
+    pub manifest: Vec<u8, MAX_MANIFEST>,
+    /// The ed25519 signature over `manifest`.
+    pub signature: Signature,
     /// Bytes in the whole transfer.
     pub total_size: u32,
-    /// SHA-256 of the whole transfer, checked at commit.
+    /// SHA-256 of the whole transfer, checked at commit; with the manifest, it names the
+    /// transfer, so a begin with the same pair resumes instead of starting again.
     pub sha256: [u8; 32],
+    /// The operator allows a version at or below the confirmed one (the device must allow it
+    /// too).
+    pub allow_downgrade: bool,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -623,6 +736,28 @@ pub enum ErrorCode {
     /// A request field is out of its range (a clock past [`crate::MAX_HOST_TIME_MS`], a part
     /// number past [`crate::MAX_PARTS`]).
     BadRequest,
+    /// This host has not proven a paired key on this connection ([`Request::Auth`]); pair it
+    /// first (`mimml pair`).
+    Unauthorized,
+    /// A pairing failed: no pairing begun, it expired, or the code was wrong.
+    PairingFailed,
+    /// A bundle's signature does not verify, or its key is not trusted by the device.
+    BadSignature,
+    /// A bundle's version is not above the confirmed one (anti-rollback).
+    Downgrade {
+        /// The confirmed version.
+        confirmed: u64,
+    },
+    /// A bundle was refused: manifest, file hashes, feature schema, text encoder or golden
+    /// self-test (the detail says which).
+    BundleRejected,
+    /// The transfer is larger than the device takes or has room for.
+    UploadTooLarge {
+        /// The most bytes the device takes now.
+        limit: u32,
+    },
+    /// No upload in progress, or nothing on trial to confirm or roll back.
+    NoUpload,
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]

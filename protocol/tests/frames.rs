@@ -39,16 +39,31 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         Just(ErrorCode::SessionAborted),
         any::<u32>().prop_map(|limit| ErrorCode::TranscriptTooLarge { limit }),
         Just(ErrorCode::BadRequest),
+        Just(ErrorCode::Unauthorized),
+        Just(ErrorCode::PairingFailed),
+        Just(ErrorCode::BadSignature),
+        any::<u64>().prop_map(|confirmed| ErrorCode::Downgrade { confirmed }),
+        Just(ErrorCode::BundleRejected),
+        any::<u32>().prop_map(|limit| ErrorCode::UploadTooLarge { limit }),
+        Just(ErrorCode::NoUpload),
     ]
 }
 
 fn slot() -> impl Strategy<Value = ModelSlot> {
     (
         any::<u8>(),
-        prop_oneof![Just(SlotState::Empty), Just(SlotState::Active), Just(SlotState::Trial), Just(SlotState::Staged)],
+        prop_oneof![
+            Just(SlotState::Empty),
+            Just(SlotState::Active),
+            Just(SlotState::Trial),
+            Just(SlotState::Staged),
+            Just(SlotState::Confirmed),
+            Just(SlotState::Inactive)
+        ],
         short(),
+        any::<u64>(),
     )
-        .prop_map(|(slot, state, model_version)| ModelSlot { slot, state, model_version })
+        .prop_map(|(slot, state, model_version, version)| ModelSlot { slot, state, model_version, version })
 }
 
 fn record() -> impl Strategy<Value = ResultRecord> {
@@ -107,9 +122,10 @@ fn request() -> impl Strategy<Value = Request> {
         any::<u32>().prop_map(Request::SessionStatus),
         (any::<u64>(), any::<u8>()).prop_map(|(after, max)| Request::Sync(SyncCursor { after, max })),
         any::<u64>().prop_map(|upto| Request::SyncAck(Ack { upto })),
-        (bytes::<1024>(1024), any::<u32>(), any::<[u8; 32]>()).prop_map(|(manifest, total_size, sha256)| {
-            Request::UploadBegin(UploadBegin { manifest, total_size, sha256 })
-        }),
+        (bytes::<MAX_MANIFEST>(MAX_MANIFEST), bytes::<64>(64), any::<u32>(), any::<[u8; 32]>(), any::<bool>())
+            .prop_map(|(manifest, signature, total_size, sha256, allow_downgrade)| {
+                Request::UploadBegin(UploadBegin { manifest, signature, total_size, sha256, allow_downgrade })
+            }),
         (any::<u32>(), bytes::<MAX_CHUNK>(MAX_CHUNK))
             .prop_map(|(offset, data)| Request::UploadChunk(UploadChunk { offset, data })),
         Just(Request::UploadStatus),
@@ -117,6 +133,10 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::UploadConfirm),
         Just(Request::UploadRollback),
         any::<u32>().prop_map(Request::SessionAbort),
+        (any::<[u8; 32]>(), bytes::<64>(64)).prop_map(|(host_key, signature)| Request::Auth(Auth { host_key, signature })),
+        (any::<[u8; 32]>(), short()).prop_map(|(host_key, name)| Request::PairBegin(PairBegin { host_key, name })),
+        (any::<u32>(), bytes::<64>(64)).prop_map(|(code, signature)| Request::PairConfirm(PairConfirm { code, signature })),
+        Just(Request::Unpair),
     ]
 }
 
@@ -124,12 +144,14 @@ fn response() -> impl Strategy<Value = Response> {
     prop_oneof![
         (
             (any::<u16>(), short(), short(), short()),
-            (proptest::collection::vec(slot(), 0..=2), short(), any::<[u8; 8]>(), any::<u32>(), any::<u64>())
+            (proptest::collection::vec(slot(), 0..=2), short(), any::<[u8; 8]>(), any::<u32>(), any::<u64>()),
+            (any::<[u8; 32]>(), any::<bool>())
         )
             .prop_map(
                 |(
                     (protocol_version, device_id, board, firmware_version),
                     (slots, active_model_version, schema, caps, last_result_seq),
+                    (challenge, authorized),
                 )| {
                     Response::DeviceInfo(DeviceInfo {
                         protocol_version,
@@ -142,6 +164,8 @@ fn response() -> impl Strategy<Value = Response> {
                         capabilities: Capabilities::from_bits_retain(caps),
                         last_result_seq,
                         active_session: None,
+                        challenge,
+                        authorized,
                     })
                 }
             ),
@@ -174,6 +198,11 @@ fn response() -> impl Strategy<Value = Response> {
         (any::<u32>(), any::<u32>(), slot()).prop_map(|(next_offset, total_size, slot)| {
             Response::Upload(UploadStatus { next_offset, total_size, slot })
         }),
+        (any::<bool>(), any::<u16>(), any::<u8>()).prop_map(|(button, expires_s, attempts)| {
+            let method = if button { PairMethod::Button } else { PairMethod::Code };
+            Response::Pairing(PairChallenge { method, expires_s, attempts })
+        }),
+        any::<u8>().prop_map(|hosts| Response::Paired(Pairings { hosts })),
         (error_code(), hstring::<96>(120)).prop_map(|(code, detail)| Response::Error(Error { code, detail })),
     ]
 }
@@ -268,7 +297,7 @@ fn largest_requests() -> std::vec::Vec<Request> {
     vec![
         Request::Hello(Hello { protocol_version: u16::MAX, host: s.clone() }),
         Request::Ping(u32::MAX),
-        Request::SessionStart(SessionStart { modalities: Modalities::all(), label: s, host_time_ms: u64::MAX }),
+        Request::SessionStart(SessionStart { modalities: Modalities::all(), label: s.clone(), host_time_ms: u64::MAX }),
         Request::TranscriptChunk(TranscriptChunk {
             session: u32::MAX,
             utterance: u32::MAX,
@@ -285,9 +314,11 @@ fn largest_requests() -> std::vec::Vec<Request> {
         Request::Sync(SyncCursor { after: u64::MAX, max: u8::MAX }),
         Request::SyncAck(Ack { upto: u64::MAX }),
         Request::UploadBegin(UploadBegin {
-            manifest: Vec::from_slice(&[0xFF; 1024]).expect("1024"),
+            manifest: Vec::from_slice(&[0xFF; MAX_MANIFEST]).expect("MAX_MANIFEST"),
+            signature: Vec::from_slice(&[0xFF; 64]).expect("64"),
             total_size: u32::MAX,
             sha256: [0xFF; 32],
+            allow_downgrade: true,
         }),
         Request::UploadChunk(UploadChunk {
             offset: u32::MAX,
@@ -298,13 +329,17 @@ fn largest_requests() -> std::vec::Vec<Request> {
         Request::UploadConfirm,
         Request::UploadRollback,
         Request::SessionAbort(u32::MAX),
+        Request::Auth(Auth { host_key: [0xFF; 32], signature: Vec::from_slice(&[0xFF; 64]).expect("64") }),
+        Request::PairBegin(PairBegin { host_key: [0xFF; 32], name: s }),
+        Request::PairConfirm(PairConfirm { code: u32::MAX, signature: Vec::from_slice(&[0xFF; 64]).expect("64") }),
+        Request::Unpair,
     ]
 }
 
 /// The response of every variant at its largest.
 fn largest_responses() -> std::vec::Vec<Response> {
     let s = truncated::<32>(&"😀".repeat(8));
-    let slot = ModelSlot { slot: u8::MAX, state: SlotState::Staged, model_version: s.clone() };
+    let slot = ModelSlot { slot: u8::MAX, state: SlotState::Staged, model_version: s.clone(), version: u64::MAX };
     let rec = ResultRecord {
         seq: u64::MAX,
         session: u32::MAX,
@@ -336,6 +371,8 @@ fn largest_responses() -> std::vec::Vec<Response> {
                 state: SessionState::Failed(ErrorCode::UploadOutOfOrder { expected: u32::MAX }),
                 captured_ms: u32::MAX,
             }),
+            challenge: [0xFF; 32],
+            authorized: true,
         }),
         Response::Pong(u32::MAX),
         Response::Session(SessionStatus {
@@ -360,6 +397,8 @@ fn largest_responses() -> std::vec::Vec<Response> {
         }),
         Response::Acked(Ack { upto: u64::MAX }),
         Response::Upload(UploadStatus { next_offset: u32::MAX, total_size: u32::MAX, slot }),
+        Response::Pairing(PairChallenge { method: PairMethod::Button, expires_s: u16::MAX, attempts: u8::MAX }),
+        Response::Paired(Pairings { hosts: u8::MAX }),
         Response::Error(Error {
             code: ErrorCode::UnsupportedVersion { supported: u16::MAX },
             detail: truncated(&"😀".repeat(24)),
@@ -390,10 +429,14 @@ fn largest_messages_fit() {
             Request::UploadConfirm => 12,
             Request::UploadRollback => 13,
             Request::SessionAbort(_) => 14,
+            Request::Auth(_) => 15,
+            Request::PairBegin(_) => 16,
+            Request::PairConfirm(_) => 17,
+            Request::Unpair => 18,
         })
         .collect();
     seen.sort_unstable();
-    assert_eq!(seen, (0..15).collect::<std::vec::Vec<_>>());
+    assert_eq!(seen, (0..19).collect::<std::vec::Vec<_>>());
     let responses = largest_responses();
     let mut seen: std::vec::Vec<usize> = responses
         .iter()
@@ -406,10 +449,12 @@ fn largest_messages_fit() {
             Response::Acked(_) => 5,
             Response::Upload(_) => 6,
             Response::Error(_) => 7,
+            Response::Pairing(_) => 8,
+            Response::Paired(_) => 9,
         })
         .collect();
     seen.sort_unstable();
-    assert_eq!(seen, (0..8).collect::<std::vec::Vec<_>>());
+    assert_eq!(seen, (0..10).collect::<std::vec::Vec<_>>());
     for req in requests {
         let frame = HostFrame { id: u32::MAX, req };
         let wire = encode(&frame);

@@ -19,6 +19,7 @@
 pub mod minilm;
 pub mod onnx;
 pub mod onnx_graph;
+pub mod signing;
 pub mod vad;
 
 use features::{Sequence, SessionFeatures, schema};
@@ -132,6 +133,9 @@ pub enum ModelError {
     /// The graph's outputs are not MIMML's.
     #[error("unexpected output shapes")]
     Outputs,
+    /// The bundle's signature, or its transfer archive, was refused.
+    #[error(transparent)]
+    Signature(#[from] signing::SignatureError),
     /// The bundle's golden input does not give its recorded output.
     #[error("self-test failed: output differs from golden.json by {worst} (tolerance {tolerance})")]
     SelfTest {

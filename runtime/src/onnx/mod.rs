@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
-use crate::{BoxError, Model, ModelError, Prediction};
+use crate::{Model, ModelError, Prediction};
 
 pub mod gru;
 
@@ -35,6 +35,13 @@ pub fn feature_widths() -> [usize; 3] {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub model_version: String,
+    /// Monotonic bundle version: a device refuses a bundle at or below the one it has confirmed
+    /// (anti-rollback). 0 = never signed.
+    #[serde(default)]
+    pub version: u64,
+    /// Id of the key that signed the manifest ([`crate::signing::key_id`]); absent = unsigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
     /// Hex feature-schema hash the model was trained on.
     pub feature_schema: String,
     /// "f32", "f16" or "int8".
@@ -98,6 +105,11 @@ impl Manifest {
         if !(self.decision_threshold > 0.0 && self.decision_threshold < 1.0) {
             return Err(ModelError::Threshold(self.decision_threshold));
         }
+        if let Some(id) = &self.key_id
+            && (id.len() != 16 || !id.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return bad("key_id", format!("{:?} is not 16 hex digits", protocol::Escaped(id)));
+        }
         for required in REQUIRED_FILES {
             if !self.files.contains_key(required) {
                 return bad("files", format!("{required} is not listed with its SHA-256"));
@@ -130,8 +142,19 @@ impl Manifest {
     }
 }
 
+/// Checks every file the manifest lists against its SHA-256.
+pub fn check_file_hashes(dir: &Path, manifest: &Manifest) -> Result<(), ModelError> {
+    for (name, want) in &manifest.files {
+        let got = sha256_hex(&read_bundle_file(dir, name)?);
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(ModelError::HashMismatch { file: name.clone(), got, want: want.clone() });
+        }
+    }
+    Ok(())
+}
+
 /// Reads a bundle file: a regular file (not a link, device or folder) of bounded size.
-fn read_bundle_file(dir: &Path, name: &str) -> Result<Vec<u8>, ModelError> {
+pub(crate) fn read_bundle_file(dir: &Path, name: &str) -> Result<Vec<u8>, ModelError> {
     use std::io::Read;
     let path = dir.join(name);
     let io = |source| ModelError::Io { path: path.clone(), source };
@@ -237,7 +260,7 @@ fn half() -> f32 {
     0.5
 }
 
-fn parse_schema(hex: &str) -> Result<SchemaHash, ModelError> {
+pub fn parse_schema(hex: &str) -> Result<SchemaHash, ModelError> {
     let mut out = [0u8; 8];
     // Checked as bytes: a 16-byte string of non-ASCII characters has no char boundary at
     // every other byte, so slicing it as text would panic.
@@ -537,6 +560,8 @@ impl Bundle {
         std::fs::write(dir.join("golden.json"), &golden_json).map_err(io(dir.join("golden.json")))?;
         let manifest = Manifest {
             model_version: model.version.clone(),
+            version: 0,
+            key_id: None,
             feature_schema: model.schema.to_string(),
             quantization: quantization.into(),
             created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
@@ -618,17 +643,8 @@ impl Bundle {
     /// [`open`](Self::open) with a choice of arithmetic.
     pub fn open_with(dir: &Path, precision: Precision) -> Result<Bundle, ModelError> {
         let read = |name: &str| read_bundle_file(dir, name);
-        let manifest: Manifest = std::str::from_utf8(&read("manifest.toml")?)
-            .map_err(BoxError::from)
-            .and_then(|text| toml::from_str(text).map_err(BoxError::from))
-            .map_err(|source| ModelError::Parse { file: "manifest.toml", source })?;
-        manifest.check()?;
-        for (name, want) in &manifest.files {
-            let got = sha256_hex(&read(name)?);
-            if !got.eq_ignore_ascii_case(want) {
-                return Err(ModelError::HashMismatch { file: name.clone(), got, want: want.clone() });
-            }
-        }
+        let manifest = crate::signing::parse_manifest(&read("manifest.toml")?)?;
+        check_file_hashes(dir, &manifest)?;
         if !["f32", "f16", "int8"].contains(&manifest.quantization.as_str()) {
             return Err(ModelError::Quantization(manifest.quantization.clone()));
         }
