@@ -109,9 +109,8 @@ pub type ModelLoader = Box<dyn Fn(Option<&Path>) -> Result<LoadedModel, runtime:
 pub fn model_loader(factory: Option<PathBuf>, text_encoder: Option<PathBuf>) -> ModelLoader {
     Box::new(move |dir| {
         let model = load_model(dir.or(factory.as_deref()))?;
-        let text_encoder = load_text_encoder(model.as_ref(), text_encoder.as_deref()).map_err(|e| {
-            runtime::ModelError::Manifest { field: "feature_schema", detail: runtime::chain(&e) }
-        })?;
+        let text_encoder = load_text_encoder(model.as_ref(), text_encoder.as_deref())
+            .map_err(|e| runtime::ModelError::Manifest { field: "feature_schema", detail: runtime::chain(&e) })?;
         Ok(LoadedModel { model, text_encoder })
     })
 }
@@ -148,10 +147,7 @@ impl ModelSetup {
 /// Opens the model store and loads the model that serves: the one on trial (reverted to the
 /// confirmed one when it does not load: its self-test failed), the confirmed one, or the
 /// factory one.
-fn open_models(
-    dir: &Path,
-    setup: ModelSetup,
-) -> Result<(models::ModelStore, ModelLoader, LoadedModel), DeviceError> {
+fn open_models(dir: &Path, setup: ModelSetup) -> Result<(models::ModelStore, ModelLoader, LoadedModel), DeviceError> {
     let mut store = models::ModelStore::open(dir, setup.policy, Box::new(storage::FsStorage))?;
     let loader = setup.loader;
     loop {
@@ -383,11 +379,14 @@ pub fn serve_port<P: std::io::Read + std::io::Write>(
 }
 
 /// A device served on a thread of its own, on one end of a port (a pty pair in the demo and the
-/// tests). Dropping it stops the device.
+/// tests). Its host lives in the same process: the device pairs a fresh key for it
+/// ([`host_key`](Self::host_key)) and forgets it again when it stops. Dropping it stops the
+/// device.
 #[derive(Debug)]
 pub struct DeviceThread {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<Server, link::LinkError>>>,
+    host_key: ed25519_dalek::SigningKey,
 }
 
 impl DeviceThread {
@@ -397,20 +396,41 @@ impl DeviceThread {
         session_dir: &Path,
         port: P,
     ) -> anyhow::Result<DeviceThread> {
-        Ok(Self::serve(simulated(data_dir, session_dir)?, port)?)
+        Self::serve(simulated(data_dir, session_dir)?, port)
     }
 
     /// Serves `port` with a device of the caller's making.
     pub fn serve<P: std::io::Read + std::io::Write + Send + 'static>(
+        server: Server,
+        port: P,
+    ) -> anyhow::Result<DeviceThread> {
+        Self::serve_with_key(server, port, runtime::signing::generate()?)
+    }
+
+    /// [`serve`](Self::serve) for the host holding `host_key` (a device restarted under the
+    /// same host).
+    pub fn serve_with_key<P: std::io::Read + std::io::Write + Send + 'static>(
         mut server: Server,
         port: P,
-    ) -> std::io::Result<DeviceThread> {
+        host_key: ed25519_dalek::SigningKey,
+    ) -> anyhow::Result<DeviceThread> {
+        let public = host_key.verifying_key().to_bytes();
+        server.pairings().add(public, "host in the device's process")?;
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("device".into())
-            .spawn(move || serve_port(&mut server, port, &flag).map(|()| server))?;
-        Ok(DeviceThread { stop, thread: Some(thread) })
+        let thread = std::thread::Builder::new().name("device".into()).spawn(move || {
+            let served = serve_port(&mut server, port, &flag);
+            if let Err(e) = server.pairings().remove(&public) {
+                tracing::warn!("the in-process host's key stays paired: {e}");
+            }
+            served.map(|()| server)
+        })?;
+        Ok(DeviceThread { stop, thread: Some(thread), host_key })
+    }
+
+    /// The key of the host in this process, paired with the device while it runs.
+    pub fn host_key(&self) -> ed25519_dalek::SigningKey {
+        self.host_key.clone()
     }
 
     /// Stops the device and hands it back for inspection; a link error it stopped on is

@@ -130,7 +130,9 @@ impl StoreError {
             }
             StoreError::Rejected(_) => C::BundleRejected,
             StoreError::Downgrade { confirmed, .. } => C::Downgrade { confirmed: *confirmed },
-            StoreError::TooLarge { limit, .. } => C::UploadTooLarge { limit: u32::try_from(*limit).unwrap_or(u32::MAX) },
+            StoreError::TooLarge { limit, .. } => {
+                C::UploadTooLarge { limit: u32::try_from(*limit).unwrap_or(u32::MAX) }
+            }
             StoreError::Nothing(_) | StoreError::TrialPending(_) => C::NoUpload,
             StoreError::OutOfOrder { expected, .. } => {
                 C::UploadOutOfOrder { expected: u32::try_from(*expected).unwrap_or(u32::MAX) }
@@ -320,9 +322,13 @@ impl ModelStore {
 
     fn save(&mut self, meta: Meta) -> Result<(), StoreError> {
         let path = self.dir.join("store.toml");
-        let text = toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), detail: e.to_string() })?;
-        write_atomic(self.storage.as_mut(), &path, text.as_bytes())
-            .map_err(|source| StoreError::Io { what: "writing", path, source })?;
+        let text =
+            toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), detail: e.to_string() })?;
+        write_atomic(self.storage.as_mut(), &path, text.as_bytes()).map_err(|source| StoreError::Io {
+            what: "writing",
+            path,
+            source,
+        })?;
         self.meta = meta;
         Ok(())
     }
@@ -415,8 +421,8 @@ impl ModelStore {
         let part = dir.join("data.part");
         self.storage.write(&part, &[]).map_err(self.io("creating", &part))?;
         self.storage.sync(&part).map_err(self.io("syncing", &part))?;
-        let manifest_text = String::from_utf8(b.manifest.to_vec())
-            .map_err(|_| StoreError::Nothing("the manifest is not UTF-8"))?;
+        let manifest_text =
+            String::from_utf8(b.manifest.to_vec()).map_err(|_| StoreError::Nothing("the manifest is not UTF-8"))?;
         let meta = UploadMeta {
             manifest: manifest_text,
             signature: hex::encode(&b.signature),
@@ -425,7 +431,8 @@ impl ModelStore {
             slot: other(self.meta.confirmed),
         };
         let path = dir.join("meta.toml");
-        let text = toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), detail: e.to_string() })?;
+        let text =
+            toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), detail: e.to_string() })?;
         write_atomic(self.storage.as_mut(), &path, text.as_bytes()).map_err(self.io("writing", &path))?;
         tracing::info!(model = %manifest.model_version, version = manifest.version, bytes = total, slot = meta.slot, "upload begun");
         let slot = meta.slot;
@@ -438,7 +445,9 @@ impl ModelStore {
         use features::text::TextEmbedding;
         let schema = runtime::onnx::parse_schema(&m.feature_schema)?;
         match features::schema::text_embedding_of(schema) {
-            None => Err(runtime::ModelError::SchemaMismatch { expected: schema, actual: features::schema::schema_hash() }),
+            None => {
+                Err(runtime::ModelError::SchemaMismatch { expected: schema, actual: features::schema::schema_hash() })
+            }
             Some(TextEmbedding::MiniLm) if !self.policy.minilm_available => Err(runtime::ModelError::Manifest {
                 field: "feature_schema",
                 detail: "the bundle needs the all-MiniLM-L6-v2 text encoder, which this device does not have".into(),

@@ -243,7 +243,9 @@ impl Server {
             Request::Unpair => match self.current_key.take() {
                 Some(key) => {
                     self.authorized = false;
-                    self.pairings.remove(&key).map_or_else(|e| pairing_refused(&e), |hosts| Response::Paired(protocol::Pairings { hosts }))
+                    self.pairings
+                        .remove(&key)
+                        .map_or_else(|e| pairing_refused(&e), |hosts| Response::Paired(protocol::Pairings { hosts }))
                 }
                 None => Response::Error(Error::new(ErrorCode::Unauthorized, "no host key on this connection")),
             },

@@ -18,9 +18,9 @@ use protocol::{
     TranscriptChunk,
 };
 
+use crate::LoadedModel;
 use crate::capture::{Capture, CaptureError};
 use crate::log::{LogError, ResultLog};
-use crate::LoadedModel;
 use crate::pipeline::{Job, Pipeline, PipelineError};
 use crate::state::{DataDir, DeviceState, StateError};
 

@@ -44,6 +44,10 @@ impl Pipeline for FakePipeline {
     fn model_version(&self) -> &str {
         "fake-1"
     }
+    fn replace_model(&mut self, loaded: device::LoadedModel) -> Result<(), device::pipeline::TextEncoderMismatch> {
+        self.texts.lock().expect("lock").push(format!("model {}", loaded.model.version()));
+        Ok(())
+    }
     fn feature_schema(&self) -> SchemaHash {
         SchemaHash([7; 8])
     }
@@ -75,6 +79,8 @@ impl Pipeline for FakePipeline {
 
 struct Driver {
     dev: Server,
+    /// The test's host key, paired at the device.
+    key: ed25519_dalek::SigningKey,
     id: u32,
     texts: Arc<Mutex<Vec<String>>>,
     /// Releases one gated computation.
@@ -93,10 +99,19 @@ fn driver(data: &std::path::Path, kiosk: FakeKiosk, fail_start: bool, gated: boo
         DeviceConfig { data_dir: data.to_owned(), board: boards::Board::by_name("sim").expect("sim"), simulated: true },
         Box::new(FakeCapture { fail_start }),
         Box::new(kiosk),
-        Box::new(FakePipeline { texts: Arc::clone(&texts), gate }),
+        device::ModelSetup {
+            policy: device::models::StorePolicy::default(),
+            loader: Box::new(|_| {
+                Ok(device::LoadedModel { model: Box::new(runtime::PlaceholderModel::default()), text_encoder: None })
+            }),
+        },
+        |_| Ok(Box::new(FakePipeline { texts: Arc::clone(&texts), gate })),
     )
     .expect("device opens");
-    Driver { dev, id: 0, texts, go }
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let mut dev = dev;
+    dev.pairings().add(key.verifying_key().to_bytes(), "test host").expect("pairs");
+    Driver { dev, key, id: 0, texts, go }
 }
 
 impl Driver {
@@ -111,8 +126,26 @@ impl Driver {
         reply.resp
     }
 
-    fn hello(&mut self) -> Response {
+    /// Hello without proving a key.
+    fn hello_only(&mut self) -> Response {
         self.call(Request::Hello(Hello { protocol_version: PROTOCOL_VERSION, host: truncated("test") }))
+    }
+
+    /// Hello, then the test host's proof of its paired key; the device info the proof gets.
+    fn hello(&mut self) -> Response {
+        let info = match self.hello_only() {
+            Response::DeviceInfo(i) => i,
+            other => return other,
+        };
+        let auth = self.auth_for(&self.key.clone(), &info);
+        self.call(Request::Auth(auth))
+    }
+
+    fn auth_for(&self, key: &ed25519_dalek::SigningKey, info: &DeviceInfo) -> Auth {
+        use ed25519_dalek::Signer;
+        let host_key = key.verifying_key().to_bytes();
+        let msg = device::pairing::auth_message(&info.device_id, &info.challenge, &host_key);
+        Auth { host_key, signature: protocol::heapless::Vec::from_slice(&key.sign(&msg).to_bytes()).expect("64") }
     }
 
     /// Polls the session's status until it is no longer capturing or processing.
@@ -192,7 +225,7 @@ fn hello_first_and_version_is_negotiated() {
         other => panic!("{other:?}"),
     }
     assert_eq!(d.call(Request::Ping(7)), Response::Pong(7));
-    assert_eq!(code(&d.call(Request::UploadCommit)), Some(ErrorCode::NotImplemented));
+    assert_eq!(code(&d.call(Request::UploadCommit)), Some(ErrorCode::NoUpload));
 }
 
 #[test]

@@ -93,6 +93,10 @@ pub struct DeviceClient<P> {
     link: FramedLink<P>,
     next_id: RequestId,
     patience: Patience,
+    /// The host's key, proven to the device after every hello.
+    key: Option<ed25519_dalek::SigningKey>,
+    /// What the last hello said (its challenge signs this connection's proofs).
+    info: Option<DeviceInfo>,
 }
 
 impl<P: Read + Write> DeviceClient<P> {
@@ -100,7 +104,19 @@ impl<P: Read + Write> DeviceClient<P> {
     /// host are not mistaken for this run's.
     pub fn new(port: P) -> Self {
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.subsec_nanos() ^ d.as_secs() as u32);
-        DeviceClient { link: FramedLink::new(port), next_id: seed | 1, patience: Patience::QUICK }
+        DeviceClient {
+            link: FramedLink::new(port),
+            next_id: seed | 1,
+            patience: Patience::QUICK,
+            key: None,
+            info: None,
+        }
+    }
+
+    /// Proves `key` (paired with the device) after every hello.
+    pub fn with_key(mut self, key: ed25519_dalek::SigningKey) -> Self {
+        self.key = Some(key);
+        self
     }
 
     /// Waits and retries as `patience` says.
@@ -142,12 +158,57 @@ impl<P: Read + Write> DeviceClient<P> {
         Err(ClientError::Timeout { what: E::NAME, attempts: self.patience.attempts })
     }
 
-    /// Opens the connection; returns what the device is.
+    /// Opens the connection and, with a key, proves it; returns what the device is. A key the
+    /// device does not know leaves the connection unauthorised (`info.authorized` false): the
+    /// device still says what it is, and refuses the rest with `Unauthorized`.
     pub fn hello(&mut self) -> Result<DeviceInfo, ClientError> {
-        self.call::<endpoints::Hello>(Hello {
+        let info = self.call::<endpoints::Hello>(Hello {
             protocol_version: PROTOCOL_VERSION,
             host: truncated(concat!("mimml ", env!("CARGO_PKG_VERSION"))),
-        })
+        })?;
+        self.info = Some(info.clone());
+        let Some(key) = self.key.clone() else { return Ok(info) };
+        use ed25519_dalek::Signer;
+        let host_key = key.verifying_key().to_bytes();
+        let msg = device::pairing::auth_message(&info.device_id, &info.challenge, &host_key);
+        let auth =
+            Auth { host_key, signature: heapless::Vec::from_slice(&key.sign(&msg).to_bytes()).unwrap_or_default() };
+        match self.call::<endpoints::Auth>(auth) {
+            Ok(full) => {
+                self.info = Some(full.clone());
+                Ok(full)
+            }
+            Err(ClientError::Device { code: ErrorCode::Unauthorized, .. }) => {
+                tracing::debug!("this host's key is not paired with the device");
+                Ok(info)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Pairs this client's key: the device shows a code, `code` asks the person at the device
+    /// for it (given how the device confirms), and the signed answer completes the pairing.
+    /// Returns how many hosts the device has paired. Call [`hello`](Self::hello) first.
+    pub fn pair(
+        &mut self,
+        name: &str,
+        code: impl FnOnce(&PairChallenge) -> Result<u32, ClientError>,
+    ) -> Result<u8, ClientError> {
+        use ed25519_dalek::Signer;
+        let (Some(key), Some(info)) = (self.key.clone(), self.info.clone()) else {
+            return Err(ClientError::Unexpected { what: "pair", got: "no key or no hello" });
+        };
+        let host_key = key.verifying_key().to_bytes();
+        let challenge = self.call::<endpoints::PairBegin>(PairBegin { host_key, name: truncated(name) })?;
+        let code = code(&challenge)?;
+        let msg = device::pairing::pair_message(&info.device_id, &info.challenge, code, &host_key);
+        let signature = heapless::Vec::from_slice(&key.sign(&msg).to_bytes()).unwrap_or_default();
+        Ok(self.call::<endpoints::PairConfirm>(PairConfirm { code, signature })?.hosts)
+    }
+
+    /// Forgets this host at the device. Returns how many hosts stay paired.
+    pub fn unpair(&mut self) -> Result<u8, ClientError> {
+        Ok(self.call::<endpoints::Unpair>(())?.hosts)
     }
 
     /// Liveness check.

@@ -27,6 +27,10 @@ struct Cli {
     /// Machine-readable output: one JSON document on stdout (info, session run, sync, results).
     #[arg(long, global = true)]
     json: bool,
+    /// This host's key, proven to paired devices on every connection (created by `mimml pair`
+    /// or `mimml keys host`). Default: $XDG_CONFIG_HOME/mimml/host.key (~/.config/...).
+    #[arg(long, global = true, env = "MIMML_HOST_KEY", value_name = "FILE")]
+    host_key: Option<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -62,6 +66,54 @@ enum Cmd {
         /// SQLite database of results.
         #[arg(long, env = "MIMML_DB", default_value = "mimml.db")]
         db: PathBuf,
+    },
+    /// Pair this host with a device: someone at the device reads out the code it shows (or
+    /// holds the kiosk button). Creates this host's key if there is none.
+    Pair {
+        #[command(flatten)]
+        port: PortArgs,
+        /// The code the device shows (asked for on the terminal when not given).
+        #[arg(long)]
+        code: Option<u32>,
+        /// This host's name, shown at the device.
+        #[arg(long, default_value = "mimml host")]
+        name: String,
+    },
+    /// Make a device forget this host.
+    Unpair {
+        #[command(flatten)]
+        port: PortArgs,
+    },
+    /// Signing keys and this host's key.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+    /// Model bundles: sign and verify.
+    Bundle {
+        #[command(subcommand)]
+        cmd: BundleCmd,
+    },
+    /// Send a signed model bundle to a device. It serves on trial from the next session until
+    /// confirmed (`mimml model confirm`) or rolled back. An interrupted flash resumes where it
+    /// stopped when run again.
+    Flash {
+        #[command(flatten)]
+        port: PortArgs,
+        /// The signed bundle folder.
+        bundle: PathBuf,
+        /// Allow a version at or below the device's confirmed one (the device must allow it
+        /// too: `mimml-device run --allow-downgrade`).
+        #[arg(long)]
+        allow_downgrade: bool,
+        /// Confirm the new model at once instead of leaving it on trial.
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// The model on trial: keep it or go back.
+    Model {
+        #[command(subcommand)]
+        cmd: ModelCmd,
     },
     /// Show results stored in the database.
     Results {
@@ -133,6 +185,61 @@ enum SessionCmd {
     },
 }
 
+#[derive(Subcommand, Debug)]
+enum KeysCmd {
+    /// Make an ed25519 signing key pair: NAME.key (secret, mode 0600, never printed) and
+    /// NAME.pub (give it to devices: `mimml-device run --trusted-keys`).
+    Generate {
+        /// Folder for the key files.
+        #[arg(long)]
+        out: PathBuf,
+        /// File name stem.
+        #[arg(long, default_value = "mimml-signing")]
+        name: String,
+    },
+    /// Print this host's public key line (for `mimml-device pairings add`), creating the key if
+    /// there is none.
+    Host,
+}
+
+#[derive(Subcommand, Debug)]
+enum BundleCmd {
+    /// Sign a bundle: sets the manifest's key id (and version), writes manifest.sig.
+    Sign {
+        /// The secret key (`mimml keys generate`).
+        #[arg(long)]
+        key: PathBuf,
+        /// The bundle's version; devices refuse one at or below the version they confirmed.
+        #[arg(long)]
+        version: Option<u64>,
+        /// The bundle folder.
+        bundle: PathBuf,
+    },
+    /// Check a bundle as a device would: signature by a trusted key, every file's hash, the
+    /// feature schema and the golden self-test.
+    Verify {
+        /// Public keys trusted to sign bundles.
+        #[arg(long)]
+        trusted_keys: PathBuf,
+        /// The bundle folder.
+        bundle: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ModelCmd {
+    /// Keep the model on trial: it becomes the confirmed model.
+    Confirm {
+        #[command(flatten)]
+        port: PortArgs,
+    },
+    /// Go back to the confirmed model.
+    Rollback {
+        #[command(flatten)]
+        port: PortArgs,
+    },
+}
+
 /// Labels are stored in 32 bytes: a longer one is refused rather than cut.
 fn parse_label(s: &str) -> Result<String, String> {
     if s.len() > 32 {
@@ -162,8 +269,118 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let json = cli.json;
+    let key_path = cli.host_key.clone().unwrap_or_else(default_host_key);
+    let connect = |p: &PortArgs| connect(p, &key_path);
     match cli.cmd {
         Cmd::Devices => devices(),
+        Cmd::Pair { port, code, name } => {
+            let key = host_key(&key_path, true)?.context("no host key")?;
+            let link = link::open_port(&port.port, port.baud)?;
+            let mut client = DeviceClient::new(link).with_key(key);
+            let info = client.hello().with_context(|| format!("no MIMML device answered on {}", port.port))?;
+            if info.authorized {
+                println!("this host is already paired with {}", info.device_id);
+                return Ok(());
+            }
+            let hosts = client.pair(&name, |challenge| {
+                if challenge.method == protocol::PairMethod::Button {
+                    eprintln!("hold the device's button, or enter the code it shows");
+                }
+                match code {
+                    Some(c) => Ok(c),
+                    None => Ok(ask_code(challenge.expires_s)),
+                }
+            })?;
+            println!("paired with {} ({hosts} host(s) paired)", info.device_id);
+            Ok(())
+        }
+        Cmd::Unpair { port } => {
+            let (mut client, info) = connect(&port)?;
+            let left = client.unpair()?;
+            println!("{} forgot this host ({left} host(s) still paired)", info.device_id);
+            Ok(())
+        }
+        Cmd::Keys { cmd: KeysCmd::Generate { out, name } } => {
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let key = runtime::signing::generate()?;
+            let (secret, public) = (out.join(format!("{name}.key")), out.join(format!("{name}.pub")));
+            runtime::signing::write_key_pair(&key, &secret, &public, &name)?;
+            println!("secret key  {} (mode 0600: keep it off devices and out of version control)", secret.display());
+            println!("public key  {} (key id {})", public.display(), runtime::signing::key_id(&key.verifying_key()));
+            Ok(())
+        }
+        Cmd::Keys { cmd: KeysCmd::Host } => {
+            let key = host_key(&key_path, true)?.context("no host key")?;
+            print!("{}", runtime::signing::public_line(&key.verifying_key(), "mimml host"));
+            Ok(())
+        }
+        Cmd::Bundle { cmd: BundleCmd::Sign { key, version, bundle } } => {
+            let key = runtime::signing::read_secret(&key)?;
+            let m = runtime::signing::sign_bundle(&bundle, &key, version)?;
+            println!(
+                "signed {} version {} with key {} ({})",
+                m.model_version,
+                m.version,
+                m.key_id.unwrap_or_default(),
+                bundle.display()
+            );
+            Ok(())
+        }
+        Cmd::Bundle { cmd: BundleCmd::Verify { trusted_keys, bundle } } => {
+            let trusted = runtime::signing::TrustedKeys::read(&trusted_keys)?;
+            let m = runtime::signing::verify_bundle_signature(&bundle, &trusted)?;
+            let b = runtime::onnx::Bundle::open(&bundle)?;
+            println!(
+                "{}: signed by key {}, version {}, {} files match their hashes, feature schema {} matches this                  build, self-test passed",
+                b.manifest.model_version,
+                m.key_id.unwrap_or_default(),
+                m.version,
+                m.files.len(),
+                m.feature_schema
+            );
+            Ok(())
+        }
+        Cmd::Flash { port, bundle, allow_downgrade, confirm } => {
+            let t = host::flash::Transfer::of(&bundle)?;
+            let (mut client, info) = connect(&port)?;
+            let bar = ProgressBar::new(t.archive.len() as u64).with_style(
+                ProgressStyle::with_template("  flashing [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            let flashed = host::flash::flash(&mut client, &t, allow_downgrade, |done, _| bar.set_position(done));
+            bar.finish_and_clear();
+            let flashed = flashed?;
+            if flashed.already {
+                println!("{} already holds {} version {}", info.device_id, t.model_version, t.version);
+            } else if flashed.resumed_at > 0 {
+                println!("resumed at byte {} of {}", flashed.resumed_at, t.archive.len());
+            }
+            println!(
+                "{} version {} is on trial in slot {} of {}: it serves from the next session",
+                t.model_version, t.version, flashed.status.slot.slot, info.device_id
+            );
+            if confirm {
+                client.call::<protocol::endpoints::UploadConfirm>(())?;
+                println!("confirmed");
+            } else {
+                println!("confirm it with `mimml model confirm --port {}` once it works", port.port);
+            }
+            Ok(())
+        }
+        Cmd::Model { cmd: ModelCmd::Confirm { port } } => {
+            let (mut client, info) = connect(&port)?;
+            let s = client.call::<protocol::endpoints::UploadConfirm>(())?;
+            println!("{} version {} confirmed on {}", s.slot.model_version, s.slot.version, info.device_id);
+            Ok(())
+        }
+        Cmd::Model { cmd: ModelCmd::Rollback { port } } => {
+            let (mut client, info) = connect(&port)?;
+            client.call::<protocol::endpoints::UploadRollback>(())?;
+            let info2 = client.hello()?;
+            println!("{} rolled back: {} serves", info.device_id, info2.active_model_version);
+            Ok(())
+        }
         Cmd::Info { port } => {
             let (_, info) = connect(&port)?;
             if json {
@@ -296,10 +513,57 @@ fn devices() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn connect(p: &PortArgs) -> anyhow::Result<(DeviceClient<link::TTYPort>, DeviceInfo)> {
+/// Where this host's key lives by default.
+fn default_host_key() -> PathBuf {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    config.join("mimml/host.key")
+}
+
+/// This host's key at `path`; created (0600) when `create` and there is none.
+fn host_key(path: &Path, create: bool) -> anyhow::Result<Option<ed25519_dalek::SigningKey>> {
+    if path.exists() {
+        return Ok(Some(runtime::signing::read_secret(path)?));
+    }
+    if !create {
+        return Ok(None);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let key = runtime::signing::generate()?;
+    runtime::signing::write_key_pair(&key, path, &path.with_extension("pub"), "mimml host")?;
+    eprintln!("created this host's key {}", path.display());
+    Ok(Some(key))
+}
+
+/// Asks for the pairing code on the terminal.
+fn ask_code(expires_s: u16) -> u32 {
+    loop {
+        eprint!("code shown on the device (valid {expires_s} s): ");
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).map_or(true, |n| n == 0) {
+            return u32::MAX;
+        }
+        match line.trim().parse::<u32>() {
+            Ok(c) if c < 1_000_000 => return c,
+            _ => eprintln!("six digits, please"),
+        }
+    }
+}
+
+fn connect(p: &PortArgs, key: &Path) -> anyhow::Result<(DeviceClient<link::TTYPort>, DeviceInfo)> {
     let port = link::open_port(&p.port, p.baud)?;
     let mut client = DeviceClient::new(port);
+    if let Some(key) = host_key(key, false)? {
+        client = client.with_key(key);
+    }
     let info = client.hello().with_context(|| format!("no MIMML device answered on {}", p.port))?;
+    if !info.authorized {
+        tracing::info!("this host is not paired with {}: only what the device is can be read", info.device_id);
+    }
     Ok((client, info))
 }
 
@@ -309,7 +573,15 @@ fn print_info(i: &DeviceInfo) {
     println!("firmware        {} (protocol v{})", i.firmware_version, i.protocol_version);
     println!("model           {} (feature schema {})", i.active_model_version, i.feature_schema);
     for s in &i.slots {
-        println!("  slot {}        {:?} {}", s.slot, s.state, s.model_version);
+        if s.state == protocol::SlotState::Empty {
+            println!("  slot {}        empty", s.slot);
+        } else {
+            println!("  slot {}        {:?} {} version {}", s.slot, s.state, s.model_version, s.version);
+        }
+    }
+    if !i.authorized {
+        println!("paired          no (results and sessions need `mimml pair --port ...`)");
+        return;
     }
     println!("capabilities    {}", i.capabilities);
     println!("results logged  {}", i.last_result_seq);
@@ -390,7 +662,7 @@ fn demo(session_dir: &Path, device_data: Option<PathBuf>, db: Option<PathBuf>) -
 
     // The client (the pty's host end) lives until the device thread has stopped: closing it
     // first would look like a hang-up to the device.
-    let mut client = DeviceClient::new(host_end);
+    let mut client = DeviceClient::new(host_end).with_key(device.host_key());
     let result = (|| -> anyhow::Result<()> {
         let t = Instant::now();
         let info = client.hello()?;

@@ -107,6 +107,13 @@ pub fn info_json(i: &protocol::DeviceInfo) -> serde_json::Value {
         "model_version": i.active_model_version.as_str(),
         "feature_schema": i.feature_schema.to_string(),
         "capabilities": names(i.capabilities, &protocol::Capabilities::NAMES),
+        "authorized": i.authorized,
+        "slots": i.slots.iter().map(|s| serde_json::json!({
+            "slot": s.slot,
+            "state": format!("{:?}", s.state),
+            "model_version": s.model_version.as_str(),
+            "version": s.version,
+        })).collect::<Vec<_>>(),
         "last_result_seq": i.last_result_seq,
         "active_session": i.active_session.map(|s| serde_json::json!({
             "session": s.session,

@@ -9,8 +9,15 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
 }
 
+/// The host key of the test that runs a device (each `mimml` run proves it).
+static HOST_KEY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn mimml(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_mimml")).args(args).env_remove("MIMML_DB").output().expect("runs");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_mimml"));
+    cmd.args(args).env_remove("MIMML_DB");
+    // Never the user's own key: a missing file means no key.
+    cmd.env("MIMML_HOST_KEY", HOST_KEY.get().cloned().unwrap_or_else(|| PathBuf::from("/nonexistent/host.key")));
+    let out = cmd.output().expect("runs");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -27,6 +34,16 @@ fn info_session_sync_and_results_from_the_command_line() {
     let (device_end, keep_open) = link::pty_pair().expect("pty");
     let port = keep_open.name().expect("pty path");
     let device = device::DeviceThread::simulated(&dir.path().join("device"), &sample(), device_end).expect("device");
+
+    // Before this host's key is known, the device says what it is and nothing more.
+    let (ok, out, err) = mimml(&["info", "--port", &port]);
+    assert!(ok && out.contains("paired          no") && !out.contains("results logged"), "{out}{err}");
+    let (ok, _, err) = mimml(&["sync", "--port", &port, "--db", dir.path().join("x.db").to_str().expect("utf8")]);
+    assert!(!ok && err.contains("Unauthorized") && err.contains("mimml pair"), "{err}");
+    let key_file = dir.path().join("host.key");
+    runtime::signing::write_key_pair(&device.host_key(), &key_file, &dir.path().join("host.pub"), "test")
+        .expect("key file");
+    HOST_KEY.set(key_file).expect("set once");
 
     let (ok, out, err) = mimml(&["info", "--port", &port]);
     assert!(ok, "{err}");
@@ -70,7 +87,8 @@ fn info_session_sync_and_results_from_the_command_line() {
     assert_eq!(json(&["sync", "--port", &port, "--db", db, "--json"])["inserted"], 0);
 
     // A host that went away leaves a session running: another lists it and aborts it.
-    let mut other = host::client::DeviceClient::new(link::open_port(&port, 115_200).expect("port"));
+    let mut other =
+        host::client::DeviceClient::new(link::open_port(&port, 115_200).expect("port")).with_key(device.host_key());
     other.hello().expect("hello");
     let orphan = other.start_session(protocol::Modalities::TEXT, "orphan").expect("start").session;
     drop(other);

@@ -133,9 +133,11 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::UploadConfirm),
         Just(Request::UploadRollback),
         any::<u32>().prop_map(Request::SessionAbort),
-        (any::<[u8; 32]>(), bytes::<64>(64)).prop_map(|(host_key, signature)| Request::Auth(Auth { host_key, signature })),
+        (any::<[u8; 32]>(), bytes::<64>(64))
+            .prop_map(|(host_key, signature)| Request::Auth(Auth { host_key, signature })),
         (any::<[u8; 32]>(), short()).prop_map(|(host_key, name)| Request::PairBegin(PairBegin { host_key, name })),
-        (any::<u32>(), bytes::<64>(64)).prop_map(|(code, signature)| Request::PairConfirm(PairConfirm { code, signature })),
+        (any::<u32>(), bytes::<64>(64))
+            .prop_map(|(code, signature)| Request::PairConfirm(PairConfirm { code, signature })),
         Just(Request::Unpair),
     ]
 }

@@ -256,8 +256,7 @@ pub fn sign_bundle(dir: &Path, key: &SigningKey, version: Option<u64>) -> Result
         });
     }
     manifest.key_id = Some(key_id(&key.verifying_key()));
-    let text = toml::to_string(&manifest)
-        .map_err(|e| crate::ModelError::Parse { file: MANIFEST, source: e.into() })?;
+    let text = toml::to_string(&manifest).map_err(|e| crate::ModelError::Parse { file: MANIFEST, source: e.into() })?;
     let sig = key.sign(text.as_bytes());
     write_replacing(&dir.join(MANIFEST), text.as_bytes())?;
     write_replacing(&dir.join(SIGNATURE), format!("{}\n", hex::encode(sig.to_bytes())).as_bytes())?;
@@ -291,10 +290,9 @@ pub fn pack(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), crate::ModelError> {
         header.set_size(bytes.len() as u64);
         header.set_mode(0o644);
         header.set_entry_type(tar::EntryType::Regular);
-        archive.append_data(&mut header, name, bytes.as_slice()).map_err(|source| crate::ModelError::Io {
-            path: dir.join(name),
-            source,
-        })?;
+        archive
+            .append_data(&mut header, name, bytes.as_slice())
+            .map_err(|source| crate::ModelError::Io { path: dir.join(name), source })?;
     }
     let bytes = archive.into_inner().map_err(|source| crate::ModelError::Io { path: dir.to_owned(), source })?;
     Ok((bytes, manifest_bytes))
@@ -432,10 +430,10 @@ mod tests {
         assert_eq!(mode, 0o600);
         assert_eq!(read_secret(&secret).expect("reads").to_bytes(), key.to_bytes());
         let trusted = TrustedKeys::read(&public).expect("reads");
-        assert_eq!(trusted.iter().map(|(k, c)| (*k, c.to_owned())).collect::<Vec<_>>(), vec![(
-            key.verifying_key(),
-            "clinicforged line".to_owned()
-        )]);
+        assert_eq!(
+            trusted.iter().map(|(k, c)| (*k, c.to_owned())).collect::<Vec<_>>(),
+            vec![(key.verifying_key(), "clinicforged line".to_owned())]
+        );
         // Never overwritten.
         assert!(write_key_pair(&key, &secret, &public, "again").is_err());
         // Wrong kind of file, bad hex, wrong length: the file and line are named.

@@ -36,6 +36,7 @@ fn session(host_faults: Vec<(&'static str, usize, Fault)>, device_faults: Vec<(&
     let host_port = FaultyPort::<_, HostFrame>::new(host_end, host_faults);
     let (host_applied, host_sent) = (host_port.applied(), host_port.sent());
     let mut client = DeviceClient::new(host_port)
+        .with_key(rig.host_key())
         .with_patience(host::client::Patience { per_attempt: std::time::Duration::from_millis(700), attempts: 8 });
 
     let info = client.hello().expect("hello");

@@ -21,13 +21,12 @@ use tests::sample_session;
 fn open(data: &Path, serial: Option<&Path>) -> Result<device::Server, device::DeviceError> {
     let mut board = boards::Board::by_name("sim").expect("sim");
     board.serial = serial.map(Path::to_owned);
-    let model = device::load_model(Some(&device::bundled_model_dir())).expect("model");
-    let pipeline = device::SessionPipeline::new(model, true);
     device::open(
         device::DeviceConfig { data_dir: data.to_owned(), board, simulated: true },
         Box::new(SimulatedCapture::new(&sample_session()).expect("sample")),
         Box::new(boards::LogKiosk::default()),
-        Box::new(pipeline),
+        device::ModelSetup::new(Some(device::bundled_model_dir()), Default::default()),
+        |loaded| Ok(Box::new(device::SessionPipeline::new(loaded.model, true))),
     )
 }
 
@@ -41,7 +40,7 @@ fn serve(data: &Path, serial: Option<&Path>) -> Running {
     let server = open(data, serial).expect("device opens");
     let (host_end, device_end) = link::pty_pair().expect("pty");
     let device = DeviceThread::serve(server, device_end).expect("serves");
-    let mut client = DeviceClient::new(host_end);
+    let mut client = DeviceClient::new(host_end).with_key(device.host_key());
     let id = client.hello().expect("hello").device_id.as_str().to_owned();
     Running { device, client, id }
 }
@@ -192,7 +191,8 @@ fn a_device_restarted_after_storing_the_result_is_greeted_again_and_the_result_f
     let (host_end, device_end) = link::pty_pair().expect("pty");
     let name = device_end.name().expect("pty name");
     let device = DeviceThread::serve(server, device_end).expect("serves");
-    let mut client = DeviceClient::new(host_end);
+    let key = device.host_key();
+    let mut client = DeviceClient::new(host_end).with_key(key.clone());
     client.hello().expect("hello");
     let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
     let session = client.start_session(Modalities::TEXT, "restart").expect("start").session;
@@ -205,7 +205,7 @@ fn a_device_restarted_after_storing_the_result_is_greeted_again_and_the_result_f
     assert!(server.sessions().wait_idle(std::time::Duration::from_secs(60)));
     drop(server);
     let port = link::open_port(&name, 115_200).expect("reopen the device end");
-    let device = DeviceThread::serve(open(&data, None).expect("reopens"), port).expect("serves again");
+    let device = DeviceThread::serve_with_key(open(&data, None).expect("reopens"), port, key).expect("serves again");
     let status = client.wait_for_result(session, std::time::Duration::from_secs(30)).expect("found after a hello");
     assert_eq!(status.state, protocol::SessionState::Done { seq: 1 });
     device.stop().expect("stops");

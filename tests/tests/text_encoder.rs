@@ -70,7 +70,7 @@ fn a_minilm_model_trains_exports_and_runs_a_session_on_a_device_that_loads_its_e
     // A whole session over a pty: the result carries the MiniLM schema.
     let (host_end, device_end) = link::pty_pair().expect("pty pair");
     let rig = device::DeviceThread::serve(plain.expect("device"), device_end).expect("serves");
-    let mut client = DeviceClient::new(host_end);
+    let mut client = DeviceClient::new(host_end).with_key(rig.host_key());
     client.hello().expect("hello");
     let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
     let outcome = run_session(&mut client, &transcript, "minilm", Modalities::ALL, |_, _| {}).expect("session");
