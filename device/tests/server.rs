@@ -88,6 +88,14 @@ struct Driver {
 }
 
 fn driver(data: &std::path::Path, kiosk: FakeKiosk, fail_start: bool, gated: bool) -> Driver {
+    driver_with(data, kiosk, fail_start, gated, "sim")
+}
+
+fn driver_on(data: &std::path::Path, kiosk: FakeKiosk, board: &str) -> Driver {
+    driver_with(data, kiosk, false, false, board)
+}
+
+fn driver_with(data: &std::path::Path, kiosk: FakeKiosk, fail_start: bool, gated: bool, board: &str) -> Driver {
     let texts = Arc::new(Mutex::new(Vec::new()));
     let (go, gate) = if gated {
         let (tx, rx) = channel();
@@ -96,7 +104,12 @@ fn driver(data: &std::path::Path, kiosk: FakeKiosk, fail_start: bool, gated: boo
         (None, None)
     };
     let dev = device::open(
-        DeviceConfig { data_dir: data.to_owned(), board: boards::Board::by_name("sim").expect("sim"), simulated: true },
+        DeviceConfig {
+            data_dir: data.to_owned(),
+            // The kiosk boards read a serial number this machine does not have.
+            board: boards::Board { serial: None, ..boards::Board::by_name(board).expect("board") },
+            simulated: true,
+        },
         Box::new(FakeCapture { fail_start }),
         Box::new(kiosk),
         device::ModelSetup {
@@ -563,4 +576,180 @@ mod wire_fields {
             }
         }
     }
+}
+
+#[test]
+fn an_unpaired_host_learns_only_what_the_device_is() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    // Results exist (run by the paired host).
+    d.hello();
+    let s = start(&mut d);
+    d.call(chunk(s, 0, 0, true, "one two three"));
+    d.call(Request::SessionStop(s));
+    assert!(matches!(d.outcome(s), SessionState::Done { .. }));
+    // A stranger connects.
+    let info = match d.hello_only() {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert!(!info.authorized);
+    assert_eq!((info.last_result_seq, info.active_session), (0, None), "no counts before authorisation");
+    assert_eq!(info.active_model_version.as_str(), "fake-1");
+    for req in [
+        Request::SessionStart(SessionStart { modalities: Modalities::TEXT, label: truncated("x"), host_time_ms: 0 }),
+        Request::SessionStatus(s),
+        Request::SessionStop(s),
+        Request::SessionAbort(s),
+        Request::Sync(SyncCursor { after: 0, max: 8 }),
+        Request::SyncAck(Ack { upto: 1 }),
+        chunk(s, 1, 0, true, "x"),
+        Request::UploadStatus,
+        Request::Unpair,
+    ] {
+        assert_eq!(code(&d.call(req)), Some(ErrorCode::Unauthorized));
+    }
+    // A key that is not paired, however well it signs, is refused.
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+    let auth = d.auth_for(&stranger, &info);
+    assert_eq!(code(&d.call(Request::Auth(auth))), Some(ErrorCode::Unauthorized));
+    assert_eq!(code(&d.call(Request::Sync(SyncCursor { after: 0, max: 8 }))), Some(ErrorCode::Unauthorized));
+}
+
+#[test]
+fn a_recorded_authorisation_does_not_authorise_a_later_connection() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let info = match d.hello_only() {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let recorded = d.auth_for(&d.key.clone(), &info);
+    assert!(matches!(d.call(Request::Auth(recorded.clone())), Response::DeviceInfo(i) if i.authorized));
+    // Replayed on a new connection (a new challenge): refused.
+    let next = match d.hello_only() {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(next.challenge, info.challenge);
+    assert_eq!(code(&d.call(Request::Auth(recorded))), Some(ErrorCode::Unauthorized));
+    assert_eq!(code(&d.call(Request::Sync(SyncCursor { after: 0, max: 8 }))), Some(ErrorCode::Unauthorized));
+}
+
+fn pair_confirm(d: &Driver, key: &ed25519_dalek::SigningKey, info: &DeviceInfo, code: u32) -> Request {
+    use ed25519_dalek::Signer;
+    let host_key = key.verifying_key().to_bytes();
+    let msg = device::pairing::pair_message(&info.device_id, &info.challenge, code, &host_key);
+    let _ = d;
+    Request::PairConfirm(PairConfirm {
+        code,
+        signature: protocol::heapless::Vec::from_slice(&key.sign(&msg).to_bytes()).expect("64"),
+    })
+}
+
+#[test]
+fn pairing_takes_the_code_shown_at_the_device_and_unpairing_forgets_the_host() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+    let info = match d.hello_only() {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    // Confirming with nothing begun fails.
+    assert_eq!(code(&d.call(pair_confirm(&d, &laptop, &info, 1))), Some(ErrorCode::PairingFailed));
+    let begun = d.call(Request::PairBegin(PairBegin {
+        host_key: laptop.verifying_key().to_bytes(),
+        name: truncated("clinic laptop\n"),
+    }));
+    assert!(
+        matches!(begun, Response::Pairing(PairChallenge { method: PairMethod::Code, attempts: 3, .. })),
+        "{begun:?}"
+    );
+    let shown = std::fs::read_to_string(dir.path().join("pairing.code")).expect("the code is shown");
+    assert!(shown.ends_with("clinic laptop\\u{a}\n"), "control characters escaped: {shown:?}");
+    let the_code: u32 = shown[..6].parse().expect("six digits");
+    // A wrong code, and the right code signed by another key than the one asking: refused.
+    assert_eq!(
+        code(&d.call(pair_confirm(&d, &laptop, &info, (the_code + 1) % 1_000_000))),
+        Some(ErrorCode::PairingFailed)
+    );
+    let other = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    assert_eq!(code(&d.call(pair_confirm(&d, &other, &info, the_code))), Some(ErrorCode::PairingFailed));
+    assert_eq!(d.call(pair_confirm(&d, &laptop, &info, the_code)), Response::Paired(Pairings { hosts: 2 }));
+    assert!(!dir.path().join("pairing.code").exists(), "the code is gone once used");
+    // The pairing connection is authorised; a later one proves the key.
+    assert!(matches!(d.call(Request::Sync(SyncCursor { after: 0, max: 8 })), Response::Records(_)));
+    let next = match d.hello_only() {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let auth = d.auth_for(&laptop, &next);
+    assert!(matches!(d.call(Request::Auth(auth)), Response::DeviceInfo(i) if i.authorized));
+    // Paired hosts survive a restart of the device.
+    assert_eq!(device::pairing::Pairings::open(dir.path()).expect("opens").count(), 2);
+    // Unpairing forgets this host only.
+    assert_eq!(d.call(Request::Unpair), Response::Paired(Pairings { hosts: 1 }));
+    assert_eq!(code(&d.call(Request::Sync(SyncCursor { after: 0, max: 8 }))), Some(ErrorCode::Unauthorized));
+    let again = match d.hello_only() {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let auth = d.auth_for(&laptop, &again);
+    assert_eq!(code(&d.call(Request::Auth(auth))), Some(ErrorCode::Unauthorized));
+    // The device-side reset forgets everyone.
+    assert_eq!(d.dev.pairings().reset().expect("resets"), 1);
+    assert!(matches!(d.hello(), Response::Error(Error { code: ErrorCode::Unauthorized, .. })));
+}
+
+#[test]
+fn a_code_takes_three_tries_and_many_wrong_codes_lock_pairing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+    let info = match d.hello_only() {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let begin = |d: &mut Driver| {
+        d.call(Request::PairBegin(PairBegin { host_key: laptop.verifying_key().to_bytes(), name: truncated("l") }))
+    };
+    let mut wrong = 0;
+    for _round in 0..4 {
+        assert!(matches!(begin(&mut d), Response::Pairing(_)));
+        let the_code: u32 =
+            std::fs::read_to_string(dir.path().join("pairing.code")).expect("shown")[..6].parse().expect("digits");
+        for _ in 0..3 {
+            let guess = (the_code + 1 + wrong) % 1_000_000;
+            assert_eq!(code(&d.call(pair_confirm(&d, &laptop, &info, guess))), Some(ErrorCode::PairingFailed));
+            wrong += 1;
+            if wrong == device::pairing::MAX_FAILURES {
+                break;
+            }
+        }
+        // After three wrong tries the code is spent: even the right one fails.
+        assert_eq!(code(&d.call(pair_confirm(&d, &laptop, &info, the_code))), Some(ErrorCode::PairingFailed));
+        if wrong == device::pairing::MAX_FAILURES {
+            break;
+        }
+    }
+    assert_eq!(code(&begin(&mut d)), Some(ErrorCode::PairingFailed), "locked after {wrong} wrong codes");
+}
+
+#[test]
+fn the_kiosk_button_held_pairs_without_the_code() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kiosk = FakeKiosk::default();
+    let mut d = driver_on(dir.path(), kiosk.clone(), "rpi4");
+    let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+    let info = match d.hello_only() {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let begun =
+        d.call(Request::PairBegin(PairBegin { host_key: laptop.verifying_key().to_bytes(), name: truncated("l") }));
+    assert!(matches!(begun, Response::Pairing(PairChallenge { method: PairMethod::Button, .. })), "{begun:?}");
+    assert_eq!(code(&d.call(pair_confirm(&d, &laptop, &info, 0))), Some(ErrorCode::PairingFailed), "not held");
+    kiosk.press(true);
+    assert_eq!(d.call(pair_confirm(&d, &laptop, &info, 0)), Response::Paired(Pairings { hosts: 2 }));
 }
