@@ -27,7 +27,29 @@ fn spawn(port: &str, data: &Path) -> Daemon {
     Daemon(cmd.spawn().expect("spawns"))
 }
 
+/// The test host's key.
+fn host_key() -> ed25519_dalek::SigningKey {
+    ed25519_dalek::SigningKey::from_bytes(&[42; 32])
+}
+
+/// Pairs the test host at the device, as someone with its data folder would
+/// (`mimml-device pairings add`), then returns the daemon's command.
 fn daemon(port: &str, data: &Path) -> Command {
+    std::fs::create_dir_all(data).expect("data dir");
+    let public = data.with_extension("host.pub");
+    std::fs::write(&public, runtime::signing::public_line(&host_key().verifying_key(), "test")).expect("key");
+    let out = Command::new(env!("CARGO_BIN_EXE_mimml-device"))
+        .args(["pairings", "--data-dir"])
+        .arg(data)
+        .args(["add", "--key"])
+        .arg(&public)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success() || String::from_utf8_lossy(&out.stderr).contains("in use"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mimml-device"));
     cmd.args(["run", "--port", port, "--board", "sim", "--data-dir"])
         .arg(data)
@@ -183,11 +205,25 @@ fn stop<P: std::io::Read + std::io::Write>(link: &mut FramedLink<P>, id: u32, s:
     }
 }
 
+/// Hello, then the proof of the paired test key; the full device info.
 fn hello(link: &mut FramedLink<link::TTYPort>, id: u32) -> DeviceInfo {
-    match call(link, id, Request::Hello(Hello { protocol_version: PROTOCOL_VERSION, host: truncated("t") })) {
+    let info = match call(link, id, Request::Hello(Hello { protocol_version: PROTOCOL_VERSION, host: truncated("t") }))
+    {
+        Response::DeviceInfo(i) => i,
+        other => panic!("{other:?}"),
+    };
+    let host_key = host_key().verifying_key().to_bytes();
+    let msg = device::pairing::auth_message(&info.device_id, &info.challenge, &host_key);
+    let signature = heapless::Vec::from_slice(&host_key_sign(&msg)).expect("64");
+    match call(link, id + 1000, Request::Auth(Auth { host_key, signature })) {
         Response::DeviceInfo(i) => i,
         other => panic!("{other:?}"),
     }
+}
+
+fn host_key_sign(msg: &[u8]) -> [u8; 64] {
+    use ed25519_dalek::Signer;
+    host_key().sign(msg).to_bytes()
 }
 
 #[test]

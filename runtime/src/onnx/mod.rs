@@ -11,7 +11,8 @@
 //! [`Bundle::open`] checks, in this order, before any session can run: every file's hash, the
 //! feature schema against this build's front-ends, the ONNX inputs against the front-ends'
 //! feature widths, and the golden output. Anything off is a [`ModelError`], never a panic.
-//! (Signatures come with the model-flashing issue: the manifest is what will be signed.)
+//! A flashed bundle also holds `manifest.sig`, the signature over the manifest
+//! ([`crate::signing`]).
 
 use std::path::{Path, PathBuf};
 
