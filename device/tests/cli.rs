@@ -293,3 +293,76 @@ fn without_simulate_the_daemon_explains_what_is_missing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--simulate") && err.contains("capture backend"), "{err}");
 }
+
+/// The daemon is killed (SIGKILL) halfway through an upload and started again: the upload
+/// resumes from what the device had synced, the bundle commits and serves.
+#[test]
+fn a_flash_resumes_after_the_daemon_is_killed_mid_upload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/model");
+    let clinic = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let trusted = dir.path().join("trusted.pub");
+    std::fs::write(&trusted, runtime::signing::public_line(&clinic.verifying_key(), "clinic")).expect("write");
+    let bundle = dir.path().join("int8");
+    std::fs::create_dir_all(&bundle).expect("mkdir");
+    for f in ["manifest.toml", "model.onnx", "golden.json"] {
+        std::fs::copy(models.join("mimml-synth-int8").join(f), bundle.join(f)).expect("copy");
+    }
+    runtime::signing::sign_bundle(&bundle, &clinic, Some(2)).expect("signs");
+    let (archive, manifest) = runtime::signing::pack(&bundle).expect("packs");
+    let sig = std::fs::read_to_string(bundle.join("manifest.sig")).expect("sig");
+    let begin = Request::UploadBegin(UploadBegin {
+        manifest: heapless::Vec::from_slice(&manifest).expect("fits"),
+        signature: heapless::Vec::from_slice(&runtime::signing::parse_signature(&sig).expect("sig").to_bytes())
+            .expect("64"),
+        total_size: archive.len() as u32,
+        sha256: sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), &archive)).into(),
+        allow_downgrade: false,
+    });
+    let start = |port: &str| {
+        let mut cmd = daemon(port, &data);
+        cmd.arg("--simulate").arg(sample()).arg("--trusted-keys").arg(&trusted);
+        cmd.arg("--model").arg(models.join("mimml-synth"));
+        Daemon(cmd.spawn().expect("spawns"))
+    };
+    let (controller, device_end) = link::pty_pair().expect("pty");
+    let port = device_end.name().expect("path");
+    let mut link = FramedLink::new(controller);
+    let send = |link: &mut FramedLink<link::TTYPort>, id: u32, offset: usize| {
+        let end = (offset + MAX_CHUNK).min(archive.len());
+        let data = heapless::Vec::from_slice(&archive[offset..end]).expect("chunk");
+        match call(link, id, Request::UploadChunk(UploadChunk { offset: offset as u32, data })) {
+            Response::Upload(s) => s.next_offset as usize,
+            other => panic!("{other:?}"),
+        }
+    };
+
+    let first = start(&port);
+    assert_eq!(hello(&mut link, 1).active_model_version.as_str(), "mimml-c5cd2ba148adf896-s1");
+    assert!(matches!(call(&mut link, 2, begin.clone()), Response::Upload(s) if s.next_offset == 0));
+    let mut acked = 0;
+    for id in 3..3 + (archive.len() / MAX_CHUNK / 2) as u32 {
+        acked = send(&mut link, id, acked);
+    }
+    drop(first); // SIGKILL
+    let _again = start(&port);
+    hello(&mut link, 100);
+    let resumed = match call(&mut link, 101, begin) {
+        Response::Upload(s) => s.next_offset as usize,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(resumed, acked, "every acknowledged chunk survived the kill; nothing else was kept");
+    let mut offset = resumed;
+    let mut id = 102;
+    while offset < archive.len() {
+        offset = send(&mut link, id, offset);
+        id += 1;
+    }
+    match call(&mut link, id, Request::UploadCommit) {
+        Response::Upload(s) => assert_eq!(s.slot.state, SlotState::Trial),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(hello(&mut link, id + 1).active_model_version.as_str(), "mimml-c5cd2ba148adf896-s1-int8");
+    drop(device_end);
+}

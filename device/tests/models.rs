@@ -92,23 +92,31 @@ fn rig_with(trusted: TrustedKeys, allow_downgrade: bool, minilm_available: bool)
     rig_in(data, trusted, allow_downgrade, minilm_available)
 }
 
-fn rig_in(data: tempfile::TempDir, trusted: TrustedKeys, allow_downgrade: bool, minilm_available: bool) -> Rig {
+/// A simulated device on `data` taking models as `setup` says.
+fn open_device(data: &Path, setup: device::ModelSetup) -> device::Server {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001");
-    let mut server = device::open(
+    device::open(
         device::DeviceConfig {
-            data_dir: data.path().to_owned(),
+            data_dir: data.to_owned(),
             board: boards::Board::by_name("sim").expect("sim"),
             simulated: true,
         },
         Box::new(device::capture::SimulatedCapture::new(&sample).expect("sample")),
         Box::new(boards::LogKiosk::default()),
+        setup,
+        |loaded| Ok(Box::new(device::SessionPipeline::new(loaded.model, true))),
+    )
+    .expect("device opens")
+}
+
+fn rig_in(data: tempfile::TempDir, trusted: TrustedKeys, allow_downgrade: bool, minilm_available: bool) -> Rig {
+    let mut server = open_device(
+        data.path(),
         device::ModelSetup {
             policy: StorePolicy { trusted, allow_downgrade, confirm_after: 0, minilm_available },
             loader: device::model_loader(Some(assets().join("mimml-synth")), None),
         },
-        |loaded| Ok(Box::new(device::SessionPipeline::new(loaded.model, true))),
-    )
-    .expect("device opens");
+    );
     let host = key(200);
     server.pairings().add(host.verifying_key().to_bytes(), "test").expect("pairs");
     let mut rig = Rig { server, id: 0, _data: data };
@@ -227,6 +235,31 @@ fn a_rollback_returns_to_the_confirmed_model_and_a_crash_loop_reverts_the_trial(
     let s = ModelStore::open(&path.join("models"), policy(), Box::new(FsStorage)).expect("opens");
     assert_eq!(s.serving(), Serving::Factory, "a crash loop reverts to the confirmed (factory) model");
     drop(data);
+}
+
+#[test]
+fn a_trial_model_that_fails_its_self_test_at_load_is_rolled_back() {
+    let clinic = key(1);
+    let mut r = rig(&clinic);
+    r.flash(&upload_of(bundle(&clinic, 2).path())).expect("flashes");
+    assert_eq!(r.serving(), INT8);
+    let Rig { server, _data: data, .. } = r;
+    drop(server);
+    // The device restarts with firmware whose arithmetic no longer passes the new model's golden
+    // test: the factory model loads, the flashed one does not.
+    let factory = device::model_loader(Some(assets().join("mimml-synth")), None);
+    let setup = device::ModelSetup {
+        policy: StorePolicy { trusted: TrustedKeys::single(clinic.verifying_key(), "c"), ..Default::default() },
+        loader: Box::new(move |dir| match dir {
+            Some(_) => Err(runtime::ModelError::SelfTest { worst: 0.3, tolerance: 1e-4 }),
+            None => factory(None),
+        }),
+    };
+    let mut server = open_device(data.path(), setup);
+    assert_eq!(server.info().active_model_version.as_str(), FACTORY);
+    assert_eq!(server.model_store().serving(), Serving::Factory);
+    assert!(server.info().slots.iter().any(|s| s.state == SlotState::Inactive && s.version == 2));
+    assert!(server.sessions().wait_idle(std::time::Duration::from_secs(1)));
 }
 
 #[test]

@@ -179,7 +179,12 @@ fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for e in std::fs::read_dir(from).expect("ls") {
         let p = e.expect("entry").path();
-        std::fs::copy(&p, to.join(p.file_name().expect("name"))).expect("copy");
+        let target = to.join(p.file_name().expect("name"));
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, target).expect("copy");
+        }
     }
 }
 
