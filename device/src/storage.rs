@@ -63,9 +63,11 @@ impl Storage for FsStorage {
         }
     }
 
+    // `fsblkcnt_t` and `c_ulong` are 32 bits on some targets.
+    #[allow(clippy::useless_conversion)]
     fn available(&self, path: &Path) -> std::io::Result<u64> {
         let s = nix::sys::statvfs::statvfs(path).map_err(std::io::Error::from)?;
-        Ok(u64::from(s.blocks_available()) * s.fragment_size())
+        Ok(u64::from(s.blocks_available()) * u64::from(s.fragment_size()))
     }
 }
 
