@@ -144,6 +144,14 @@ impl Driver {
         self.call(Request::Hello(Hello { protocol_version: PROTOCOL_VERSION, host: truncated("test") }))
     }
 
+    /// Hello without proving a key; the device info it gets.
+    fn stranger_hello(&mut self) -> DeviceInfo {
+        match self.hello_only() {
+            Response::DeviceInfo(i) => i,
+            other => panic!("{other:?}"),
+        }
+    }
+
     /// Hello, then the test host's proof of its paired key; the device info the proof gets.
     fn hello(&mut self) -> Response {
         let info = match self.hello_only() {
@@ -589,10 +597,7 @@ fn an_unpaired_host_learns_only_what_the_device_is() {
     d.call(Request::SessionStop(s));
     assert!(matches!(d.outcome(s), SessionState::Done { .. }));
     // A stranger connects.
-    let info = match d.hello_only() {
-        Response::DeviceInfo(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let info = d.stranger_hello();
     assert!(!info.authorized);
     assert_eq!((info.last_result_seq, info.active_session), (0, None), "no counts before authorisation");
     assert_eq!(info.active_model_version.as_str(), "fake-1");
@@ -620,17 +625,11 @@ fn an_unpaired_host_learns_only_what_the_device_is() {
 fn a_recorded_authorisation_does_not_authorise_a_later_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
-    let info = match d.hello_only() {
-        Response::DeviceInfo(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let info = d.stranger_hello();
     let recorded = d.auth_for(&d.key.clone(), &info);
     assert!(matches!(d.call(Request::Auth(recorded.clone())), Response::DeviceInfo(i) if i.authorized));
     // Replayed on a new connection (a new challenge): refused.
-    let next = match d.hello_only() {
-        Response::DeviceInfo(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let next = d.stranger_hello();
     assert_ne!(next.challenge, info.challenge);
     assert_eq!(code(&d.call(Request::Auth(recorded))), Some(ErrorCode::Unauthorized));
     assert_eq!(code(&d.call(Request::Sync(SyncCursor { after: 0, max: 8 }))), Some(ErrorCode::Unauthorized));
@@ -652,10 +651,7 @@ fn pairing_takes_the_code_shown_at_the_device_and_unpairing_forgets_the_host() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
     let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
-    let info = match d.hello_only() {
-        Response::DeviceInfo(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let info = d.stranger_hello();
     // Confirming with nothing begun fails.
     assert_eq!(code(&d.call(pair_confirm(&d, &laptop, &info, 1))), Some(ErrorCode::PairingFailed));
     let begun = d.call(Request::PairBegin(PairBegin {
@@ -680,10 +676,7 @@ fn pairing_takes_the_code_shown_at_the_device_and_unpairing_forgets_the_host() {
     assert!(!dir.path().join("pairing.code").exists(), "the code is gone once used");
     // The pairing connection is authorised; a later one proves the key.
     assert!(matches!(d.call(Request::Sync(SyncCursor { after: 0, max: 8 })), Response::Records(_)));
-    let next = match d.hello_only() {
-        Response::DeviceInfo(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let next = d.stranger_hello();
     let auth = d.auth_for(&laptop, &next);
     assert!(matches!(d.call(Request::Auth(auth)), Response::DeviceInfo(i) if i.authorized));
     // Paired hosts survive a restart of the device.
@@ -691,10 +684,7 @@ fn pairing_takes_the_code_shown_at_the_device_and_unpairing_forgets_the_host() {
     // Unpairing forgets this host only.
     assert_eq!(d.call(Request::Unpair), Response::Paired(Pairings { hosts: 1 }));
     assert_eq!(code(&d.call(Request::Sync(SyncCursor { after: 0, max: 8 }))), Some(ErrorCode::Unauthorized));
-    let again = match d.hello_only() {
-        Response::DeviceInfo(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let again = d.stranger_hello();
     let auth = d.auth_for(&laptop, &again);
     assert_eq!(code(&d.call(Request::Auth(auth))), Some(ErrorCode::Unauthorized));
     // The device-side reset forgets everyone.
@@ -707,10 +697,7 @@ fn a_code_takes_three_tries_and_many_wrong_codes_lock_pairing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
     let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
-    let info = match d.hello_only() {
-        Response::DeviceInfo(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let info = d.stranger_hello();
     let begin = |d: &mut Driver| {
         d.call(Request::PairBegin(PairBegin { host_key: laptop.verifying_key().to_bytes(), name: truncated("l") }))
     };
@@ -742,10 +729,7 @@ fn the_kiosk_button_held_pairs_without_the_code() {
     let kiosk = FakeKiosk::default();
     let mut d = driver_on(dir.path(), kiosk.clone(), "rpi4");
     let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
-    let info = match d.hello_only() {
-        Response::DeviceInfo(i) => i,
-        other => panic!("{other:?}"),
-    };
+    let info = d.stranger_hello();
     let begun =
         d.call(Request::PairBegin(PairBegin { host_key: laptop.verifying_key().to_bytes(), name: truncated("l") }));
     assert!(matches!(begun, Response::Pairing(PairChallenge { method: PairMethod::Button, .. })), "{begun:?}");
