@@ -338,7 +338,10 @@ impl Server {
             tracing::warn!(host = %Escaped(&h.host), version = h.protocol_version, "host speaks another protocol version");
             return Response::Error(Error::new(
                 ErrorCode::UnsupportedVersion { supported: PROTOCOL_VERSION },
-                "protocol version not supported",
+                &format!(
+                    "this device speaks protocol v{PROTOCOL_VERSION}, the host v{}: update the older one",
+                    h.protocol_version
+                ),
             ));
         }
         tracing::info!(host = %Escaped(&h.host), "host connected");

@@ -208,6 +208,50 @@ fn a_signed_bundle_goes_on_trial_serves_from_the_next_session_and_is_confirmed()
     assert!(info.slots.iter().any(|s| s.state == SlotState::Active && s.version == 2));
 }
 
+/// Runs one text session on the rig, flashing `during` while it captures; the model version its
+/// result carries.
+fn session_on(r: &mut Rig, during: Option<&Upload>) -> String {
+    let Response::Session(s) = r.call(Request::SessionStart(SessionStart {
+        modalities: Modalities::TEXT,
+        label: truncated("t"),
+        host_time_ms: 0,
+    })) else {
+        panic!("start")
+    };
+    r.call(Request::TranscriptChunk(TranscriptChunk {
+        session: s.session,
+        utterance: 0,
+        part: 0,
+        last_part: true,
+        start_ms: 0,
+        end_ms: 0,
+        speaker: Speaker::Participant,
+        text: truncated("I have been sleeping badly and I feel tired most days of the week"),
+    }));
+    if let Some(u) = during {
+        assert_eq!(r.flash(u).map(|s| s.slot.state), Ok(SlotState::Trial));
+        assert_eq!(r.server.info().active_model_version.as_str(), FACTORY, "not while a session captures");
+    }
+    r.call(Request::SessionStop(s.session));
+    assert!(r.server.sessions().wait_idle(std::time::Duration::from_secs(60)));
+    match r.call(Request::SessionStatus(s.session)) {
+        Response::Session(SessionStatus { state: SessionState::Done { seq }, .. }) => {
+            r.server.log().get(seq).expect("logged").model_version.to_string()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_session_running_at_commit_finishes_on_the_model_it_started_with() {
+    let clinic = key(1);
+    let mut r = rig(&clinic);
+    let u = upload_of(bundle(&clinic, 2).path());
+    assert_eq!(session_on(&mut r, Some(&u)), FACTORY);
+    assert_eq!(session_on(&mut r, None), INT8);
+    assert_eq!(r.serving(), INT8);
+}
+
 #[test]
 fn a_rollback_returns_to_the_confirmed_model_and_a_crash_loop_reverts_the_trial() {
     let clinic = key(1);

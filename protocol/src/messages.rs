@@ -108,12 +108,13 @@ pub enum Response {
     Acked(Ack),
     /// Where a model upload stands.
     Upload(UploadStatus),
+    /// The request was refused or failed. Its place (variant 7) never changes, so a host of
+    /// another protocol version still reads the `UnsupportedVersion` answer to its hello.
+    Error(Error),
     /// A pairing was begun: how someone at the device confirms it.
     Pairing(PairChallenge),
     /// Paired hosts after a pairing or unpairing.
     Paired(Pairings),
-    /// The request was refused or failed.
-    Error(Error),
 }
 
 impl Request {
@@ -155,9 +156,9 @@ impl Response {
             Response::Records(_) => "Records",
             Response::Acked(_) => "Acked",
             Response::Upload(_) => "Upload",
+            Response::Error(_) => "Error",
             Response::Pairing(_) => "Pairing",
             Response::Paired(_) => "Paired",
-            Response::Error(_) => "Error",
         }
     }
 }

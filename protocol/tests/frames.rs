@@ -542,3 +542,21 @@ fn escaped_text_cannot_forge_a_log_line_or_drive_a_terminal() {
     assert!(shown.contains("\\u{a}") && shown.contains("\\u{1b}") && shown.contains("\\u{202e}"), "{shown}");
     assert_eq!(Escaped("Zoë 12 – ok").to_string(), "Zoë 12 – ok");
 }
+
+/// The hello exchange keeps its bytes across protocol versions, so a host and a device of
+/// different versions still tell each other so: a `Hello` is variant 0 with the version first,
+/// an `Error` answer is variant 7 with `UnsupportedVersion` its code 0. These are the bytes a
+/// version-2 host sends and reads.
+#[test]
+fn the_version_exchange_reads_the_same_in_every_version() {
+    let mut buf = [0u8; 64];
+    let hello = HostFrame { id: 5, req: Request::Hello(Hello { protocol_version: 2, host: truncated("old") }) };
+    let bytes = postcard::to_slice(&hello, &mut buf).expect("encodes");
+    assert_eq!(bytes, &[5, 0, 2, 3, b'o', b'l', b'd']);
+    let refusal = DeviceFrame {
+        id: 5,
+        resp: Response::Error(Error::new(ErrorCode::UnsupportedVersion { supported: PROTOCOL_VERSION }, "x")),
+    };
+    let bytes = postcard::to_slice(&refusal, &mut buf).expect("encodes");
+    assert_eq!(bytes, &[5, 7, 0, PROTOCOL_VERSION as u8, 1, b'x']);
+}
