@@ -22,9 +22,14 @@
 //! * [`capture`]: the seam to capture hardware, with the simulated file backend.
 //! * [`log::ResultLog`]: the durable result log.
 //! * [`state::DeviceState`]: device id, session counter, host's sync acknowledgement.
+//! * [`models::ModelStore`]: the factory model, two slots for flashed bundles, the resumable
+//!   upload and the trial, over [`storage::Storage`] (the file operations, faults injectable).
+//! * [`pairing::Pairings`]: the paired hosts and the pairing codes.
 //! * [`DeviceThread`]: a device served on a thread (the demo and the tests).
 //!
-//! Architecture invariants: a result is reported `Done` only after it is in the log and synced
+//! Architecture invariants: only a host that proved a paired key on its connection reaches
+//! sessions, results or models; a model serves only if it is signed by a trusted key, whole and
+//! passed its self-test; a result is reported `Done` only after it is in the log and synced
 //! to disk; raw audio and video never leave the device (no message carries them); every result
 //! carries the model version and feature-schema hash; the device links the inference runtime
 //! only, never a training library or corpus format (`.ci/run` checks with `cargo tree`).
