@@ -155,32 +155,30 @@ impl ModelSetup {
 fn open_models(dir: &Path, setup: ModelSetup) -> Result<(models::ModelStore, ModelLoader, LoadedModel), DeviceError> {
     let mut store = models::ModelStore::open(dir, setup.policy, Box::new(storage::FsStorage))?;
     let loader = setup.loader;
-    loop {
+    let loaded = loop {
         let serving = store.serving();
-        match (&serving, loader(serving.dir())) {
-            (_, Ok(loaded)) => {
-                if serving == models::Serving::Factory {
-                    store.set_factory_version(loaded.model.version());
-                } else if let Ok(factory) = loader(None) {
-                    store.set_factory_version(factory.model.version());
-                }
+        match loader(serving.dir()) {
+            Ok(loaded) => {
                 tracing::info!(model = loaded.model.version(), serving = ?serving, "model loaded");
-                return Ok((store, loader, loaded));
+                break loaded;
             }
-            (models::Serving::Trial(_), Err(e)) => {
-                store.rollback(&format!("it does not load: {}", runtime::chain(&e)))?;
-            }
-            (models::Serving::Confirmed(dir), Err(e)) => {
-                tracing::error!(
-                    dir = %dir.display(),
-                    "the confirmed model does not load ({}): the factory model serves",
-                    runtime::chain(&e)
-                );
-                return loader(None).map(|l| (store, loader, l)).map_err(DeviceError::Model);
-            }
-            (models::Serving::Factory, Err(e)) => return Err(DeviceError::Model(e)),
+            Err(e) => match &serving {
+                models::Serving::Trial(_) => {
+                    store.rollback(&format!("it does not load: {}", runtime::chain(&e)))?;
+                }
+                models::Serving::Confirmed(dir) => {
+                    tracing::error!(
+                        dir = %dir.display(),
+                        "the confirmed model does not load ({}): the factory model serves",
+                        runtime::chain(&e)
+                    );
+                    break loader(None).map_err(DeviceError::Model)?;
+                }
+                models::Serving::Factory => return Err(DeviceError::Model(e)),
+            },
         }
-    }
+    };
+    Ok((store, loader, loaded))
 }
 
 /// Where the device keeps its data and what it runs on.

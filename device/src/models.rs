@@ -211,8 +211,6 @@ pub struct ModelStore {
     policy: StorePolicy,
     meta: Meta,
     upload: Option<(UploadMeta, u64)>,
-    /// The factory model's version string, for the slot listing.
-    factory_version: String,
 }
 
 fn other(slot: Option<u8>) -> u8 {
@@ -228,14 +226,7 @@ impl ModelStore {
     /// that has started [`MAX_TRIAL_STARTS`] times unconfirmed is reverted. Counts this start
     /// against a trial.
     pub fn open(dir: &Path, policy: StorePolicy, storage: Box<dyn Storage>) -> Result<ModelStore, StoreError> {
-        let mut store = ModelStore {
-            dir: dir.to_owned(),
-            storage,
-            policy,
-            meta: Meta::default(),
-            upload: None,
-            factory_version: String::new(),
-        };
+        let mut store = ModelStore { dir: dir.to_owned(), storage, policy, meta: Meta::default(), upload: None };
         store.storage.create_dir(dir).map_err(store.io("creating", dir))?;
         let meta_path = dir.join("store.toml");
         store.meta = match std::fs::read_to_string(&meta_path) {
@@ -290,11 +281,6 @@ impl ModelStore {
             store.save(meta)?;
         }
         Ok(store)
-    }
-
-    /// Names the factory model in the slot listing.
-    pub fn set_factory_version(&mut self, version: &str) {
-        self.factory_version = version.to_owned();
     }
 
     fn io<'a>(&self, what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreError + 'a {
@@ -626,10 +612,5 @@ impl ModelStore {
             self.confirm()?;
         }
         Ok(confirm)
-    }
-
-    /// The factory model's version string.
-    pub fn factory_version(&self) -> &str {
-        &self.factory_version
     }
 }

@@ -109,6 +109,17 @@ fn verify(key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
     key.verify(message, &sig).is_ok()
 }
 
+impl PairingError {
+    /// The wire code for this error.
+    pub fn code(&self) -> protocol::ErrorCode {
+        match self {
+            PairingError::Unauthorized => protocol::ErrorCode::Unauthorized,
+            PairingError::Refused(_) => protocol::ErrorCode::PairingFailed,
+            PairingError::Io { .. } | PairingError::Damaged { .. } => protocol::ErrorCode::Storage,
+        }
+    }
+}
+
 impl Pairings {
     /// The paired hosts of the device whose data folder is `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Pairings, PairingError> {

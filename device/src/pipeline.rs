@@ -135,6 +135,16 @@ impl std::fmt::Debug for SessionPipeline {
     }
 }
 
+/// Whether `encoder` computes the text embedding `model` was trained on (none: the hashed one).
+fn encoder_fits(
+    model: &dyn Model,
+    encoder: Option<&dyn features::text::SentenceEncoder>,
+) -> Result<(), TextEncoderMismatch> {
+    let has = encoder.map_or(features::text::TextEmbedding::Hashed, |e| e.embedding());
+    let needs = model.text_embedding();
+    if has == needs { Ok(()) } else { Err(TextEncoderMismatch { needs, has }) }
+}
+
 /// The model needs a sentence encoder the device does not have (or has one it does not need).
 #[derive(Debug, thiserror::Error)]
 #[error("the model needs the {needs} text embedding, the device has {has}")]
@@ -163,12 +173,7 @@ impl SessionPipeline {
         mut self,
         encoder: Option<Box<dyn features::text::SentenceEncoder>>,
     ) -> Result<Self, TextEncoderMismatch> {
-        use features::text::TextEmbedding;
-        let has = encoder.as_ref().map_or(TextEmbedding::Hashed, |e| e.embedding());
-        let needs = self.model.text_embedding();
-        if has != needs {
-            return Err(TextEncoderMismatch { needs, has });
-        }
+        encoder_fits(self.model.as_ref(), encoder.as_deref())?;
         self.text_encoder = encoder;
         Ok(self)
     }
@@ -201,12 +206,7 @@ impl Pipeline for SessionPipeline {
     }
 
     fn replace_model(&mut self, loaded: crate::LoadedModel) -> Result<(), TextEncoderMismatch> {
-        use features::text::TextEmbedding;
-        let has = loaded.text_encoder.as_ref().map_or(TextEmbedding::Hashed, |e| e.embedding());
-        let needs = loaded.model.text_embedding();
-        if has != needs {
-            return Err(TextEncoderMismatch { needs, has });
-        }
+        encoder_fits(loaded.model.as_ref(), loaded.text_encoder.as_deref())?;
         self.model = loaded.model;
         self.text_encoder = loaded.text_encoder;
         Ok(())

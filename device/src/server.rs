@@ -22,10 +22,10 @@ use boards::Board;
 use link::{FramedLink, LinkError};
 use protocol::*;
 
+use crate::ModelLoader;
 use crate::models::{ModelStore, Serving, StoreError};
 use crate::pairing::{PairingError, Pairings};
 use crate::session::{Origin, SessionError, Sessions, StartRequest};
-use crate::{LoadedModel, ModelLoader};
 
 /// Replies remembered for duplicate requests.
 const REPLY_CACHE: usize = 32;
@@ -67,9 +67,7 @@ pub struct Server {
     hello: bool,
     /// This connection's challenge (fresh for every Hello).
     challenge: [u8; 32],
-    /// This connection's host proved a paired key.
-    authorized: bool,
-    /// The key it proved.
+    /// The paired key this connection's host proved (none: not authorised).
     current_key: Option<PublicKey>,
     /// The last result counted towards confirming a model on trial.
     counted_seq: u64,
@@ -80,18 +78,14 @@ fn refused(e: &SessionError) -> Response {
     Response::Error(Error::new(e.code(), &runtime::chain(e)))
 }
 
+/// A refused model upload, also kept in the device's log (a forged bundle is worth knowing of).
 fn store_refused(e: &StoreError) -> Response {
     tracing::warn!("model upload: {}", runtime::chain(e));
     Response::Error(Error::new(e.code(), &runtime::chain(e)))
 }
 
 fn pairing_refused(e: &PairingError) -> Response {
-    let code = match e {
-        PairingError::Unauthorized => ErrorCode::Unauthorized,
-        PairingError::Refused(_) => ErrorCode::PairingFailed,
-        PairingError::Io { .. } | PairingError::Damaged { .. } => ErrorCode::Storage,
-    };
-    Response::Error(Error::new(code, &runtime::chain(e)))
+    Response::Error(Error::new(e.code(), &runtime::chain(e)))
 }
 
 impl Server {
@@ -115,7 +109,6 @@ impl Server {
             replies: VecDeque::new(),
             hello: false,
             challenge: [0; 32],
-            authorized: false,
             current_key: None,
             counted_seq,
         }
@@ -208,7 +201,6 @@ impl Server {
             Request::Auth(a) => {
                 match self.pairings.authorize(&self.sessions.state().device_id.clone(), &self.challenge, &a) {
                     Ok(()) => {
-                        self.authorized = true;
                         self.current_key = Some(a.host_key);
                         tracing::info!(host_key = %hex::encode(&a.host_key[..8]), "host authorised");
                         Response::DeviceInfo(self.info())
@@ -229,24 +221,21 @@ impl Server {
                 match self.pairings.confirm(&id, &self.challenge, &c, held) {
                     Ok((hosts, key)) => {
                         // The host holds the key it paired: this connection is authorised.
-                        self.authorized = true;
                         self.current_key = Some(key);
                         Response::Paired(protocol::Pairings { hosts })
                     }
                     Err(e) => pairing_refused(&e),
                 }
             }
-            _ if !self.authorized => Response::Error(Error::new(
+            _ if self.current_key.is_none() => Response::Error(Error::new(
                 ErrorCode::Unauthorized,
                 "this host has not proven a paired key on this connection: pair it (mimml pair) first",
             )),
             Request::Unpair => match self.current_key.take() {
-                Some(key) => {
-                    self.authorized = false;
-                    self.pairings
-                        .remove(&key)
-                        .map_or_else(|e| pairing_refused(&e), |hosts| Response::Paired(protocol::Pairings { hosts }))
-                }
+                Some(key) => self
+                    .pairings
+                    .remove(&key)
+                    .map_or_else(|e| pairing_refused(&e), |hosts| Response::Paired(protocol::Pairings { hosts })),
                 None => Response::Error(Error::new(ErrorCode::Unauthorized, "no host key on this connection")),
             },
             Request::SessionStart(r) => self
@@ -306,13 +295,9 @@ impl Server {
         }
     }
 
-    /// Loads `loaded` as the model that serves next (tests and the kiosk).
-    pub fn replace_model(&mut self, loaded: LoadedModel) {
-        self.sessions.replace_model(loaded);
-    }
-
     /// What the device is. Before the host authorised, no result count or session.
     pub fn info(&self) -> DeviceInfo {
+        let authorized = self.current_key.is_some();
         let version: ShortStr = truncated(self.sessions.model_version());
         let mut caps = Capabilities::from(self.sessions.available());
         caps.set(Capabilities::SIMULATED, self.cfg.simulated);
@@ -326,10 +311,10 @@ impl Server {
             active_model_version: version,
             feature_schema: self.sessions.feature_schema(),
             capabilities: caps,
-            last_result_seq: if self.authorized { self.sessions.log().last_seq() } else { 0 },
-            active_session: if self.authorized { self.sessions.active() } else { None },
+            last_result_seq: if authorized { self.sessions.log().last_seq() } else { 0 },
+            active_session: if authorized { self.sessions.active() } else { None },
             challenge: self.challenge,
-            authorized: self.authorized,
+            authorized,
         }
     }
 
@@ -346,7 +331,6 @@ impl Server {
         }
         tracing::info!(host = %Escaped(&h.host), "host connected");
         self.hello = true;
-        self.authorized = false;
         self.current_key = None;
         if let Err(e) = getrandom::fill(&mut self.challenge) {
             tracing::error!("no random challenge ({e}): the connection cannot be authorised");

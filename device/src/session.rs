@@ -540,7 +540,8 @@ impl Sessions {
     }
 
     /// Switches to `loaded` between sessions: a session capturing now finishes on the model it
-    /// started with; sessions stopped before the switch are computed on it too.
+    /// started with, and so do sessions stopped before the switch (the worker takes the new model
+    /// in order with their jobs).
     pub fn replace_model(&mut self, loaded: LoadedModel) {
         self.next_model = Some(loaded);
         self.switch_model();

@@ -274,10 +274,9 @@ fn main() -> anyhow::Result<()> {
     match cli.cmd {
         Cmd::Devices => devices(),
         Cmd::Pair { port, code, name } => {
-            let key = host_key(&key_path, true)?.context("no host key")?;
-            let link = link::open_port(&port.port, port.baud)?;
-            let mut client = DeviceClient::new(link).with_key(key);
-            let info = client.hello().with_context(|| format!("no MIMML device answered on {}", port.port))?;
+            // Made here when this host has none yet; `connect` then proves it.
+            host_key(&key_path, true)?;
+            let (mut client, info) = connect(&port)?;
             if info.authorized {
                 println!("this host is already paired with {}", info.device_id);
                 return Ok(());
