@@ -53,7 +53,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use boards::{Board, Kiosk, LogKiosk};
+use boards::{Board, LogPanel, Panel};
 
 /// Why the device could not start.
 #[derive(Debug, thiserror::Error)]
@@ -198,7 +198,7 @@ pub struct DeviceConfig {
 pub fn open(
     cfg: DeviceConfig,
     capture: Box<dyn capture::Capture>,
-    kiosk: Box<dyn Kiosk>,
+    panel: Box<dyn Panel>,
     models: ModelSetup,
     pipeline: impl FnOnce(LoadedModel) -> Result<Box<dyn Pipeline>, BoxError>,
 ) -> Result<Server, DeviceError> {
@@ -227,7 +227,7 @@ pub fn open(
     let (store, loader, loaded) = open_models(&cfg.data_dir.join("models"), models)?;
     let pairings = pairing::Pairings::open(&cfg.data_dir)?;
     let pipeline = pipeline(loaded).map_err(DeviceError::Pipeline)?;
-    let sessions = Sessions::new(data, state, log, capture, kiosk, pipeline).map_err(DeviceError::Worker)?;
+    let sessions = Sessions::new(data, state, log, capture, panel, pipeline).map_err(DeviceError::Worker)?;
     let models = server::Models { store, loader };
     Ok(Server::new(ServerConfig { board: cfg.board, simulated: cfg.simulated }, sessions, models, pairings))
 }
@@ -359,7 +359,7 @@ pub fn simulated_with(data_dir: &Path, session_dir: &Path, models: ModelSetup) -
     Ok(open(
         DeviceConfig { data_dir: data_dir.to_owned(), board, simulated: true },
         Box::new(capture),
-        Box::new(LogKiosk::default()),
+        Box::new(LogPanel::default()),
         models,
         |loaded| {
             let pipeline = SessionPipeline::new(loaded.model, true)

@@ -12,7 +12,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use protocol::{FrameDecoder, MAX_FRAME, ResultRecord, encode_frame};
+use protocol::{FrameDecoder, FrameError, MAX_FRAME, ResultRecord, encode_frame};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
@@ -79,28 +79,24 @@ impl ResultLog {
             file.sync_all().map_err(io)?;
         }
 
-        let mut decoder = FrameDecoder::new();
         let mut records = Vec::new();
         let (mut damaged, mut damaged_after_last) = (0usize, 0usize);
-        let mut rest = &bytes[..complete];
-        while !rest.is_empty() {
-            let fed = decoder.feed::<ResultRecord>(rest);
-            match fed.frame {
-                Some(Ok(r)) => {
+        // Closed frames only: a repaired last record (no delimiter yet in `bytes`) was decoded
+        // when it was found.
+        let closed = bytes[..complete].iter().rposition(|&b| b == 0).map_or(0, |i| i + 1);
+        for frame in bytes[..closed].split(|&b| b == 0).filter(|f| !f.is_empty()) {
+            match decode_frame(frame) {
+                Ok(r) => {
                     damaged_after_last = 0;
                     records.push(r);
                 }
-                Some(Err(e)) => {
+                Err(e) => {
                     damaged += 1;
                     damaged_after_last += 1;
                     tracing::error!(path = %path.display(), "unreadable record in result log ({e}); skipping it");
                 }
-                None => {}
             }
-            rest = fed.rest;
         }
-        // The loop above left the repaired record's bytes (no delimiter) undecoded: it was
-        // decoded when it was found.
         let was_repaired = repaired.is_some();
         records.extend(repaired);
         let last_intact = records.iter().map(|r| r.seq).max().unwrap_or(0);
@@ -191,16 +187,61 @@ fn missing_records(lost_from: u64, high_water: u64, acked: u64) -> Option<String
 
 /// `body` (a frame without its delimiters, so without zero bytes) decoded as a record, if it
 /// is one.
+/// One record from one frame's bytes (without delimiters): today's layout, or the layout of
+/// protocol version 3 (logs written before the questionnaire existed). The error is today's.
+fn decode_frame(body: &[u8]) -> Result<ResultRecord, FrameError> {
+    fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, FrameError> {
+        let mut decoder = FrameDecoder::new();
+        let _ = decoder.feed::<T>(body);
+        decoder.feed::<T>(&[0]).frame.unwrap_or(Err(FrameError::Truncated))
+    }
+    decode::<ResultRecord>(body)
+        .or_else(|e| decode::<protocol::ResultRecordV3>(body).map(ResultRecord::from).map_err(|_| e))
+}
+
 fn decode_one(body: &[u8]) -> Option<ResultRecord> {
-    let mut decoder = FrameDecoder::new();
-    let _ = decoder.feed::<ResultRecord>(body);
-    decoder.feed::<ResultRecord>(&[0]).frame.and_then(Result::ok)
+    decode_frame(body).ok()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use protocol::{Modalities, SchemaHash, truncated};
+
+    #[test]
+    fn a_log_written_by_protocol_version_3_still_reads() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("results.log");
+        let old = |seq| protocol::ResultRecordV3 {
+            seq,
+            session: seq as u32,
+            label: truncated("old"),
+            started_ms: 1,
+            finished_ms: 2,
+            compute_ms: 3,
+            p_depressed: 0.25,
+            phq8: 6.0,
+            gates: [0.5, 0.25, 0.25],
+            modalities: Modalities::all(),
+            model_version: truncated("m"),
+            feature_schema: SchemaHash([1; 8]),
+            flags: protocol::ResultFlags::empty(),
+        };
+        let mut bytes = Vec::new();
+        for seq in [1, 2] {
+            let mut buf = [0u8; MAX_FRAME];
+            let n = encode_frame(&old(seq), &mut buf).expect("fits");
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        std::fs::write(&path, &bytes).expect("write");
+        let mut log = ResultLog::open(&path, 2, 0).expect("opens");
+        assert_eq!((log.len(), log.damaged), (2, 0));
+        assert_eq!(log.after(0, 8).nth(1).expect("second").label.as_str(), "old");
+        let seq = log.append(rec(9)).expect("appends in today's layout");
+        assert_eq!(seq, 3);
+        let log = ResultLog::open(&path, 3, 0).expect("reopens");
+        assert_eq!((log.len(), log.damaged), (3, 0));
+    }
 
     fn rec(session: u32) -> ResultRecord {
         ResultRecord {
@@ -217,6 +258,7 @@ mod tests {
             model_version: truncated("m"),
             feature_schema: SchemaHash([1; 8]),
             flags: protocol::ResultFlags::empty(),
+            questionnaire: None,
         }
     }
 

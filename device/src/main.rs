@@ -6,7 +6,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use boards::{Board, Kiosk, LogKiosk};
+use boards::{Board, LogPanel, Panel};
 use clap::{Parser, Subcommand};
 use device::capture::live::{Camera, FileCamera, LiveCapture, Microphone};
 use device::capture::{Capture, SimulatedCapture};
@@ -281,7 +281,7 @@ fn main() -> anyhow::Result<()> {
                 .or_else(|| board.link.port.clone())
                 .with_context(|| format!("board {} names no serial port; pass --port", board.name))?;
             let baud = board.link.baud;
-            let kiosk = kiosk_for(&board);
+            let panel = panel_for(&board);
             let trusted = match &trusted_keys {
                 Some(f) => runtime::signing::TrustedKeys::read(f)?,
                 None => {
@@ -323,7 +323,7 @@ fn main() -> anyhow::Result<()> {
                 min_words,
             };
             let mut device =
-                device::open(DeviceConfig { data_dir, board, simulated }, capture, kiosk, models, |loaded| {
+                device::open(DeviceConfig { data_dir, board, simulated }, capture, panel, models, |loaded| {
                     tracing::info!(
                         vad = vad.as_ref().map_or("energy", |v| v.name()),
                         text_embedding = %loaded.model.text_embedding(),
@@ -395,17 +395,22 @@ fn open_mic(pcm: &str) -> anyhow::Result<Box<dyn Microphone>> {
     }
 }
 
-fn kiosk_for(board: &Board) -> Box<dyn Kiosk> {
+/// The board's button and LEDs: rppal on a Raspberry Pi build (`rpi`), else the GPIO character
+/// device (`gpio`); the log when the board has none, the build cannot drive them, or they fail
+/// to open (the kiosk then runs without them, said loudly).
+fn panel_for(board: &Board) -> Box<dyn Panel> {
+    let Some(def) = &board.gpio else { return Box::new(LogPanel::default()) };
+    #[cfg(feature = "rpi")]
+    match boards::GpioPanel::open_rppal(def) {
+        Ok(p) => return Box::new(p),
+        Err(e) => tracing::warn!("kiosk GPIO (rppal) unavailable: {e}"),
+    }
     #[cfg(feature = "gpio")]
-    if let Some(def) = &board.gpio {
-        match boards::CdevKiosk::open(def) {
-            Ok(k) => return Box::new(k),
-            Err(e) => tracing::warn!("kiosk GPIO unavailable, LEDs go to the log: {e}"),
-        }
+    match boards::GpioPanel::open_cdev(def) {
+        Ok(p) => return Box::new(p),
+        Err(e) => tracing::warn!("kiosk GPIO unavailable, LEDs go to the log: {e}"),
     }
-    #[cfg(not(feature = "gpio"))]
-    if board.gpio.is_some() {
-        tracing::info!("built without the gpio feature: kiosk LEDs go to the log");
-    }
-    Box::new(LogKiosk::default())
+    #[cfg(not(any(feature = "gpio", feature = "rpi")))]
+    tracing::warn!(chip = %def.chip, "{}; LEDs go to the log", boards::GpioError::NotCompiled);
+    Box::new(LogPanel::default())
 }

@@ -31,8 +31,20 @@ pub struct Job {
     pub captured_ms: u32,
     /// What capture produced.
     pub captured: Captured,
-    /// The complete utterances pushed (or transcribed).
+    /// The complete utterances pushed (or transcribed), or the kiosk's answer windows.
     pub utterances: Vec<Utterance>,
+    /// What the session's starter adds to the result: the kiosk's questionnaire and flags.
+    pub extra: Extra,
+}
+
+/// What the starter of a session adds to its result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Extra {
+    /// The questionnaire the patient answered.
+    pub questionnaire: Option<protocol::Questionnaire>,
+    /// Flags of the session's making ([`ResultFlags::KIOSK`], [`ResultFlags::URGENT`],
+    /// [`ResultFlags::ENDED_EARLY`], [`ResultFlags::MEDIA_KEPT`]).
+    pub flags: ResultFlags,
 }
 
 /// Why a session has no result.
@@ -218,7 +230,7 @@ impl Pipeline for SessionPipeline {
 
     fn process(&mut self, job: Job) -> Result<ResultRecord, PipelineError> {
         let compute = Instant::now();
-        let Job { session, label, started_ms, captured_ms, captured, utterances } = job;
+        let Job { session, label, started_ms, captured_ms, captured, utterances, extra } = job;
         let tracked = match captured.video {
             Some(Video::Frames(mut frames)) => match self.face.as_mut() {
                 Some(face) => {
@@ -261,6 +273,7 @@ impl Pipeline for SessionPipeline {
         flags |= feats.flags;
         flags.set(ResultFlags::SIMULATED, self.simulated);
         flags.set(ResultFlags::PLACEHOLDER_MODEL, self.model.is_placeholder());
+        flags |= extra.flags;
         let modalities = present(&feats);
         let prediction = if modalities.is_empty() {
             // Nothing to screen on: the record says so instead of carrying a number.
@@ -286,6 +299,7 @@ impl Pipeline for SessionPipeline {
             model_version: truncated(self.model.version()),
             feature_schema: self.model.feature_schema(),
             flags,
+            questionnaire: extra.questionnaire,
         })
     }
 }

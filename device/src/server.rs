@@ -216,7 +216,7 @@ impl Server {
                 self.pairings.begin(p.host_key, &p.name, button).map_or_else(|e| pairing_refused(&e), Response::Pairing)
             }
             Request::PairConfirm(c) => {
-                let held = self.cfg.board.gpio.is_some() && self.sessions.button_pressed();
+                let held = self.cfg.board.gpio.is_some() && self.sessions.button_held();
                 let id = self.sessions.state().device_id.clone();
                 match self.pairings.confirm(&id, &self.challenge, &c, held) {
                     Ok((hosts, key)) => {

@@ -11,7 +11,7 @@ use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use boards::{Kiosk, Led};
+use boards::{Indicator, Panel};
 use features::text::{Speaker, Utterance};
 use protocol::{
     ErrorCode, Modalities, RecordBatch, ResultRecord, SchemaHash, SessionId, SessionState, SessionStatus, ShortStr,
@@ -21,7 +21,7 @@ use protocol::{
 use crate::LoadedModel;
 use crate::capture::{Capture, CaptureError};
 use crate::log::{LogError, ResultLog};
-use crate::pipeline::{Job, Pipeline, PipelineError};
+use crate::pipeline::{Extra, Job, Pipeline, PipelineError};
 use crate::state::{DataDir, DeviceState, StateError};
 
 /// Finished sessions whose status is remembered (for a retried stop or a late status query).
@@ -239,7 +239,7 @@ pub struct Sessions {
     state: DeviceState,
     log: ResultLog,
     capture: Box<dyn Capture>,
-    kiosk: Box<dyn Kiosk>,
+    panel: Box<dyn Panel>,
     worker: Worker,
     model_version: String,
     feature_schema: SchemaHash,
@@ -271,10 +271,10 @@ impl Sessions {
         state: DeviceState,
         log: ResultLog,
         capture: Box<dyn Capture>,
-        mut kiosk: Box<dyn Kiosk>,
+        mut panel: Box<dyn Panel>,
         pipeline: Box<dyn Pipeline>,
     ) -> std::io::Result<Sessions> {
-        if let Err(e) = kiosk.show(Led::Ready) {
+        if let Err(e) = panel.show(Indicator::Idle) {
             tracing::warn!("kiosk LEDs unavailable: {e}");
         }
         let model_version = pipeline.model_version().to_owned();
@@ -284,7 +284,7 @@ impl Sessions {
             state,
             log,
             capture,
-            kiosk,
+            panel,
             worker: Worker::spawn(pipeline)?,
             model_version,
             feature_schema,
@@ -297,11 +297,16 @@ impl Sessions {
     }
 
     /// Whether the kiosk button is held now (false when it cannot be read).
-    pub fn button_pressed(&mut self) -> bool {
-        self.kiosk.button_pressed().unwrap_or_else(|e| {
+    pub fn button_held(&mut self) -> bool {
+        self.panel.button_held().unwrap_or_else(|e| {
             tracing::warn!("kiosk button: {e}");
             false
         })
+    }
+
+    /// The kiosk's panel (its own state shown on the LEDs, the staff alert, blinking).
+    pub fn panel(&mut self) -> &mut dyn Panel {
+        self.panel.as_mut()
     }
 
     /// Abandons a host-started session after `limit` without a request about it.
@@ -339,8 +344,8 @@ impl Sessions {
         self.capture.available()
     }
 
-    fn set_led(&mut self, led: Led) {
-        if let Err(e) = self.kiosk.show(led) {
+    fn set_led(&mut self, led: Indicator) {
+        if let Err(e) = self.panel.show(led) {
             tracing::warn!("kiosk LEDs: {e}");
         }
     }
@@ -358,7 +363,7 @@ impl Sessions {
         let id = self.state.next_session;
         self.state.next_session += 1;
         self.state.save(self.data.path())?;
-        self.set_led(Led::Busy);
+        self.set_led(Indicator::Recording);
         let started_ms = if req.host_time_ms > 0 { req.host_time_ms } else { now_ms() };
         let session = ActiveSession {
             id,
@@ -434,6 +439,32 @@ impl Sessions {
         Ok(session.complete)
     }
 
+    /// Adds one participant turn of known times and no words (a kiosk answer window) to the
+    /// running session `id`: its audio and video are segmented by these windows, and no
+    /// interviewer prompt is ever part of them. Returns the count of complete utterances.
+    pub fn add_turn(&mut self, id: SessionId, start_ms: u32, end_ms: u32) -> Result<u32, SessionError> {
+        let Some(session) = self.active.as_mut().filter(|s| s.id == id) else {
+            return Err(if self.knows(id) { SessionError::NotCapturing(id) } else { SessionError::Unknown(id) });
+        };
+        if session.utterances.len() >= protocol::MAX_UTTERANCES as usize {
+            return Err(SessionError::TooLarge { what: "utterances per session", limit: protocol::MAX_UTTERANCES });
+        }
+        let key = session.utterances.last_key_value().map_or(0, |(k, _)| k + 1);
+        session.utterances.insert(
+            key,
+            PendingUtterance {
+                start_ms,
+                end_ms: end_ms.max(start_ms),
+                speaker: Some(Speaker::Participant),
+                text: String::new(),
+                next_part: 1,
+                complete: true,
+            },
+        );
+        session.complete += 1;
+        Ok(session.complete)
+    }
+
     fn knows(&self, id: SessionId) -> bool {
         self.processing.iter().any(|(p, _)| *p == id) || self.finished.iter().any(|f| f.session == id)
     }
@@ -442,6 +473,12 @@ impl Sessions {
     /// [`poll`](Self::poll) takes its result. Stopping a session that already stopped reports
     /// where it stands; nothing is computed twice.
     pub fn stop(&mut self, id: SessionId) -> Result<SessionStatus, SessionError> {
+        self.stop_with(id, Extra::default())
+    }
+
+    /// [`stop`](Self::stop), with what the session's starter adds to its result (the kiosk's
+    /// questionnaire and flags).
+    pub fn stop_with(&mut self, id: SessionId, extra: Extra) -> Result<SessionStatus, SessionError> {
         let Some(session) = self.active.take_if(|s| s.id == id) else {
             return self.status(id);
         };
@@ -465,12 +502,14 @@ impl Sessions {
             captured_ms,
             captured,
             utterances,
+            extra,
         };
         let sent = self.worker.jobs.as_ref().is_some_and(|jobs| jobs.send(Work::Session(job)).is_ok());
         if !sent {
             return Ok(self.fail(id, captured_ms, &SessionError::WorkerGone));
         }
         self.processing.push_back((id, captured_ms));
+        self.set_led(Indicator::Processing);
         tracing::info!(session = id, "session stopped; computing");
         Ok(SessionStatus { session: id, state: SessionState::Processing, captured_ms })
     }
@@ -510,7 +549,7 @@ impl Sessions {
             tracing::warn!(session = id, error = %runtime::chain(&e), "capture did not stop cleanly on abort");
         }
         tracing::warn!(session = id, label = %protocol::Escaped(&session.label), "session aborted; no result");
-        self.set_led(Led::Ready);
+        self.set_led(Indicator::Idle);
         let status = SessionStatus { session: id, state: SessionState::Failed(ErrorCode::SessionAborted), captured_ms };
         self.remember(status);
         Ok(status)
@@ -618,7 +657,7 @@ impl Sessions {
         match logged {
             Ok((seq, media_ms)) => {
                 tracing::info!(session = id, seq, "result logged");
-                self.set_led(Led::Ready);
+                self.set_led(Indicator::Idle);
                 self.remember(SessionStatus {
                     session: id,
                     state: SessionState::Done { seq },
@@ -634,7 +673,7 @@ impl Sessions {
     /// Records session `id` as failed with `e` (logged here, once) and returns its status.
     fn fail(&mut self, id: SessionId, captured_ms: u32, e: &SessionError) -> SessionStatus {
         tracing::error!(session = id, error = %runtime::chain(e), "session failed");
-        self.set_led(Led::Error);
+        self.set_led(Indicator::Error);
         let status = SessionStatus { session: id, state: SessionState::Failed(e.code()), captured_ms };
         self.remember(status);
         status

@@ -102,7 +102,7 @@ fn open_device(data: &Path, setup: device::ModelSetup) -> device::Server {
             simulated: true,
         },
         Box::new(device::capture::SimulatedCapture::new(&sample).expect("sample")),
-        Box::new(boards::LogKiosk::default()),
+        Box::new(boards::LogPanel::default()),
         setup,
         |loaded| Ok(Box::new(device::SessionPipeline::new(loaded.model, true))),
     )

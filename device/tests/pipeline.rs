@@ -32,6 +32,7 @@ fn run(sim: &Path, want: Modalities, face: bool, text: &str) -> ResultRecord {
         captured_ms: 10,
         captured,
         utterances: words(text),
+        extra: Default::default(),
     };
     pipeline.process(job).expect("a result")
 }

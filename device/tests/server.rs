@@ -6,7 +6,7 @@ use std::sync::mpsc::{Receiver, Sender, channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use boards::{FakeKiosk, Led};
+use boards::{FakePanel, Indicator};
 use device::capture::{Capture, CaptureError, Captured};
 use device::pipeline::{Job, Pipeline, PipelineError};
 use device::{DeviceConfig, Server};
@@ -72,7 +72,8 @@ impl Pipeline for FakePipeline {
             modalities: Modalities::TEXT,
             model_version: truncated("fake-1"),
             feature_schema: SchemaHash([7; 8]),
-            flags: ResultFlags::SIMULATED,
+            flags: ResultFlags::SIMULATED | job.extra.flags,
+            questionnaire: job.extra.questionnaire,
         })
     }
 }
@@ -87,15 +88,15 @@ struct Driver {
     go: Option<Sender<()>>,
 }
 
-fn driver(data: &std::path::Path, kiosk: FakeKiosk, fail_start: bool, gated: bool) -> Driver {
+fn driver(data: &std::path::Path, kiosk: FakePanel, fail_start: bool, gated: bool) -> Driver {
     driver_with(data, kiosk, fail_start, gated, "sim")
 }
 
-fn driver_on(data: &std::path::Path, kiosk: FakeKiosk, board: &str) -> Driver {
+fn driver_on(data: &std::path::Path, kiosk: FakePanel, board: &str) -> Driver {
     driver_with(data, kiosk, false, false, board)
 }
 
-fn driver_with(data: &std::path::Path, kiosk: FakeKiosk, fail_start: bool, gated: bool, board: &str) -> Driver {
+fn driver_with(data: &std::path::Path, kiosk: FakePanel, fail_start: bool, gated: bool, board: &str) -> Driver {
     let texts = Arc::new(Mutex::new(Vec::new()));
     let (go, gate) = if gated {
         let (tx, rx) = channel();
@@ -230,7 +231,7 @@ fn chunk(session: SessionId, utterance: u32, part: u16, last: bool, text: &str) 
 #[test]
 fn hello_first_and_version_is_negotiated() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     assert_eq!(code(&d.call(Request::Ping(1))), Some(ErrorCode::HelloFirst));
     let wrong = d.call(Request::Hello(Hello { protocol_version: PROTOCOL_VERSION + 1, host: truncated("future") }));
     assert_eq!(code(&wrong), Some(ErrorCode::UnsupportedVersion { supported: PROTOCOL_VERSION }));
@@ -252,12 +253,12 @@ fn hello_first_and_version_is_negotiated() {
 #[test]
 fn session_rules_and_multi_part_utterances() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kiosk = FakeKiosk::default();
+    let kiosk = FakePanel::default();
     let mut d = driver(dir.path(), kiosk.clone(), false, false);
     d.hello();
-    assert_eq!(kiosk.lit(), vec![Led::Ready]);
+    assert_eq!(kiosk.shown(), Some(Indicator::Idle));
     let s = start(&mut d);
-    assert_eq!(kiosk.lit(), vec![Led::Busy]);
+    assert_eq!(kiosk.shown(), Some(Indicator::Recording));
     let again = d.call(Request::SessionStart(SessionStart {
         modalities: Modalities::ALL,
         label: truncated("x"),
@@ -277,7 +278,7 @@ fn session_rules_and_multi_part_utterances() {
     // An utterance whose last part never came is left out.
     assert_eq!(accepted(d.call(chunk(s, 1, 0, false, "and then"))), 1);
     let seq = d.finish(s);
-    assert_eq!(kiosk.lit(), vec![Led::Ready]);
+    assert_eq!(kiosk.shown(), Some(Indicator::Idle));
     // The split utterance reached the pipeline whole, once, and nothing else did.
     assert_eq!(*d.texts.lock().expect("lock"), vec!["I feel tired and sad all the time".to_owned()]);
     // A second stop of the same session answers with the same result and logs nothing new.
@@ -295,7 +296,7 @@ fn session_rules_and_multi_part_utterances() {
 #[test]
 fn the_server_answers_while_a_stop_computes_and_a_retried_stop_computes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, true);
+    let mut d = driver(dir.path(), FakePanel::default(), false, true);
     d.hello();
     let s = start(&mut d);
     d.call(chunk(s, 0, 0, true, "one two three"));
@@ -324,14 +325,14 @@ fn the_server_answers_while_a_stop_computes_and_a_retried_stop_computes_nothing(
 #[test]
 fn a_pipeline_defect_fails_that_session_only() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kiosk = FakeKiosk::default();
+    let kiosk = FakePanel::default();
     let mut d = driver(dir.path(), kiosk.clone(), false, false);
     d.hello();
     let s = start(&mut d);
     d.call(chunk(s, 0, 0, true, "PANIC"));
     d.call(Request::SessionStop(s));
     assert_eq!(d.outcome(s), SessionState::Failed(ErrorCode::Internal));
-    assert_eq!(kiosk.lit(), vec![Led::Error]);
+    assert_eq!(kiosk.shown(), Some(Indicator::Error));
     assert!(d.dev.log().is_empty());
     let s = start(&mut d);
     d.call(chunk(s, 0, 0, true, "fine"));
@@ -341,7 +342,7 @@ fn a_pipeline_defect_fails_that_session_only() {
 #[test]
 fn sync_cursor_and_ack_persist_across_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     d.hello();
     for _ in 0..3 {
         let s = start(&mut d);
@@ -359,7 +360,7 @@ fn sync_cursor_and_ack_persist_across_restart() {
     assert_eq!(d.call(Request::SyncAck(Ack { upto: 99 })), Response::Acked(Ack { upto: 3 }));
     let id = d.dev.device_id().to_owned();
     drop(d);
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     d.id = 100;
     d.hello();
     assert_eq!(d.dev.device_id(), id, "identity survives a restart");
@@ -371,7 +372,7 @@ fn sync_cursor_and_ack_persist_across_restart() {
 #[test]
 fn a_capture_that_does_not_start_fails_the_start_not_the_device() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), true, false);
+    let mut d = driver(dir.path(), FakePanel::default(), true, false);
     d.hello();
     match d.call(Request::SessionStart(SessionStart {
         modalities: Modalities::ALL,
@@ -395,7 +396,7 @@ fn status_of(r: Response) -> SessionState {
 #[test]
 fn a_session_whose_host_went_silent_is_abandoned_and_any_host_can_abort_one() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kiosk = FakeKiosk::default();
+    let kiosk = FakePanel::default();
     let mut d = driver(dir.path(), kiosk.clone(), false, false);
     d.hello();
     let s = start(&mut d);
@@ -423,7 +424,7 @@ fn a_session_whose_host_went_silent_is_abandoned_and_any_host_can_abort_one() {
     assert_eq!(status_of(d.call(Request::SessionStatus(s))), SessionState::Failed(ErrorCode::SessionAborted));
     // And any host may abort the running session outright.
     assert_eq!(status_of(d.call(Request::SessionAbort(next))), SessionState::Failed(ErrorCode::SessionAborted));
-    assert_eq!(kiosk.lit(), vec![Led::Ready]);
+    assert_eq!(kiosk.shown(), Some(Indicator::Idle));
     assert!(d.dev.log().is_empty(), "an aborted session has no result");
     match d.hello() {
         Response::DeviceInfo(i) => assert_eq!(i.active_session, None),
@@ -435,7 +436,7 @@ fn a_session_whose_host_went_silent_is_abandoned_and_any_host_can_abort_one() {
 #[test]
 fn transcript_limits_are_enforced_with_a_typed_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     d.hello();
     let s = start(&mut d);
     let too_large = |r: &Response| matches!(code(r), Some(ErrorCode::TranscriptTooLarge { .. }));
@@ -478,7 +479,7 @@ fn transcript_limits_are_enforced_with_a_typed_error() {
 #[test]
 fn out_of_range_fields_are_refused_not_wrapped() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     d.hello();
     let start_at = |d: &mut Driver, host_time_ms| {
         d.call(Request::SessionStart(SessionStart { modalities: Modalities::ALL, label: truncated("t"), host_time_ms }))
@@ -497,13 +498,13 @@ fn out_of_range_fields_are_refused_not_wrapped() {
 #[test]
 fn a_result_stored_before_a_restart_is_found_by_its_session() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     d.hello();
     let s = start(&mut d);
     d.call(chunk(s, 0, 0, true, "words"));
     let seq = d.finish(s);
     drop(d);
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     d.id = 50;
     d.hello();
     assert_eq!(status_of(d.call(Request::SessionStatus(s))), SessionState::Done { seq });
@@ -569,7 +570,7 @@ mod wire_fields {
             reqs in proptest::collection::vec(request(), 1..40)
         ) {
             let dir = tempfile::tempdir().expect("tempdir");
-            let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+            let mut d = driver(dir.path(), FakePanel::default(), false, false);
             d.hello();
             for req in reqs {
                 let _ = d.call(req);
@@ -589,7 +590,7 @@ mod wire_fields {
 #[test]
 fn an_unpaired_host_learns_only_what_the_device_is() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     // Results exist (run by the paired host).
     d.hello();
     let s = start(&mut d);
@@ -624,7 +625,7 @@ fn an_unpaired_host_learns_only_what_the_device_is() {
 #[test]
 fn a_recorded_authorisation_does_not_authorise_a_later_connection() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     let info = d.stranger_hello();
     let recorded = d.auth_for(&d.key.clone(), &info);
     assert!(matches!(d.call(Request::Auth(recorded.clone())), Response::DeviceInfo(i) if i.authorized));
@@ -649,7 +650,7 @@ fn pair_confirm(d: &Driver, key: &ed25519_dalek::SigningKey, info: &DeviceInfo, 
 #[test]
 fn pairing_takes_the_code_shown_at_the_device_and_unpairing_forgets_the_host() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
     let info = d.stranger_hello();
     // Confirming with nothing begun fails.
@@ -695,7 +696,7 @@ fn pairing_takes_the_code_shown_at_the_device_and_unpairing_forgets_the_host() {
 #[test]
 fn a_code_takes_three_tries_and_many_wrong_codes_lock_pairing() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut d = driver(dir.path(), FakeKiosk::default(), false, false);
+    let mut d = driver(dir.path(), FakePanel::default(), false, false);
     let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
     let info = d.stranger_hello();
     let begin = |d: &mut Driver| {
@@ -726,7 +727,7 @@ fn a_code_takes_three_tries_and_many_wrong_codes_lock_pairing() {
 #[test]
 fn the_kiosk_button_held_pairs_without_the_code() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let kiosk = FakeKiosk::default();
+    let kiosk = FakePanel::default();
     let mut d = driver_on(dir.path(), kiosk.clone(), "rpi4");
     let laptop = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
     let info = d.stranger_hello();

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use protocol::{Modalities, ResultFlags, ResultRecord};
+use protocol::{Instrument, Modalities, Questionnaire, ResultFlags, ResultRecord};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
@@ -36,7 +36,7 @@ const APPLICATION_ID: i64 = 0x4D49_4D4C;
 
 /// `PRAGMA user_version` of the current schema. Version 1 (no content hashes, no conflicts
 /// table, no application id) is migrated in place.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA_V1: &str = "
 CREATE TABLE IF NOT EXISTS results (
@@ -81,6 +81,28 @@ CREATE TABLE IF NOT EXISTS conflicts (
 );
 ";
 
+/// Version 3: the questionnaire the kiosk took (instrument, answers as "0,1,…", total), NULL for
+/// none. Content hashes are recomputed: the record's encoding gained the questionnaire.
+const SCHEMA_V3: &str = "
+ALTER TABLE results ADD COLUMN phq_instrument TEXT;
+ALTER TABLE results ADD COLUMN phq_answers TEXT;
+ALTER TABLE results ADD COLUMN phq_score INTEGER;
+";
+
+fn instrument_name(q: &Questionnaire) -> &'static str {
+    q.instrument.name()
+}
+
+fn parse_questionnaire(instrument: Option<String>, answers: Option<String>) -> Option<Questionnaire> {
+    let instrument = match instrument?.as_str() {
+        "PHQ-8" => Instrument::Phq8,
+        "PHQ-9" => Instrument::Phq9,
+        _ => return None,
+    };
+    let answers: Vec<u8> = answers?.split(',').map(|a| a.trim().parse().ok()).collect::<Option<_>>()?;
+    Questionnaire::new(instrument, &answers).ok()
+}
+
 /// A stored result.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredResult {
@@ -111,6 +133,15 @@ pub struct Stored {
     pub inserted: usize,
     /// Records that conflicted with stored ones (kept aside).
     pub conflicts: Vec<Conflict>,
+}
+
+/// A record kept as its frame (a conflict): today's layout, or protocol version 3's.
+fn decode_stored(frame: &[u8]) -> Option<ResultRecord> {
+    let now = protocol::FrameDecoder::new().feed::<ResultRecord>(frame).frame.and_then(Result::ok);
+    now.or_else(|| {
+        let v3 = protocol::FrameDecoder::new().feed::<protocol::ResultRecordV3>(frame).frame.and_then(Result::ok);
+        v3.map(ResultRecord::from)
+    })
 }
 
 /// A record's canonical encoding: its protocol frame.
@@ -235,9 +266,13 @@ impl ResultsDb {
         let path = self.path.clone();
         let sql = |source| DbError::Sql { path: path.clone(), source };
         let tx = self.conn.transaction().map_err(sql)?;
+        // Version 0 is a new database or one of version 1 (which set no version).
         tx.execute_batch(SCHEMA_V1).map_err(sql)?;
-        tx.execute_batch(SCHEMA_V2).map_err(sql)?;
-        // Hashes for the records version 1 stored.
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2).map_err(sql)?;
+        }
+        tx.execute_batch(SCHEMA_V3).map_err(sql)?;
+        // Hashes of the records stored before, in today's encoding.
         let rows = Self::read_results(&tx, None, &path)?;
         for r in rows {
             tx.execute(
@@ -272,7 +307,7 @@ impl ResultsDb {
         {
             let mut insert = tx
                 .prepare_cached(
-                    "INSERT OR IGNORE INTO results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+                    "INSERT OR IGNORE INTO results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
                 )
                 .map_err(sql)?;
             for r in records {
@@ -298,6 +333,11 @@ impl ResultsDb {
                         r.flags.bits(),
                         now,
                         hash,
+                        r.questionnaire.as_ref().map(instrument_name),
+                        r.questionnaire
+                            .as_ref()
+                            .map(|q| { q.answers.iter().map(u8::to_string).collect::<Vec<_>>().join(",") }),
+                        r.questionnaire.as_ref().map(Questionnaire::score),
                     ])
                     .map_err(sql)?;
                 if n == 1 {
@@ -365,8 +405,7 @@ impl ResultsDb {
         let rows = stmt
             .query_map([], |r| {
                 let frame: Vec<u8> = r.get(4)?;
-                let mut decoder = protocol::FrameDecoder::new();
-                let record = decoder.feed::<ResultRecord>(&frame).frame.and_then(Result::ok);
+                let record = decode_stored(&frame);
                 Ok((r.get(0)?, r.get::<_, i64>(1)?, r.get(2)?, r.get(3)?, record, r.get::<_, i64>(5)?))
             })
             .map_err(|e| self.err(e))?;
@@ -387,19 +426,30 @@ impl ResultsDb {
         Ok(out)
     }
 
-    /// Stored results, oldest first; all devices when `device_id` is `None`.
+    /// Stored results: urgent ones (PHQ-9 item 9 answered above 0) first, then by device and
+    /// sequence; all devices when `device_id` is `None`.
     pub fn results(&self, device_id: Option<&str>) -> Result<Vec<StoredResult>, DbError> {
         Self::read_results(&self.conn, device_id, &self.path)
     }
 
     fn read_results(conn: &Connection, device_id: Option<&str>, path: &str) -> Result<Vec<StoredResult>, DbError> {
         let err = |source| DbError::Sql { path: path.to_owned(), source };
+        // A database of schema 1 or 2, read without migrating it, has no questionnaires.
+        let has_phq: bool = conn
+            .query_row("SELECT count(*) > 0 FROM pragma_table_info('results') WHERE name = 'phq_answers'", [], |r| {
+                r.get(0)
+            })
+            .map_err(err)?;
+        let phq = if has_phq { "phq_instrument, phq_answers" } else { "NULL, NULL" };
         let mut stmt = conn
-            .prepare(
+            .prepare(&format!(
                 "SELECT device_id, seq, session, label, started_ms, finished_ms, compute_ms, p_depressed, phq8,
-                        gate_audio, gate_video, gate_text, modalities, model_version, feature_schema, flags, synced_at_ms
-                 FROM results WHERE ?1 IS NULL OR device_id = ?1 ORDER BY device_id, seq",
-            )
+                        gate_audio, gate_video, gate_text, modalities, model_version, feature_schema, flags, synced_at_ms,
+                        {phq}
+                 FROM results WHERE ?1 IS NULL OR device_id = ?1
+                 ORDER BY (flags & {urgent}) = 0, device_id, seq",
+                urgent = ResultFlags::URGENT.bits()
+            ))
             .map_err(err)?;
         let rows = stmt
             .query_map([device_id], |r| {
@@ -424,6 +474,7 @@ impl ResultsDb {
                         model_version: protocol::truncated(&r.get::<_, String>(13)?),
                         feature_schema: protocol::SchemaHash(hash),
                         flags: ResultFlags::from_bits_retain(r.get(15)?),
+                        questionnaire: parse_questionnaire(r.get(17)?, r.get(18)?),
                     },
                     synced_at_ms: r.get::<_, i64>(16)? as u64,
                 })
@@ -453,6 +504,7 @@ mod tests {
             model_version: truncated("m1"),
             feature_schema: SchemaHash([0xAB, 1, 2, 3, 4, 5, 6, 0xFF]),
             flags: ResultFlags::LOW_QUALITY_AUDIO | ResultFlags::NO_FACE,
+            questionnaire: None,
         }
     }
 
@@ -519,6 +571,72 @@ mod tests {
         // The migrated hash is the record's: the same record again is a repeat, not a conflict.
         assert_eq!(db.store("d1", &[rec(1)]).expect("store"), Stored::default());
         assert_eq!(db.pragma_i64("user_version").expect("version"), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_2_database_is_migrated_and_its_hashes_follow_the_new_encoding() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v2.db");
+        let v3 = |r: &ResultRecord| protocol::ResultRecordV3 {
+            seq: r.seq,
+            session: r.session,
+            label: r.label.clone(),
+            started_ms: r.started_ms,
+            finished_ms: r.finished_ms,
+            compute_ms: r.compute_ms,
+            p_depressed: r.p_depressed,
+            phq8: r.phq8,
+            gates: r.gates,
+            modalities: r.modalities,
+            model_version: r.model_version.clone(),
+            feature_schema: r.feature_schema,
+            flags: r.flags,
+        };
+        let frame = |r: &ResultRecord| {
+            let mut buf = vec![0u8; protocol::MAX_FRAME];
+            let n = protocol::encode_frame(&v3(r), &mut buf).expect("fits");
+            buf.truncate(n);
+            buf
+        };
+        let conn = Connection::open(&path).expect("open");
+        conn.execute_batch(SCHEMA_V1).expect("v1");
+        conn.execute_batch(SCHEMA_V2).expect("v2");
+        conn.execute(
+            "INSERT INTO results VALUES ('d1', 1, 1, 'x', 10, 20, 5, 0.5, 12.0, 0.2, 0.3, 0.5, 7, 'm1', 'ab010203040506ff', 3, 0, ?1)",
+            [sha256_hex(&frame(&rec(1)))],
+        )
+        .expect("row");
+        let mut other = rec(1);
+        other.session = 9;
+        conn.execute("INSERT INTO conflicts VALUES ('d1', 1, 'h', 's', ?1, 'x', 0)", [frame(&other)])
+            .expect("conflict");
+        conn.pragma_update(None, "application_id", APPLICATION_ID).expect("id");
+        conn.pragma_update(None, "user_version", 2).expect("version");
+        drop(conn);
+        let read = ResultsDb::open_read_only(&path).expect("read v2 without migrating");
+        assert_eq!(read.results(None).expect("results")[0].record, rec(1));
+        drop(read);
+        let mut db = ResultsDb::open(&path).expect("migrate");
+        assert_eq!(db.pragma_i64("user_version").expect("version"), 3);
+        assert_eq!(db.store("d1", &[rec(1)]).expect("store"), Stored::default(), "a repeat, not a conflict");
+        assert_eq!(db.conflicts().expect("conflicts")[0].record, other, "a version-3 frame kept aside still reads");
+    }
+
+    #[test]
+    fn a_questionnaire_round_trips() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut db = ResultsDb::open(&dir.path().join("r.db")).expect("open");
+        let mut r = rec(1);
+        r.questionnaire = Some(Questionnaire::new(Instrument::Phq9, &[1, 2, 3, 0, 1, 2, 3, 0, 1]).expect("valid"));
+        r.flags |= ResultFlags::URGENT | ResultFlags::KIOSK;
+        db.store("d1", &[r.clone(), rec(2)]).expect("store");
+        db.store("d0", &[rec(5)]).expect("store");
+        let back = db.results(None).expect("results");
+        assert_eq!((&back[0].record, &back[2].record), (&r, &rec(2)), "the urgent result comes first");
+        assert_eq!(back[1].device_id, "d0");
+        let score: i64 =
+            db.conn.query_row("SELECT phq_score FROM results WHERE seq = 1", [], |row| row.get(0)).expect("score");
+        assert_eq!(score, 13);
     }
 
     #[test]

@@ -18,6 +18,10 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
     } else {
         screen(r)
     };
+    if r.flags.contains(ResultFlags::URGENT) {
+        let _ = writeln!(s, "  !! URGENT: PHQ-9 item 9 (thoughts of death or self-harm) answered above 0:");
+        let _ = writeln!(s, "  !! a same-day safety assessment by a clinician is needed, whatever the score.");
+    }
     let _ = writeln!(
         s,
         "  result #{} of device {}, session {} \"{}\"",
@@ -26,6 +30,17 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
         r.session,
         Escaped(&r.label)
     );
+    if let Some(q) = &r.questionnaire {
+        let _ = writeln!(
+            s,
+            "  {} (patient)     {} / {} ({}{})",
+            q.instrument.name(),
+            q.score(),
+            q.instrument.max_score(),
+            q.severity().name(),
+            if q.score() >= protocol::PHQ_CUTOFF { ", at or above the screening cut-off of 10" } else { "" }
+        );
+    }
     if r.flags.contains(ResultFlags::INSUFFICIENT_DATA) {
         let _ = writeln!(s, "  INSUFFICIENT DATA: no screen was made (too little speech, face and participant words);");
         let _ = writeln!(s, "                    repeat the session (a screening aid, not a diagnosis)");
@@ -51,7 +66,7 @@ pub fn describe(device_id: &str, r: &ResultRecord) -> String {
         r.compute_ms
     );
     // The screen itself is said above.
-    let flags = r.flags - ResultFlags::SCREEN_POSITIVE;
+    let flags = r.flags - ResultFlags::SCREEN_POSITIVE - ResultFlags::URGENT;
     if !flags.is_empty() {
         let _ = writeln!(s, "  flags             {flags}");
     }
@@ -93,6 +108,13 @@ pub fn record_json(device_id: &str, r: &ResultRecord) -> serde_json::Value {
         "flags": names(r.flags, &ResultFlags::NAMES),
         "model_version": r.model_version.as_str(),
         "feature_schema": r.feature_schema.to_string(),
+        "urgent": r.flags.contains(ResultFlags::URGENT),
+        "questionnaire": r.questionnaire.as_ref().map(|q| serde_json::json!({
+            "instrument": q.instrument.name(),
+            "answers": q.answers.as_slice(),
+            "score": q.score(),
+            "severity": q.severity().name(),
+        })),
         "notice": "screening aid, not a diagnosis",
     })
 }
@@ -156,6 +178,7 @@ mod tests {
             model_version: truncated("m"),
             feature_schema: SchemaHash([1; 8]),
             flags,
+            questionnaire: None,
         }
     }
 
@@ -183,5 +206,19 @@ mod tests {
         assert!(shown.contains("INSUFFICIENT DATA") && shown.contains("not a diagnosis"), "{shown}");
         assert!(!shown.contains("P(depressed)") && !shown.contains("negative screen"), "{shown}");
         assert!(shown.contains("too little speech"), "{shown}");
+    }
+
+    #[test]
+    fn an_urgent_result_says_so_first_with_the_questionnaire() {
+        let mut r = rec("x", ResultFlags::URGENT | ResultFlags::KIOSK);
+        r.questionnaire = Some(
+            protocol::Questionnaire::new(protocol::Instrument::Phq9, &[2, 2, 1, 1, 1, 1, 1, 1, 1]).expect("valid"),
+        );
+        let shown = describe("d", &r);
+        assert!(shown.lines().next().is_some_and(|l| l.contains("URGENT")), "{shown}");
+        assert!(shown.contains("PHQ-9 (patient)     11 / 27 (moderate, at or above the screening cut-off"), "{shown}");
+        let j = record_json("d", &r);
+        assert_eq!((j["urgent"].as_bool(), j["questionnaire"]["score"].as_u64()), (Some(true), Some(11)));
+        assert_eq!(j["questionnaire"]["severity"], "moderate");
     }
 }

@@ -558,6 +558,226 @@ pub struct ResultRecord {
     pub feature_schema: SchemaHash,
     /// Quality and provenance flags.
     pub flags: ResultFlags,
+    /// The PHQ the patient answered at the kiosk, beside the model's output (none for a
+    /// host-driven session, or when the kiosk skipped it).
+    pub questionnaire: Option<Questionnaire>,
+}
+
+/// A [`ResultRecord`] as protocol version 3 wrote it (before the questionnaire): result logs and
+/// databases written then are still read.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub struct ResultRecordV3 {
+    pub seq: u64,
+    pub session: SessionId,
+    pub label: ShortStr,
+    pub started_ms: u64,
+    pub finished_ms: u64,
+    pub compute_ms: u32,
+    pub p_depressed: f32,
+    pub phq8: f32,
+    pub gates: PerModality,
+    pub modalities: Modalities,
+    pub model_version: ShortStr,
+    pub feature_schema: SchemaHash,
+    pub flags: ResultFlags,
+}
+
+impl From<ResultRecordV3> for ResultRecord {
+    fn from(r: ResultRecordV3) -> ResultRecord {
+        ResultRecord {
+            seq: r.seq,
+            session: r.session,
+            label: r.label,
+            started_ms: r.started_ms,
+            finished_ms: r.finished_ms,
+            compute_ms: r.compute_ms,
+            p_depressed: r.p_depressed,
+            phq8: r.phq8,
+            gates: r.gates,
+            modalities: r.modalities,
+            model_version: r.model_version,
+            feature_schema: r.feature_schema,
+            flags: r.flags,
+            questionnaire: None,
+        }
+    }
+}
+
+/// Which Patient Health Questionnaire was asked.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Instrument {
+    /// PHQ-8: items 1–8, total 0–24 (DAIC-WOZ's label).
+    Phq8,
+    /// PHQ-9: items 1–9, total 0–27; item 9 asks about thoughts of death or self-harm.
+    Phq9,
+}
+
+impl Instrument {
+    /// Items asked.
+    pub const fn items(self) -> usize {
+        match self {
+            Instrument::Phq8 => 8,
+            Instrument::Phq9 => 9,
+        }
+    }
+
+    /// Highest total.
+    pub const fn max_score(self) -> u8 {
+        3 * self.items() as u8
+    }
+
+    /// The name as the publications write it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Instrument::Phq8 => "PHQ-8",
+            Instrument::Phq9 => "PHQ-9",
+        }
+    }
+}
+
+/// Severity bands of the PHQ-8 and PHQ-9 total (Kroenke, Spitzer & Williams 2001; Kroenke et al.
+/// 2009): 0–4, 5–9, 10–14, 15–19, 20 and above.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Severity {
+    /// 0–4.
+    Minimal,
+    /// 5–9.
+    Mild,
+    /// 10–14.
+    Moderate,
+    /// 15–19.
+    ModeratelySevere,
+    /// 20–24 (PHQ-8) or 20–27 (PHQ-9).
+    Severe,
+}
+
+impl Severity {
+    /// The band of a total score.
+    pub const fn of(score: u8) -> Severity {
+        match score {
+            0..=4 => Severity::Minimal,
+            5..=9 => Severity::Mild,
+            10..=14 => Severity::Moderate,
+            15..=19 => Severity::ModeratelySevere,
+            _ => Severity::Severe,
+        }
+    }
+
+    /// The band's name as the publications write it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Severity::Minimal => "minimal",
+            Severity::Mild => "mild",
+            Severity::Moderate => "moderate",
+            Severity::ModeratelySevere => "moderately severe",
+            Severity::Severe => "severe",
+        }
+    }
+}
+
+/// The PHQ's question, as published.
+pub const PHQ_STEM: &str = "Over the last 2 weeks, how often have you been bothered by any of the following problems?";
+
+/// The PHQ-9's items in the official wording; the PHQ-8 is the first eight.
+pub const PHQ_ITEMS: [&str; 9] = [
+    "Little interest or pleasure in doing things",
+    "Feeling down, depressed, or hopeless",
+    "Trouble falling or staying asleep, or sleeping too much",
+    "Feeling tired or having little energy",
+    "Poor appetite or overeating",
+    "Feeling bad about yourself \u{2014} or that you are a failure or have let yourself or your family down",
+    "Trouble concentrating on things, such as reading the newspaper or watching television",
+    "Moving or speaking so slowly that other people could have noticed? Or the opposite \u{2014} being so fidgety \
+     or restless that you have been moving around a lot more than usual",
+    "Thoughts that you would be better off dead or of hurting yourself in some way",
+];
+
+/// The answers and their scores.
+pub const PHQ_OPTIONS: [(&str, u8); 4] =
+    [("Not at all", 0), ("Several days", 1), ("More than half the days", 2), ("Nearly every day", 3)];
+
+/// Where the wording comes from; shown with it.
+pub const PHQ_SOURCE: &str = "PHQ-9 developed by Drs. Robert L. Spitzer, Janet B.W. Williams, Kurt Kroenke and \
+     colleagues, with an educational grant from Pfizer Inc. No permission required to reproduce, translate, display \
+     or distribute.";
+
+/// A score of 10 or more: the usual screening cut-off (and DAIC-WOZ's binary label).
+pub const PHQ_CUTOFF: u8 = 10;
+
+/// A questionnaire's answers: one per item, each 0 "Not at all", 1 "Several days", 2 "More than
+/// half the days", 3 "Nearly every day".
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Questionnaire {
+    /// PHQ-8 or PHQ-9.
+    pub instrument: Instrument,
+    /// The answers, item 1 first; as many as the instrument has items.
+    pub answers: Vec<u8, 9>,
+}
+
+/// Answers that do not make a questionnaire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuestionnaireError {
+    /// Not as many answers as the instrument has items.
+    Count {
+        /// Items the instrument has.
+        expected: usize,
+        /// Answers given.
+        got: usize,
+    },
+    /// An answer outside 0–3.
+    Answer {
+        /// The item, from 1.
+        item: usize,
+        /// The answer.
+        value: u8,
+    },
+}
+
+impl core::fmt::Display for QuestionnaireError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            QuestionnaireError::Count { expected, got } => write!(f, "{got} answers, expected {expected}"),
+            QuestionnaireError::Answer { item, value } => write!(f, "item {item}: answer {value} is not 0–3"),
+        }
+    }
+}
+
+impl Questionnaire {
+    /// The answers to `instrument`, checked: one per item, each 0–3.
+    pub fn new(instrument: Instrument, answers: &[u8]) -> Result<Questionnaire, QuestionnaireError> {
+        if answers.len() != instrument.items() {
+            return Err(QuestionnaireError::Count { expected: instrument.items(), got: answers.len() });
+        }
+        if let Some((i, &value)) = answers.iter().enumerate().find(|(_, a)| **a > 3) {
+            return Err(QuestionnaireError::Answer { item: i + 1, value });
+        }
+        let mut v = Vec::new();
+        for &a in answers {
+            // Cannot fail: at most 9 answers.
+            let _ = v.push(a);
+        }
+        Ok(Questionnaire { instrument, answers: v })
+    }
+
+    /// The total: the sum of the item scores (0–24 or 0–27).
+    pub fn score(&self) -> u8 {
+        self.answers.iter().map(|&a| a.min(3)).sum()
+    }
+
+    /// The severity band of the total.
+    pub fn severity(&self) -> Severity {
+        Severity::of(self.score())
+    }
+
+    /// Whether item 9 (thoughts of being better off dead or of self-harm) was answered above 0:
+    /// a same-day safety assessment by a clinician is needed, whatever the total.
+    pub fn needs_safety_assessment(&self) -> bool {
+        self.instrument == Instrument::Phq9 && self.answers.get(8).is_some_and(|&a| a > 0)
+    }
 }
 
 bitflags::bitflags! {
@@ -587,12 +807,24 @@ bitflags::bitflags! {
         /// Too little usable signal in every modality: no screen was made (the probability,
         /// PHQ-8 and gates are 0 and mean nothing).
         const INSUFFICIENT_DATA = 1 << 9;
+        /// URGENT: PHQ-9 item 9 (thoughts of death or self-harm) was answered above 0: a
+        /// same-day safety assessment by a clinician is needed. Listed first everywhere.
+        const URGENT = 1 << 10;
+        /// The session ran at the kiosk: its segments are the interview's answer windows.
+        const KIOSK = 1 << 11;
+        /// The raw audio and video were kept on the device for research (the patient ticked the
+        /// consent screen's research box and the device runs with `--keep-media`); otherwise
+        /// they were deleted once the features existed.
+        const MEDIA_KEPT = 1 << 12;
+        /// The session ended early (the patient stopped it or walked away) after enough was
+        /// recorded for a result.
+        const ENDED_EARLY = 1 << 13;
     }
 }
 
 impl ResultFlags {
     /// Each flag's name for a report, in bit order.
-    pub const NAMES: [(ResultFlags, &'static str); 10] = [
+    pub const NAMES: [(ResultFlags, &'static str); 14] = [
         (ResultFlags::LOW_QUALITY_AUDIO, "low-quality audio"),
         (ResultFlags::NO_FACE, "no usable video"),
         (ResultFlags::SHORT_TRANSCRIPT, "short transcript"),
@@ -603,6 +835,10 @@ impl ResultFlags {
         (ResultFlags::DAMAGED_VIDEO, "damaged video frames skipped"),
         (ResultFlags::TOO_LITTLE_SPEECH, "too little speech (audio absent)"),
         (ResultFlags::INSUFFICIENT_DATA, "INSUFFICIENT DATA (no screen)"),
+        (ResultFlags::URGENT, "URGENT: PHQ-9 item 9 answered above 0, same-day safety assessment"),
+        (ResultFlags::KIOSK, "kiosk session (answer windows)"),
+        (ResultFlags::MEDIA_KEPT, "raw media kept for research (consented)"),
+        (ResultFlags::ENDED_EARLY, "ended early"),
     ];
 }
 

@@ -70,13 +70,13 @@ fn record() -> impl Strategy<Value = ResultRecord> {
     (
         (any::<u64>(), any::<u32>(), short(), any::<u64>(), any::<u64>(), any::<u32>()),
         (any::<f32>(), any::<f32>(), any::<[f32; 3]>(), any::<u8>(), short()),
-        (any::<[u8; 8]>(), any::<u16>()),
+        (any::<[u8; 8]>(), any::<u16>(), proptest::option::of((any::<bool>(), proptest::collection::vec(0u8..=3, 9)))),
     )
         .prop_map(
             |(
                 (seq, session, label, started_ms, finished_ms, compute_ms),
                 (p_depressed, phq8, gates, m, model_version),
-                (schema, flags),
+                (schema, flags, phq),
             )| ResultRecord {
                 seq,
                 session,
@@ -91,6 +91,10 @@ fn record() -> impl Strategy<Value = ResultRecord> {
                 model_version,
                 feature_schema: SchemaHash(schema),
                 flags: ResultFlags::from_bits_retain(flags),
+                questionnaire: phq.map(|(nine, answers)| {
+                    let instrument = if nine { Instrument::Phq9 } else { Instrument::Phq8 };
+                    Questionnaire::new(instrument, &answers[..instrument.items()]).expect("valid answers")
+                }),
             },
         )
 }
@@ -356,6 +360,7 @@ fn largest_responses() -> std::vec::Vec<Response> {
         model_version: s.clone(),
         feature_schema: SchemaHash([0xFF; 8]),
         flags: ResultFlags::from_bits_retain(u16::MAX),
+        questionnaire: Some(Questionnaire::new(Instrument::Phq9, &[3; 9]).expect("valid")),
     };
     vec![
         Response::DeviceInfo(DeviceInfo {
@@ -559,4 +564,77 @@ fn the_version_exchange_reads_the_same_in_every_version() {
     };
     let bytes = postcard::to_slice(&refusal, &mut buf).expect("encodes");
     assert_eq!(bytes, &[5, 7, 0, PROTOCOL_VERSION as u8, 1, b'x']);
+}
+
+#[test]
+fn phq_scores_and_bands_follow_the_publications_item_by_item() {
+    // Each item adds its answer: raise one item at a time from all-zero.
+    for instrument in [Instrument::Phq8, Instrument::Phq9] {
+        let n = instrument.items();
+        for item in 0..n {
+            for value in 0..=3u8 {
+                let mut answers = vec![0u8; n];
+                answers[item] = value;
+                let q = Questionnaire::new(instrument, &answers).expect("valid");
+                assert_eq!(q.score(), value, "{} item {}", instrument.name(), item + 1);
+                assert_eq!(q.needs_safety_assessment(), instrument == Instrument::Phq9 && item == 8 && value > 0);
+            }
+        }
+        let all = Questionnaire::new(instrument, &vec![3; n]).expect("valid");
+        assert_eq!(all.score(), instrument.max_score());
+        assert_eq!(all.severity(), Severity::Severe);
+    }
+    // The bands' edges: 0–4 minimal, 5–9 mild, 10–14 moderate, 15–19 moderately severe, 20+ severe.
+    let edges = [
+        (0, Severity::Minimal),
+        (4, Severity::Minimal),
+        (5, Severity::Mild),
+        (9, Severity::Mild),
+        (10, Severity::Moderate),
+        (14, Severity::Moderate),
+        (15, Severity::ModeratelySevere),
+        (19, Severity::ModeratelySevere),
+        (20, Severity::Severe),
+        (27, Severity::Severe),
+    ];
+    for (score, band) in edges {
+        assert_eq!(Severity::of(score), band, "score {score}");
+    }
+    assert_eq!(PHQ_CUTOFF, 10);
+    // Item 9 at 1 with every other item 0: minimal total, still a safety path.
+    let q = Questionnaire::new(Instrument::Phq9, &[0, 0, 0, 0, 0, 0, 0, 0, 1]).expect("valid");
+    assert!(q.needs_safety_assessment() && q.severity() == Severity::Minimal);
+}
+
+#[test]
+fn answers_that_are_not_a_questionnaire_are_refused() {
+    assert_eq!(Questionnaire::new(Instrument::Phq8, &[0; 9]), Err(QuestionnaireError::Count { expected: 8, got: 9 }));
+    assert_eq!(
+        Questionnaire::new(Instrument::Phq9, &[0, 0, 4, 0, 0, 0, 0, 0, 0]),
+        Err(QuestionnaireError::Answer { item: 3, value: 4 })
+    );
+}
+
+#[test]
+fn a_version_3_record_reads_as_one_without_a_questionnaire() {
+    let v3 = ResultRecordV3 {
+        seq: 7,
+        session: 3,
+        label: truncated("clinic"),
+        started_ms: 1,
+        finished_ms: 2,
+        compute_ms: 3,
+        p_depressed: 0.5,
+        phq8: 9.0,
+        gates: [0.2, 0.3, 0.5],
+        modalities: Modalities::all(),
+        model_version: truncated("m"),
+        feature_schema: SchemaHash([1; 8]),
+        flags: ResultFlags::SIMULATED,
+    };
+    let mut buf = [0u8; 256];
+    let bytes = postcard::to_slice(&v3, &mut buf).expect("encodes");
+    assert!(postcard::from_bytes::<ResultRecord>(bytes).is_err(), "the v4 layout differs");
+    let r = ResultRecord::from(postcard::from_bytes::<ResultRecordV3>(bytes).expect("decodes"));
+    assert_eq!((r.seq, r.phq8, r.flags, r.questionnaire), (7, 9.0, ResultFlags::SIMULATED, None));
 }

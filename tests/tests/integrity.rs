@@ -24,7 +24,7 @@ fn open(data: &Path, serial: Option<&Path>) -> Result<device::Server, device::De
     device::open(
         device::DeviceConfig { data_dir: data.to_owned(), board, simulated: true },
         Box::new(SimulatedCapture::new(&sample_session()).expect("sample")),
-        Box::new(boards::LogKiosk::default()),
+        Box::new(boards::LogPanel::default()),
         device::ModelSetup::new(Some(device::bundled_model_dir()), Default::default()),
         |loaded| Ok(Box::new(device::SessionPipeline::new(loaded.model, true))),
     )
