@@ -35,6 +35,7 @@
 //! only, never a training library or corpus format (`.ci/run` checks with `cargo tree`).
 
 pub mod capture;
+pub mod kiosk;
 pub mod log;
 pub mod models;
 pub mod pairing;

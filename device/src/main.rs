@@ -101,6 +101,13 @@ enum Cmd {
         /// Participant words a session needs for text to count.
         #[arg(long, value_name = "WORDS", default_value_t = device::pipeline::Presence::default().min_words)]
         min_words: u32,
+        /// Run the kiosk: sessions started at the device (button, screen) with the guided
+        /// interview and questionnaire of the kiosk script; results wait in the log for a host.
+        #[arg(long)]
+        kiosk: bool,
+        /// The kiosk script (TOML). Default: the one built in (device/kiosk/interview.toml).
+        #[arg(long, value_name = "FILE", requires = "kiosk")]
+        kiosk_script: Option<PathBuf>,
     },
     /// List the built-in boards.
     Boards,
@@ -266,6 +273,8 @@ fn main() -> anyhow::Result<()> {
             min_speech,
             min_face,
             min_words,
+            kiosk,
+            kiosk_script,
         } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
@@ -337,6 +346,20 @@ fn main() -> anyhow::Result<()> {
                     Ok(Box::new(pipeline))
                 })?;
             device.sessions().set_abandon_after(Duration::from_secs(abandon_after.max(1)));
+            if kiosk {
+                let script = match &kiosk_script {
+                    Some(f) => device::kiosk::Script::read(f)?,
+                    None => device::kiosk::Script::default_script(),
+                };
+                let board = &device.config().board;
+                let speaker: Box<dyn device::kiosk::Speaker> = match &board.speaker {
+                    Some(s) => Box::new(device::kiosk::Espeak::new(&s.pcm)),
+                    None => Box::new(device::kiosk::Silent),
+                };
+                let screen = board.screen.is_some();
+                tracing::info!(prompts = script.prompts.len(), screen, "kiosk on");
+                device.set_kiosk(device::kiosk::Kiosk::new(script, screen, speaker));
+            }
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {
@@ -349,7 +372,8 @@ fn main() -> anyhow::Result<()> {
                     }
                     Err(e) => tracing::warn!("{e}; retrying"),
                 }
-                std::thread::sleep(Duration::from_secs(1));
+                // The device's own work (results, the kiosk) goes on while no host is there.
+                device.idle(Duration::from_secs(1), &stop);
             }
         }
     }

@@ -23,6 +23,7 @@ use link::{FramedLink, LinkError};
 use protocol::*;
 
 use crate::ModelLoader;
+use crate::kiosk::{Input as KioskInput, Kiosk};
 use crate::models::{ModelStore, Serving, StoreError};
 use crate::pairing::{PairingError, Pairings};
 use crate::session::{Origin, SessionError, Sessions, StartRequest};
@@ -71,6 +72,8 @@ pub struct Server {
     current_key: Option<PublicKey>,
     /// The last result counted towards confirming a model on trial.
     counted_seq: u64,
+    /// The kiosk, on a device that runs sessions of its own.
+    kiosk: Option<Kiosk>,
 }
 
 /// A refusal: the error's code, and the error with its causes as the detail.
@@ -111,6 +114,39 @@ impl Server {
             challenge: [0; 32],
             current_key: None,
             counted_seq,
+            kiosk: None,
+        }
+    }
+
+    /// What the server runs on.
+    pub fn config(&self) -> &ServerConfig {
+        &self.cfg
+    }
+
+    /// Runs `kiosk` on this device: from here on the serve loop drives it.
+    pub fn set_kiosk(&mut self, kiosk: Kiosk) {
+        self.kiosk = Some(kiosk);
+    }
+
+    /// The kiosk, if this device runs one.
+    pub fn kiosk(&self) -> Option<&Kiosk> {
+        self.kiosk.as_ref()
+    }
+
+    /// A tap on the kiosk's screen.
+    pub fn kiosk_input(&mut self, input: KioskInput) {
+        if let Some(k) = self.kiosk.as_mut() {
+            k.input(&mut self.sessions, input, Instant::now());
+        }
+    }
+
+    /// Keeps the device's own work going (finished results, the kiosk) for `time` without a
+    /// link: while no host port can be opened, a kiosk still runs its sessions.
+    pub fn idle(&mut self, time: Duration, stop: &AtomicBool) {
+        let until = Instant::now() + time;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            self.poll();
+            std::thread::sleep(POLL);
         }
     }
 
@@ -173,9 +209,14 @@ impl Server {
         DeviceFrame { id, resp }
     }
 
-    /// Takes finished results; counts those of a model on trial towards its confirmation.
+    /// Takes finished results; counts those of a model on trial towards its confirmation;
+    /// drives the kiosk.
     pub fn poll(&mut self) {
-        if self.sessions.poll() == 0 || !matches!(self.models.store.serving(), Serving::Trial(_)) {
+        let finished = self.sessions.poll();
+        if let Some(k) = self.kiosk.as_mut() {
+            k.tick(&mut self.sessions, Instant::now());
+        }
+        if finished == 0 || !matches!(self.models.store.serving(), Serving::Trial(_)) {
             self.counted_seq = self.sessions.log().last_seq();
             return;
         }

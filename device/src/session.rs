@@ -279,7 +279,7 @@ impl Sessions {
         }
         let model_version = pipeline.model_version().to_owned();
         let feature_schema = pipeline.feature_schema();
-        Ok(Sessions {
+        let mut sessions = Sessions {
             data,
             state,
             log,
@@ -293,7 +293,33 @@ impl Sessions {
             processing: VecDeque::new(),
             finished: VecDeque::new(),
             next_model: None,
-        })
+        };
+        sessions.abort_interrupted();
+        Ok(sessions)
+    }
+
+    /// A session that was capturing when the device stopped (power loss, crash) is recorded as
+    /// aborted: its status says so, and it never becomes a result.
+    fn abort_interrupted(&mut self) {
+        let Some(id) = self.state.capturing.take() else { return };
+        tracing::warn!(session = id, "the device stopped while this session was capturing: recorded as aborted");
+        self.remember(SessionStatus {
+            session: id,
+            state: SessionState::Failed(ErrorCode::SessionAborted),
+            captured_ms: 0,
+        });
+        if let Err(e) = self.state.save(self.data.path()) {
+            tracing::error!(session = id, "cannot record the interrupted session: {}", runtime::chain(&e));
+        }
+    }
+
+    /// Clears the capturing mark of the persistent state (the session stopped or was aborted).
+    fn clear_capturing(&mut self) {
+        if self.state.capturing.take().is_some()
+            && let Err(e) = self.state.save(self.data.path())
+        {
+            tracing::error!("cannot clear the capturing mark: {}", runtime::chain(&e));
+        }
     }
 
     /// Whether the kiosk button is held now (false when it cannot be read).
@@ -362,7 +388,14 @@ impl Sessions {
         self.capture.start(req.modalities).map_err(SessionError::Capture)?;
         let id = self.state.next_session;
         self.state.next_session += 1;
-        self.state.save(self.data.path())?;
+        self.state.capturing = Some(id);
+        if let Err(e) = self.state.save(self.data.path()) {
+            self.state.capturing = None;
+            if let Err(stop) = self.capture.stop() {
+                tracing::warn!("capture did not stop cleanly: {}", runtime::chain(&stop));
+            }
+            return Err(e.into());
+        }
         self.set_led(Indicator::Recording);
         let started_ms = if req.host_time_ms > 0 { req.host_time_ms } else { now_ms() };
         let session = ActiveSession {
@@ -483,6 +516,7 @@ impl Sessions {
             return self.status(id);
         };
         let captured_ms = elapsed_ms(session.clock);
+        self.clear_capturing();
         let captured = match self.capture.stop() {
             Ok(c) => c,
             Err(e) => return Ok(self.fail(id, captured_ms, &SessionError::Capture(e))),
@@ -545,6 +579,7 @@ impl Sessions {
             return self.status(id);
         };
         let captured_ms = elapsed_ms(session.clock);
+        self.clear_capturing();
         if let Err(e) = self.capture.stop() {
             tracing::warn!(session = id, error = %runtime::chain(&e), "capture did not stop cleanly on abort");
         }

@@ -70,6 +70,11 @@ pub struct DeviceState {
     /// Highest result sequence number ever handed out (the log's high-water mark).
     #[serde(default)]
     pub last_seq: u64,
+    /// The session capturing when this was saved: set at its start, cleared when it stops or
+    /// is aborted. Found set at start-up, the device stopped mid-session (power loss, crash):
+    /// that session is recorded as aborted, never as a result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capturing: Option<u32>,
 }
 
 /// How the identity was established at start.
@@ -93,7 +98,14 @@ impl DeviceState {
 
     fn new(serial: Option<&str>) -> DeviceState {
         let device_id = serial.map_or_else(random_device_id, device_id_for_serial);
-        DeviceState { device_id, hardware_serial: serial.map(str::to_owned), next_session: 1, acked: 0, last_seq: 0 }
+        DeviceState {
+            device_id,
+            hardware_serial: serial.map(str::to_owned),
+            next_session: 1,
+            acked: 0,
+            last_seq: 0,
+            capturing: None,
+        }
     }
 
     /// The state of the data directory `dir`, whose result log is `log`, on hardware with

@@ -33,10 +33,14 @@ impl Capture for FakeCapture {
     }
 }
 
+type Turns = Arc<Mutex<Vec<Vec<(u32, u32)>>>>;
+
 /// A pipeline that scores the number of participant words, remembers the text it was given,
 /// waits for a go-ahead when gated, and panics on the word "PANIC".
 struct FakePipeline {
     texts: Arc<Mutex<Vec<String>>>,
+    /// Each session's participant turns (start, end ms).
+    turns: Turns,
     gate: Option<Receiver<()>>,
 }
 
@@ -59,6 +63,7 @@ impl Pipeline for FakePipeline {
         assert!(!text.contains("PANIC"), "a defect in the pipeline");
         let words = text.split_whitespace().count();
         self.texts.lock().expect("lock").push(text);
+        self.turns.lock().expect("lock").push(job.utterances.iter().map(|u| (u.start_ms, u.end_ms)).collect());
         Ok(ResultRecord {
             seq: 0,
             session: job.session,
@@ -84,6 +89,7 @@ struct Driver {
     key: ed25519_dalek::SigningKey,
     id: u32,
     texts: Arc<Mutex<Vec<String>>>,
+    turns: Turns,
     /// Releases one gated computation.
     go: Option<Sender<()>>,
 }
@@ -98,6 +104,7 @@ fn driver_on(data: &std::path::Path, kiosk: FakePanel, board: &str) -> Driver {
 
 fn driver_with(data: &std::path::Path, kiosk: FakePanel, fail_start: bool, gated: bool, board: &str) -> Driver {
     let texts = Arc::new(Mutex::new(Vec::new()));
+    let turns = Turns::default();
     let (go, gate) = if gated {
         let (tx, rx) = channel();
         (Some(tx), Some(rx))
@@ -119,13 +126,13 @@ fn driver_with(data: &std::path::Path, kiosk: FakePanel, fail_start: bool, gated
                 Ok(device::LoadedModel { model: Box::new(runtime::PlaceholderModel::default()), text_encoder: None })
             }),
         },
-        |_| Ok(Box::new(FakePipeline { texts: Arc::clone(&texts), gate })),
+        |_| Ok(Box::new(FakePipeline { texts: Arc::clone(&texts), turns: Arc::clone(&turns), gate })),
     )
     .expect("device opens");
     let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     let mut dev = dev;
     dev.pairings().add(key.verifying_key().to_bytes(), "test host").expect("pairs");
-    Driver { dev, key, id: 0, texts, go }
+    Driver { dev, key, id: 0, texts, turns, go }
 }
 
 impl Driver {
@@ -737,4 +744,196 @@ fn the_kiosk_button_held_pairs_without_the_code() {
     assert_eq!(code(&d.call(pair_confirm(&d, &laptop, &info, 0))), Some(ErrorCode::PairingFailed), "not held");
     kiosk.press(true);
     assert_eq!(d.call(pair_confirm(&d, &laptop, &info, 0)), Response::Paired(Pairings { hosts: 2 }));
+}
+
+// ---- the kiosk: sessions run on the device alone ----
+
+/// The default script with no lead before answers and a short closing screen (the tests press
+/// through it in milliseconds).
+fn quick_script(instrument: &str) -> device::kiosk::Script {
+    let text = device::kiosk::script::DEFAULT
+        .replace("lead_s = 2", "lead_s = 0")
+        .replace("done_s = 20", "done_s = 1")
+        .replace("instrument = \"phq8\"", &format!("instrument = \"{instrument}\""));
+    device::kiosk::Script::from_toml(&text, "test").expect("valid")
+}
+
+/// Lets the serve loop run ~60 ms (the button's level settles in 30).
+fn settle(d: &mut Driver) {
+    for _ in 0..4 {
+        d.dev.poll();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn press(d: &mut Driver, panel: &FakePanel) {
+    panel.press(true);
+    settle(d);
+    panel.press(false);
+    settle(d);
+}
+
+fn kiosk_state(d: &Driver) -> device::kiosk::State {
+    d.dev.kiosk().expect("a kiosk").machine().state().clone()
+}
+
+fn kiosk_done(d: &mut Driver) -> device::kiosk::Outcome {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        d.dev.poll();
+        if let device::kiosk::State::Done { outcome, .. } = kiosk_state(d) {
+            return outcome;
+        }
+        assert!(Instant::now() < deadline, "the kiosk session never ended: {:?}", kiosk_state(d));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_field_unit_runs_a_whole_interview_by_button_and_a_host_coming_and_going_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let panel = FakePanel::default();
+    let mut d = driver_on(dir.path(), panel.clone(), "rpi5");
+    let script = quick_script("phq8");
+    let prompts = script.prompts.len();
+    d.dev.set_kiosk(device::kiosk::Kiosk::new(script, false, Box::new(device::kiosk::Silent)));
+    press(&mut d, &panel);
+    let session = d.dev.sessions().active().expect("the button started a session").session;
+    assert_eq!(panel.shown(), Some(Indicator::Recording));
+    for answer in 0..prompts {
+        // The answer window is open; a host comes and goes half-way.
+        std::thread::sleep(Duration::from_millis(30));
+        if answer == prompts / 2 {
+            let Response::DeviceInfo(info) = d.hello() else { panic!("a paired host is let in") };
+            assert_eq!(info.active_session.map(|s| s.session), Some(session), "a host can watch");
+            assert!(matches!(d.hello(), Response::DeviceInfo(_)));
+            assert_eq!(
+                code(&d.call(Request::SessionStart(SessionStart {
+                    modalities: Modalities::ALL,
+                    label: truncated("host"),
+                    host_time_ms: 0,
+                }))),
+                Some(ErrorCode::SessionActive),
+                "the kiosk's session is not the host's to replace"
+            );
+        }
+        press(&mut d, &panel);
+    }
+    let seq = match kiosk_done(&mut d) {
+        device::kiosk::Outcome::Stored(seq) => seq,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(panel.shown(), Some(Indicator::Done));
+    let turns = d.turns.lock().expect("lock")[0].clone();
+    assert_eq!(turns.len(), prompts, "one participant turn per answer window");
+    assert!(turns.windows(2).all(|w| w[0].1 <= w[1].0), "turns in order, never overlapping: {turns:?}");
+    assert!(turns.iter().all(|(s, e)| e >= s && e - s >= 20), "each window is as long as it was open: {turns:?}");
+    // The result waits in the log for a host.
+    assert!(matches!(d.hello(), Response::DeviceInfo(_)));
+    let Response::Records(batch) = d.call(Request::Sync(SyncCursor { after: 0, max: 8 })) else { panic!() };
+    let r = &batch.records[0];
+    assert_eq!((r.seq, r.session), (seq, session));
+    assert!(r.flags.contains(ResultFlags::KIOSK) && r.questionnaire.is_none(), "{:?}", r.flags);
+    // The closing screen gives way to idle.
+    std::thread::sleep(Duration::from_millis(1_050));
+    settle(&mut d);
+    assert_eq!(kiosk_state(&d), device::kiosk::State::Idle);
+}
+
+#[test]
+fn phq9_item_9_at_the_kiosk_shows_help_raises_the_alert_and_the_result_is_urgent() {
+    use device::kiosk::Input;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let panel = FakePanel::default();
+    let mut d = driver_on(dir.path(), panel.clone(), "rpi5");
+    let script = quick_script("phq9");
+    let prompts = script.prompts.len();
+    d.dev.set_kiosk(device::kiosk::Kiosk::new(script, true, Box::new(device::kiosk::Silent)));
+    d.dev.kiosk_input(Input::Start);
+    d.dev.kiosk_input(Input::Agree { research: false });
+    for _ in 0..prompts {
+        settle(&mut d);
+        d.dev.kiosk_input(Input::AnswerDone);
+    }
+    assert!(matches!(kiosk_state(&d), device::kiosk::State::Questionnaire { item: 0, .. }));
+    for a in [1, 1, 2, 1, 0, 1, 1, 0] {
+        d.dev.kiosk_input(Input::Answer(a));
+    }
+    assert!(!panel.alerting());
+    d.dev.kiosk_input(Input::Answer(2));
+    assert!(panel.alerting(), "item 9 above 0 raises the staff alert at once");
+    assert!(matches!(kiosk_done(&mut d), device::kiosk::Outcome::Stored(_)));
+    assert_eq!(panel.shown(), Some(Indicator::Attention));
+    assert!(matches!(d.hello(), Response::DeviceInfo(_)));
+    let Response::Records(batch) = d.call(Request::Sync(SyncCursor { after: 0, max: 8 })) else { panic!() };
+    let r = &batch.records[0];
+    assert!(r.flags.contains(ResultFlags::URGENT | ResultFlags::KIOSK), "{:?}", r.flags);
+    let q = r.questionnaire.as_ref().expect("the questionnaire is stored with the result");
+    assert_eq!((q.instrument, q.score(), q.needs_safety_assessment()), (Instrument::Phq9, 9, true));
+    // The closing screen stays for staff; a long press resets it.
+    std::thread::sleep(Duration::from_millis(1_100));
+    settle(&mut d);
+    assert!(matches!(kiosk_state(&d), device::kiosk::State::Done { .. }));
+    panel.press(true);
+    let held = Instant::now();
+    while held.elapsed() < Duration::from_millis(2_200) {
+        settle(&mut d);
+    }
+    panel.press(false);
+    settle(&mut d);
+    assert_eq!(kiosk_state(&d), device::kiosk::State::Idle);
+    assert!(!panel.alerting());
+}
+
+#[test]
+fn a_host_aborting_the_kiosk_session_ends_it_without_a_result() {
+    use device::kiosk::Input;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let panel = FakePanel::default();
+    let mut d = driver_on(dir.path(), panel.clone(), "rpi5");
+    d.dev.set_kiosk(device::kiosk::Kiosk::new(quick_script("phq8"), true, Box::new(device::kiosk::Silent)));
+    d.dev.kiosk_input(Input::Start);
+    d.dev.kiosk_input(Input::Agree { research: false });
+    settle(&mut d);
+    let session = d.dev.sessions().active().expect("capturing").session;
+    assert!(matches!(d.hello(), Response::DeviceInfo(_)));
+    assert!(matches!(d.call(Request::SessionAbort(session)), Response::Session(_)));
+    assert!(matches!(kiosk_done(&mut d), device::kiosk::Outcome::Aborted(_)));
+    assert_eq!(d.dev.log().len(), 0);
+    // The patient stopping one: the same.
+    std::thread::sleep(Duration::from_millis(1_050));
+    settle(&mut d);
+    d.dev.kiosk_input(Input::Start);
+    d.dev.kiosk_input(Input::Agree { research: false });
+    settle(&mut d);
+    d.dev.kiosk_input(Input::Stop);
+    assert!(matches!(kiosk_done(&mut d), device::kiosk::Outcome::Aborted(_)));
+    assert!(d.dev.sessions().active().is_none());
+    assert_eq!(d.dev.log().len(), 0);
+}
+
+#[test]
+fn power_lost_mid_session_leaves_the_device_idle_and_the_session_aborted() {
+    use device::kiosk::Input;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let session = {
+        let mut d = driver_on(dir.path(), FakePanel::default(), "rpi5");
+        d.dev.set_kiosk(device::kiosk::Kiosk::new(quick_script("phq8"), true, Box::new(device::kiosk::Silent)));
+        d.dev.kiosk_input(Input::Start);
+        d.dev.kiosk_input(Input::Agree { research: false });
+        settle(&mut d);
+        d.dev.kiosk_input(Input::AnswerDone);
+        d.dev.sessions().active().expect("capturing").session
+        // The device goes away here, mid-interview.
+    };
+    let mut d = driver_on(dir.path(), FakePanel::default(), "rpi5");
+    assert!(d.dev.sessions().active().is_none(), "idle after the restart");
+    assert!(matches!(d.hello(), Response::DeviceInfo(_)));
+    match d.call(Request::SessionStatus(session)) {
+        Response::Session(s) => assert_eq!(s.state, SessionState::Failed(ErrorCode::SessionAborted)),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.dev.log().len(), 0, "never a result");
+    // The numbering goes on past it.
+    assert!(start(&mut d) > session);
 }

@@ -1,0 +1,285 @@
+//! The kiosk: a screening session run on the device alone — button, LEDs, (screen), guided
+//! interview, questionnaire — with no host needed.
+//!
+//! * [`script::Script`]: the interview script (TOML): consent, prompts and timing,
+//!   questionnaire, safety message, timeouts.
+//! * [`machine::Machine`]: the state machine, pure (inputs and time in, actions out).
+//! * [`Kiosk`]: drives the machine from the button ([`boards::Debouncer`]), the screen's taps
+//!   and the clock, and carries its actions out on [`Sessions`] — the same lifecycle a host
+//!   drives, so a kiosk session's result goes through the same pipeline into the same log and
+//!   is synced later. Its answer windows become participant turns with exact times
+//!   ([`Sessions::add_turn`]); the interviewer's prompts are never text features.
+//!
+//! A host connecting or disconnecting changes nothing: a kiosk session is `Origin::Local`,
+//! never abandoned for host silence. A host may watch (`DeviceInfo.active_session`,
+//! `SessionStatus`) and may abort it; the kiosk then shows the session as ended.
+
+pub mod machine;
+pub mod script;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+use boards::{Debouncer, Indicator};
+use protocol::{SessionId, SessionState, truncated};
+
+use crate::session::{Origin, Sessions, StartRequest};
+pub use machine::{Action, Input, Machine, Outcome, State};
+pub use script::Script;
+
+/// Says interview prompts aloud.
+pub trait Speaker: Send {
+    /// Starts saying `text`, cutting off anything still being said; never blocks.
+    fn say(&mut self, text: &str);
+}
+
+/// No speaker: prompts are shown only.
+#[derive(Debug, Default)]
+pub struct Silent;
+
+impl Speaker for Silent {
+    fn say(&mut self, _: &str) {}
+}
+
+/// espeak-ng (offline TTS) played through `aplay` on an ALSA PCM. A missing program is logged
+/// once and the kiosk goes on showing prompts only.
+#[derive(Debug)]
+pub struct Espeak {
+    pcm: String,
+    playing: Option<Child>,
+    broken: bool,
+}
+
+impl Espeak {
+    /// Speech on the ALSA PCM `pcm`.
+    pub fn new(pcm: &str) -> Espeak {
+        Espeak { pcm: pcm.to_owned(), playing: None, broken: false }
+    }
+}
+
+impl Speaker for Espeak {
+    fn say(&mut self, text: &str) {
+        if self.broken {
+            return;
+        }
+        if let Some(mut c) = self.playing.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        // espeak-ng writes a WAV to stdout; aplay plays it on the board's speaker.
+        let line = "espeak-ng --stdout -s 150 -- \"$1\" | aplay -q -D \"$2\"";
+        match Command::new("sh")
+            .args(["-c", line, "speak", text, &self.pcm])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+        {
+            Ok(child) => self.playing = Some(child),
+            Err(e) => {
+                tracing::warn!("speaking prompts needs espeak-ng and aplay: {e}; prompts are shown only");
+                self.broken = true;
+            }
+        }
+    }
+}
+
+impl Drop for Espeak {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.playing.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The kiosk on a device: the machine, the button's debouncer, and the session it runs.
+pub struct Kiosk {
+    machine: Machine,
+    button: Debouncer,
+    speaker: Box<dyn Speaker>,
+    /// Where the open answer window started on the session's clock, ms.
+    answer_start: Option<u32>,
+    /// Indicator last shown by the kiosk.
+    shown: Option<Indicator>,
+    /// Answer windows that held no speech, this session.
+    empty_answers: u32,
+}
+
+impl std::fmt::Debug for Kiosk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kiosk").field("state", self.machine.state()).finish_non_exhaustive()
+    }
+}
+
+impl Kiosk {
+    /// A kiosk running `script`; `screen`: the unit has a touch screen.
+    pub fn new(script: Script, screen: bool, speaker: Box<dyn Speaker>) -> Kiosk {
+        Kiosk {
+            machine: Machine::new(Arc::new(script), screen, false),
+            button: Debouncer::default(),
+            speaker,
+            answer_start: None,
+            shown: None,
+            empty_answers: 0,
+        }
+    }
+
+    /// The state machine (what the screen shows).
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// Takes an input (a tap on the screen) at `now`.
+    pub fn input(&mut self, sessions: &mut Sessions, input: Input, now: Instant) {
+        let actions = self.machine.handle(input, now);
+        self.run(sessions, actions, now);
+    }
+
+    /// Reads the button, follows the session, advances timeouts and shows the state on the
+    /// LEDs. Called every few tens of ms by the serve loop.
+    pub fn tick(&mut self, sessions: &mut Sessions, now: Instant) {
+        let held = sessions.button_held();
+        if let Some(event) = self.button.update(held, now) {
+            self.input(sessions, Input::Button(event), now);
+        }
+        if let Some(id) = self.machine.session() {
+            self.follow(sessions, id, now);
+        }
+        let actions = self.machine.tick(now);
+        self.run(sessions, actions, now);
+        self.show(sessions, now);
+    }
+
+    /// Feeds what happened to the kiosk's session into the machine.
+    fn follow(&mut self, sessions: &mut Sessions, id: SessionId, now: Instant) {
+        match self.machine.state() {
+            State::Interview { .. } | State::Questionnaire { .. }
+                if sessions.active().is_none_or(|s| s.session != id) =>
+            {
+                tracing::warn!(session = id, "the kiosk's session stopped capturing without the kiosk");
+                self.input(sessions, Input::SessionGone, now);
+            }
+            State::Processing { .. } => match sessions.status(id).map(|s| s.state) {
+                Ok(SessionState::Done { seq }) => self.input(sessions, Input::Stored(seq), now),
+                Ok(SessionState::Failed(code)) => self.input(sessions, Input::Failed(format!("{code:?}")), now),
+                Ok(_) => {}
+                Err(e) => self.input(sessions, Input::Failed(runtime::chain(&e)), now),
+            },
+            _ => {}
+        }
+    }
+
+    fn show(&mut self, sessions: &mut Sessions, now: Instant) {
+        let own = !matches!(self.machine.state(), State::Idle);
+        // Shown on every tick while the kiosk runs a session (the panel drives only changes),
+        // so what the sessions show for their own steps never stays; once idle, the LEDs are
+        // the sessions' again (a host may run one), after one last "idle".
+        if own || self.shown.take().is_some() {
+            let indicator = self.machine.indicator();
+            if let Err(e) = sessions.panel().show(indicator) {
+                tracing::warn!("kiosk LEDs: {e}");
+            }
+            if own {
+                self.shown = Some(indicator);
+            }
+        }
+        if let Err(e) = sessions.panel().tick(now) {
+            tracing::warn!("kiosk LEDs: {e}");
+        }
+    }
+
+    fn run(&mut self, sessions: &mut Sessions, actions: Vec<Action>, now: Instant) {
+        for action in actions {
+            let follow_up = self.act(sessions, action);
+            if let Some(input) = follow_up {
+                let more = self.machine.handle(input, now);
+                self.run(sessions, more, now);
+            }
+        }
+    }
+
+    /// Carries out one action; returns what it tells the machine.
+    fn act(&mut self, sessions: &mut Sessions, action: Action) -> Option<Input> {
+        let id = self.machine.session();
+        let captured_ms =
+            |sessions: &Sessions| sessions.active().filter(|s| Some(s.session) == id).map(|s| s.captured_ms);
+        match action {
+            Action::StartSession { research } => {
+                self.empty_answers = 0;
+                let req = StartRequest {
+                    modalities: sessions.available(),
+                    label: truncated("kiosk"),
+                    host_time_ms: 0,
+                    origin: Origin::Local,
+                };
+                Some(match sessions.start(req) {
+                    Ok(status) => {
+                        tracing::info!(session = status.session, research, "kiosk session started");
+                        Input::Started(status.session)
+                    }
+                    Err(e) => {
+                        tracing::error!("the kiosk cannot start a session: {}", runtime::chain(&e));
+                        Input::StartFailed(runtime::chain(&e))
+                    }
+                })
+            }
+            Action::Speak(text) => {
+                self.speaker.say(&text);
+                None
+            }
+            Action::OpenAnswer => {
+                self.answer_start = captured_ms(sessions);
+                None
+            }
+            Action::CloseAnswer { empty } => {
+                let (Some(id), Some(start), Some(end)) = (id, self.answer_start.take(), captured_ms(sessions)) else {
+                    return None;
+                };
+                if empty {
+                    self.empty_answers += 1;
+                    tracing::info!(session = id, start_ms = start, end_ms = end, "answer window empty (no speech)");
+                    return None;
+                }
+                match sessions.add_turn(id, start, end) {
+                    Ok(_) => None,
+                    Err(e) => {
+                        tracing::warn!(session = id, "answer window not kept: {}", runtime::chain(&e));
+                        None
+                    }
+                }
+            }
+            Action::Stop(extra) => {
+                let id = id?;
+                match sessions.stop_with(id, extra) {
+                    Ok(s) => match s.state {
+                        SessionState::Done { seq } => Some(Input::Stored(seq)),
+                        SessionState::Failed(code) => Some(Input::Failed(format!("{code:?}"))),
+                        _ => None,
+                    },
+                    Err(e) => Some(Input::Failed(runtime::chain(&e))),
+                }
+            }
+            Action::Abort(why) => {
+                let id = id?;
+                tracing::warn!(session = id, "kiosk session ended without a result: {why}");
+                if let Err(e) = sessions.abort(id) {
+                    tracing::warn!(session = id, "abort: {}", runtime::chain(&e));
+                }
+                None
+            }
+            Action::Alert(on) => {
+                if on {
+                    tracing::error!(
+                        session = ?id,
+                        "SAFETY: PHQ-9 item 9 answered above 0 — staff alert raised; a same-day safety assessment is needed"
+                    );
+                }
+                if let Err(e) = sessions.panel().alert(on) {
+                    tracing::error!("the staff alert output failed: {e}");
+                }
+                None
+            }
+        }
+    }
+}
