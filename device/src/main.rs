@@ -356,9 +356,15 @@ fn main() -> anyhow::Result<()> {
                     Some(s) => Box::new(device::kiosk::Espeak::new(&s.pcm)),
                     None => Box::new(device::kiosk::Silent),
                 };
-                let screen = board.screen.is_some();
-                tracing::info!(prompts = script.prompts.len(), screen, "kiosk on");
-                device.set_kiosk(device::kiosk::Kiosk::new(script, screen, speaker));
+                let port = board.screen.as_ref().map(|s| s.port);
+                tracing::info!(prompts = script.prompts.len(), screen = port.is_some(), "kiosk on");
+                let mut k = device::kiosk::Kiosk::new(script, port.is_some(), speaker);
+                if let Some(port) = port {
+                    let screen = device::kiosk::Screen::serve(port)
+                        .with_context(|| format!("cannot serve the kiosk screen on 127.0.0.1:{port}"))?;
+                    k = k.with_screen(screen);
+                }
+                device.set_kiosk(k);
             }
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.

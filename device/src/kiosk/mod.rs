@@ -15,6 +15,7 @@
 //! `SessionStatus`) and may abort it; the kiosk then shows the session as ended.
 
 pub mod machine;
+pub mod screen;
 pub mod script;
 
 use std::process::{Child, Command, Stdio};
@@ -26,7 +27,32 @@ use protocol::{SessionId, SessionState, truncated};
 
 use crate::session::{Origin, Sessions, StartRequest};
 pub use machine::{Action, Input, Machine, Outcome, State};
+pub use screen::{Screen, View};
 pub use script::Script;
+
+/// Text of a script as the screen shows it: lines of a paragraph joined (the TOML wraps them),
+/// paragraphs kept apart.
+fn reflow(text: &str) -> String {
+    text.split("\n\n")
+        .map(|p| p.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// The model's result in words, for a research unit's closing screen.
+fn research_result(r: &protocol::ResultRecord) -> String {
+    use protocol::ResultFlags;
+    if r.flags.contains(ResultFlags::INSUFFICIENT_DATA) {
+        return "Research unit: not enough data for a screen (screening aid, not a diagnosis).".into();
+    }
+    let screen = if r.flags.contains(ResultFlags::SCREEN_POSITIVE) { "positive" } else { "negative" };
+    format!(
+        "Research unit: model {} — P(depressed) {:.2}, {screen} screen (screening aid, not a diagnosis).",
+        r.model_version.as_str(),
+        r.p_depressed
+    )
+}
 
 /// Says interview prompts aloud.
 pub trait Speaker: Send {
@@ -104,6 +130,8 @@ pub struct Kiosk {
     shown: Option<Indicator>,
     /// Answer windows that held no speech, this session.
     empty_answers: u32,
+    /// The touch screen's page, where the unit has one.
+    screen: Option<Screen>,
 }
 
 impl std::fmt::Debug for Kiosk {
@@ -122,7 +150,77 @@ impl Kiosk {
             answer_start: None,
             shown: None,
             empty_answers: 0,
+            screen: None,
         }
+    }
+
+    /// Shows the kiosk on `screen` and takes its taps.
+    pub fn with_screen(mut self, screen: Screen) -> Kiosk {
+        self.screen = Some(screen);
+        self
+    }
+
+    /// The screen's page, if the kiosk has one.
+    pub fn screen(&self) -> Option<&Screen> {
+        self.screen.as_ref()
+    }
+
+    /// What the screen shows at `now`.
+    pub fn view(&self, sessions: &Sessions, now: Instant) -> View {
+        let m = &self.machine;
+        let script = m.script();
+        let mut v = View::default();
+        match m.state() {
+            State::Idle => {
+                v.screen = "idle";
+                v.text = "Welcome. This station asks you a few questions about how you have been feeling. \
+                          It takes about ten minutes.\n\nPress Start (or the button) when you are ready."
+                    .into();
+            }
+            State::Consent { .. } => {
+                v.screen = "consent";
+                v.text = reflow(&script.consent.text);
+                v.research = Some(reflow(&script.consent.research));
+            }
+            State::Interview { index, step } => {
+                v.screen = "prompt";
+                v.step = Some(format!("Question {} of {}", index + 1, script.prompts.len()));
+                v.text = m.prompt().and_then(|i| script.prompts.get(i)).map(|p| p.text.clone()).unwrap_or_default();
+                v.recording = matches!(step, machine::Step::Answer { .. });
+                v.seconds_left = m.answer_left(now).map(|d| d.as_secs_f32().ceil() as u32);
+            }
+            State::Questionnaire { item, .. } => {
+                let n = script.instrument().map_or(0, protocol::Instrument::items);
+                v.screen = "questionnaire";
+                v.step = Some(format!("{} — item {} of {n}", script.instrument().map_or("", |i| i.name()), item + 1));
+                v.stem = Some(protocol::PHQ_STEM.to_owned());
+                v.text = protocol::PHQ_ITEMS.get(*item).map(|t| (*t).to_owned()).unwrap_or_default();
+                v.options = protocol::PHQ_OPTIONS.iter().map(|(l, s)| ((*l).to_owned(), *s)).collect();
+                v.source = Some(protocol::PHQ_SOURCE.to_owned());
+            }
+            State::Processing { .. } => {
+                v.screen = "processing";
+                v.text = "Thank you. Please wait a moment…".into();
+                // The safety message shows at once, not after the result.
+                v.crisis = m.urgent().then(|| reflow(&script.safety.crisis));
+            }
+            State::Done { outcome, .. } => {
+                v.screen = "done";
+                v.text = match outcome {
+                    Outcome::Stored(_) | Outcome::Pending => reflow(&script.closing.text),
+                    Outcome::Aborted(_) => "The session has ended. Nothing from it was kept.".into(),
+                    Outcome::Failed(_) => "Something went wrong. Please tell a member of staff.".into(),
+                };
+                v.crisis = m.urgent().then(|| reflow(&script.safety.crisis));
+                if script.screen.show_result
+                    && let Outcome::Stored(seq) = outcome
+                    && let Some(r) = sessions.log().get(*seq)
+                {
+                    v.result = Some(research_result(r));
+                }
+            }
+        }
+        v
     }
 
     /// The state machine (what the screen shows).
@@ -139,6 +237,10 @@ impl Kiosk {
     /// Reads the button, follows the session, advances timeouts and shows the state on the
     /// LEDs. Called every few tens of ms by the serve loop.
     pub fn tick(&mut self, sessions: &mut Sessions, now: Instant) {
+        let taps = self.screen.as_ref().map(Screen::taps).unwrap_or_default();
+        for tap in taps {
+            self.input(sessions, tap, now);
+        }
         let held = sessions.button_held();
         if let Some(event) = self.button.update(held, now) {
             self.input(sessions, Input::Button(event), now);
@@ -149,6 +251,9 @@ impl Kiosk {
         let actions = self.machine.tick(now);
         self.run(sessions, actions, now);
         self.show(sessions, now);
+        if let Some(screen) = &self.screen {
+            screen.publish(self.view(sessions, now));
+        }
     }
 
     /// Feeds what happened to the kiosk's session into the machine.
