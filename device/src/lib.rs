@@ -44,6 +44,7 @@ pub mod server;
 pub mod session;
 pub mod state;
 pub mod storage;
+pub mod watchdog;
 
 pub use pipeline::{Pipeline, SessionPipeline};
 pub use server::{Server, ServerConfig};

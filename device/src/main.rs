@@ -366,6 +366,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 device.set_kiosk(k);
             }
+            device.ready();
             let stop = AtomicBool::new(false);
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {

@@ -27,6 +27,7 @@ use crate::kiosk::{Input as KioskInput, Kiosk};
 use crate::models::{ModelStore, Serving, StoreError};
 use crate::pairing::{PairingError, Pairings};
 use crate::session::{Origin, SessionError, Sessions, StartRequest};
+use crate::watchdog::Watchdog;
 
 /// Replies remembered for duplicate requests.
 const REPLY_CACHE: usize = 32;
@@ -74,6 +75,8 @@ pub struct Server {
     counted_seq: u64,
     /// The kiosk, on a device that runs sessions of its own.
     kiosk: Option<Kiosk>,
+    /// systemd's watchdog, pinged from [`poll`](Self::poll).
+    watchdog: Watchdog,
 }
 
 /// A refusal: the error's code, and the error with its causes as the detail.
@@ -115,7 +118,14 @@ impl Server {
             current_key: None,
             counted_seq,
             kiosk: None,
+            watchdog: Watchdog::from_env(),
         }
+    }
+
+    /// Tells systemd the daemon is up (a no-op outside systemd).
+    pub fn ready(&mut self) {
+        let status = format!("device {} serving, model {}", self.device_id(), self.sessions.model_version());
+        self.watchdog.ready(&status);
     }
 
     /// What the server runs on.
@@ -212,6 +222,7 @@ impl Server {
     /// Takes finished results; counts those of a model on trial towards its confirmation;
     /// drives the kiosk.
     pub fn poll(&mut self) {
+        self.watchdog.ping(Instant::now());
         let finished = self.sessions.poll();
         if let Some(k) = self.kiosk.as_mut() {
             k.tick(&mut self.sessions, Instant::now());

@@ -366,3 +366,63 @@ fn a_flash_resumes_after_the_daemon_is_killed_mid_upload() {
     assert_eq!(hello(&mut link, id + 1).active_model_version.as_str(), "mimml-c5cd2ba148adf896-s1-int8");
     drop(device_end);
 }
+
+#[test]
+fn under_systemd_the_daemon_says_ready_and_pings_the_watchdog_from_its_serve_loop() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (_controller, device_end) = link::pty_pair().expect("pty");
+    let port = device_end.name().expect("path");
+    let socket_path = dir.path().join("notify");
+    let socket = UnixDatagram::bind(&socket_path).expect("notify socket");
+    socket.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+    let mut cmd = daemon(&port, &dir.path().join("data"));
+    cmd.arg("--simulate").arg(sample()).env("NOTIFY_SOCKET", &socket_path).env("WATCHDOG_USEC", "300000");
+    let _daemon = Daemon(cmd.spawn().expect("spawns"));
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut buf = [0u8; 512];
+    while messages.iter().filter(|m: &&String| m.contains("WATCHDOG=1")).count() < 4 {
+        assert!(Instant::now() < deadline, "not enough notifications: {messages:?}");
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+    }
+    let ready = messages.iter().position(|m| m.contains("READY=1")).expect("READY=1 sent");
+    assert!(messages[ready].contains("STATUS=device "), "{messages:?}");
+    assert!(messages[..ready].iter().all(|m| !m.contains("WATCHDOG")), "no ping before ready: {messages:?}");
+}
+
+#[test]
+fn the_systemd_unit_runs_the_daemon_with_flags_it_has_under_a_watchdog_and_hardened() {
+    let unit =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/systemd/mimml-device.service"))
+            .expect("unit");
+    let exec = unit.replace("\\\n", " ");
+    let exec = exec.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("ExecStart");
+    let args: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!((args[0], args[1]), ("/usr/local/bin/mimml-device", "run"));
+    let help = Command::new(env!("CARGO_BIN_EXE_mimml-device")).args(["run", "--help"]).output().expect("runs");
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(
+            help.contains(&format!("{flag} ")) || help.contains(&format!("{flag}\n")),
+            "{flag} is not a flag of run"
+        );
+    }
+    let board = args.iter().position(|a| *a == "--board").map(|i| args[i + 1]).expect("--board");
+    boards::Board::by_name(board).expect("a built-in board");
+    for line in [
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "User=mimml",
+        "NoNewPrivileges=yes",
+        "ProtectSystem=strict",
+        "ReadWritePaths=/var/lib/mimml /run/mimml",
+        "IPAddressDeny=any",
+        "RuntimeDirectory=mimml",
+    ] {
+        assert!(unit.lines().any(|l| l.starts_with(line)), "{line} missing from the unit");
+    }
+}
