@@ -30,6 +30,11 @@ enum Cmd {
         /// Serial device: USB gadget `/dev/ttyGS0`, UART, or a pty. Defaults to the board's port.
         #[arg(long)]
         port: Option<String>,
+        /// Serve hosts over TCP on this address instead of a serial port (one host at a time):
+        /// hardware-in-the-loop rigs, emulators without serial ioctls (qemu-user). Loopback
+        /// unless you mean it: the link is authenticated, not encrypted.
+        #[arg(long, value_name = "ADDR", conflicts_with = "port")]
+        listen: Option<std::net::SocketAddr>,
         /// Built-in board name (rpi4, rpi5, jetson-orin-nano, sim).
         #[arg(long, default_value = "sim")]
         board: String,
@@ -254,6 +259,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Run {
             port,
+            listen,
             board,
             board_file,
             data_dir,
@@ -286,9 +292,12 @@ fn main() -> anyhow::Result<()> {
                      or --simulate DIR to take audio and video from files"
                 );
             }
-            let port = port
-                .or_else(|| board.link.port.clone())
-                .with_context(|| format!("board {} names no serial port; pass --port", board.name))?;
+            let port = match listen {
+                Some(_) => String::new(),
+                None => port
+                    .or_else(|| board.link.port.clone())
+                    .with_context(|| format!("board {} names no serial port; pass --port or --listen", board.name))?,
+            };
             let baud = board.link.baud;
             let panel = panel_for(&board);
             let trusted = match &trusted_keys {
@@ -368,6 +377,9 @@ fn main() -> anyhow::Result<()> {
             }
             device.ready();
             let stop = AtomicBool::new(false);
+            if let Some(addr) = listen {
+                return serve_tcp(&mut device, addr, &stop);
+            }
             // A kiosk must outlive host disconnects: reopen the port after a link error.
             loop {
                 match link::open_port(&port, baud) {
@@ -382,6 +394,28 @@ fn main() -> anyhow::Result<()> {
                 // The device's own work (results, the kiosk) goes on while no host is there.
                 device.idle(Duration::from_secs(1), &stop);
             }
+        }
+    }
+}
+
+/// Serves hosts over TCP, one connection at a time; between connections the device's own work
+/// (results, the kiosk) goes on.
+fn serve_tcp(device: &mut device::Server, addr: std::net::SocketAddr, stop: &AtomicBool) -> anyhow::Result<()> {
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+    listener.set_nonblocking(true)?;
+    tracing::info!(%addr, "serving over TCP");
+    loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                stream.set_nonblocking(false)?;
+                tracing::info!(%peer, "host connected");
+                let port = link::TcpPort::new(stream)?;
+                if let Err(e) = device::serve_port(device, port, stop) {
+                    tracing::info!(%peer, "host gone: {e}");
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => device.idle(Duration::from_millis(200), stop),
+            Err(e) => return Err(e).context("accepting a host"),
         }
     }
 }

@@ -60,7 +60,7 @@ fn daemon(port: &str, data: &Path) -> Command {
 
 /// One session of `seconds` with one participant utterance over its first three seconds;
 /// returns the stored result.
-fn one_session(link: &mut FramedLink<link::TTYPort>, seconds: f32) -> ResultRecord {
+fn one_session<P: std::io::Read + std::io::Write>(link: &mut FramedLink<P>, seconds: f32) -> ResultRecord {
     hello(link, 1);
     let s = match call(
         link,
@@ -206,7 +206,7 @@ fn stop<P: std::io::Read + std::io::Write>(link: &mut FramedLink<P>, id: u32, s:
 }
 
 /// Hello, then the proof of the paired test key; the full device info.
-fn hello(link: &mut FramedLink<link::TTYPort>, id: u32) -> DeviceInfo {
+fn hello<P: std::io::Read + std::io::Write>(link: &mut FramedLink<P>, id: u32) -> DeviceInfo {
     let info = match call(link, id, Request::Hello(Hello { protocol_version: PROTOCOL_VERSION, host: truncated("t") }))
     {
         Response::DeviceInfo(i) => i,
@@ -425,4 +425,48 @@ fn the_systemd_unit_runs_the_daemon_with_flags_it_has_under_a_watchdog_and_harde
     ] {
         assert!(unit.lines().any(|l| l.starts_with(line)), "{line} missing from the unit");
     }
+}
+
+#[test]
+fn over_tcp_the_daemon_serves_a_session_and_takes_the_next_host_after_one_leaves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port");
+    let cmd = daemon("unused", dir.path());
+    // --listen instead of --port: drop the pty path the helper put there.
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
+    let mut cmd = Command::new(cmd.get_program());
+    let mut skip = false;
+    for a in args {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if a == "--port" {
+            skip = true;
+            continue;
+        }
+        cmd.arg(a);
+    }
+    cmd.arg("--listen")
+        .arg(addr.to_string())
+        .arg("--simulate")
+        .arg(sample())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let _daemon = Daemon(cmd.spawn().expect("spawns"));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let connect = || loop {
+        match link::open(&format!("tcp:{addr}"), 0) {
+            Ok(p) => return FramedLink::new(p),
+            Err(e) => assert!(Instant::now() < deadline, "the daemon never listened: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut first = connect();
+    let r = one_session(&mut first, 1.0);
+    assert_eq!(r.seq, 1);
+    drop(first);
+    // The next host is taken once the first has gone.
+    let mut second = connect();
+    let info = hello(&mut second, 1);
+    assert_eq!(info.last_result_seq, 1);
 }

@@ -37,7 +37,8 @@ struct Cli {
 
 #[derive(Args, Debug, Clone)]
 struct PortArgs {
-    /// Serial device of the MIMML device, e.g. /dev/ttyACM0.
+    /// Serial device of the MIMML device, e.g. /dev/ttyACM0; or tcp:HOST:PORT for a device
+    /// served over TCP (`mimml-device run --listen`, a ser2net rig).
     #[arg(long, env = "MIMML_PORT")]
     port: String,
     /// Baud rate of a UART link (USB CDC-ACM and pseudo-terminals ignore it).
@@ -553,8 +554,8 @@ fn ask_code(expires_s: u16) -> u32 {
     }
 }
 
-fn connect(p: &PortArgs, key: &Path) -> anyhow::Result<(DeviceClient<link::TTYPort>, DeviceInfo)> {
-    let port = link::open_port(&p.port, p.baud)?;
+fn connect(p: &PortArgs, key: &Path) -> anyhow::Result<(DeviceClient<link::Port>, DeviceInfo)> {
+    let port = link::open(&p.port, p.baud)?;
     let mut client = DeviceClient::new(port);
     if let Some(key) = host_key(key, false)? {
         client = client.with_key(key);

@@ -7,6 +7,9 @@
 //!
 //! [`open_port`] opens a real serial device; [`pty_pair`] makes a pseudo-terminal pair (a real
 //! tty, used by the simulated device and the tests); [`list_ports`] lists candidate devices.
+//! [`TcpPort`] carries the same frames over TCP — for hardware-in-the-loop rigs (ser2net puts a
+//! board's UART on a TCP port) and emulators (qemu-user has no serial ioctls) — and [`open`]
+//! picks the kind by name (`tcp:HOST:PORT`, else a serial device).
 //!
 //! Invariant: no message semantics here — request/response matching lives in the host's
 //! client and the device's server.
@@ -26,6 +29,12 @@ pub enum LinkError {
         path: String,
         #[source]
         source: serialport::Error,
+    },
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: std::io::Error,
     },
     #[error("cannot create a pty pair: {0}")]
     Pty(#[source] serialport::Error),
@@ -137,6 +146,88 @@ pub fn open_port(path: &str, baud: u32) -> Result<TTYPort, LinkError> {
         .map_err(|source| LinkError::Open { path: path.to_owned(), source })
 }
 
+/// A TCP connection used as a port: reads time out after [`PORT_READ_TIMEOUT`] like a serial
+/// port's, and the peer closing the connection is an error (a serial line never "closes", so
+/// without this a served link would wait on a dead socket forever).
+#[derive(Debug)]
+pub struct TcpPort(std::net::TcpStream);
+
+impl TcpPort {
+    /// `stream` as a port (read timeout set, Nagle off: frames are small and request/response).
+    pub fn new(stream: std::net::TcpStream) -> std::io::Result<TcpPort> {
+        stream.set_read_timeout(Some(PORT_READ_TIMEOUT))?;
+        stream.set_nodelay(true)?;
+        Ok(TcpPort(stream))
+    }
+
+    /// Connects to `addr` (`HOST:PORT`).
+    pub fn connect(addr: &str) -> Result<TcpPort, LinkError> {
+        let err = |source| LinkError::Connect { addr: addr.to_owned(), source };
+        std::net::TcpStream::connect(addr).and_then(TcpPort::new).map_err(err)
+    }
+}
+
+impl Read for TcpPort {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 if !buf.is_empty() => {
+                Err(std::io::Error::new(ErrorKind::UnexpectedEof, "the peer closed the connection"))
+            }
+            n => Ok(n),
+        }
+    }
+}
+
+impl Write for TcpPort {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
+}
+
+/// A serial port or a TCP connection.
+#[derive(Debug)]
+pub enum Port {
+    /// A serial device or pty.
+    Serial(TTYPort),
+    /// A TCP connection.
+    Tcp(TcpPort),
+}
+
+impl Read for Port {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Port::Serial(p) => p.read(buf),
+            Port::Tcp(p) => p.read(buf),
+        }
+    }
+}
+
+impl Write for Port {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Port::Serial(p) => p.write(buf),
+            Port::Tcp(p) => p.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Port::Serial(p) => p.flush(),
+            Port::Tcp(p) => p.flush(),
+        }
+    }
+}
+
+/// Opens `name`: `tcp:HOST:PORT` connects over TCP, anything else is a serial device at `baud`.
+pub fn open(name: &str, baud: u32) -> Result<Port, LinkError> {
+    match name.strip_prefix("tcp:") {
+        Some(addr) => TcpPort::connect(addr).map(Port::Tcp),
+        None => open_port(name, baud).map(Port::Serial),
+    }
+}
+
 /// A pseudo-terminal pair, both ends raw: `(controller, device)`. The device end has a path
 /// (`/dev/pts/N`) that a separate process can open with [`open_port`].
 pub fn pty_pair() -> Result<(TTYPort, TTYPort), LinkError> {
@@ -193,6 +284,27 @@ fn is_preferred(path: &str) -> bool {
 mod tests {
     use super::*;
     use protocol::{HostFrame, Request};
+
+    #[test]
+    fn frames_cross_tcp_a_quiet_peer_times_out_and_a_closed_one_is_an_error() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let Port::Tcp(client) = open(&format!("tcp:{addr}"), 0).expect("connects") else { panic!("a TCP port") };
+        let (server, _) = listener.accept().expect("accept");
+        let mut tx = FramedLink::new(client);
+        let mut rx = FramedLink::new(TcpPort::new(server).expect("port"));
+        tx.send(&HostFrame { id: 1, req: Request::Ping(2) }).expect("send");
+        let got: HostFrame = rx.recv(Instant::now() + Duration::from_secs(2)).expect("io").expect("a frame");
+        assert_eq!(got, HostFrame { id: 1, req: Request::Ping(2) });
+        let none: Option<HostFrame> = rx.recv(Instant::now() + Duration::from_millis(50)).expect("a timeout");
+        assert!(none.is_none());
+        drop(tx);
+        let closed = rx.recv::<HostFrame>(Instant::now() + Duration::from_secs(2));
+        assert!(matches!(closed, Err(LinkError::Io(ref e)) if e.kind() == ErrorKind::UnexpectedEof), "{closed:?}");
+        drop(listener);
+        let refused = open(&format!("tcp:{addr}"), 0).map(|_| ()).expect_err("the listener is gone");
+        assert!(refused.to_string().contains(&addr.to_string()), "{refused}");
+    }
 
     #[test]
     fn frames_cross_a_pty_and_junk_is_counted() {
