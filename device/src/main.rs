@@ -113,6 +113,10 @@ enum Cmd {
         /// The kiosk script (TOML). Default: the one built in (device/kiosk/interview.toml).
         #[arg(long, value_name = "FILE", requires = "kiosk")]
         kiosk_script: Option<PathBuf>,
+        /// Serve the kiosk screen on this loopback port (default: the board's `[screen] port`;
+        /// a board without a screen runs the kiosk by button alone).
+        #[arg(long, value_name = "PORT", requires = "kiosk")]
+        screen_port: Option<u16>,
     },
     /// List the built-in boards.
     Boards,
@@ -281,6 +285,7 @@ fn main() -> anyhow::Result<()> {
             min_words,
             kiosk,
             kiosk_script,
+            screen_port,
         } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
@@ -365,7 +370,7 @@ fn main() -> anyhow::Result<()> {
                     Some(s) => Box::new(device::kiosk::Espeak::new(&s.pcm)),
                     None => Box::new(device::kiosk::Silent),
                 };
-                let port = board.screen.as_ref().map(|s| s.port);
+                let port = screen_port.or(board.screen.as_ref().map(|s| s.port));
                 tracing::info!(prompts = script.prompts.len(), screen = port.is_some(), "kiosk on");
                 let mut k = device::kiosk::Kiosk::new(script, port.is_some(), speaker);
                 if let Some(port) = port {

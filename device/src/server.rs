@@ -186,7 +186,13 @@ impl Server {
     }
 
     /// Serves requests from `link` until `stop` is set. Returns on a link I/O error.
+    ///
+    /// The link is a new connection: nothing of an earlier one carries over — not its hello,
+    /// not the key its host proved, not its replies (a new host may reuse request ids).
     pub fn serve<P: Read + Write>(&mut self, link: &mut FramedLink<P>, stop: &AtomicBool) -> Result<(), LinkError> {
+        self.hello = false;
+        self.current_key = None;
+        self.replies.clear();
         while !stop.load(Ordering::Relaxed) {
             self.poll();
             if let Some(frame) = link.recv::<HostFrame>(Instant::now() + POLL)? {

@@ -365,6 +365,11 @@ impl Sessions {
         self.feature_schema
     }
 
+    /// The microphone's level while a session captures (0–1), if the capture can tell.
+    pub fn level(&self) -> Option<f32> {
+        self.active.as_ref().and(self.capture.level())
+    }
+
     /// What the capture can deliver.
     pub fn available(&self) -> Modalities {
         self.capture.available()

@@ -465,8 +465,12 @@ fn over_tcp_the_daemon_serves_a_session_and_takes_the_next_host_after_one_leaves
     let r = one_session(&mut first, 1.0);
     assert_eq!(r.seq, 1);
     drop(first);
-    // The next host is taken once the first has gone.
+    // The next host is taken once the first has gone, as a new connection: it must say hello
+    // and prove its key again, and its request ids (the same as the first's) are its own.
     let mut second = connect();
+    assert!(
+        matches!(call(&mut second, 2, Request::Sync(SyncCursor { after: 0, max: 8 })), Response::Error(e) if e.code == ErrorCode::HelloFirst)
+    );
     let info = hello(&mut second, 1);
-    assert_eq!(info.last_result_seq, 1);
+    assert_eq!(info.last_result_seq, 1, "{info:?}");
 }

@@ -886,7 +886,7 @@ fn phq9_item_9_at_the_kiosk_shows_help_raises_the_alert_and_the_result_is_urgent
 }
 
 #[test]
-fn a_host_aborting_the_kiosk_session_ends_it_without_a_result() {
+fn a_host_aborting_or_stopping_the_kiosk_session_is_followed_by_the_kiosk() {
     use device::kiosk::Input;
     let dir = tempfile::tempdir().expect("tempdir");
     let panel = FakePanel::default();
@@ -900,7 +900,16 @@ fn a_host_aborting_the_kiosk_session_ends_it_without_a_result() {
     assert!(matches!(d.call(Request::SessionAbort(session)), Response::Session(_)));
     assert!(matches!(kiosk_done(&mut d), device::kiosk::Outcome::Aborted(_)));
     assert_eq!(d.dev.log().len(), 0);
-    // The patient stopping one: the same.
+    // A host stopping it: the result is computed and the kiosk says so.
+    std::thread::sleep(Duration::from_millis(1_050));
+    settle(&mut d);
+    d.dev.kiosk_input(Input::Start);
+    d.dev.kiosk_input(Input::Agree { research: false });
+    settle(&mut d);
+    let session = d.dev.sessions().active().expect("capturing").session;
+    assert!(matches!(d.call(Request::SessionStop(session)), Response::Session(_)));
+    assert!(matches!(kiosk_done(&mut d), device::kiosk::Outcome::Stored(1)));
+    // The patient stopping one: nothing is kept.
     std::thread::sleep(Duration::from_millis(1_050));
     settle(&mut d);
     d.dev.kiosk_input(Input::Start);
@@ -909,7 +918,7 @@ fn a_host_aborting_the_kiosk_session_ends_it_without_a_result() {
     d.dev.kiosk_input(Input::Stop);
     assert!(matches!(kiosk_done(&mut d), device::kiosk::Outcome::Aborted(_)));
     assert!(d.dev.sessions().active().is_none());
-    assert_eq!(d.dev.log().len(), 0);
+    assert_eq!(d.dev.log().len(), 1);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! sound card.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::thread::JoinHandle;
 
 use alsa::pcm::{Access, Format, HwParams, PCM};
@@ -26,6 +26,8 @@ pub struct AlsaRecorder {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<Vec<i16>, alsa::Error>>>,
     rate: u32,
+    /// The level of the last chunk read (f32 bits; see [`super::level_of`]).
+    level: Arc<AtomicU32>,
 }
 
 impl AlsaRecorder {
@@ -36,6 +38,8 @@ impl AlsaRecorder {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<u32, alsa::Error>>();
         let stop = Arc::new(AtomicBool::new(false));
         let (name, flag) = (pcm.to_owned(), Arc::clone(&stop));
+        let level = Arc::new(AtomicU32::new(0));
+        let meter = Arc::clone(&level);
         let thread = std::thread::spawn(move || -> Result<Vec<i16>, alsa::Error> {
             let open = || -> alsa::Result<(PCM, u32)> {
                 let p = PCM::new(&name, Direction::Capture, false)?;
@@ -70,6 +74,9 @@ impl AlsaRecorder {
                     Ok(0) => break,
                     Ok(n) => {
                         samples.extend_from_slice(&buf[..n]);
+                        let tail = &samples[samples.len().saturating_sub(rate as usize / 10)..];
+                        let tail: Vec<f32> = tail.iter().map(|&v| f32::from(v) / 32768.0).collect();
+                        meter.store(super::level_of(&tail).to_bits(), Ordering::Relaxed);
                         // A microphone cannot deliver faster than its clock. A PCM that does (a
                         // broken driver, or ALSA's null and file plugins, which tests use) is held
                         // to real time, so a session never records hours in seconds.
@@ -91,7 +98,7 @@ impl AlsaRecorder {
         match ready_rx.recv() {
             Ok(Ok(rate)) => {
                 tracing::info!(pcm, rate, "microphone recording");
-                Ok(AlsaRecorder { pcm: pcm.to_owned(), stop, thread: Some(thread), rate })
+                Ok(AlsaRecorder { pcm: pcm.to_owned(), stop, thread: Some(thread), rate, level })
             }
             Ok(Err(e)) => Err(err(pcm, e)),
             Err(_) => Err(CaptureError::Thread("microphone")),
@@ -149,5 +156,9 @@ impl super::live::Microphone for AlsaMicrophone {
 
     fn stop(&mut self) -> Result<AudioClip, CaptureError> {
         self.recording.take().ok_or_else(|| err(&self.pcm, "not recording"))?.stop()
+    }
+
+    fn level(&self) -> Option<f32> {
+        self.recording.as_ref().map(|r| f32::from_bits(r.level.load(Ordering::Relaxed)))
     }
 }

@@ -29,6 +29,10 @@ pub trait Microphone: Send {
     fn start(&mut self) -> Result<(), CaptureError>;
     /// Stops and hands over the recording.
     fn stop(&mut self) -> Result<AudioClip, CaptureError>;
+    /// The level of the last 100 ms recorded ([`super::level_of`]), while recording.
+    fn level(&self) -> Option<f32> {
+        None
+    }
 }
 
 /// A camera. It is opened on the capture thread (V4L2 streams cannot move between threads).
@@ -250,6 +254,10 @@ impl Capture for LiveCapture {
             }
         }
         Ok(())
+    }
+
+    fn level(&self) -> Option<f32> {
+        self.mic.as_ref().and_then(|m| m.level())
     }
 
     fn stop(&mut self) -> Result<Captured, CaptureError> {

@@ -118,6 +118,22 @@ pub trait Capture: Send {
     fn start(&mut self, want: Modalities) -> Result<(), CaptureError>;
     /// Ends capture and hands over what was captured.
     fn stop(&mut self) -> Result<Captured, CaptureError>;
+    /// The microphone's level now, while capturing ([`level_of`] the last 100 ms); `None` when
+    /// this capture cannot tell (no microphone, not capturing).
+    fn level(&self) -> Option<f32> {
+        None
+    }
+}
+
+/// A level for a meter and a voice-activity gate: the RMS of `samples` in dBFS, mapped from
+/// −60 dBFS (and below) = 0 to 0 dBFS = 1.
+pub fn level_of(samples: &[f32]) -> f32 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let power = samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64;
+    let db = 10.0 * power.max(1e-12).log10();
+    ((db + 60.0) / 60.0).clamp(0.0, 1.0) as f32
 }
 
 /// File sources standing in for microphone and camera: `DIR/audio.wav` (16 kHz) and
@@ -128,6 +144,8 @@ pub struct SimulatedCapture {
     dir: PathBuf,
     want: Modalities,
     audio: Option<AudioClip>,
+    /// When capture started: the file plays from then on, in real time, for [`Capture::level`].
+    started: Option<std::time::Instant>,
 }
 
 impl SimulatedCapture {
@@ -136,7 +154,7 @@ impl SimulatedCapture {
         if !dir.is_dir() {
             return Err(CaptureError::NoSimulationFolder(dir.to_owned()));
         }
-        Ok(SimulatedCapture { dir: dir.to_owned(), want: Modalities::default(), audio: None })
+        Ok(SimulatedCapture { dir: dir.to_owned(), want: Modalities::default(), audio: None, started: None })
     }
 
     fn wav(&self) -> PathBuf {
@@ -191,10 +209,12 @@ impl Capture for SimulatedCapture {
         if self.want.contains(Modalities::VIDEO) {
             FrameDir::open(&self.frames()).map_err(|e| self.frames_error(e))?;
         }
+        self.started = Some(std::time::Instant::now());
         Ok(())
     }
 
     fn stop(&mut self) -> Result<Captured, CaptureError> {
+        self.started = None;
         let audio = self.audio.take();
         let video = if self.want.contains(Modalities::VIDEO) {
             Some(Video::Frames(Box::new(FrameDir::open(&self.frames()).map_err(|e| self.frames_error(e))?)))
@@ -203,5 +223,59 @@ impl Capture for SimulatedCapture {
         };
         let duration_ms = audio.as_ref().map_or(0, |a| (a.duration_s() * 1000.0) as u32);
         Ok(Captured { audio, video, duration_ms })
+    }
+
+    /// The file's level at the time since start, as if it played live (silence past its end).
+    fn level(&self) -> Option<f32> {
+        let (audio, started) = (self.audio.as_ref()?, self.started?);
+        let end = (started.elapsed().as_secs_f64() * f64::from(audio.rate)) as usize;
+        let window = audio.rate as usize / 10;
+        let end = end.min(audio.samples.len());
+        Some(level_of(&audio.samples[end.saturating_sub(window)..end]))
+    }
+}
+
+#[cfg(test)]
+mod level_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_level_maps_dbfs_to_a_meter() {
+        assert_eq!(level_of(&[]), 0.0);
+        assert_eq!(level_of(&[0.0; 160]), 0.0);
+        let full = level_of(&[1.0, -1.0, 1.0, -1.0]);
+        assert!((full - 1.0).abs() < 1e-6, "{full}");
+        // A sine at −20 dBFS RMS.
+        let sine: Vec<f32> = (0..1600).map(|i| 0.1 * 2f32.sqrt() * (i as f32 * 0.2).sin()).collect();
+        assert!((level_of(&sine) - 40.0 / 60.0).abs() < 0.01, "{}", level_of(&sine));
+    }
+
+    #[test]
+    fn a_simulated_microphone_plays_its_file_in_real_time() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(dir.path().join("audio.wav"), spec).expect("wav");
+        // 0.6 s of silence, then 0.6 s of a loud tone.
+        for i in 0..19_200 {
+            let v = if i < 9_600 { 0.0 } else { 0.5 * (i as f32 * 0.3).sin() };
+            w.write_sample((v * 32767.0) as i16).expect("sample");
+        }
+        w.finalize().expect("wav");
+        let mut c = SimulatedCapture::new(dir.path()).expect("folder");
+        assert_eq!(c.level(), None, "not capturing");
+        c.start(Modalities::AUDIO).expect("starts");
+        std::thread::sleep(Duration::from_millis(400));
+        let quiet = c.level().expect("a level while capturing");
+        std::thread::sleep(Duration::from_millis(500));
+        let loud = c.level().expect("a level while capturing");
+        assert!(quiet < 0.1 && loud > 0.8, "quiet {quiet}, loud {loud}");
+        c.stop().expect("stops");
+        assert_eq!(c.level(), None);
     }
 }

@@ -49,6 +49,8 @@ pub enum Input {
     StartFailed(String),
     /// The session stopped capturing without the kiosk asking (a host aborted it).
     SessionGone,
+    /// A host stopped the session: its result is being computed.
+    StoppedElsewhere,
     /// The session's result is in the log.
     Stored(u64),
     /// The session's result could not be made.
@@ -192,6 +194,12 @@ impl Machine {
         }
     }
 
+    /// Whether voice activity inputs come (the capture reports a level): only then do silence
+    /// and "nothing said" end answers.
+    pub fn set_voice(&mut self, voice: bool) {
+        self.voice = voice;
+    }
+
     /// The state now.
     pub fn state(&self) -> &State {
         &self.state
@@ -278,6 +286,9 @@ impl Machine {
             (State::Interview { .. } | State::Questionnaire { .. }, Input::SessionGone) => {
                 self.session = None;
                 self.state = State::Done { since: now, outcome: Outcome::Aborted("ended by a host".into()) };
+            }
+            (State::Interview { .. } | State::Questionnaire { .. }, Input::StoppedElsewhere) => {
+                self.state = State::Processing { since: now };
             }
             (State::Questionnaire { item, since, answers }, Input::Answer(v)) if v <= 3 => {
                 answers.push(v);

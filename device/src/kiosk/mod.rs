@@ -54,6 +54,10 @@ fn research_result(r: &protocol::ResultRecord) -> String {
     )
 }
 
+/// The level ([`crate::capture::level_of`]) above which the microphone hears the patient
+/// speaking: −40 dBFS, above a quiet room and below conversational speech at arm's length.
+pub const VOICE_LEVEL: f32 = 1.0 / 3.0;
+
 /// Says interview prompts aloud.
 pub trait Speaker: Send {
     /// Starts saying `text`, cutting off anything still being said; never blocks.
@@ -132,6 +136,8 @@ pub struct Kiosk {
     empty_answers: u32,
     /// The touch screen's page, where the unit has one.
     screen: Option<Screen>,
+    /// The microphone's level at the last tick (0 when unknown).
+    level: f32,
 }
 
 impl std::fmt::Debug for Kiosk {
@@ -151,6 +157,7 @@ impl Kiosk {
             shown: None,
             empty_answers: 0,
             screen: None,
+            level: 0.0,
         }
     }
 
@@ -187,6 +194,7 @@ impl Kiosk {
                 v.step = Some(format!("Question {} of {}", index + 1, script.prompts.len()));
                 v.text = m.prompt().and_then(|i| script.prompts.get(i)).map(|p| p.text.clone()).unwrap_or_default();
                 v.recording = matches!(step, machine::Step::Answer { .. });
+                v.level = self.level;
                 v.seconds_left = m.answer_left(now).map(|d| d.as_secs_f32().ceil() as u32);
             }
             State::Questionnaire { item, .. } => {
@@ -248,6 +256,14 @@ impl Kiosk {
         if let Some(id) = self.machine.session() {
             self.follow(sessions, id, now);
         }
+        let level = sessions.level();
+        if matches!(self.machine.state(), State::Interview { step: machine::Step::Answer { .. }, .. }) {
+            self.machine.set_voice(level.is_some());
+            if let Some(l) = level {
+                self.input(sessions, Input::Voice(l >= VOICE_LEVEL), now);
+            }
+        }
+        self.level = level.unwrap_or(0.0);
         let actions = self.machine.tick(now);
         self.run(sessions, actions, now);
         self.show(sessions, now);
@@ -263,7 +279,11 @@ impl Kiosk {
                 if sessions.active().is_none_or(|s| s.session != id) =>
             {
                 tracing::warn!(session = id, "the kiosk's session stopped capturing without the kiosk");
-                self.input(sessions, Input::SessionGone, now);
+                let input = match sessions.status(id).map(|s| s.state) {
+                    Ok(SessionState::Processing | SessionState::Done { .. }) => Input::StoppedElsewhere,
+                    _ => Input::SessionGone,
+                };
+                self.input(sessions, input, now);
             }
             State::Processing { .. } => match sessions.status(id).map(|s| s.state) {
                 Ok(SessionState::Done { seq }) => self.input(sessions, Input::Stored(seq), now),

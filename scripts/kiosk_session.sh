@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# One whole kiosk session against a mimml-device binary, driven the way the kiosk is used: the
+# daemon serves its screen on loopback and hosts over TCP; the screen's taps are posted as the
+# page would post them (start, agree, one answer per prompt, the PHQ-8), and then a host syncs
+# the result and checks it is a kiosk session with its questionnaire.
+#
+#   scripts/kiosk_session.sh DEVICE_BINARY HOST_BINARY [RUNNER...]
+#
+# RUNNER runs the device binary (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu` for an aarch64
+# build: qemu-user has no serial ioctls, hence TCP). Exits non-zero, saying why, on any failure.
+set -euo pipefail
+device=$(realpath "$1")
+host=$(realpath "$2")
+shift 2
+runner=("$@")
+cd "$(dirname "$0")/.."
+
+work=$(mktemp -d)
+daemon_pid=""
+cleanup() {
+    [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+link_port=$(free_port)
+screen_port=$(free_port)
+export MIMML_HOST_KEY="$work/host.key"
+
+"$host" keys host | tail -1 > "$work/host.pub"
+"${runner[@]}" "$device" pairings --data-dir "$work/data" add --key "$work/host.pub" --name "kiosk test"
+
+"${runner[@]}" "$device" run --board sim --data-dir "$work/data" --simulate assets/sample/session-001 \
+    --listen "127.0.0.1:$link_port" --kiosk --screen-port "$screen_port" >"$work/device.log" 2>&1 &
+daemon_pid=$!
+
+tap() { curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "http://127.0.0.1:$screen_port/tap"; }
+state() { curl -fsS -N --max-time 2 "http://127.0.0.1:$screen_port/events" 2>/dev/null | sed -n 's/^data: //p' | head -1 || true; }
+
+started=$(date +%s)
+until curl -fsS -o /dev/null "http://127.0.0.1:$screen_port/"; do
+    kill -0 "$daemon_pid" 2>/dev/null || { cat "$work/device.log"; echo "the device exited"; exit 1; }
+    [ $(( $(date +%s) - started )) -lt 600 ] || { cat "$work/device.log"; echo "no kiosk screen after 600 s"; exit 1; }
+    sleep 1
+done
+echo "device up after $(( $(date +%s) - started )) s"
+
+tap '{"tap":"start"}'
+tap '{"tap":"agree","research":false}'
+prompts=0
+while :; do
+    view=$(state)
+    case "$view" in
+        *'"screen":"prompt"'*'"recording":true'*)
+            sleep 2
+            tap '{"tap":"done"}'
+            prompts=$((prompts + 1))
+            sleep 0.5 ;;
+        *'"screen":"prompt"'*) sleep 0.3 ;;
+        *'"screen":"questionnaire"'*) break ;;
+        *) echo "unexpected screen during the interview: $view"; cat "$work/device.log"; exit 1 ;;
+    esac
+    [ "$prompts" -le 20 ] || { echo "the interview never ended"; exit 1; }
+done
+echo "interview: $prompts answers"
+for answer in 1 2 0 1 1 0 2 1; do
+    tap "{\"tap\":\"answer\",\"value\":$answer}"
+    sleep 0.3
+done
+
+# The result is computed on the device (slowly under emulation), then synced over TCP.
+started=$(date +%s)
+until "$host" --port "tcp:127.0.0.1:$link_port" sync --db "$work/results.db" >/dev/null 2>&1 \
+    && "$host" results --db "$work/results.db" --json | grep -q '"seq"'; do
+    [ $(( $(date +%s) - started )) -lt 900 ] || { cat "$work/device.log"; echo "no result after 900 s"; exit 1; }
+    sleep 5
+done
+echo "result synced after $(( $(date +%s) - started )) s"
+json=$("$host" results --db "$work/results.db" --json)
+echo "$json"
+grep -q '"kiosk session (answer windows)"' <<<"$json" || { echo "not flagged as a kiosk session"; exit 1; }
+grep -q '"score": 8' <<<"$json" || { echo "the PHQ-8 score (8) is not stored"; exit 1; }
+echo "kiosk session ok"
