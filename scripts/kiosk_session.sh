@@ -28,10 +28,11 @@ link_port=$(free_port)
 screen_port=$(free_port)
 export MIMML_HOST_KEY="$work/host.key"
 
-"$host" keys host | tail -1 > "$work/host.pub"
-"${runner[@]}" "$device" pairings --data-dir "$work/data" add --key "$work/host.pub" --name "kiosk test"
+"$host" keys host | tail -1 > "$work/paired.pub"
+"${runner[@]}" "$device" pairings --data-dir "$work/data" add --key "$work/paired.pub" --name "kiosk test"
 
 "${runner[@]}" "$device" run --board sim --data-dir "$work/data" --simulate assets/sample/session-001 \
+    --model assets/model/mimml-synth \
     --listen "127.0.0.1:$link_port" --kiosk --screen-port "$screen_port" >"$work/device.log" 2>&1 &
 daemon_pid=$!
 
@@ -49,6 +50,7 @@ echo "device up after $(( $(date +%s) - started )) s"
 tap '{"tap":"start"}'
 tap '{"tap":"agree","research":false}'
 prompts=0
+started=$(date +%s)
 while :; do
     view=$(state)
     case "$view" in
@@ -57,11 +59,12 @@ while :; do
             tap '{"tap":"done"}'
             prompts=$((prompts + 1))
             sleep 0.5 ;;
-        *'"screen":"prompt"'*) sleep 0.3 ;;
+        *'"screen":"prompt"'* | *'"screen":"idle"'* | *'"screen":"consent"'*) sleep 0.3 ;;
         *'"screen":"questionnaire"'*) break ;;
         *) echo "unexpected screen during the interview: $view"; cat "$work/device.log"; exit 1 ;;
     esac
     [ "$prompts" -le 20 ] || { echo "the interview never ended"; exit 1; }
+    [ $(( $(date +%s) - started )) -lt 900 ] || { cat "$work/device.log"; echo "the interview took over 900 s"; exit 1; }
 done
 echo "interview: $prompts answers"
 for answer in 1 2 0 1 1 0 2 1; do
@@ -71,7 +74,7 @@ done
 
 # The result is computed on the device (slowly under emulation), then synced over TCP.
 started=$(date +%s)
-until "$host" --port "tcp:127.0.0.1:$link_port" sync --db "$work/results.db" >/dev/null 2>&1 \
+until "$host" sync --port "tcp:127.0.0.1:$link_port" --db "$work/results.db" >/dev/null 2>&1 \
     && "$host" results --db "$work/results.db" --json | grep -q '"seq"'; do
     [ $(( $(date +%s) - started )) -lt 900 ] || { cat "$work/device.log"; echo "no result after 900 s"; exit 1; }
     sleep 5
