@@ -212,20 +212,11 @@ mod tests {
     fn a_log_written_by_protocol_version_3_still_reads() {
         let dir = tempfile::tempdir().expect("tmp");
         let path = dir.path().join("results.log");
-        let old = |seq| protocol::ResultRecordV3 {
-            seq,
-            session: seq as u32,
-            label: truncated("old"),
-            started_ms: 1,
-            finished_ms: 2,
-            compute_ms: 3,
-            p_depressed: 0.25,
-            phq8: 6.0,
-            gates: [0.5, 0.25, 0.25],
-            modalities: Modalities::all(),
-            model_version: truncated("m"),
-            feature_schema: SchemaHash([1; 8]),
-            flags: protocol::ResultFlags::empty(),
+        let old = |seq| {
+            let mut r = rec(seq as u32);
+            r.seq = seq;
+            r.label = truncated("old");
+            r.as_v3()
         };
         let mut bytes = Vec::new();
         for seq in [1, 2] {

@@ -577,24 +577,9 @@ mod tests {
     fn a_version_2_database_is_migrated_and_its_hashes_follow_the_new_encoding() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("v2.db");
-        let v3 = |r: &ResultRecord| protocol::ResultRecordV3 {
-            seq: r.seq,
-            session: r.session,
-            label: r.label.clone(),
-            started_ms: r.started_ms,
-            finished_ms: r.finished_ms,
-            compute_ms: r.compute_ms,
-            p_depressed: r.p_depressed,
-            phq8: r.phq8,
-            gates: r.gates,
-            modalities: r.modalities,
-            model_version: r.model_version.clone(),
-            feature_schema: r.feature_schema,
-            flags: r.flags,
-        };
         let frame = |r: &ResultRecord| {
             let mut buf = vec![0u8; protocol::MAX_FRAME];
-            let n = protocol::encode_frame(&v3(r), &mut buf).expect("fits");
+            let n = protocol::encode_frame(&r.as_v3(), &mut buf).expect("fits");
             buf.truncate(n);
             buf
         };

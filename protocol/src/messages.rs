@@ -583,6 +583,28 @@ pub struct ResultRecordV3 {
     pub flags: ResultFlags,
 }
 
+impl ResultRecord {
+    /// This record as protocol version 3 wrote it (the questionnaire dropped): what tests and
+    /// tools use to write data of that version.
+    pub fn as_v3(&self) -> ResultRecordV3 {
+        ResultRecordV3 {
+            seq: self.seq,
+            session: self.session,
+            label: self.label.clone(),
+            started_ms: self.started_ms,
+            finished_ms: self.finished_ms,
+            compute_ms: self.compute_ms,
+            p_depressed: self.p_depressed,
+            phq8: self.phq8,
+            gates: self.gates,
+            modalities: self.modalities,
+            model_version: self.model_version.clone(),
+            feature_schema: self.feature_schema,
+            flags: self.flags,
+        }
+    }
+}
+
 impl From<ResultRecordV3> for ResultRecord {
     fn from(r: ResultRecordV3) -> ResultRecord {
         ResultRecord {

@@ -617,21 +617,17 @@ fn answers_that_are_not_a_questionnaire_are_refused() {
 
 #[test]
 fn a_version_3_record_reads_as_one_without_a_questionnaire() {
-    let v3 = ResultRecordV3 {
-        seq: 7,
-        session: 3,
-        label: truncated("clinic"),
-        started_ms: 1,
-        finished_ms: 2,
-        compute_ms: 3,
-        p_depressed: 0.5,
-        phq8: 9.0,
-        gates: [0.2, 0.3, 0.5],
-        modalities: Modalities::all(),
-        model_version: truncated("m"),
-        feature_schema: SchemaHash([1; 8]),
-        flags: ResultFlags::SIMULATED,
-    };
+    let mut full = largest_responses()
+        .into_iter()
+        .find_map(|r| match r {
+            Response::Records(b) => b.records.into_iter().next(),
+            _ => None,
+        })
+        .expect("a record");
+    full.seq = 7;
+    full.phq8 = 9.0;
+    full.flags = ResultFlags::SIMULATED;
+    let v3 = full.as_v3();
     let mut buf = [0u8; 256];
     let bytes = postcard::to_slice(&v3, &mut buf).expect("encodes");
     assert!(postcard::from_bytes::<ResultRecord>(bytes).is_err(), "the v4 layout differs");
