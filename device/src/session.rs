@@ -425,11 +425,7 @@ impl Sessions {
     /// same whatever came before; the transcript limits of [`protocol`] are enforced here.
     pub fn add_words(&mut self, c: &TranscriptChunk) -> Result<u32, SessionError> {
         let Some(session) = self.active.as_mut().filter(|s| s.id == c.session) else {
-            return Err(if self.knows(c.session) {
-                SessionError::NotCapturing(c.session)
-            } else {
-                SessionError::Unknown(c.session)
-            });
+            return Err(self.not_capturing(c.session));
         };
         session.last_heard = Instant::now();
         if c.part >= protocol::MAX_PARTS {
@@ -482,7 +478,7 @@ impl Sessions {
     /// interviewer prompt is ever part of them. Returns the count of complete utterances.
     pub fn add_turn(&mut self, id: SessionId, start_ms: u32, end_ms: u32) -> Result<u32, SessionError> {
         let Some(session) = self.active.as_mut().filter(|s| s.id == id) else {
-            return Err(if self.knows(id) { SessionError::NotCapturing(id) } else { SessionError::Unknown(id) });
+            return Err(self.not_capturing(id));
         };
         if session.utterances.len() >= protocol::MAX_UTTERANCES as usize {
             return Err(SessionError::TooLarge { what: "utterances per session", limit: protocol::MAX_UTTERANCES });
@@ -501,6 +497,11 @@ impl Sessions {
         );
         session.complete += 1;
         Ok(session.complete)
+    }
+
+    /// Why session `id`, which is not capturing, takes no words or turns.
+    fn not_capturing(&self, id: SessionId) -> SessionError {
+        if self.knows(id) { SessionError::NotCapturing(id) } else { SessionError::Unknown(id) }
     }
 
     fn knows(&self, id: SessionId) -> bool {

@@ -93,10 +93,7 @@ impl Speaker for Espeak {
         if self.broken {
             return;
         }
-        if let Some(mut c) = self.playing.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.hush();
         // espeak-ng writes a WAV to stdout; aplay plays it on the board's speaker.
         let line = "espeak-ng --stdout -s 150 -- \"$1\" | aplay -q -D \"$2\"";
         match Command::new("sh")
@@ -114,12 +111,19 @@ impl Speaker for Espeak {
     }
 }
 
-impl Drop for Espeak {
-    fn drop(&mut self) {
+impl Espeak {
+    /// Cuts off the prompt being said, if any.
+    fn hush(&mut self) {
         if let Some(mut c) = self.playing.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+impl Drop for Espeak {
+    fn drop(&mut self) {
+        self.hush();
     }
 }
 
@@ -132,8 +136,6 @@ pub struct Kiosk {
     answer_start: Option<u32>,
     /// Indicator last shown by the kiosk.
     shown: Option<Indicator>,
-    /// Answer windows that held no speech, this session.
-    empty_answers: u32,
     /// The touch screen's page, where the unit has one.
     screen: Option<Screen>,
     /// The microphone's level at the last tick (0 when unknown).
@@ -155,7 +157,6 @@ impl Kiosk {
             speaker,
             answer_start: None,
             shown: None,
-            empty_answers: 0,
             screen: None,
             level: 0.0,
         }
@@ -331,7 +332,6 @@ impl Kiosk {
             |sessions: &Sessions| sessions.active().filter(|s| Some(s.session) == id).map(|s| s.captured_ms);
         match action {
             Action::StartSession { research } => {
-                self.empty_answers = 0;
                 let req = StartRequest {
                     modalities: sessions.available(),
                     label: truncated("kiosk"),
@@ -362,7 +362,6 @@ impl Kiosk {
                     return None;
                 };
                 if empty {
-                    self.empty_answers += 1;
                     tracing::info!(session = id, start_ms = start, end_ms = end, "answer window empty (no speech)");
                     return None;
                 }
