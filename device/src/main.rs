@@ -117,6 +117,15 @@ enum Cmd {
         /// a board without a screen runs the kiosk by button alone).
         #[arg(long, value_name = "PORT", requires = "kiosk")]
         screen_port: Option<u16>,
+        /// Keep the raw audio and frames of kiosk sessions whose patient ticked the consent
+        /// screen's research box, in DATA_DIR/media/session-N (their results say so). Without
+        /// this flag raw media are deleted once the features exist, whatever was ticked.
+        #[arg(long, requires = "kiosk")]
+        keep_media: bool,
+        /// Where raw media wait for their features when they are kept (default: the board's
+        /// `[storage] spool`, a tmpfs).
+        #[arg(long, value_name = "DIR", requires = "keep_media")]
+        spool: Option<PathBuf>,
     },
     /// List the built-in boards.
     Boards,
@@ -286,6 +295,8 @@ fn main() -> anyhow::Result<()> {
             kiosk,
             kiosk_script,
             screen_port,
+            keep_media,
+            spool,
         } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
@@ -345,8 +356,12 @@ fn main() -> anyhow::Result<()> {
                 min_face_s: min_face.max(0.0),
                 min_words,
             };
-            let mut device =
-                device::open(DeviceConfig { data_dir, board, simulated }, capture, panel, models, |loaded| {
+            let mut device = device::open(
+                DeviceConfig { data_dir: data_dir.clone(), board, simulated },
+                capture,
+                panel,
+                models,
+                |loaded| {
                     tracing::info!(
                         vad = vad.as_ref().map_or("energy", |v| v.name()),
                         text_embedding = %loaded.model.text_embedding(),
@@ -358,8 +373,18 @@ fn main() -> anyhow::Result<()> {
                         .with_face(pipeline_face)
                         .with_presence(presence);
                     Ok(Box::new(pipeline))
-                })?;
+                },
+            )?;
             device.sessions().set_abandon_after(Duration::from_secs(abandon_after.max(1)));
+            if keep_media {
+                let spool = spool.unwrap_or_else(|| device.config().board.storage.spool.clone());
+                tracing::warn!(
+                    spool = %spool.display(),
+                    media = %data_dir.join("media").display(),
+                    "raw media of sessions whose patient consented to research are kept"
+                );
+                device.sessions().keep_media(spool, data_dir.join("media"));
+            }
             if kiosk {
                 let script = match &kiosk_script {
                     Some(f) => device::kiosk::Script::read(f)?,

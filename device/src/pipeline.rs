@@ -35,6 +35,74 @@ pub struct Job {
     pub utterances: Vec<Utterance>,
     /// What the session's starter adds to the result: the kiosk's questionnaire and flags.
     pub extra: Extra,
+    /// Keep the raw media for research (the patient consented and the device keeps media).
+    pub keep: Option<KeepMedia>,
+}
+
+/// Where one session's research media go: written into `spool` (a tmpfs) while the session is
+/// captured and computed, moved to `media` (the data directory) once its features exist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeepMedia {
+    /// The session's folder in the spool.
+    pub spool: std::path::PathBuf,
+    /// The session's folder among the kept media.
+    pub media: std::path::PathBuf,
+}
+
+impl KeepMedia {
+    /// The session's frames, as Motion-JPEG.
+    pub fn video(&self) -> std::path::PathBuf {
+        self.spool.join("video.mjpeg")
+    }
+
+    /// Writes the recording and moves the session's folder from the spool to the kept media;
+    /// true when the media are kept. On failure nothing is left behind (logged).
+    fn commit(&self, audio: Option<&features::audio::AudioClip>) -> bool {
+        let kept = std::fs::create_dir_all(&self.spool)
+            .map_err(|e| format!("{}: {e}", self.spool.display()))
+            .and_then(|()| audio.map_or(Ok(()), |a| write_wav(&self.spool.join("audio.wav"), a)))
+            .and_then(|()| {
+                let parent = self.media.parent().unwrap_or(&self.media);
+                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                move_dir(&self.spool, &self.media)
+            });
+        if let Err(e) = &kept {
+            tracing::error!("research media not kept: {e}");
+            for dir in [&self.spool, &self.media] {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+        kept.is_ok()
+    }
+}
+
+fn write_wav(path: &std::path::Path, clip: &features::audio::AudioClip) -> Result<(), String> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: clip.rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let err = |e: hound::Error| format!("{}: {e}", path.display());
+    let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
+    for &v in &clip.samples {
+        w.write_sample((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(err)?;
+    }
+    w.finalize().map_err(err)
+}
+
+/// Moves a folder: a rename, or (the spool is another file system) a copy and delete.
+fn move_dir(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+    if std::fs::rename(from, to).is_ok() {
+        return Ok(());
+    }
+    let err = |e: std::io::Error| format!("moving {} to {}: {e}", from.display(), to.display());
+    std::fs::create_dir_all(to).map_err(err)?;
+    for entry in std::fs::read_dir(from).map_err(err)? {
+        let entry = entry.map_err(err)?;
+        std::fs::copy(entry.path(), to.join(entry.file_name())).map_err(err)?;
+    }
+    std::fs::remove_dir_all(from).map_err(err)
 }
 
 /// What the starter of a session adds to its result.
@@ -230,12 +298,20 @@ impl Pipeline for SessionPipeline {
 
     fn process(&mut self, job: Job) -> Result<ResultRecord, PipelineError> {
         let compute = Instant::now();
-        let Job { session, label, started_ms, captured_ms, captured, utterances, extra } = job;
+        let Job { session, label, started_ms, captured_ms, captured, utterances, extra, keep } = job;
         let tracked = match captured.video {
             Some(Video::Frames(mut frames)) => match self.face.as_mut() {
                 Some(face) => {
                     let started = Instant::now();
-                    let (track, stats) = face.track(frames.as_mut());
+                    let (track, stats) = match &keep {
+                        Some(k) => {
+                            let mut kept = crate::capture::KeepFrames::new(frames.as_mut(), &k.video());
+                            let tracked = face.track(&mut kept);
+                            kept.finish();
+                            tracked
+                        }
+                        None => face.track(frames.as_mut()),
+                    };
                     tracing::debug!(seconds = started.elapsed().as_secs_f32(), "frames tracked");
                     Some((track, stats))
                 }
@@ -259,6 +335,7 @@ impl Pipeline for SessionPipeline {
             );
             flags.set(ResultFlags::SEVERAL_FACES, stats.several_faces_in_view());
             flags.set(ResultFlags::DAMAGED_VIDEO, stats.damaged());
+            flags.set(ResultFlags::CAMERA_LOST, stats.camera_lost);
             track
         });
         let mut feats = features::extract_session(&SessionInputs {
@@ -274,6 +351,7 @@ impl Pipeline for SessionPipeline {
         flags.set(ResultFlags::SIMULATED, self.simulated);
         flags.set(ResultFlags::PLACEHOLDER_MODEL, self.model.is_placeholder());
         flags |= extra.flags;
+        flags.set(ResultFlags::MEDIA_KEPT, keep.is_some_and(|k| k.commit(captured.audio.as_ref())));
         let modalities = present(&feats);
         let prediction = if modalities.is_empty() {
             // Nothing to screen on: the record says so instead of carrying a number.

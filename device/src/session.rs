@@ -7,6 +7,7 @@
 //! finished results, which are appended to the log (fsync) before their status says `Done`.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -21,7 +22,7 @@ use protocol::{
 use crate::LoadedModel;
 use crate::capture::{Capture, CaptureError};
 use crate::log::{LogError, ResultLog};
-use crate::pipeline::{Extra, Job, Pipeline, PipelineError};
+use crate::pipeline::{Extra, Job, KeepMedia, Pipeline, PipelineError};
 use crate::state::{DataDir, DeviceState, StateError};
 
 /// Finished sessions whose status is remembered (for a retried stop or a late status query).
@@ -142,6 +143,8 @@ struct ActiveSession {
     complete: u32,
     /// Transcript bytes taken, all utterances.
     text_bytes: usize,
+    /// Where its research media go, when they are kept.
+    keep: Option<KeepMedia>,
 }
 
 /// How long a host-started session may go without a request about it before it is abandoned
@@ -250,6 +253,9 @@ pub struct Sessions {
     finished: VecDeque<SessionStatus>,
     /// A model to switch to once no session is capturing.
     next_model: Option<LoadedModel>,
+    /// Where consented research media go (`--keep-media`): (spool, kept media); `None`: raw
+    /// media are never kept.
+    media: Option<(PathBuf, PathBuf)>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -293,6 +299,7 @@ impl Sessions {
             processing: VecDeque::new(),
             finished: VecDeque::new(),
             next_model: None,
+            media: None,
         };
         sessions.abort_interrupted();
         Ok(sessions)
@@ -381,8 +388,21 @@ impl Sessions {
         }
     }
 
+    /// Keeps the raw media of sessions whose patient consented ([`start_with`](Self::start_with)):
+    /// written into `spool` (a tmpfs) during the session, moved into `media` once its features
+    /// exist. Without this, raw media are never kept, whatever the patient ticked.
+    pub fn keep_media(&mut self, spool: PathBuf, media: PathBuf) {
+        self.media = Some((spool, media));
+    }
+
     /// Starts capturing a new session.
     pub fn start(&mut self, req: StartRequest) -> Result<SessionStatus, SessionError> {
+        self.start_with(req, false)
+    }
+
+    /// [`start`](Self::start); `research`: the patient agreed to their raw media being kept,
+    /// which happens if the device keeps media ([`keep_media`](Self::keep_media)).
+    pub fn start_with(&mut self, req: StartRequest, research: bool) -> Result<SessionStatus, SessionError> {
         self.abandon_silent();
         if let Some(active) = &self.active {
             return Err(SessionError::Active(active.id));
@@ -390,8 +410,13 @@ impl Sessions {
         if req.host_time_ms > protocol::MAX_HOST_TIME_MS {
             return Err(SessionError::BadRequest("the host's clock is past 2200-01-01"));
         }
-        self.capture.start(req.modalities).map_err(SessionError::Capture)?;
         let id = self.state.next_session;
+        let keep = self.media.as_ref().filter(|_| research).map(|(spool, media)| KeepMedia {
+            spool: spool.join(format!("session-{id}")),
+            media: media.join(format!("session-{id}")),
+        });
+        self.capture.keep_frames(keep.as_ref().map(KeepMedia::video));
+        self.capture.start(req.modalities).map_err(SessionError::Capture)?;
         self.state.next_session += 1;
         self.state.capturing = Some(id);
         if let Err(e) = self.state.save(self.data.path()) {
@@ -413,6 +438,7 @@ impl Sessions {
             utterances: BTreeMap::new(),
             complete: 0,
             text_bytes: 0,
+            keep,
         };
         tracing::info!(session = id, origin = ?req.origin, "session started");
         let status = session.status();
@@ -543,6 +569,7 @@ impl Sessions {
             captured,
             utterances,
             extra,
+            keep: session.keep,
         };
         let sent = self.worker.jobs.as_ref().is_some_and(|jobs| jobs.send(Work::Session(job)).is_ok());
         if !sent {
@@ -588,6 +615,10 @@ impl Sessions {
         self.clear_capturing();
         if let Err(e) = self.capture.stop() {
             tracing::warn!(session = id, error = %runtime::chain(&e), "capture did not stop cleanly on abort");
+        }
+        // An aborted session keeps nothing, research media included.
+        if let Some(keep) = &session.keep {
+            let _ = std::fs::remove_dir_all(&keep.spool);
         }
         tracing::warn!(session = id, label = %protocol::Escaped(&session.label), "session aborted; no result");
         self.set_led(Indicator::Idle);

@@ -51,10 +51,12 @@ fn daemon(port: &str, data: &Path) -> Command {
         String::from_utf8_lossy(&out.stderr)
     );
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_mimml-device"));
-    cmd.args(["run", "--port", port, "--board", "sim", "--data-dir"])
-        .arg(data)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.arg("run");
+    if !port.is_empty() {
+        cmd.args(["--port", port]);
+    }
+    // The board is the default one, `sim`, unless the caller names a board file.
+    cmd.arg("--data-dir").arg(data).stdout(Stdio::null()).stderr(Stdio::null());
     cmd
 }
 
@@ -106,39 +108,75 @@ fn a_file_played_as_a_camera_is_tracked_live_and_flagged_simulated() {
     assert!(r.flags.contains(ResultFlags::SIMULATED) && !r.flags.contains(ResultFlags::NO_FACE), "{}", r.flags);
 }
 
-/// The whole live path through alsa-lib: ALSA's `file` plugin plays five seconds of the sample
-/// interview into a capture PCM (no sound card needed), the camera is a file.
+/// The whole live path, on the rig's hardware where the environment names it (the `hil`
+/// nextest profile: `.config/nextest.toml`) and on stand-ins otherwise:
+///
+/// | variable | hardware | stand-in |
+/// |---|---|---|
+/// | `MIMML_HIL_PORT`, `MIMML_HIL_HOST_PORT` | the device's serial port and the host's end of the cable to it | a pty pair |
+/// | `MIMML_HIL_CAMERA` | a V4L2 camera (`/dev/video0`; build with `v4l`) | the sample interview's frames as a camera |
+/// | `MIMML_HIL_ALSA` | an ALSA capture PCM (`plughw:1,0`) | ALSA's `file` plugin playing five seconds of the sample interview |
+/// | `MIMML_HIL_GPIOCHIP` | a GPIO chip with a button and LEDs on the Raspberry Pi 5's lines (build with `gpio`) | LEDs to the log |
 #[cfg(feature = "alsa")]
 #[test]
-fn a_live_session_records_the_microphone_and_tracks_the_camera() {
+fn hil_a_live_session_records_the_microphone_and_tracks_the_camera() {
+    let hw = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
     let dir = tempfile::tempdir().expect("tempdir");
-    let speech = features::audio::read_wav(&sample().join("audio.wav")).expect("sample audio");
-    let raw = dir.path().join("mic.raw");
-    let pcm: Vec<u8> = speech.samples[5 * 16_000..10 * 16_000]
-        .iter()
-        .flat_map(|&v| ((v * 32768.0).round() as i16).to_le_bytes())
-        .collect();
-    std::fs::write(&raw, pcm).expect("raw");
-    let conf = dir.path().join("asound.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "pcm.fromfile {{\n type file\n slave.pcm {{ type null }}\n file \"/dev/null\"\n infile \"{}\"\n format \"raw\"\n}}\n",
-            raw.display()
-        ),
-    )
-    .expect("conf");
-    let (controller, device_end) = link::pty_pair().expect("pty");
-    let port = device_end.name().expect("path");
-    let mut link = FramedLink::new(controller);
-    let mut cmd = daemon(&port, &dir.path().join("data"));
+    let mut cmd = daemon("", &dir.path().join("data"));
+    let mic = hw("MIMML_HIL_ALSA").unwrap_or_else(|| {
+        let speech = features::audio::read_wav(&sample().join("audio.wav")).expect("sample audio");
+        let raw = dir.path().join("mic.raw");
+        let pcm: Vec<u8> = speech.samples[5 * 16_000..10 * 16_000]
+            .iter()
+            .flat_map(|&v| ((v * 32768.0).round() as i16).to_le_bytes())
+            .collect();
+        std::fs::write(&raw, pcm).expect("raw");
+        let conf = dir.path().join("asound.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "pcm.fromfile {{\n type file\n slave.pcm {{ type null }}\n file \"/dev/null\"\n infile \"{}\"\n format \"raw\"\n}}\n",
+                raw.display()
+            ),
+        )
+        .expect("conf");
+        cmd.env("ALSA_CONFIG_PATH", &conf);
+        "fromfile".into()
+    });
+    let camera = hw("MIMML_HIL_CAMERA").map_or_else(|| sample().join("frames"), Into::into);
     // A few seconds of speech: the presence rule's default (5 s) is lowered for this short take.
-    cmd.env("ALSA_CONFIG_PATH", &conf)
-        .args(["--mic", "fromfile", "--min-speech", "1", "--camera"])
-        .arg(sample().join("frames"));
-    let _daemon = Daemon(cmd.spawn().expect("spawns"));
-    let r = one_session(&mut link, 3.5);
-    assert_eq!(r.modalities, Modalities::ALL);
+    cmd.args(["--mic", &mic, "--min-speech", "1", "--camera"]).arg(&camera);
+    if let Some(chip) = hw("MIMML_HIL_GPIOCHIP") {
+        let rpi5 = boards::Board::by_name("rpi5").expect("rpi5").gpio.expect("rpi5 has GPIO");
+        let board = dir.path().join("rig.toml");
+        std::fs::write(
+            &board,
+            format!(
+                "name = \"hil\"\ndescription = \"HIL rig\"\narch = \"any\"\n[link]\nbaud = 115200\n\
+                 [gpio]\nchip = \"{chip}\"\nlines = {}\nbutton = {}\nled_ready = {}\nled_busy = {}\nled_error = {}\n\
+                 [inference]\naccelerator = \"cpu\"\nthreads = 1\n",
+                rpi5.lines, rpi5.button, rpi5.led_ready, rpi5.led_busy, rpi5.led_error
+            ),
+        )
+        .expect("board");
+        cmd.arg("--board-file").arg(&board);
+    }
+    let r = match (hw("MIMML_HIL_PORT"), hw("MIMML_HIL_HOST_PORT")) {
+        (Some(device_port), Some(host_port)) => {
+            cmd.args(["--port", &device_port]);
+            let _daemon = Daemon(cmd.spawn().expect("spawns"));
+            std::thread::sleep(Duration::from_secs(2));
+            let port = link::open(&host_port, 115_200).expect("the host's end of the cable");
+            one_session(&mut FramedLink::new(port), 3.5)
+        }
+        _ => {
+            let (controller, device_end) = link::pty_pair().expect("pty");
+            cmd.args(["--port", &device_end.name().expect("path")]);
+            let _daemon = Daemon(cmd.spawn().expect("spawns"));
+            one_session(&mut FramedLink::new(controller), 3.5)
+        }
+    };
+    assert_eq!(r.modalities, Modalities::ALL, "flags {}", r.flags);
     assert!(!r.flags.contains(ResultFlags::LOW_QUALITY_AUDIO), "flags {}", r.flags);
     assert!(r.gates[0] > 0.0 && r.gates[1] > 0.0, "gates {:?}", r.gates);
 }

@@ -33,6 +33,7 @@ fn run(sim: &Path, want: Modalities, face: bool, text: &str) -> ResultRecord {
         captured,
         utterances: words(text),
         extra: Default::default(),
+        keep: None,
     };
     pipeline.process(job).expect("a result")
 }
@@ -203,4 +204,57 @@ fn an_empty_frames_folder_is_no_video_like_a_missing_one() {
     capture.start(Modalities::ALL).expect("starts: nothing to capture is not an error");
     let r = run(dir.path(), Modalities::ALL, false, ANSWER);
     assert_eq!(r.modalities, Modalities::TEXT);
+}
+
+/// Research media: kept only when the patient consented and the device keeps media; written
+/// into the spool and moved among the kept media once the features exist; an aborted session
+/// keeps nothing.
+#[test]
+fn raw_media_are_kept_only_with_consent_and_the_flag() {
+    use device::session::{Origin, StartRequest};
+    use protocol::SessionState;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spool, media) = (dir.path().join("spool"), dir.path().join("media"));
+    let mut server = device::simulated(&dir.path().join("data"), &sample()).expect("device");
+    let sessions = server.sessions();
+    let req =
+        || StartRequest { modalities: Modalities::ALL, label: truncated("k"), host_time_ms: 0, origin: Origin::Local };
+    let session = |sessions: &mut device::Sessions, research: bool| {
+        let id = sessions.start_with(req(), research).expect("starts").session;
+        sessions.add_turn(id, 0, 30_000).expect("a turn");
+        sessions.stop(id).expect("stops");
+        assert!(sessions.wait_idle(std::time::Duration::from_secs(120)), "computed");
+        (id, sessions.log().find_session(id).expect("a result").flags)
+    };
+    // Consent without the device keeping media, then the device keeping media without consent.
+    let (_, flags) = session(sessions, true);
+    assert!(!flags.contains(ResultFlags::MEDIA_KEPT), "{flags}");
+    sessions.keep_media(spool.clone(), media.clone());
+    let (_, flags) = session(sessions, false);
+    assert!(!flags.contains(ResultFlags::MEDIA_KEPT), "{flags}");
+    assert!(!media.exists() && !spool.join("session-2").exists());
+    // Both: the recording and the frames, readable, and nothing left in the spool.
+    let (id, flags) = session(sessions, true);
+    assert!(flags.contains(ResultFlags::MEDIA_KEPT), "{flags}");
+    let kept = media.join(format!("session-{id}"));
+    let audio = features::audio::read_wav(&kept.join("audio.wav")).expect("the kept recording");
+    let original = features::audio::read_wav(&sample().join("audio.wav")).expect("sample");
+    assert_eq!(audio.samples.len(), original.samples.len());
+    let mut frames = vision::video::MjpegFile::open(&kept.join("video.mjpeg"), 30.0).expect("the kept frames");
+    let mut n = 0;
+    while let Some(f) = vision::video::FrameSource::next_frame(&mut frames) {
+        f.expect("a kept frame decodes");
+        n += 1;
+    }
+    let originals = std::fs::read_dir(sample().join("frames"))
+        .expect("frames")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "jpg")))
+        .count();
+    assert_eq!(n, originals);
+    assert!(!spool.join(format!("session-{id}")).exists(), "the spool still holds the session");
+    // An aborted session keeps nothing.
+    let id = sessions.start_with(req(), true).expect("starts").session;
+    let status = sessions.abort(id).expect("aborts");
+    assert_eq!(status.state, SessionState::Failed(protocol::ErrorCode::SessionAborted));
+    assert!(!media.join(format!("session-{id}")).exists() && !spool.join(format!("session-{id}")).exists());
 }

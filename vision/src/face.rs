@@ -19,7 +19,7 @@ use features::landmarks::{LandmarkFrame, LandmarkTrack, POINTS};
 use image::GrayImage;
 
 use crate::cascade::{Cascade, DetectParams};
-use crate::shape::ShapePredictor;
+use crate::shape::{LeafPrecision, ShapePredictor};
 use crate::{Rect, VisionError};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +38,9 @@ pub struct FaceConfig {
     pub min_strength: f32,
     /// At a re-detection, the box overlapping the tracked face by at least this IoU continues it.
     pub continue_iou: f32,
+    /// How [`FaceFrontEnd::load`] keeps the landmark model's leaves: compact by default (a
+    /// device's memory budget), exact for comparisons with dlib.
+    pub leaves: LeafPrecision,
 }
 
 impl Default for FaceConfig {
@@ -51,6 +54,7 @@ impl Default for FaceConfig {
             min_neighbours: 10,
             min_strength: 0.25,
             continue_iou: 0.3,
+            leaves: LeafPrecision::default(),
         }
     }
 }
@@ -93,6 +97,9 @@ pub struct VideoStats {
     pub detections: u32,
     /// Frames that could not be decoded (a corrupt JPEG, a short buffer) and were skipped.
     pub decode_errors: u32,
+    /// The camera froze or failed before the session ended; the video is what came before.
+    /// (Set by the capture that watches the camera; the front-end itself cannot tell.)
+    pub camera_lost: bool,
 }
 
 impl VideoStats {
@@ -111,7 +118,7 @@ impl VideoStats {
 impl FaceFrontEnd {
     pub fn load(cascade: &Path, predictor: &Path, cfg: FaceConfig) -> Result<FaceFrontEnd, VisionError> {
         let cascade = Cascade::load(cascade)?;
-        let predictor = ShapePredictor::load(predictor)?;
+        let predictor = ShapePredictor::load_with(predictor, cfg.leaves)?;
         FaceFrontEnd::new(cascade, predictor, cfg)
     }
 

@@ -8,6 +8,13 @@
 //! intensities at anchor-relative offsets (moved by the similarity transform from the mean
 //! shape to the current one), walk every tree with pixel-difference splits and add its leaf.
 //!
+//! Two in-memory forms of the leaves, which are nearly all of the model (68 points × 2 × 4
+//! bytes in each of 15 × 500 × 16 leaves: 65 MB of a 100 MB file): [`LeafPrecision::Exact`]
+//! keeps dlib's f32 values, [`LeafPrecision::Int8`] keeps each leaf as i8 with a scale of its
+//! own (16 MB; quantised while reading, so the f32 form never exists in memory). The compact
+//! form is what a device runs: its landmarks differ from dlib's by a small fraction of a pixel
+//! (`vision/tests/dlib.rs` measures it).
+//!
 //! Hand-written: no Rust crate reads dlib's model files.
 
 use std::io::Read;
@@ -21,7 +28,7 @@ use crate::{Rect, VisionError};
 struct Tree {
     /// (idx1, idx2, threshold), heap order: children of `i` are `2i+1` (left) and `2i+2`.
     splits: Vec<(u32, u32, f32)>,
-    /// Offset of leaf 0 in `ShapePredictor::leaves`; each leaf is `2 · points` values.
+    /// Index of this tree's leaf 0 in `ShapePredictor::leaves`.
     leaves_at: usize,
 }
 
@@ -32,12 +39,72 @@ struct Level {
     deltas: Vec<[f32; 2]>,
 }
 
+/// How the leaves are kept in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LeafPrecision {
+    /// dlib's f32 values, as read: the landmarks equal dlib's.
+    Exact,
+    /// Each leaf as i8 with its own f32 scale (largest magnitude / 127): a quarter of the
+    /// memory.
+    #[default]
+    Int8,
+}
+
+#[derive(Debug, Clone)]
+enum Leaves {
+    Exact(Vec<f32>),
+    /// Leaf `j` is `q[j·len..(j+1)·len] · scale[j]`.
+    Int8 {
+        q: Vec<i8>,
+        scale: Vec<f32>,
+    },
+}
+
+impl Leaves {
+    fn push(&mut self, v: &[f32]) {
+        match self {
+            Leaves::Exact(all) => all.extend_from_slice(v),
+            Leaves::Int8 { q, scale } => {
+                let s = v.iter().fold(0.0f32, |m, x| m.max(x.abs())) / 127.0;
+                let inv = if s > 0.0 { 1.0 / s } else { 0.0 };
+                q.extend(v.iter().map(|x| (x * inv).round().clamp(-127.0, 127.0) as i8));
+                scale.push(s);
+            }
+        }
+    }
+
+    /// Adds leaf `j` (of `len` values) to `shape`.
+    fn add(&self, j: usize, shape: &mut [f32]) {
+        let len = shape.len();
+        match self {
+            Leaves::Exact(all) => {
+                for (s, d) in shape.iter_mut().zip(&all[j * len..(j + 1) * len]) {
+                    *s += d;
+                }
+            }
+            Leaves::Int8 { q, scale } => {
+                let k = scale[j];
+                for (s, d) in shape.iter_mut().zip(&q[j * len..(j + 1) * len]) {
+                    *s += k * f32::from(*d);
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Leaves::Exact(all) => all.len() * 4,
+            Leaves::Int8 { q, scale } => q.len() + scale.len() * 4,
+        }
+    }
+}
+
 /// A loaded shape predictor.
 #[derive(Debug, Clone)]
 pub struct ShapePredictor {
     initial: Vec<f32>,
     levels: Vec<Level>,
-    leaves: Vec<f32>,
+    leaves: Leaves,
 }
 
 /// dlib's serialised stream.
@@ -98,15 +165,26 @@ impl<R: Read> Reader<R> {
 }
 
 impl ShapePredictor {
+    /// Loads a model file with dlib's own f32 leaves.
     pub fn load(path: &Path) -> Result<ShapePredictor, VisionError> {
+        ShapePredictor::load_with(path, LeafPrecision::Exact)
+    }
+
+    /// Loads a model file, keeping its leaves as `precision` says.
+    pub fn load_with(path: &Path, precision: LeafPrecision) -> Result<ShapePredictor, VisionError> {
         let origin = path.display().to_string();
         let file = std::fs::File::open(path)
             .map_err(|e| VisionError::Model { path: origin.clone(), detail: e.to_string() })?;
-        ShapePredictor::read(std::io::BufReader::with_capacity(1 << 20, file), &origin)
+        ShapePredictor::read_with(std::io::BufReader::with_capacity(1 << 20, file), &origin, precision)
+    }
+
+    /// Reads a serialised `dlib::shape_predictor` (version 1) with exact leaves.
+    pub fn read<R: Read>(r: R, origin: &str) -> Result<ShapePredictor, VisionError> {
+        ShapePredictor::read_with(r, origin, LeafPrecision::Exact)
     }
 
     /// Reads a serialised `dlib::shape_predictor` (version 1).
-    pub fn read<R: Read>(r: R, origin: &str) -> Result<ShapePredictor, VisionError> {
+    pub fn read_with<R: Read>(r: R, origin: &str, precision: LeafPrecision) -> Result<ShapePredictor, VisionError> {
         let mut rd = Reader { r, origin: origin.to_owned() };
         let version = rd.int()?;
         if version != 1 {
@@ -117,7 +195,11 @@ impl ShapePredictor {
             return Err(rd.err("initial shape must hold x,y pairs"));
         }
         let points = initial.len() / 2;
-        let mut leaves = Vec::new();
+        let mut leaves = match precision {
+            LeafPrecision::Exact => Leaves::Exact(Vec::new()),
+            LeafPrecision::Int8 => Leaves::Int8 { q: Vec::new(), scale: Vec::new() },
+        };
+        let mut n_leaves_read = 0usize;
         let n_levels = rd.count(1_000, "cascade level")?;
         let mut levels = Vec::with_capacity(n_levels);
         for _ in 0..n_levels {
@@ -137,14 +219,15 @@ impl ShapePredictor {
                         rd.err(format!("a tree with {n_splits} splits needs {} leaves, has {n_leaves}", n_splits + 1))
                     );
                 }
-                let leaves_at = leaves.len();
+                let leaves_at = n_leaves_read;
                 for _ in 0..n_leaves {
                     let v = rd.column()?;
                     if v.len() != 2 * points {
                         return Err(rd.err("leaf size differs from the shape size"));
                     }
-                    leaves.extend_from_slice(&v);
+                    leaves.push(&v);
                 }
+                n_leaves_read += n_leaves;
                 trees.push(Tree { splits, leaves_at });
             }
             levels.push(Level { trees, anchors: Vec::new(), deltas: Vec::new() });
@@ -177,9 +260,13 @@ impl ShapePredictor {
         self.initial.len() / 2
     }
 
+    /// Memory the leaves take, bytes.
+    pub fn leaf_bytes(&self) -> usize {
+        self.leaves.bytes()
+    }
+
     /// The landmarks of the face in `rect` (pixel coordinates).
     pub fn predict(&self, img: &GrayImage, rect: &Rect) -> Vec<[f32; 2]> {
-        let n = self.points();
         let mut shape = self.initial.clone();
         let mut pixels = Vec::new();
         // dlib's rectangles are inclusive: right = left + width − 1.
@@ -205,10 +292,7 @@ impl ShapePredictor {
                     let (p, q, th) = tree.splits[i];
                     i = if pixels[p as usize] - pixels[q as usize] > th { 2 * i + 1 } else { 2 * i + 2 };
                 }
-                let at = tree.leaves_at + (i - tree.splits.len()) * 2 * n;
-                for (s, d) in shape.iter_mut().zip(&self.leaves[at..at + 2 * n]) {
-                    *s += d;
-                }
+                self.leaves.add(tree.leaves_at + i - tree.splits.len(), &mut shape);
             }
         }
         shape.chunks_exact(2).map(|p| [l + p[0] * sx, t + p[1] * sy]).collect()
@@ -309,6 +393,31 @@ mod tests {
         assert_eq!(p, vec![[50.0, 50.0], [100.0, 50.0]]);
         let bright_right = GrayImage::from_fn(101, 101, |x, _| image::Luma([if x < 50 { 20 } else { 200 }]));
         assert_eq!(m.predict(&bright_right, &rect), vec![[0.0, 50.0], [50.0, 50.0]]);
+    }
+
+    #[test]
+    fn compact_leaves_move_points_as_the_exact_ones_do() {
+        let exact = ShapePredictor::read(&tiny_model()[..], "tiny.dat").expect("reads");
+        let compact = ShapePredictor::read_with(&tiny_model()[..], "tiny.dat", LeafPrecision::Int8).expect("reads");
+        assert_eq!(exact.leaf_bytes(), 2 * 4 * 4);
+        assert_eq!(compact.leaf_bytes(), 2 * 4 + 2 * 4);
+        let rect = Rect { x: 0, y: 0, w: 101, h: 101 };
+        let bright_left = GrayImage::from_fn(101, 101, |x, _| image::Luma([if x < 50 { 200 } else { 20 }]));
+        for (e, c) in exact.predict(&bright_left, &rect).iter().zip(compact.predict(&bright_left, &rect)) {
+            assert!((e[0] - c[0]).abs() < 1e-4 && (e[1] - c[1]).abs() < 1e-4, "{e:?} {c:?}");
+        }
+        // Values off the i8 grid round to the nearest step of their leaf's scale.
+        let mut leaves = Leaves::Int8 { q: Vec::new(), scale: Vec::new() };
+        leaves.push(&[1.0, 0.3, -0.5, 0.0]);
+        leaves.push(&[0.0; 4]);
+        let mut shape = [0.0f32; 4];
+        leaves.add(0, &mut shape);
+        for (got, want) in shape.iter().zip([1.0f32, 0.3, -0.5, 0.0]) {
+            assert!((got - want).abs() <= 0.5 / 127.0, "{shape:?}");
+        }
+        let before = shape;
+        leaves.add(1, &mut shape);
+        assert_eq!(shape, before, "an all-zero leaf moves nothing");
     }
 
     #[test]

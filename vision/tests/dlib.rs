@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use vision::Rect;
-use vision::shape::ShapePredictor;
+use vision::shape::{LeafPrecision, ShapePredictor};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -23,39 +23,82 @@ struct Agreement {
     max_abs: f32,
 }
 
-#[test]
-fn landmarks_equal_dlibs_own_predictor() {
-    let predictor = vision::default_predictor();
-    assert!(predictor.exists(), "{} is missing: run scripts/install_landmark_model.sh (CI does)", predictor.display());
-    let sp = ShapePredictor::load(&predictor).expect("model loads");
+/// Every fixture face: our points from `sp` and dlib's.
+fn compare(sp: &ShapePredictor) -> Vec<(Vec<[f32; 2]>, Vec<[f32; 2]>)> {
     let text = std::fs::read_to_string(root().join("tests/fixtures/faces/landmarks.json")).expect("reference");
     let r: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let faces = r["faces"].as_array().expect("faces");
     assert!(faces.len() >= 50, "the reference holds {} faces", faces.len());
     let mut images = std::collections::HashMap::new();
+    faces
+        .iter()
+        .map(|face| {
+            let name = face["image"].as_str().expect("image");
+            let gray = images.entry(name.to_owned()).or_insert_with(|| {
+                vision::luma(image::open(root().join("tests/fixtures/faces").join(name)).expect("fixture decodes"))
+            });
+            let b: Vec<u32> =
+                face["box"].as_array().expect("box").iter().map(|v| v.as_u64().expect("int") as u32).collect();
+            let ours = sp.predict(gray, &Rect { x: b[0], y: b[1], w: b[2], h: b[3] });
+            let theirs: Vec<[f32; 2]> = face["points"]
+                .as_array()
+                .expect("points")
+                .iter()
+                .map(|p| [0, 1].map(|k| p[k].as_f64().expect("coordinate") as f32))
+                .collect();
+            assert_eq!(ours.len(), theirs.len());
+            (ours, theirs)
+        })
+        .collect()
+}
+
+fn predictor(precision: LeafPrecision) -> ShapePredictor {
+    let predictor = vision::default_predictor();
+    assert!(predictor.exists(), "{} is missing: run scripts/install_landmark_model.sh (CI does)", predictor.display());
+    ShapePredictor::load_with(&predictor, precision).expect("model loads")
+}
+
+#[test]
+fn landmarks_equal_dlibs_own_predictor() {
     let mut a = Agreement::default();
-    for face in faces {
-        let name = face["image"].as_str().expect("image");
-        let gray = images.entry(name.to_owned()).or_insert_with(|| {
-            vision::luma(image::open(root().join("tests/fixtures/faces").join(name)).expect("fixture decodes"))
-        });
-        let b: Vec<u32> =
-            face["box"].as_array().expect("box").iter().map(|v| v.as_u64().expect("int") as u32).collect();
-        let rect = Rect { x: b[0], y: b[1], w: b[2], h: b[3] };
-        let ours = sp.predict(gray, &rect);
-        let theirs = face["points"].as_array().expect("points");
-        assert_eq!(ours.len(), theirs.len());
-        for (o, t) in ours.iter().zip(theirs) {
-            for (k, v) in o.iter().enumerate() {
-                let d = (v.round() - t[k].as_f64().expect("coordinate") as f32).abs();
+    for (ours, theirs) in compare(&predictor(LeafPrecision::Exact)) {
+        for (o, t) in ours.iter().zip(&theirs) {
+            for k in 0..2 {
+                let d = (o[k].round() - t[k]).abs();
                 a.coords += 1;
                 a.exact += usize::from(d == 0.0);
                 a.max_abs = a.max_abs.max(d);
-                assert!(d <= 1.0, "{name} {rect:?}: ours {o:?} vs dlib {t}");
+                assert!(d <= 1.0, "ours {o:?} vs dlib {t:?}");
             }
         }
     }
     println!("{a:?}");
     // Rounding ties and float order aside, the trees are walked exactly as dlib walks them.
     assert!(a.exact as f32 >= 0.99 * a.coords as f32, "{a:?}");
+}
+
+/// The compact model a device runs (i8 leaves, a scale each): a quarter of the leaves' memory,
+/// and landmarks within half a pixel of dlib's on average (the points compared as dlib hands
+/// them back, rounded).
+#[test]
+fn compact_landmarks_stay_within_half_a_pixel_of_dlibs() {
+    let exact = predictor(LeafPrecision::Exact);
+    let compact = predictor(LeafPrecision::Int8);
+    assert!(compact.leaf_bytes() * 3 < exact.leaf_bytes(), "{} vs {}", compact.leaf_bytes(), exact.leaf_bytes());
+    let (mut n, mut sum, mut max) = (0usize, 0.0f64, 0.0f32);
+    for (ours, theirs) in compare(&compact) {
+        for (o, t) in ours.iter().zip(&theirs) {
+            let d = ((o[0].round() - t[0]).powi(2) + (o[1].round() - t[1]).powi(2)).sqrt();
+            n += 1;
+            sum += f64::from(d);
+            max = max.max(d);
+        }
+    }
+    let mean = sum / n as f64;
+    println!(
+        "compact landmarks: {} of {} MB of leaves; against dlib: mean {mean:.3} px, max {max:.2} px over {n} points",
+        compact.leaf_bytes() / 1_000_000,
+        exact.leaf_bytes() / 1_000_000
+    );
+    assert!(mean <= 0.5, "mean {mean} px");
 }

@@ -78,15 +78,51 @@ impl Camera for FileCamera {
     }
 }
 
-/// After this many failed frames in a row the camera is taken as gone (unplugged) and the
-/// video of the session ends there.
-const MAX_FAILED_IN_A_ROW: u32 = 30;
+/// A camera that shows the very same image (byte for byte: a live sensor's noise changes some
+/// pixel of every frame) or delivers nothing but errors for this long is taken as frozen or
+/// gone, and the session's video ends there. V4L2 reads time out after this long too, so a
+/// camera that stops delivering frames is caught by the same clock.
+pub const FROZEN_AFTER_MS: u32 = 1000;
 
-/// A camera's frames until the session stops (or the camera fails for good).
+/// Why a camera's video ended before the session did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CameraLost {
+    /// The same image for [`FROZEN_AFTER_MS`].
+    Frozen,
+    /// Only errors (or nothing) for [`FROZEN_AFTER_MS`].
+    Failing,
+}
+
+/// A camera's frames until the session stops, or the camera freezes or fails for good.
 struct UntilStopped {
     inner: Box<dyn FrameSource>,
     stop: Arc<AtomicBool>,
+    /// Frames handed on so far (their source time, where the source gives none).
+    n: u32,
+    /// The last good frame, and the source time (ms) at which it first appeared.
+    last: Option<(image::GrayImage, u32)>,
+    /// When the last good frame arrived (wall clock) and how many errors came since.
+    last_good_at: Instant,
     failed_in_a_row: u32,
+    lost: Option<CameraLost>,
+}
+
+impl UntilStopped {
+    fn new(inner: Box<dyn FrameSource>, stop: Arc<AtomicBool>) -> UntilStopped {
+        UntilStopped { inner, stop, n: 0, last: None, last_good_at: Instant::now(), failed_in_a_row: 0, lost: None }
+    }
+
+    /// The source's time of the frame just read, ms.
+    fn now_ms(&self) -> u32 {
+        self.inner
+            .timestamp_ms()
+            .unwrap_or_else(|| (f64::from(self.n) * 1000.0 / f64::from(self.inner.fps().max(1.0))) as u32)
+    }
+
+    fn lose(&mut self, why: CameraLost) {
+        tracing::error!(?why, after_ms = FROZEN_AFTER_MS, "camera frozen or failing: video ends here");
+        self.lost = Some(why);
+    }
 }
 
 impl FrameSource for UntilStopped {
@@ -95,14 +131,39 @@ impl FrameSource for UntilStopped {
     }
 
     fn next_frame(&mut self) -> Option<Result<image::GrayImage, VideoError>> {
-        if self.stop.load(Ordering::Relaxed) || self.failed_in_a_row >= MAX_FAILED_IN_A_ROW {
-            if self.failed_in_a_row >= MAX_FAILED_IN_A_ROW {
-                tracing::error!("camera failed {MAX_FAILED_IN_A_ROW} frames in a row: video ends here");
-            }
+        if self.stop.load(Ordering::Relaxed) || self.lost.is_some() {
             return None;
         }
         let frame = self.inner.next_frame()?;
-        self.failed_in_a_row = if frame.is_ok() { 0 } else { self.failed_in_a_row + 1 };
+        let now = self.now_ms();
+        self.n += 1;
+        match &frame {
+            Ok(img) => {
+                self.failed_in_a_row = 0;
+                self.last_good_at = Instant::now();
+                match &self.last {
+                    Some((prev, since)) if prev.as_raw() == img.as_raw() => {
+                        if now.saturating_sub(*since) >= FROZEN_AFTER_MS {
+                            self.lose(CameraLost::Frozen);
+                            return None;
+                        }
+                    }
+                    _ => self.last = Some((img.clone(), now)),
+                }
+            }
+            Err(_) => {
+                self.failed_in_a_row += 1;
+                // Wall clock for a live camera (errors after read timeouts), frame count for a
+                // file played as fast as it decodes.
+                let wall = self.last_good_at.elapsed().as_millis() >= u128::from(FROZEN_AFTER_MS);
+                let frames = f64::from(self.failed_in_a_row) * 1000.0 / f64::from(self.inner.fps().max(1.0))
+                    >= f64::from(FROZEN_AFTER_MS);
+                if wall || frames {
+                    self.lose(CameraLost::Failing);
+                    return None;
+                }
+            }
+        }
         Some(frame)
     }
 
@@ -128,6 +189,8 @@ pub struct LiveCapture {
     camera: Option<Arc<dyn Camera>>,
     face: Option<FaceFrontEnd>,
     running: Option<Running>,
+    /// Where the next session's frames are kept (research media), if anywhere.
+    keep: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for LiveCapture {
@@ -150,7 +213,7 @@ impl LiveCapture {
         if camera.is_some() && face.is_none() {
             tracing::warn!("a camera but no face landmarker: video will be reported absent");
         }
-        LiveCapture { mic, camera, face, running: None }
+        LiveCapture { mic, camera, face, running: None, keep: None }
     }
 
     /// Ends a running capture and returns what it got (the face front-end comes back home).
@@ -211,6 +274,7 @@ impl Capture for LiveCapture {
         {
             let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), CaptureError>>();
             let flag = Arc::clone(&stop);
+            let keep = self.keep.take();
             let thread = std::thread::Builder::new()
                 .name("video".into())
                 .spawn(move || {
@@ -226,8 +290,17 @@ impl Capture for LiveCapture {
                         }
                     };
                     tracing::info!(camera = camera.describe(), "camera capturing");
-                    let mut frames = UntilStopped { inner: source, stop: flag, failed_in_a_row: 0 };
-                    let (track, stats) = face.track(&mut frames);
+                    let mut frames = UntilStopped::new(source, flag);
+                    let (track, mut stats) = match keep {
+                        Some(path) => {
+                            let mut kept = super::KeepFrames::new(&mut frames, &path);
+                            let tracked = face.track(&mut kept);
+                            kept.finish();
+                            tracked
+                        }
+                        None => face.track(&mut frames),
+                    };
+                    stats.camera_lost = frames.lost.is_some();
                     (face, track, stats)
                 })
                 .map_err(|_| CaptureError::Thread("video"))?;
@@ -258,6 +331,10 @@ impl Capture for LiveCapture {
 
     fn level(&self) -> Option<f32> {
         self.mic.as_ref().and_then(|m| m.level())
+    }
+
+    fn keep_frames(&mut self, file: Option<PathBuf>) {
+        self.keep = file;
     }
 
     fn stop(&mut self) -> Result<Captured, CaptureError> {
@@ -291,25 +368,59 @@ mod tests {
         }
     }
 
-    /// A camera that never ends: the same frame over and over, as fast as asked.
-    struct EndlessCamera(image::GrayImage);
+    /// A scripted camera, as fast as asked: `live` frames that differ (one pixel counts the
+    /// frame), then `then` for ever: the last frame again, errors, or errors that each take
+    /// `stall` of wall clock (a V4L2 read that times out).
+    struct ScriptedCamera {
+        frame: image::GrayImage,
+        live: u32,
+        then: Then,
+    }
 
-    impl Camera for EndlessCamera {
+    #[derive(Clone, Copy)]
+    enum Then {
+        Live,
+        Frozen,
+        Errors,
+        Stall(std::time::Duration),
+    }
+
+    impl Camera for ScriptedCamera {
         fn open(&self) -> Result<Box<dyn FrameSource>, CaptureError> {
-            struct Endless(image::GrayImage);
-            impl FrameSource for Endless {
+            struct Source(image::GrayImage, u32, u32, Then);
+            impl FrameSource for Source {
                 fn fps(&self) -> f32 {
                     30.0
                 }
                 fn next_frame(&mut self) -> Option<Result<image::GrayImage, VideoError>> {
-                    Some(Ok(self.0.clone()))
+                    let Source(frame, live, i, then) = self;
+                    *i += 1;
+                    if *i > *live {
+                        let gone =
+                            || Some(Err(VideoError::Camera { device: "scripted".into(), source: "gone".into() }));
+                        match then {
+                            Then::Live => {}
+                            Then::Frozen => return Some(Ok(frame.clone())),
+                            Then::Errors => return gone(),
+                            Then::Stall(d) => {
+                                std::thread::sleep(*d);
+                                return gone();
+                            }
+                        }
+                    }
+                    frame.put_pixel(0, 0, image::Luma([(*i % 251) as u8]));
+                    Some(Ok(frame.clone()))
                 }
             }
-            Ok(Box::new(Endless(self.0.clone())))
+            Ok(Box::new(Source(self.frame.clone(), self.live, 0, self.then)))
         }
         fn describe(&self) -> String {
-            "endless".into()
+            "scripted".into()
         }
+    }
+
+    fn scripted(w: u32, h: u32, live: u32, then: Then) -> Arc<dyn Camera> {
+        Arc::new(ScriptedCamera { frame: image::GrayImage::from_pixel(w, h, image::Luma([128])), live, then })
     }
 
     fn sample() -> PathBuf {
@@ -356,8 +467,7 @@ mod tests {
         let Some(face) = face() else {
             panic!("landmark model missing: run scripts/install_landmark_model.sh");
         };
-        let frame = image::GrayImage::from_pixel(320, 240, image::Luma([128]));
-        let mut cap = LiveCapture::new(None, Some(Arc::new(EndlessCamera(frame))), Some(face));
+        let mut cap = LiveCapture::new(None, Some(scripted(320, 240, u32::MAX, Then::Live)), Some(face));
         assert_eq!(cap.available(), Modalities::TEXT | Modalities::VIDEO);
         cap.start(Modalities::ALL).expect("starts");
         std::thread::sleep(std::time::Duration::from_millis(300));
@@ -366,7 +476,46 @@ mod tests {
         let Some(Video::Tracked { stats, .. }) = got.video else { panic!("no tracked video") };
         assert!(stats.frames > 0);
         assert_eq!(stats.with_face, 0, "a flat grey frame has no face");
+        assert!(!stats.camera_lost, "{stats:?}");
         assert!(got.duration_ms >= 300);
+    }
+
+    /// Runs a scripted camera until its video thread ends by itself (or 5 s pass).
+    fn run_until_lost(camera: Arc<dyn Camera>) -> (VideoStats, std::time::Duration) {
+        let mut cap = LiveCapture::new(None, Some(camera), face());
+        let started = Instant::now();
+        cap.start(Modalities::ALL).expect("starts");
+        while cap.running.as_ref().is_some_and(|r| r.video.as_ref().is_some_and(|v| !v.is_finished()))
+            && started.elapsed().as_secs() < 5
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let took = started.elapsed();
+        let got = cap.stop().expect("stops");
+        let Some(Video::Tracked { stats, .. }) = got.video else { panic!("no tracked video") };
+        (stats, took)
+    }
+
+    #[test]
+    fn a_frozen_camera_is_caught_within_a_second_of_video() {
+        // 2 s of live frames at 30 fps, then the same image: the video ends once it has stood
+        // still for a second, and the result will say so.
+        let (stats, _) = run_until_lost(scripted(64, 48, 60, Then::Frozen));
+        assert!(stats.camera_lost, "{stats:?}");
+        assert!((60 + 29..=60 + 31).contains(&stats.frames), "{stats:?}");
+    }
+
+    #[test]
+    fn a_camera_that_only_fails_is_caught_within_a_second() {
+        let (stats, _) = run_until_lost(scripted(64, 48, 10, Then::Errors));
+        assert!(stats.camera_lost, "{stats:?}");
+        assert!((10 + 28..=10 + 30).contains(&stats.frames), "{stats:?}");
+        assert!((28..=30).contains(&stats.decode_errors), "{stats:?}");
+        // A live camera that stops delivering: its read times out after a second (V4L2), and
+        // that one error is enough.
+        let (stats, took) = run_until_lost(scripted(64, 48, 10, Then::Stall(std::time::Duration::from_millis(1_050))));
+        assert!(stats.camera_lost && stats.decode_errors <= 1, "{stats:?}");
+        assert!(took < std::time::Duration::from_millis(2_000), "{took:?}");
     }
 
     #[test]
@@ -390,9 +539,8 @@ mod tests {
         let Some(face) = face() else {
             panic!("landmark model missing: run scripts/install_landmark_model.sh");
         };
-        let frame = image::GrayImage::from_pixel(64, 48, image::Luma([0]));
         let mic = FakeMic { clip: None, started: false };
-        let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(Arc::new(EndlessCamera(frame))), Some(face));
+        let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(scripted(64, 48, u32::MAX, Then::Live)), Some(face));
         let e = cap.start(Modalities::ALL).unwrap_err();
         assert!(matches!(&e, CaptureError::Microphone { source, .. } if source.to_string() == "unplugged"), "{e:?}");
         assert!(cap.running.is_none() && cap.face.is_some());

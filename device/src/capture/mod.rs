@@ -123,6 +123,71 @@ pub trait Capture: Send {
     fn level(&self) -> Option<f32> {
         None
     }
+    /// Keeps the frames of the next session as Motion-JPEG in `file` (research media; `None`:
+    /// keep nothing). A capture that hands over frames rather than landmarks keeps nothing
+    /// itself: the pipeline keeps those.
+    fn keep_frames(&mut self, file: Option<PathBuf>) {
+        let _ = file;
+    }
+}
+
+/// Research media: a session's frames written on as Motion-JPEG (greyscale, as the face
+/// front-end sees them) while they pass to the front-end. A frame that cannot be written stops
+/// the keeping (logged), never the session.
+pub struct KeepFrames<'a> {
+    inner: &'a mut dyn FrameSource,
+    out: Option<std::io::BufWriter<std::fs::File>>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for KeepFrames<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeepFrames").field("path", &self.path).field("keeping", &self.out.is_some()).finish()
+    }
+}
+
+impl<'a> KeepFrames<'a> {
+    /// Tees `inner` into `path` (created, with its folder).
+    pub fn new(inner: &'a mut dyn FrameSource, path: &Path) -> KeepFrames<'a> {
+        let out = path
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::File::create(path))
+            .map(std::io::BufWriter::new)
+            .inspect_err(|e| tracing::error!(path = %path.display(), "research media: frames not kept: {e}"))
+            .ok();
+        KeepFrames { inner, out, path: path.to_owned() }
+    }
+
+    /// Flushes the file; false when the frames were not all kept.
+    pub fn finish(mut self) -> bool {
+        use std::io::Write;
+        self.out.take().is_some_and(|mut o| {
+            o.flush().inspect_err(|e| tracing::error!(path = %self.path.display(), "research media: {e}")).is_ok()
+        })
+    }
+}
+
+impl FrameSource for KeepFrames<'_> {
+    fn fps(&self) -> f32 {
+        self.inner.fps()
+    }
+
+    fn next_frame(&mut self) -> Option<Result<image::GrayImage, VideoError>> {
+        let frame = self.inner.next_frame()?;
+        if let (Ok(img), Some(out)) = (&frame, self.out.as_mut()) {
+            let written = image::codecs::jpeg::JpegEncoder::new_with_quality(out, 90).encode_image(img);
+            if let Err(e) = written {
+                tracing::error!(path = %self.path.display(), "research media: frames no longer kept: {e}");
+                self.out = None;
+            }
+        }
+        Some(frame)
+    }
+
+    fn timestamp_ms(&self) -> Option<u32> {
+        self.inner.timestamp_ms()
+    }
 }
 
 /// A level for a meter and a voice-activity gate: the RMS of `samples` in dBFS, mapped from

@@ -98,7 +98,10 @@ impl V4lSource {
             .map(|p| p.interval)
             .filter(|i| i.numerator > 0)
             .map_or(30.0, |i| i.denominator as f32 / i.numerator as f32);
-        let stream = Stream::with_buffers(&dev, Type::VideoCapture, 4).map_err(|e| err(e.to_string()))?;
+        let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, 4).map_err(|e| err(e.to_string()))?;
+        // A camera that stops delivering is an error after this long, not a read that blocks
+        // the session's video for ever (the capture then ends the video: `live::FROZEN_AFTER_MS`).
+        stream.set_timeout(std::time::Duration::from_millis(u64::from(super::live::FROZEN_AFTER_MS)));
         tracing::info!(device = %origin, ?format, width = w, height = h, fps, "camera streaming");
         Ok(V4lSource { stream, format, width: w, height: h, fps, origin, first_us: None, last_ms: None })
     }

@@ -338,7 +338,7 @@ impl Kiosk {
                     host_time_ms: 0,
                     origin: Origin::Local,
                 };
-                Some(match sessions.start(req) {
+                Some(match sessions.start_with(req, research) {
                     Ok(status) => {
                         tracing::info!(session = status.session, research, "kiosk session started");
                         Input::Started(status.session)

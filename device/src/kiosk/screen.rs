@@ -204,3 +204,39 @@ async fn tap(State(s): State<Shared>, axum::Json(tap): axum::Json<Tap>) -> Statu
         Err(_) => StatusCode::SERVICE_UNAVAILABLE,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, TcpStream};
+    use std::time::Duration;
+
+    /// This machine's own IPv4 addresses other than loopback (the kernel's local host routes).
+    fn other_addresses() -> Vec<Ipv4Addr> {
+        let trie = std::fs::read_to_string("/proc/net/fib_trie").unwrap_or_default();
+        let lines: Vec<&str> = trie.lines().collect();
+        let mut found: Vec<Ipv4Addr> = lines
+            .windows(2)
+            .filter(|w| w[1].contains("/32 host LOCAL"))
+            .filter_map(|w| w[0].trim().trim_start_matches("|--").trim().parse().ok())
+            .filter(|a: &Ipv4Addr| !a.is_loopback())
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    #[test]
+    fn the_screen_is_reachable_on_loopback_only() {
+        let screen = Screen::serve(0).expect("serves");
+        let port = screen.addr().port();
+        assert_eq!(screen.addr().ip(), std::net::IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let timeout = Duration::from_secs(2);
+        TcpStream::connect_timeout(&screen.addr(), timeout).expect("the device's own browser reaches it");
+        // Every other address of this machine (a network's, a USB gadget's) refuses it.
+        for a in other_addresses() {
+            let e = TcpStream::connect_timeout(&(a, port).into(), timeout);
+            assert!(e.is_err(), "the kiosk screen answered on {a}:{port}");
+        }
+    }
+}
