@@ -170,7 +170,7 @@ type Outcome = (SessionId, Result<ResultRecord, PipelineError>);
 /// What the worker does next, in the order sent.
 enum Work {
     /// Compute a stopped session.
-    Session(Job),
+    Session(Box<Job>),
     /// Compute every later session with this model.
     Model(LoadedModel),
 }
@@ -196,7 +196,7 @@ impl Worker {
         let thread = std::thread::Builder::new().name("session-worker".into()).spawn(move || {
             for work in job_rx {
                 let job = match work {
-                    Work::Session(job) => job,
+                    Work::Session(job) => *job,
                     Work::Model(loaded) => {
                         let version = loaded.model.version().to_owned();
                         match pipeline.replace_model(loaded) {
@@ -571,7 +571,7 @@ impl Sessions {
             extra,
             keep: session.keep,
         };
-        let sent = self.worker.jobs.as_ref().is_some_and(|jobs| jobs.send(Work::Session(job)).is_ok());
+        let sent = self.worker.jobs.as_ref().is_some_and(|jobs| jobs.send(Work::Session(Box::new(job))).is_ok());
         if !sent {
             return Ok(self.fail(id, captured_ms, &SessionError::WorkerGone));
         }

@@ -23,8 +23,11 @@ struct Agreement {
     max_abs: f32,
 }
 
+/// One face's 68 points.
+type Points = Vec<[f32; 2]>;
+
 /// Every fixture face: our points from `sp` and dlib's.
-fn compare(sp: &ShapePredictor) -> Vec<(Vec<[f32; 2]>, Vec<[f32; 2]>)> {
+fn compare(sp: &ShapePredictor) -> Vec<(Points, Points)> {
     let text = std::fs::read_to_string(root().join("tests/fixtures/faces/landmarks.json")).expect("reference");
     let r: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let faces = r["faces"].as_array().expect("faces");
@@ -40,7 +43,7 @@ fn compare(sp: &ShapePredictor) -> Vec<(Vec<[f32; 2]>, Vec<[f32; 2]>)> {
             let b: Vec<u32> =
                 face["box"].as_array().expect("box").iter().map(|v| v.as_u64().expect("int") as u32).collect();
             let ours = sp.predict(gray, &Rect { x: b[0], y: b[1], w: b[2], h: b[3] });
-            let theirs: Vec<[f32; 2]> = face["points"]
+            let theirs: Points = face["points"]
                 .as_array()
                 .expect("points")
                 .iter()
