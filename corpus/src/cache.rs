@@ -183,6 +183,7 @@ pub fn build(
             let s = corpus.load(p.id);
             let f = extract_session(&SessionInputs {
                 audio: s.audio.as_ref(),
+                analysed_audio: None,
                 landmarks: s.landmarks.as_ref(),
                 transcript: s.transcript.as_deref(),
                 include_interviewer_text: options.include_interviewer_text,

@@ -257,28 +257,63 @@ pub fn load_model(bundle: Option<&Path>) -> Result<Box<dyn runtime::Model>, runt
 }
 
 /// The voice-activity detector: silero-vad from `path`, or from where
-/// `scripts/install_silero_vad.sh` puts it when `path` is `None`. An explicit path that does not
-/// load is an error; a missing default install falls back to the energy detector (`None`),
-/// logged.
+/// `scripts/install_silero_vad.sh` puts it when `path` is `None`, loaded the first time a
+/// session needs it ([`LazyVad`]). An explicit path that does not exist is an error; a missing
+/// default install falls back to the energy detector (`None`), logged.
 pub fn load_vad(path: Option<&Path>) -> Result<Option<Box<dyn features::vad::VoiceActivity>>, runtime::ModelError> {
     let (path, explicit) = match path {
         Some(p) => (p.to_owned(), true),
         None => (runtime::vad::default_path(), false),
     };
-    if !explicit && !path.exists() {
+    if !path.exists() {
+        if explicit {
+            let source = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+            return Err(runtime::ModelError::Vad { path, source: source.into() });
+        }
         tracing::info!(
             "silero-vad not installed at {} (scripts/install_silero_vad.sh): energy-based voice activity",
             path.display()
         );
         return Ok(None);
     }
-    match runtime::vad::SileroVad::load(&path) {
-        Ok(v) => Ok(Some(Box::new(v))),
-        Err(e) if !explicit => {
-            tracing::warn!("{e}; energy-based voice activity instead");
-            Ok(None)
+    Ok(Some(Box::new(LazyVad { path, loaded: std::sync::OnceLock::new() })))
+}
+
+/// silero-vad, loaded when a session first needs it: only a session without participant turns
+/// (no transcript, no answer windows) is segmented by voice activity, and the model takes 16 MiB
+/// of a device's memory. One that does not load is logged once, and the energy detector serves.
+#[derive(Debug)]
+pub struct LazyVad {
+    path: PathBuf,
+    loaded: std::sync::OnceLock<Option<runtime::vad::SileroVad>>,
+}
+
+impl LazyVad {
+    fn get(&self) -> Option<&runtime::vad::SileroVad> {
+        self.loaded
+            .get_or_init(|| {
+                runtime::vad::SileroVad::load(&self.path)
+                    .inspect(|_| tracing::info!(path = %self.path.display(), "silero-vad loaded"))
+                    .inspect_err(|e| tracing::error!("{}; energy-based voice activity instead", runtime::chain(e)))
+                    .ok()
+            })
+            .as_ref()
+    }
+}
+
+impl features::vad::VoiceActivity for LazyVad {
+    fn name(&self) -> &str {
+        "silero-vad"
+    }
+
+    fn speech_probabilities(
+        &self,
+        clip: &features::audio::AudioClip,
+    ) -> Result<features::vad::SpeechProbabilities, features::FeatureError> {
+        match self.get() {
+            Some(vad) => vad.speech_probabilities(clip),
+            None => features::vad::EnergyVad.speech_probabilities(clip),
         }
-        Err(e) => Err(e),
     }
 }
 

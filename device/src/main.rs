@@ -221,18 +221,12 @@ fn main() -> anyhow::Result<()> {
         #[cfg(feature = "alsa")]
         Cmd::Mic { pcm, seconds, out } => {
             let limit = Duration::from_secs_f32(seconds.clamp(0.1, 3600.0));
-            let clip = device::capture::alsa::AlsaRecorder::start(&pcm, Some(limit))?.wait()?;
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: clip.rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
+            let sink = device::capture::AudioSink::recording(Default::default());
+            let recorded = device::capture::alsa::AlsaRecorder::start(&pcm, Some(limit), sink)?.wait()?.finish()?;
+            let device::capture::Audio::Clip(clip) = recorded else {
+                anyhow::bail!("the microphone check keeps every sample; the recording came back analysed")
             };
-            let mut w = hound::WavWriter::create(&out, spec)?;
-            for &v in &clip.samples {
-                w.write_sample((v * 32768.0).round().clamp(-32768.0, 32767.0) as i16)?;
-            }
-            w.finalize()?;
+            device::capture::write_wav(&out, &clip)?;
             let peak = clip.samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let quality =
                 if features::audio::low_quality(&clip) { "LOW (silence, too quiet or clipped)" } else { "ok" };

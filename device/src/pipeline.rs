@@ -50,17 +50,19 @@ pub struct KeepMedia {
 }
 
 impl KeepMedia {
-    /// The session's frames, as Motion-JPEG.
-    pub fn video(&self) -> std::path::PathBuf {
-        self.spool.join("video.mjpeg")
-    }
-
-    /// Writes the recording and moves the session's folder from the spool to the kept media;
+    /// Writes the recording (when the capture handed over samples; a live microphone wrote
+    /// its own as it recorded) and moves the session's folder from the spool to the kept media;
     /// true when the media are kept. On failure nothing is left behind (logged).
-    fn commit(&self, audio: Option<&features::audio::AudioClip>) -> bool {
+    fn commit(&self, audio: Option<&crate::capture::Audio>) -> bool {
         let kept = std::fs::create_dir_all(&self.spool)
             .map_err(|e| format!("{}: {e}", self.spool.display()))
-            .and_then(|()| audio.map_or(Ok(()), |a| write_wav(&self.spool.join("audio.wav"), a)))
+            .and_then(|()| match audio {
+                Some(crate::capture::Audio::Clip(clip)) => {
+                    let path = self.spool.join("audio.wav");
+                    crate::capture::write_wav(&path, clip).map_err(|e| format!("{}: {e}", path.display()))
+                }
+                _ => Ok(()),
+            })
             .and_then(|()| {
                 let parent = self.media.parent().unwrap_or(&self.media);
                 std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
@@ -74,21 +76,6 @@ impl KeepMedia {
         }
         kept.is_ok()
     }
-}
-
-fn write_wav(path: &std::path::Path, clip: &features::audio::AudioClip) -> Result<(), String> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: clip.rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let err = |e: hound::Error| format!("{}: {e}", path.display());
-    let mut w = hound::WavWriter::create(path, spec).map_err(err)?;
-    for &v in &clip.samples {
-        w.write_sample((v.clamp(-1.0, 1.0) * 32767.0).round() as i16).map_err(err)?;
-    }
-    w.finalize().map_err(err)
 }
 
 /// Moves a folder: a rename, or (the spool is another file system) a copy and delete.
@@ -305,7 +292,8 @@ impl Pipeline for SessionPipeline {
                     let started = Instant::now();
                     let (track, stats) = match &keep {
                         Some(k) => {
-                            let mut kept = crate::capture::KeepFrames::new(frames.as_mut(), &k.video());
+                            let mut kept =
+                                crate::capture::KeepFrames::new(frames.as_mut(), &k.spool.join("video.mjpeg"));
                             let tracked = face.track(&mut kept);
                             kept.finish();
                             tracked
@@ -339,7 +327,14 @@ impl Pipeline for SessionPipeline {
             track
         });
         let mut feats = features::extract_session(&SessionInputs {
-            audio: captured.audio.as_ref(),
+            audio: match &captured.audio {
+                Some(crate::capture::Audio::Clip(c)) => Some(c),
+                _ => None,
+            },
+            analysed_audio: match &captured.audio {
+                Some(crate::capture::Audio::Analysed(a)) => Some(a),
+                _ => None,
+            },
             landmarks: landmarks.as_ref(),
             transcript: Some(&utterances),
             include_interviewer_text: false,

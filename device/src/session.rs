@@ -415,7 +415,7 @@ impl Sessions {
             spool: spool.join(format!("session-{id}")),
             media: media.join(format!("session-{id}")),
         });
-        self.capture.keep_frames(keep.as_ref().map(KeepMedia::video));
+        self.capture.keep_media(keep.as_ref().map(|k| k.spool.clone()));
         self.capture.start(req.modalities).map_err(SessionError::Capture)?;
         self.state.next_session += 1;
         self.state.capturing = Some(id);

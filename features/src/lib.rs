@@ -202,6 +202,9 @@ pub struct Usable {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SessionInputs<'a> {
     pub audio: Option<&'a AudioClip>,
+    /// The recording analysed as it was captured (a live microphone keeps no samples), used
+    /// when `audio` is `None`. Without participant turns it is segmented by the energy rule.
+    pub analysed_audio: Option<&'a audio::Analysis>,
     pub landmarks: Option<&'a LandmarkTrack>,
     pub transcript: Option<&'a [Utterance]>,
     /// Also use the interviewer's words in the text features. Off by default: the
@@ -219,8 +222,10 @@ pub const SHORT_TRANSCRIPT_WORDS: usize = 20;
 
 /// Runs every front-end over a session. The one function the device and the corpus cache share.
 pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
+    let analysed = inp.audio.is_none().then_some(inp.analysed_audio).flatten();
     let duration_ms = [
         inp.audio.map(|a| (a.duration_s() * 1000.0) as u32),
+        analysed.map(|a| a.duration_ms),
         inp.landmarks.map(LandmarkTrack::duration_ms),
         inp.transcript.and_then(|t| t.iter().map(|u| u.end_ms).max()),
     ]
@@ -228,31 +233,38 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     .flatten()
     .max()
     .unwrap_or(0);
-    let segments: Vec<Segment> = match (inp.transcript, inp.audio) {
-        (Some(t), _) if t.iter().any(|u| u.speaker == Speaker::Participant && u.end_ms > u.start_ms) => {
+    let by_voice = |p: Result<vad::SpeechProbabilities, FeatureError>, name: &str| match p {
+        Ok(p) => {
+            let u = vad::utterances(&p, &vad::SegmenterConfig::default());
+            tracing::debug!(vad = name, utterances = u.len(), "audio segmented by voice activity");
+            if u.is_empty() { segment::fixed_windows(duration_ms) } else { u }
+        }
+        Err(e) => {
+            tracing::warn!(vad = name, "voice activity failed ({e}); using fixed windows");
+            segment::fixed_windows(duration_ms)
+        }
+    };
+    let segments: Vec<Segment> = match (inp.transcript, inp.audio, analysed) {
+        (Some(t), _, _) if t.iter().any(|u| u.speaker == Speaker::Participant && u.end_ms > u.start_ms) => {
             segment::participant_turns(t)
         }
-        (_, Some(clip)) => {
+        (_, Some(clip), _) => {
             let detector = inp.vad.unwrap_or(&vad::EnergyVad);
-            match detector.speech_probabilities(clip) {
-                Ok(p) => {
-                    let u = vad::utterances(&p, &vad::SegmenterConfig::default());
-                    tracing::debug!(vad = detector.name(), utterances = u.len(), "audio segmented by voice activity");
-                    if u.is_empty() { segment::fixed_windows(duration_ms) } else { u }
-                }
-                Err(e) => {
-                    tracing::warn!(vad = detector.name(), "voice activity failed ({e}); using fixed windows");
-                    segment::fixed_windows(duration_ms)
-                }
-            }
+            by_voice(detector.speech_probabilities(clip), detector.name())
         }
+        (_, None, Some(a)) => by_voice(Ok(vad::energy_probabilities(a)), "energy"),
         _ => segment::fixed_windows(duration_ms),
     };
 
     let mut flags = ResultFlags::empty();
     let mut usable = Usable::default();
-    let audio = inp.audio.and_then(|clip| match audio::analyse(clip) {
-        Ok(a) => {
+    let analysis = match (inp.audio, analysed) {
+        (Some(clip), _) => audio::analyse(clip).map(std::borrow::Cow::Owned).map(Some),
+        (None, Some(a)) => Ok(Some(std::borrow::Cow::Borrowed(a))),
+        (None, None) => Ok(None),
+    };
+    let audio = match analysis {
+        Ok(Some(a)) => {
             if a.low_quality {
                 flags |= ResultFlags::LOW_QUALITY_AUDIO;
             }
@@ -260,12 +272,13 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
             usable.speech_s = speech_frames as f32 * audio::lld::HOP as f32 / audio::SAMPLE_RATE as f32;
             Some(audio::functionals(&a, &segments))
         }
+        Ok(None) => None,
         Err(e) => {
             tracing::warn!("audio not analysed: {e}");
             flags |= ResultFlags::LOW_QUALITY_AUDIO;
             None
         }
-    });
+    };
     let video = inp.landmarks.and_then(|track| landmarks::segment_features(track, &segments));
     if let Some(track) = inp.landmarks {
         let fps = if track.fps > 0.0 { track.fps } else { 30.0 };

@@ -36,13 +36,17 @@ impl VoiceActivity for EnergyVad {
     }
 
     fn speech_probabilities(&self, clip: &AudioClip) -> Result<SpeechProbabilities, FeatureError> {
-        let a = audio::analyse(clip)?;
-        // Frames are centred 20 ms in; shift so that frame k covers [10k, 10k + 10) ms.
-        let lead = audio::lld::CENTRE / audio::lld::HOP;
-        let mut p = vec![0.0; lead];
-        p.extend(a.frames.iter().map(|f| if f[audio::lld::idx::ENERGY_DB] > a.speech_floor_db { 1.0 } else { 0.0 }));
-        Ok(SpeechProbabilities { frame_ms: 10.0, p })
+        Ok(energy_probabilities(&audio::analyse(clip)?))
     }
+}
+
+/// [`EnergyVad`]'s rule on an analysis already made (a live recording's, which keeps no samples).
+pub fn energy_probabilities(a: &audio::Analysis) -> SpeechProbabilities {
+    // Frames are centred 20 ms in; shift so that frame k covers [10k, 10k + 10) ms.
+    let lead = audio::lld::CENTRE / audio::lld::HOP;
+    let mut p = vec![0.0; lead];
+    p.extend(a.frames.iter().map(|f| if f[audio::lld::idx::ENERGY_DB] > a.speech_floor_db { 1.0 } else { 0.0 }));
+    SpeechProbabilities { frame_ms: 10.0, p }
 }
 
 /// How probabilities become utterances.

@@ -19,16 +19,15 @@
 //! `MIMML_LIVE_MINUTES` shortens the session for a quick look (default 10).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use device::capture::live::{Camera, LiveCapture, Microphone};
-use device::capture::{CaptureError, level_of};
+use device::capture::{AudioSink, CaptureError};
 use device::pipeline::Extra;
 use device::session::{Origin, StartRequest};
-use features::audio::AudioClip;
 use protocol::{ResultFlags, SessionState, truncated};
 use vision::video::{FrameSource, VideoError};
 
@@ -84,51 +83,39 @@ impl Camera for PacedCamera {
     }
 }
 
-/// 16-bit samples delivered in 10 ms periods of wall clock, kept as an ALSA capture keeps them.
+/// 16-bit samples delivered in 10 ms periods of wall clock into the capture's sink, as the ALSA
+/// microphone delivers them.
 struct PacedMic {
     speech: Arc<Vec<i16>>,
-    recorded: Arc<Mutex<Vec<i16>>>,
-    level: Arc<AtomicU32>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<AudioSink>>,
 }
 
 impl Microphone for PacedMic {
-    fn start(&mut self) -> Result<(), CaptureError> {
+    fn start(&mut self, mut sink: AudioSink) -> Result<(), CaptureError> {
         self.stop.store(false, Ordering::Relaxed);
-        self.recorded.lock().expect("recording").clear();
-        let (speech, recorded, level, stop) =
-            (Arc::clone(&self.speech), Arc::clone(&self.recorded), Arc::clone(&self.level), Arc::clone(&self.stop));
+        let (speech, stop) = (Arc::clone(&self.speech), Arc::clone(&self.stop));
         self.thread = Some(std::thread::spawn(move || {
             let period = RATE as usize / 100;
             let started = Instant::now();
             let mut at = 0usize;
-            let mut tail = Vec::with_capacity(RATE as usize / 10);
+            let mut chunk = Vec::with_capacity(period);
             while !stop.load(Ordering::Relaxed) {
                 let due = started + Duration::from_secs_f64((at + period) as f64 / f64::from(RATE));
                 std::thread::sleep(due.saturating_duration_since(Instant::now()));
-                let mut r = recorded.lock().expect("recording");
-                r.extend((at..at + period).map(|i| speech[i % speech.len()]));
+                chunk.clear();
+                chunk.extend((at..at + period).map(|i| f32::from(speech[i % speech.len()]) / 32768.0));
+                sink.push(&chunk);
                 at += period;
-                tail.clear();
-                tail.extend(r[r.len().saturating_sub(RATE as usize / 10)..].iter().map(|&v| f32::from(v) / 32768.0));
-                level.store(level_of(&tail).to_bits(), Ordering::Relaxed);
             }
+            sink
         }));
         Ok(())
     }
 
-    fn stop(&mut self) -> Result<AudioClip, CaptureError> {
+    fn stop(&mut self) -> Result<AudioSink, CaptureError> {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().map_err(|_| CaptureError::Thread("audio"))?;
-        }
-        let samples = std::mem::take(&mut *self.recorded.lock().expect("recording"));
-        Ok(AudioClip { rate: RATE, samples: samples.iter().map(|&v| f32::from(v) / 32768.0).collect() })
-    }
-
-    fn level(&self) -> Option<f32> {
-        self.thread.as_ref().map(|_| f32::from_bits(self.level.load(Ordering::Relaxed)))
+        self.thread.take().ok_or(CaptureError::Thread("audio"))?.join().map_err(|_| CaptureError::Thread("audio"))
     }
 }
 
@@ -188,15 +175,11 @@ fn main() -> anyhow::Result<()> {
 
     let tmp = tempfile::tempdir()?;
     let face = device::load_face(None, None)?.context("the landmark model is not installed")?;
-    let mic = PacedMic {
-        speech: Arc::new(speech),
-        recorded: Arc::default(),
-        level: Arc::default(),
-        stop: Arc::default(),
-        thread: None,
-    };
+    let rss_face = status_mib("VmRSS:")?;
+    let mic = PacedMic { speech: Arc::new(speech), stop: Arc::default(), thread: None };
     let capture = LiveCapture::new(Some(Box::new(mic)), Some(Arc::new(PacedCamera(jpegs))), Some(face));
     let vad = device::load_vad(None)?;
+    let rss_vad = status_mib("VmRSS:")?;
     let models = device::ModelSetup::new(Some(device::bundled_model_dir()), runtime::signing::TrustedKeys::default());
     let mut server = device::open(
         device::DeviceConfig {
@@ -274,9 +257,9 @@ fn main() -> anyhow::Result<()> {
     println!("CPU while capturing: {cpu_capture:.1} s of {captured_s:.0} s = {cpu_share:.3} of one core (goal ≤ 0.25)");
     println!("last answer → stored result: {stop_to_result_ms:.0} ms (goal ≤ 3000)");
     println!(
-        "RSS: {rss_inputs:.1} MiB with the bench's inputs loaded, {rss_ready:.1} MiB with the device ready, peak \
-         {rss_peak:.1} MiB (goal ≤ 64); loading the landmark model with exact leaves alone peaks at \
-         {rss_exact_load:.1} MiB"
+        "RSS: {rss_inputs:.1} MiB with the bench's inputs loaded, {rss_face:.1} with the face front-end, \
+         {rss_vad:.1} with the VAD, {rss_ready:.1} with the device ready (model, log), peak {rss_peak:.1} MiB \
+         (goal ≤ 64); loading the landmark model with exact leaves alone peaks at {rss_exact_load:.1} MiB"
     );
     let landmark = landmark_line
         .split_whitespace()

@@ -14,25 +14,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use features::audio::AudioClip;
 use features::landmarks::LandmarkTrack;
 use protocol::Modalities;
 use vision::face::{FaceFrontEnd, VideoStats};
 use vision::video::VideoError;
 use vision::video::{FrameDir, FrameSource, MjpegFile, Y4mFile};
 
-use super::{Capture, CaptureError, Captured, Video};
+use super::{AudioSink, Capture, CaptureError, Captured, Video};
 
-/// A microphone: records from `start` to `stop`.
+/// A microphone: records into an [`AudioSink`] from `start` to `stop`.
 pub trait Microphone: Send {
-    /// Opens the device and starts recording; an unusable device is an error here.
-    fn start(&mut self) -> Result<(), CaptureError>;
-    /// Stops and hands over the recording.
-    fn stop(&mut self) -> Result<AudioClip, CaptureError>;
-    /// The level of the last 100 ms recorded ([`super::level_of`]), while recording.
-    fn level(&self) -> Option<f32> {
-        None
-    }
+    /// Opens the device and starts recording into `sink` (after [`AudioSink::set_rate`] with
+    /// the rate the device grants); an unusable device is an error here.
+    fn start(&mut self, sink: AudioSink) -> Result<(), CaptureError>;
+    /// Stops and hands the sink back with everything recorded.
+    fn stop(&mut self) -> Result<AudioSink, CaptureError>;
 }
 
 /// A camera. It is opened on the capture thread (V4L2 streams cannot move between threads).
@@ -189,8 +185,10 @@ pub struct LiveCapture {
     camera: Option<Arc<dyn Camera>>,
     face: Option<FaceFrontEnd>,
     running: Option<Running>,
-    /// Where the next session's frames are kept (research media), if anywhere.
+    /// Where the next session's raw media are kept (research), if anywhere.
     keep: Option<PathBuf>,
+    /// The microphone's level (f32 bits), written by its sink.
+    level: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl std::fmt::Debug for LiveCapture {
@@ -213,7 +211,7 @@ impl LiveCapture {
         if camera.is_some() && face.is_none() {
             tracing::warn!("a camera but no face landmarker: video will be reported absent");
         }
-        LiveCapture { mic, camera, face, running: None, keep: None }
+        LiveCapture { mic, camera, face, running: None, keep: None, level: Arc::default() }
     }
 
     /// Ends a running capture and returns what it got (the face front-end comes back home).
@@ -235,7 +233,7 @@ impl LiveCapture {
             None => None,
         };
         let audio = match (run.audio, self.mic.as_mut()) {
-            (true, Some(mic)) => Some(mic.stop()?),
+            (true, Some(mic)) => Some(mic.stop()?.finish()?),
             _ => None,
         };
         Ok(Captured { audio, video, duration_ms })
@@ -274,7 +272,7 @@ impl Capture for LiveCapture {
         {
             let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), CaptureError>>();
             let flag = Arc::clone(&stop);
-            let keep = self.keep.take();
+            let keep = self.keep.as_ref().map(|d| d.join("video.mjpeg"));
             let thread = std::thread::Builder::new()
                 .name("video".into())
                 .spawn(move || {
@@ -315,9 +313,11 @@ impl Capture for LiveCapture {
         }
         let audio = want.contains(Modalities::AUDIO) && self.mic.is_some();
         self.running = Some(Running { started: Instant::now(), stop, audio: false, video });
+        let wav = self.keep.take().map(|d| d.join("audio.wav"));
         if audio {
+            let sink = AudioSink::analysing(Arc::clone(&self.level), wav);
             if let Some(mic) = self.mic.as_mut()
-                && let Err(e) = mic.start()
+                && let Err(e) = mic.start(sink)
             {
                 self.finish()?;
                 return Err(e);
@@ -330,11 +330,14 @@ impl Capture for LiveCapture {
     }
 
     fn level(&self) -> Option<f32> {
-        self.mic.as_ref().and_then(|m| m.level())
+        self.running
+            .as_ref()
+            .filter(|r| r.audio)
+            .map(|_| f32::from_bits(self.level.load(std::sync::atomic::Ordering::Relaxed)))
     }
 
-    fn keep_frames(&mut self, file: Option<PathBuf>) {
-        self.keep = file;
+    fn keep_media(&mut self, dir: Option<PathBuf>) {
+        self.keep = dir;
     }
 
     fn stop(&mut self) -> Result<Captured, CaptureError> {
@@ -346,25 +349,27 @@ impl Capture for LiveCapture {
 mod tests {
     use super::*;
 
-    /// A fake microphone: a fixed clip, or an error at start.
+    /// A fake microphone: a fixed clip, delivered in 10 ms periods at stop, or an error at start.
     struct FakeMic {
-        clip: Option<AudioClip>,
-        started: bool,
+        clip: Option<features::audio::AudioClip>,
+        sink: Option<AudioSink>,
     }
 
     impl Microphone for FakeMic {
-        fn start(&mut self) -> Result<(), CaptureError> {
+        fn start(&mut self, sink: AudioSink) -> Result<(), CaptureError> {
             if self.clip.is_none() {
                 return Err(CaptureError::Microphone { device: "fake".into(), source: "unplugged".into() });
             }
-            self.started = true;
+            self.sink = Some(sink);
             Ok(())
         }
 
-        fn stop(&mut self) -> Result<AudioClip, CaptureError> {
-            assert!(self.started, "stop before start");
-            self.started = false;
-            Ok(self.clip.clone().expect("clip"))
+        fn stop(&mut self) -> Result<AudioSink, CaptureError> {
+            let mut sink = self.sink.take().expect("stop before start");
+            for period in self.clip.as_ref().expect("clip").samples.chunks(160) {
+                sink.push(period);
+            }
+            Ok(sink)
         }
     }
 
@@ -437,7 +442,7 @@ mod tests {
             panic!("landmark model missing: run scripts/install_landmark_model.sh");
         };
         let clip = features::audio::read_wav(&sample().join("audio.wav")).expect("wav");
-        let mic = FakeMic { clip: Some(clip.clone()), started: false };
+        let mic = FakeMic { clip: Some(clip.clone()), sink: None };
         let camera = FileCamera::new(&sample().join("frames"));
         let n_frames = std::fs::read_dir(sample().join("frames"))
             .expect("frames")
@@ -453,13 +458,46 @@ mod tests {
                 std::thread::sleep(std::time::Duration::from_millis(20));
             }
             let got = cap.stop().expect("stops");
-            assert_eq!(got.audio.as_ref().map(|a| a.samples.len()), Some(clip.samples.len()));
+            // Analysed as it arrived: the front-end's frames of the whole clip, no samples kept.
+            let Some(super::super::Audio::Analysed(a)) = got.audio else { panic!("audio not analysed live") };
+            assert_eq!(a.frames, features::audio::analyse(&clip).expect("analyses").frames);
             let Some(Video::Tracked { track, stats }) = got.video else { panic!("no tracked video") };
             assert_eq!(stats.frames, n_frames);
             assert_eq!(track.frames.len() as u32, n_frames);
             assert!(stats.with_face * 10 >= n_frames * 9, "{stats:?}");
             assert_eq!(cap.available(), Modalities::ALL);
         }
+    }
+
+    #[test]
+    fn research_media_are_written_as_they_are_captured_for_one_session_only() {
+        let clip = features::audio::read_wav(&sample().join("audio.wav")).expect("wav");
+        let mic = FakeMic { clip: Some(clip.clone()), sink: None };
+        let camera = scripted(64, 48, 45, Then::Frozen);
+        let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(camera), face());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kept = dir.path().join("session-7");
+        cap.keep_media(Some(kept.clone()));
+        cap.start(Modalities::ALL).expect("starts");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let got = cap.stop().expect("stops");
+        assert!(matches!(got.audio, Some(super::super::Audio::Analysed(_))), "samples kept in memory");
+        let wav = features::audio::read_wav(&kept.join("audio.wav")).expect("the kept recording");
+        assert_eq!(wav.samples.len(), clip.samples.len());
+        assert!(wav.samples.iter().zip(&clip.samples).all(|(a, b)| (a - b).abs() < 1e-4), "the recording differs");
+        let mut frames = vision::video::MjpegFile::open(&kept.join("video.mjpeg"), 30.0).expect("the kept frames");
+        let mut n = 0;
+        while let Some(f) = frames.next_frame() {
+            assert_eq!(f.expect("decodes").dimensions(), (64, 48));
+            n += 1;
+        }
+        let Some(Video::Tracked { stats, .. }) = got.video else { panic!("no tracked video") };
+        assert_eq!(n, stats.frames);
+        // The next session keeps nothing unless asked again.
+        std::fs::remove_dir_all(&kept).expect("clean");
+        cap.start(Modalities::ALL).expect("starts");
+        cap.stop().expect("stops");
+        assert!(!kept.exists());
     }
 
     #[test]
@@ -539,7 +577,7 @@ mod tests {
         let Some(face) = face() else {
             panic!("landmark model missing: run scripts/install_landmark_model.sh");
         };
-        let mic = FakeMic { clip: None, started: false };
+        let mic = FakeMic { clip: None, sink: None };
         let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(scripted(64, 48, u32::MAX, Then::Live)), Some(face));
         let e = cap.start(Modalities::ALL).unwrap_err();
         assert!(matches!(&e, CaptureError::Microphone { source, .. } if source.to_string() == "unplugged"), "{e:?}");

@@ -14,9 +14,11 @@ pub mod live;
 pub mod v4l;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use features::FeatureError;
-use features::audio::{AudioClip, read_wav};
+use features::audio::{Analyser, Analysis, AudioClip, read_wav};
 use features::landmarks::LandmarkTrack;
 use protocol::Modalities;
 use vision::face::VideoStats;
@@ -89,10 +91,148 @@ impl std::fmt::Debug for Video {
     }
 }
 
+/// A session's audio as the capture hands it over.
+#[derive(Debug)]
+pub enum Audio {
+    /// The samples, at the front-end's rate (file sources; microphones at another rate).
+    Clip(AudioClip),
+    /// Analysed by the audio front-end as it was recorded: only its frames were kept.
+    Analysed(Analysis),
+}
+
+impl Audio {
+    /// Length, ms.
+    pub fn duration_ms(&self) -> u32 {
+        match self {
+            Audio::Clip(c) => (c.duration_s() * 1000.0) as u32,
+            Audio::Analysed(a) => a.duration_ms,
+        }
+    }
+}
+
+/// Where a microphone's samples go as they arrive: the level meter (the last 100 ms), then
+/// either the audio front-end (at 16 kHz only its frames are kept: a 10-minute session is 6 MB
+/// of frames instead of 38 MB of samples) or, at another rate or for a recording wanted whole,
+/// the samples; and, when research media are kept, a WAV file of exactly what was recorded.
+pub struct AudioSink {
+    rate: u32,
+    analyser: Option<Analyser>,
+    samples: Vec<f32>,
+    keep_samples: bool,
+    tail: std::collections::VecDeque<f32>,
+    level: Arc<AtomicU32>,
+    wav: Option<(PathBuf, hound::WavWriter<std::io::BufWriter<std::fs::File>>)>,
+    wav_path: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AudioSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AudioSink")
+            .field("rate", &self.rate)
+            .field("keep_samples", &self.keep_samples)
+            .field("wav", &self.wav_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AudioSink {
+    /// A session's sink: analysed as it arrives, the meter in `level`, the recording also
+    /// written to `wav` (research media) when given.
+    pub fn analysing(level: Arc<AtomicU32>, wav: Option<PathBuf>) -> AudioSink {
+        AudioSink {
+            rate: features::audio::SAMPLE_RATE,
+            analyser: None,
+            samples: Vec::new(),
+            keep_samples: false,
+            tail: std::collections::VecDeque::new(),
+            level,
+            wav: None,
+            wav_path: wav,
+        }
+    }
+
+    /// A sink that keeps every sample (a microphone check: `mimml-device mic`).
+    pub fn recording(level: Arc<AtomicU32>) -> AudioSink {
+        AudioSink { keep_samples: true, ..AudioSink::analysing(level, None) }
+    }
+
+    /// The rate the device granted; before the first samples.
+    pub fn set_rate(&mut self, rate: u32) {
+        self.rate = rate;
+    }
+
+    /// Takes the next samples (−1…1).
+    pub fn push(&mut self, chunk: &[f32]) {
+        let window = (self.rate / 10) as usize;
+        self.tail.extend(chunk.iter().copied());
+        let extra = self.tail.len().saturating_sub(window);
+        self.tail.drain(..extra);
+        self.level.store(level_of(self.tail.make_contiguous()).to_bits(), Ordering::Relaxed);
+        if let Some(path) = self.wav_path.take() {
+            let spec = hound::WavSpec {
+                channels: 1,
+                sample_rate: self.rate,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            };
+            let created = path.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(hound::Error::from);
+            match created.and_then(|()| hound::WavWriter::create(&path, spec)) {
+                Ok(w) => self.wav = Some((path, w)),
+                Err(e) => tracing::error!(path = %path.display(), "research media: recording not kept: {e}"),
+            }
+        }
+        if let Some((path, w)) = &mut self.wav
+            && let Err(e) = chunk.iter().try_for_each(|&v| w.write_sample(to_i16(v)))
+        {
+            tracing::error!(path = %path.display(), "research media: recording no longer kept: {e}");
+            self.wav = None;
+        }
+        if self.keep_samples || self.rate != features::audio::SAMPLE_RATE {
+            self.samples.extend_from_slice(chunk);
+        } else {
+            self.analyser.get_or_insert_with(Analyser::default).push(chunk);
+        }
+    }
+
+    /// What was recorded; the WAV file, if any, is complete.
+    pub fn finish(mut self) -> Result<Audio, CaptureError> {
+        if let Some((path, w)) = self.wav.take()
+            && let Err(e) = w.finalize()
+        {
+            tracing::error!(path = %path.display(), "research media: recording not kept whole: {e}");
+        }
+        if let Some(a) = self.analyser.take() {
+            return Ok(Audio::Analysed(a.finish()));
+        }
+        let clip = AudioClip { rate: self.rate, samples: std::mem::take(&mut self.samples) };
+        Ok(Audio::Clip(clip.to_frontend_rate().map_err(CaptureError::Audio)?))
+    }
+}
+
+/// A sample as 16-bit PCM (the inverse of reading `v / 32768`).
+fn to_i16(v: f32) -> i16 {
+    (v * 32768.0).round().clamp(-32768.0, 32767.0) as i16
+}
+
+/// Writes `clip` as 16-bit mono WAV.
+pub fn write_wav(path: &Path, clip: &AudioClip) -> Result<(), hound::Error> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: clip.rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for &v in &clip.samples {
+        w.write_sample(to_i16(v))?;
+    }
+    w.finalize()
+}
+
 /// What one session captured.
 pub struct Captured {
-    /// The recording, at the front-end's rate.
-    pub audio: Option<AudioClip>,
+    /// The recording.
+    pub audio: Option<Audio>,
     /// Frames or tracked landmarks.
     pub video: Option<Video>,
     /// How long capture ran (or the files last), ms.
@@ -102,7 +242,7 @@ pub struct Captured {
 impl std::fmt::Debug for Captured {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Captured")
-            .field("audio_s", &self.audio.as_ref().map(AudioClip::duration_s))
+            .field("audio_ms", &self.audio.as_ref().map(Audio::duration_ms))
             .field("video", &self.video.is_some())
             .field("duration_ms", &self.duration_ms)
             .finish()
@@ -123,11 +263,12 @@ pub trait Capture: Send {
     fn level(&self) -> Option<f32> {
         None
     }
-    /// Keeps the frames of the next session as Motion-JPEG in `file` (research media; `None`:
-    /// keep nothing). A capture that hands over frames rather than landmarks keeps nothing
-    /// itself: the pipeline keeps those.
-    fn keep_frames(&mut self, file: Option<PathBuf>) {
-        let _ = file;
+    /// Keeps the next session's raw media in `dir` (research media; `None`: keep nothing):
+    /// `audio.wav` and `video.mjpeg`. A capture that hands over samples and frames rather than
+    /// frames' landmarks and an analysed recording keeps nothing itself: the pipeline keeps
+    /// those.
+    fn keep_media(&mut self, dir: Option<PathBuf>) {
+        let _ = dir;
     }
 }
 
@@ -280,13 +421,13 @@ impl Capture for SimulatedCapture {
 
     fn stop(&mut self) -> Result<Captured, CaptureError> {
         self.started = None;
-        let audio = self.audio.take();
+        let audio = self.audio.take().map(Audio::Clip);
         let video = if self.want.contains(Modalities::VIDEO) {
             Some(Video::Frames(Box::new(FrameDir::open(&self.frames()).map_err(|e| self.frames_error(e))?)))
         } else {
             None
         };
-        let duration_ms = audio.as_ref().map_or(0, |a| (a.duration_s() * 1000.0) as u32);
+        let duration_ms = audio.as_ref().map_or(0, Audio::duration_ms);
         Ok(Captured { audio, video, duration_ms })
     }
 

@@ -213,6 +213,8 @@ pub struct Analysis {
     pub speech_floor_db: f32,
     /// Too little signal or too much clipping for the features to mean much.
     pub low_quality: bool,
+    /// Length of the audio analysed, ms.
+    pub duration_ms: u32,
 }
 
 /// Runs the LLD extractor over a clip (resampled to 16 kHz if needed).
@@ -224,18 +226,54 @@ pub fn analyse(clip: &AudioClip) -> Result<Analysis, FeatureError> {
         at_rate = clip.to_frontend_rate()?;
         &at_rate.samples
     };
-    let frames = llds(samples);
-    let energy: Vec<f32> = frames.iter().map(|f| f[idx::ENERGY_DB]).collect();
-    let floor = speech_floor(&energy);
-    let low_quality = if energy.is_empty() {
-        true
-    } else {
-        let speech = energy.iter().filter(|&&e| e > floor).count() as f32 / energy.len() as f32;
-        let clipped = samples.iter().filter(|v| v.abs() >= 0.999).count() as f32;
-        let (mean_db, _) = mean_sd(&energy);
-        speech < 0.05 || mean_db < -70.0 || clipped > 0.01 * samples.len() as f32
-    };
-    Ok(Analysis { frames, speech_floor_db: floor, low_quality })
+    let mut a = Analyser::default();
+    a.push(samples);
+    Ok(a.finish())
+}
+
+/// [`analyse`] as the samples arrive (16 kHz, any chunk sizes): a live recording keeps only its
+/// frames (26 values every 10 ms: 6 MB for 10 minutes, against 38 MB of samples), and its
+/// analysis equals the whole clip's.
+#[derive(Debug, Default)]
+pub struct Analyser {
+    x: LldExtractor,
+    frames: Vec<Lld>,
+    samples: usize,
+    clipped: usize,
+}
+
+impl Analyser {
+    /// Takes the next samples.
+    pub fn push(&mut self, samples: &[f32]) {
+        self.x.push(samples, &mut self.frames);
+        self.samples += samples.len();
+        self.clipped += samples.iter().filter(|v| v.abs() >= 0.999).count();
+    }
+
+    /// Seconds of audio taken.
+    pub fn duration_s(&self) -> f32 {
+        self.samples as f32 / SAMPLE_RATE as f32
+    }
+
+    /// The analysis of everything taken.
+    pub fn finish(self) -> Analysis {
+        let frames = self.frames;
+        let energy: Vec<f32> = frames.iter().map(|f| f[idx::ENERGY_DB]).collect();
+        let floor = speech_floor(&energy);
+        let low_quality = if energy.is_empty() {
+            true
+        } else {
+            let speech = energy.iter().filter(|&&e| e > floor).count() as f32 / energy.len() as f32;
+            let (mean_db, _) = mean_sd(&energy);
+            speech < 0.05 || mean_db < -70.0 || self.clipped as f32 > 0.01 * self.samples as f32
+        };
+        Analysis {
+            frames,
+            speech_floor_db: floor,
+            low_quality,
+            duration_ms: (self.samples as u64 * 1000 / u64::from(SAMPLE_RATE)) as u32,
+        }
+    }
 }
 
 /// The session's speech/non-speech energy threshold (dBFS).
@@ -357,6 +395,25 @@ mod tests {
             })
             .collect();
         AudioClip { rate: SAMPLE_RATE, samples }
+    }
+
+    #[test]
+    fn an_analysis_made_as_samples_arrive_equals_the_whole_clips() {
+        let clip = tone_bursts(3.0, 0.3, 0.2);
+        let whole = analyse(&clip).expect("analyses");
+        let mut live = Analyser::default();
+        // A microphone's periods, of uneven length.
+        for chunk in clip.samples.chunks(1_337) {
+            live.push(chunk);
+        }
+        assert!((live.duration_s() - 3.0).abs() < 1e-3);
+        let live = live.finish();
+        assert_eq!(live.frames, whole.frames);
+        assert_eq!(
+            (live.speech_floor_db, live.low_quality, live.duration_ms),
+            (whole.speech_floor_db, whole.low_quality, 3_000)
+        );
+        assert!(!whole.low_quality && Analyser::default().finish().low_quality, "an empty recording is low quality");
     }
 
     fn whole(clip: &AudioClip) -> Vec<f32> {
