@@ -40,12 +40,19 @@ static FRAMES: AtomicU32 = AtomicU32::new(0);
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 
 /// JPEG buffers played in a loop at 30 fps of wall clock, decoded as a V4L2 MJPEG buffer is.
-struct PacedCamera(Arc<Vec<Vec<u8>>>);
+/// They are read from a file as each is due (a driver's buffers are not the process's heap).
+struct PacedCamera {
+    file: Arc<std::fs::File>,
+    /// (offset, length) of each frame in the file.
+    frames: Arc<Vec<(u64, usize)>>,
+}
 
 impl Camera for PacedCamera {
     fn open(&self) -> Result<Box<dyn FrameSource>, CaptureError> {
         struct Source {
-            jpegs: Arc<Vec<Vec<u8>>>,
+            file: Arc<std::fs::File>,
+            frames: Arc<Vec<(u64, usize)>>,
+            buf: Vec<u8>,
             started: Instant,
             next: u64,
         }
@@ -63,19 +70,27 @@ impl Camera for PacedCamera {
                     self.next = current;
                 }
                 std::thread::sleep(due(self.next).saturating_duration_since(Instant::now()));
-                let jpeg = &self.jpegs[(self.next % self.jpegs.len() as u64) as usize];
+                let (at, len) = self.frames[(self.next % self.frames.len() as u64) as usize];
                 self.next += 1;
                 FRAMES.fetch_add(1, Ordering::Relaxed);
-                Some(
-                    vision::video::decode_jpeg(jpeg)
-                        .map_err(|e| VideoError::Camera { device: "paced".into(), source: e.to_string().into() }),
-                )
+                self.buf.resize(len, 0);
+                let camera_err = |e: String| VideoError::Camera { device: "paced".into(), source: e.into() };
+                if let Err(e) = std::os::unix::fs::FileExt::read_exact_at(&*self.file, &mut self.buf, at) {
+                    return Some(Err(camera_err(e.to_string())));
+                }
+                Some(vision::video::decode_jpeg(&self.buf).map_err(|e| camera_err(e.to_string())))
             }
             fn timestamp_ms(&self) -> Option<u32> {
                 Some((self.next.saturating_sub(1) as f64 * 1000.0 / FPS) as u32)
             }
         }
-        Ok(Box::new(Source { jpegs: Arc::clone(&self.0), started: Instant::now(), next: 0 }))
+        Ok(Box::new(Source {
+            file: Arc::clone(&self.file),
+            frames: Arc::clone(&self.frames),
+            buf: Vec::new(),
+            started: Instant::now(),
+            next: 0,
+        }))
     }
 
     fn describe(&self) -> String {
@@ -137,22 +152,27 @@ fn status_mib(field: &str) -> anyhow::Result<f64> {
     Ok(kb / 1024.0)
 }
 
-/// The sample interview's frames scaled to 640×480 and encoded as a camera's MJPEG buffers.
-fn camera_frames() -> anyhow::Result<Vec<Vec<u8>>> {
-    let dir = bench::repo().join("assets/sample/session-001/frames");
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+/// The sample interview's frames scaled to 640×480 and encoded as a camera's MJPEG buffers, in
+/// a file in `dir`.
+fn camera_frames(dir: &std::path::Path) -> anyhow::Result<PacedCamera> {
+    let sample = bench::repo().join("assets/sample/session-001/frames");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&sample)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
     paths.retain(|p| p.extension().is_some_and(|x| x == "jpg"));
     paths.sort();
-    paths
-        .iter()
-        .map(|p| {
-            let rgb = image::open(p)?.to_rgb8();
-            let big = image::imageops::resize(&rgb, 640, 480, image::imageops::FilterType::Triangle);
-            let mut jpeg = Vec::new();
-            big.write_to(&mut std::io::Cursor::new(&mut jpeg), image::ImageFormat::Jpeg)?;
-            Ok(jpeg)
-        })
-        .collect()
+    let mut stream = Vec::new();
+    let mut frames = Vec::new();
+    for p in &paths {
+        let rgb = image::open(p)?.to_rgb8();
+        let big = image::imageops::resize(&rgb, 640, 480, image::imageops::FilterType::Triangle);
+        let at = stream.len();
+        let mut end = std::io::Cursor::new(&mut stream);
+        end.set_position(at as u64);
+        big.write_to(&mut end, image::ImageFormat::Jpeg)?;
+        frames.push((at as u64, stream.len() - at));
+    }
+    let path = dir.join("camera.mjpeg");
+    std::fs::write(&path, &stream)?;
+    Ok(PacedCamera { file: Arc::new(std::fs::File::open(&path)?), frames: Arc::new(frames) })
 }
 
 fn main() -> anyhow::Result<()> {
@@ -167,23 +187,23 @@ fn main() -> anyhow::Result<()> {
     let landmark_line = std::env::args().nth(1).unwrap_or_default();
     let minutes: f64 = std::env::var("MIMML_LIVE_MINUTES").ok().and_then(|v| v.parse().ok()).unwrap_or(10.0);
 
-    let jpegs = Arc::new(camera_frames()?);
+    let tmp = tempfile::tempdir()?;
+    let camera = camera_frames(tmp.path())?;
     let speech = features::audio::read_wav(&bench::repo().join("assets/sample/session-001/audio.wav"))?;
     anyhow::ensure!(speech.rate == RATE, "the sample speech is not at 16 kHz");
     let speech: Vec<i16> = speech.samples.iter().map(|&v| (v * 32767.0) as i16).collect();
     let rss_inputs = status_mib("VmRSS:")?;
 
-    let tmp = tempfile::tempdir()?;
     let face = device::load_face(None, None)?.context("the landmark model is not installed")?;
     let rss_face = status_mib("VmRSS:")?;
     let mic = PacedMic { speech: Arc::new(speech), stop: Arc::default(), thread: None };
-    let capture = LiveCapture::new(Some(Box::new(mic)), Some(Arc::new(PacedCamera(jpegs))), Some(face));
+    let capture = LiveCapture::new(Some(Box::new(mic)), Some(Arc::new(camera)), Some(face));
     let vad = device::load_vad(None)?;
     let rss_vad = status_mib("VmRSS:")?;
     let models = device::ModelSetup::new(Some(device::bundled_model_dir()), runtime::signing::TrustedKeys::default());
     let mut server = device::open(
         device::DeviceConfig {
-            data_dir: tmp.path().to_owned(),
+            data_dir: tmp.path().join("data"),
             board: boards::Board::by_name("sim")?,
             simulated: true,
         },
@@ -211,8 +231,11 @@ fn main() -> anyhow::Result<()> {
     let mut window_start = t0 + prompt;
     let mut turns = 0;
     let mut level_reads = 0u32;
+    // Anonymous memory (heap, stacks), sampled: peak RSS also counts the code pages read in.
+    let mut anon_peak = status_mib("RssAnon:")?;
     while t0.elapsed() < length {
         std::thread::sleep(Duration::from_millis(100));
+        anon_peak = anon_peak.max(status_mib("RssAnon:")?);
         level_reads += u32::from(sessions.level().is_some());
         let end = (window_start + answer).min(t0 + length);
         if Instant::now() >= end {
@@ -229,7 +252,10 @@ fn main() -> anyhow::Result<()> {
         sessions.poll();
         match sessions.status(id)?.state {
             SessionState::Done { seq } => break seq,
-            SessionState::Processing => std::thread::sleep(Duration::from_millis(2)),
+            SessionState::Processing => {
+                anon_peak = anon_peak.max(status_mib("RssAnon:")?);
+                std::thread::sleep(Duration::from_millis(2));
+            }
             other => anyhow::bail!("session {id} ended {other:?}"),
         }
     };
@@ -259,7 +285,7 @@ fn main() -> anyhow::Result<()> {
     println!(
         "RSS: {rss_inputs:.1} MiB with the bench's inputs loaded, {rss_face:.1} with the face front-end, \
          {rss_vad:.1} with the VAD, {rss_ready:.1} with the device ready (model, log), peak {rss_peak:.1} MiB \
-         (goal ≤ 64); loading the landmark model with exact leaves alone peaks at {rss_exact_load:.1} MiB"
+         (goal ≤ 64), of which anonymous (heap, stacks; sampled) at most {anon_peak:.1} MiB; loading the landmark model with exact leaves alone peaks at {rss_exact_load:.1} MiB"
     );
     let landmark = landmark_line
         .split_whitespace()
@@ -269,7 +295,7 @@ fn main() -> anyhow::Result<()> {
     println!("{landmark_line}");
     println!(
         "RESULT live cpu_share={cpu_share:.3} fps={fps:.1} stop_to_result_ms={stop_to_result_ms:.0} \
-         rss_mb={rss_peak:.1} rss_exact_load_mb={rss_exact_load:.1} landmark_mean_px_vs_dlib={landmark} minutes={minutes}"
+         rss_mb={rss_peak:.1} anon_mb={anon_peak:.1} rss_exact_load_mb={rss_exact_load:.1} landmark_mean_px_vs_dlib={landmark} minutes={minutes}"
     );
     Ok(())
 }
