@@ -346,6 +346,12 @@ impl Pipeline for SessionPipeline {
         flags.set(ResultFlags::SIMULATED, self.simulated);
         flags.set(ResultFlags::PLACEHOLDER_MODEL, self.model.is_placeholder());
         flags |= extra.flags;
+        if captured.failed.contains(Modalities::VIDEO) {
+            flags |= ResultFlags::CAMERA_LOST | ResultFlags::NO_FACE;
+        }
+        if captured.failed.contains(Modalities::AUDIO) {
+            flags |= ResultFlags::MIC_LOST;
+        }
         flags.set(ResultFlags::MEDIA_KEPT, keep.is_some_and(|k| k.commit(captured.audio.as_ref())));
         let modalities = present(&feats);
         let prediction = if modalities.is_empty() {

@@ -19,9 +19,15 @@ fn words(text: &str) -> Vec<Utterance> {
 /// One session over the files in `sim`, capturing `want`, through the placeholder model with
 /// the face front-end when `face` is set.
 fn run(sim: &Path, want: Modalities, face: bool, text: &str) -> ResultRecord {
+    run_failing(sim, want, Modalities::empty(), face, text)
+}
+
+/// [`run`], with `failed` the modalities whose device did not open.
+fn run_failing(sim: &Path, want: Modalities, failed: Modalities, face: bool, text: &str) -> ResultRecord {
     let mut capture = SimulatedCapture::new(sim).expect("simulation folder");
     capture.start(want).expect("capture starts");
-    let captured = capture.stop().expect("capture stops");
+    let mut captured = capture.stop().expect("capture stops");
+    captured.failed = failed;
     let face =
         face.then(|| device::load_face(None, None).expect("loads").expect("run scripts/install_landmark_model.sh"));
     let mut pipeline = SessionPipeline::new(Box::new(runtime::PlaceholderModel::default()), true).with_face(face);
@@ -204,6 +210,17 @@ fn an_empty_frames_folder_is_no_video_like_a_missing_one() {
     capture.start(Modalities::ALL).expect("starts: nothing to capture is not an error");
     let r = run(dir.path(), Modalities::ALL, false, ANSWER);
     assert_eq!(r.modalities, Modalities::TEXT);
+}
+
+#[test]
+fn a_device_that_failed_is_named_in_the_result() {
+    let text = "I have been sleeping badly and I feel tired most days, I do not enjoy much anymore.";
+    let r = run_failing(&sample(), Modalities::AUDIO | Modalities::TEXT, Modalities::VIDEO, false, text);
+    assert!(r.flags.contains(ResultFlags::CAMERA_LOST | ResultFlags::NO_FACE), "{}", r.flags);
+    assert!(!r.modalities.contains(Modalities::VIDEO) && r.modalities.contains(Modalities::AUDIO));
+    let r = run_failing(&sample(), Modalities::TEXT, Modalities::AUDIO, false, text);
+    assert!(r.flags.contains(ResultFlags::MIC_LOST) && !r.flags.contains(ResultFlags::CAMERA_LOST), "{}", r.flags);
+    assert!(!r.modalities.contains(Modalities::AUDIO));
 }
 
 /// Research media: kept only when the patient consented and the device keeps media; written

@@ -841,15 +841,18 @@ bitflags::bitflags! {
         /// The session ended early (the patient stopped it or walked away) after enough was
         /// recorded for a result.
         const ENDED_EARLY = 1 << 13;
-        /// The camera froze (the same image for a second) or failed mid-session: the face
-        /// measures come from the video before it.
+        /// The camera froze (the same image for a second), failed mid-session or did not open:
+        /// the face measures come from the video before it, if any.
         const CAMERA_LOST = 1 << 14;
+        /// The microphone could not be opened or failed: audio is absent, the other modalities
+        /// were captured.
+        const MIC_LOST = 1 << 15;
     }
 }
 
 impl ResultFlags {
     /// Each flag's name for a report, in bit order.
-    pub const NAMES: [(ResultFlags, &'static str); 15] = [
+    pub const NAMES: [(ResultFlags, &'static str); 16] = [
         (ResultFlags::LOW_QUALITY_AUDIO, "low-quality audio"),
         (ResultFlags::NO_FACE, "no usable video"),
         (ResultFlags::SHORT_TRANSCRIPT, "short transcript"),
@@ -864,7 +867,8 @@ impl ResultFlags {
         (ResultFlags::KIOSK, "kiosk session (answer windows)"),
         (ResultFlags::MEDIA_KEPT, "raw media kept for research (consented)"),
         (ResultFlags::ENDED_EARLY, "ended early"),
-        (ResultFlags::CAMERA_LOST, "camera froze or failed mid-session (video from before)"),
+        (ResultFlags::CAMERA_LOST, "camera froze or failed (video from before, if any)"),
+        (ResultFlags::MIC_LOST, "microphone failed (audio absent)"),
     ];
 }
 

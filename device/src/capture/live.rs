@@ -175,6 +175,8 @@ struct Running {
     stop: Arc<AtomicBool>,
     audio: bool,
     video: Option<JoinHandle<Tracked>>,
+    /// Requested modalities whose device did not open.
+    failed: Modalities,
 }
 
 /// Microphone and camera during a session. Either may be absent; video also needs the face
@@ -217,7 +219,7 @@ impl LiveCapture {
     /// Ends a running capture and returns what it got (the face front-end comes back home).
     fn finish(&mut self) -> Result<Captured, CaptureError> {
         let Some(run) = self.running.take() else {
-            return Ok(Captured { audio: None, video: None, duration_ms: 0 });
+            return Ok(Captured { audio: None, video: None, duration_ms: 0, failed: Modalities::empty() });
         };
         run.stop.store(true, Ordering::Relaxed);
         let duration_ms = u32::try_from(run.started.elapsed().as_millis()).unwrap_or(u32::MAX);
@@ -232,11 +234,19 @@ impl LiveCapture {
             }
             None => None,
         };
+        let mut failed = run.failed;
         let audio = match (run.audio, self.mic.as_mut()) {
-            (true, Some(mic)) => Some(mic.stop()?.finish()?),
+            (true, Some(mic)) => match mic.stop().and_then(AudioSink::finish) {
+                Ok(a) => Some(a),
+                Err(e) => {
+                    tracing::error!("the microphone failed: the session's audio is absent: {}", runtime::chain(&e));
+                    failed |= Modalities::AUDIO;
+                    None
+                }
+            },
             _ => None,
         };
-        Ok(Captured { audio, video, duration_ms })
+        Ok(Captured { audio, video, duration_ms, failed })
     }
 }
 
@@ -267,6 +277,8 @@ impl Capture for LiveCapture {
         }
         let stop = Arc::new(AtomicBool::new(false));
         let mut video = None;
+        let mut failed = Modalities::empty();
+        let audio = want.contains(Modalities::AUDIO) && self.mic.is_some();
         if want.contains(Modalities::VIDEO)
             && let (Some(camera), Some(mut face)) = (self.camera.clone(), self.face.take())
         {
@@ -303,24 +315,43 @@ impl Capture for LiveCapture {
                 })
                 .map_err(|_| CaptureError::Thread("video"))?;
             let opened = ready_rx.recv().unwrap_or(Err(CaptureError::Thread("video")));
-            if let Err(e) = opened {
-                if let Ok((face, _, _)) = thread.join() {
-                    self.face = Some(face);
+            match opened {
+                Ok(()) => video = Some(thread),
+                Err(e) => {
+                    if let Ok((face, _, _)) = thread.join() {
+                        self.face = Some(face);
+                    }
+                    if !audio {
+                        return Err(e);
+                    }
+                    tracing::error!(
+                        "the camera did not open: the session goes on without video: {}",
+                        runtime::chain(&e)
+                    );
+                    failed |= Modalities::VIDEO;
                 }
-                return Err(e);
             }
-            video = Some(thread);
         }
-        let audio = want.contains(Modalities::AUDIO) && self.mic.is_some();
-        self.running = Some(Running { started: Instant::now(), stop, audio: false, video });
+        self.running = Some(Running { started: Instant::now(), stop, audio: false, video, failed });
         let wav = self.keep.take().map(|d| d.join("audio.wav"));
         if audio {
             let sink = AudioSink::analysing(Arc::clone(&self.level), wav);
             if let Some(mic) = self.mic.as_mut()
                 && let Err(e) = mic.start(sink)
             {
-                self.finish()?;
-                return Err(e);
+                let video_runs = self.running.as_ref().is_some_and(|r| r.video.is_some());
+                if !video_runs {
+                    self.finish()?;
+                    return Err(e);
+                }
+                tracing::error!(
+                    "the microphone did not start: the session goes on without audio: {}",
+                    runtime::chain(&e)
+                );
+                if let Some(run) = self.running.as_mut() {
+                    run.failed |= Modalities::AUDIO;
+                }
+                return Ok(());
             }
             if let Some(run) = self.running.as_mut() {
                 run.audio = true;
@@ -573,14 +604,31 @@ mod tests {
     }
 
     #[test]
-    fn a_microphone_that_does_not_start_fails_the_start_and_stops_the_camera() {
-        let Some(face) = face() else {
-            panic!("landmark model missing: run scripts/install_landmark_model.sh");
-        };
+    fn a_session_goes_on_without_the_device_that_does_not_open_and_says_which() {
+        // The microphone does not start: video only, audio marked failed.
         let mic = FakeMic { clip: None, sink: None };
-        let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(scripted(64, 48, u32::MAX, Then::Live)), Some(face));
+        let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(scripted(64, 48, u32::MAX, Then::Live)), face());
+        cap.start(Modalities::ALL).expect("the camera works: the session starts");
+        assert_eq!(cap.level(), None, "no microphone, no meter");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let got = cap.stop().expect("stops");
+        assert!(got.audio.is_none() && matches!(got.video, Some(Video::Tracked { .. })), "{got:?}");
+        assert_eq!(got.failed, Modalities::AUDIO);
+        // The camera does not open: audio only, video marked failed, the front-end kept.
+        let clip = features::audio::read_wav(&sample().join("audio.wav")).expect("wav");
+        let mic = FakeMic { clip: Some(clip), sink: None };
+        let camera = Arc::new(FileCamera::new(Path::new("/nonexistent.y4m")));
+        let mut cap = LiveCapture::new(Some(Box::new(mic)), Some(camera), face());
+        cap.start(Modalities::ALL).expect("the microphone works: the session starts");
+        let got = cap.stop().expect("stops");
+        assert!(got.audio.is_some() && got.video.is_none(), "{got:?}");
+        assert_eq!(got.failed, Modalities::VIDEO);
+        assert!(cap.face.is_some(), "the face front-end was lost");
+        // Nothing works: the start fails, saying why.
+        let mic = FakeMic { clip: None, sink: None };
+        let mut cap = LiveCapture::new(Some(Box::new(mic)), None, face());
         let e = cap.start(Modalities::ALL).unwrap_err();
         assert!(matches!(&e, CaptureError::Microphone { source, .. } if source.to_string() == "unplugged"), "{e:?}");
-        assert!(cap.running.is_none() && cap.face.is_some());
+        assert!(cap.running.is_none());
     }
 }

@@ -237,6 +237,9 @@ pub struct Captured {
     pub video: Option<Video>,
     /// How long capture ran (or the files last), ms.
     pub duration_ms: u32,
+    /// Requested modalities whose device would not open or failed: the session went on without
+    /// them (a frozen camera is in the video's statistics instead).
+    pub failed: Modalities,
 }
 
 impl std::fmt::Debug for Captured {
@@ -245,6 +248,7 @@ impl std::fmt::Debug for Captured {
             .field("audio_ms", &self.audio.as_ref().map(Audio::duration_ms))
             .field("video", &self.video.is_some())
             .field("duration_ms", &self.duration_ms)
+            .field("failed", &self.failed)
             .finish()
     }
 }
@@ -253,8 +257,10 @@ impl std::fmt::Debug for Captured {
 pub trait Capture: Send {
     /// Modalities this backend can deliver.
     fn available(&self) -> Modalities;
-    /// Starts capturing the requested modalities. Checks inputs up front: a missing or
-    /// unreadable source is reported here, before the session starts.
+    /// Starts capturing the requested modalities. Checks inputs up front: a session goes on
+    /// without a device that does not open as long as another requested one works (the result
+    /// says which failed: [`Captured::failed`]); with none working it is an error here, before
+    /// the session starts.
     fn start(&mut self, want: Modalities) -> Result<(), CaptureError>;
     /// Ends capture and hands over what was captured.
     fn stop(&mut self) -> Result<Captured, CaptureError>;
@@ -428,7 +434,7 @@ impl Capture for SimulatedCapture {
             None
         };
         let duration_ms = audio.as_ref().map_or(0, Audio::duration_ms);
-        Ok(Captured { audio, video, duration_ms })
+        Ok(Captured { audio, video, duration_ms, failed: Modalities::empty() })
     }
 
     /// The file's level at the time since start, as if it played live (silence past its end).
