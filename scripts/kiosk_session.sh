@@ -6,7 +6,7 @@
 #
 #   scripts/kiosk_session.sh DEVICE_BINARY HOST_BINARY [RUNNER...]
 #
-# RUNNER runs the device binary (e.g. `qemu-aarch64 -L /usr/aarch64-linux-gnu` for an aarch64
+# RUNNER runs the device binary (e.g. `qemu-aarch64 -L /` for an aarch64
 # build: qemu-user has no serial ioctls, hence TCP). Exits non-zero, saying why, on any failure.
 set -euo pipefail
 device=$(realpath "$1")
