@@ -11,6 +11,15 @@ pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A field of this process's `/proc/self/status` in kB (`VmHWM:` peak RSS, `VmRSS:`,
+/// `RssAnon:`), 0 when it cannot be read (Linux only).
+pub fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .unwrap_or(0)
+}
+
 /// Wall time of the fastest of `n` calls of `f`, seconds.
 pub fn best_of(n: usize, mut f: impl FnMut()) -> f64 {
     (0..n)

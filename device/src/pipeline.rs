@@ -50,6 +50,11 @@ pub struct KeepMedia {
 }
 
 impl KeepMedia {
+    /// Deletes what the session wrote so far (it ended without a result: nothing is kept).
+    pub fn discard(&self) {
+        let _ = std::fs::remove_dir_all(&self.spool);
+    }
+
     /// Writes the recording (when the capture handed over samples; a live microphone wrote
     /// its own as it recorded) and moves the session's folder from the spool to the kept media;
     /// true when the media are kept. On failure nothing is left behind (logged).
@@ -290,16 +295,8 @@ impl Pipeline for SessionPipeline {
             Some(Video::Frames(mut frames)) => match self.face.as_mut() {
                 Some(face) => {
                     let started = Instant::now();
-                    let (track, stats) = match &keep {
-                        Some(k) => {
-                            let mut kept =
-                                crate::capture::KeepFrames::new(frames.as_mut(), &k.spool.join("video.mjpeg"));
-                            let tracked = face.track(&mut kept);
-                            kept.finish();
-                            tracked
-                        }
-                        None => face.track(frames.as_mut()),
-                    };
+                    let video = keep.as_ref().map(|k| k.spool.join("video.mjpeg"));
+                    let (track, stats) = crate::capture::track_keeping(face, frames.as_mut(), video.as_deref());
                     tracing::debug!(seconds = started.elapsed().as_secs_f32(), "frames tracked");
                     Some((track, stats))
                 }

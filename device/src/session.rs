@@ -424,6 +424,10 @@ impl Sessions {
             if let Err(stop) = self.capture.stop() {
                 tracing::warn!("capture did not stop cleanly: {}", runtime::chain(&stop));
             }
+            // A session that never started keeps nothing, research media included.
+            if let Some(k) = &keep {
+                k.discard();
+            }
             return Err(e.into());
         }
         self.set_led(Indicator::Recording);
@@ -617,8 +621,8 @@ impl Sessions {
             tracing::warn!(session = id, error = %runtime::chain(&e), "capture did not stop cleanly on abort");
         }
         // An aborted session keeps nothing, research media included.
-        if let Some(keep) = &session.keep {
-            let _ = std::fs::remove_dir_all(&keep.spool);
+        if let Some(k) = &session.keep {
+            k.discard();
         }
         tracing::warn!(session = id, label = %protocol::Escaped(&session.label), "session aborted; no result");
         self.set_led(Indicator::Idle);

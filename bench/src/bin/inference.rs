@@ -13,12 +13,7 @@ use train::mimml::train::Trained;
 
 /// Peak resident set size of this process, kB (Linux).
 fn peak_rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
+    bench::proc_status_kb("VmHWM:")
 }
 
 /// Per-session time of plain tract — its own ONNX import, GRUs included, none of our changes —

@@ -144,12 +144,12 @@ fn cpu_s() -> anyhow::Result<f64> {
     Ok(ticks / 100.0)
 }
 
-/// A `/proc/self/status` field in kB, as MiB.
+/// A `/proc/self/status` field, MiB.
 fn status_mib(field: &str) -> anyhow::Result<f64> {
-    let s = std::fs::read_to_string("/proc/self/status")?;
-    let line = s.lines().find(|l| l.starts_with(field)).context("no such status field")?;
-    let kb: f64 = line.split_whitespace().nth(1).context("status value")?.parse()?;
-    Ok(kb / 1024.0)
+    match bench::proc_status_kb(field) {
+        0 => anyhow::bail!("/proc/self/status has no {field}"),
+        kb => Ok(kb as f64 / 1024.0),
+    }
 }
 
 /// The sample interview's frames scaled to 640×480 and encoded as a camera's MJPEG buffers, in

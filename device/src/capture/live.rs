@@ -301,15 +301,7 @@ impl Capture for LiveCapture {
                     };
                     tracing::info!(camera = camera.describe(), "camera capturing");
                     let mut frames = UntilStopped::new(source, flag);
-                    let (track, mut stats) = match keep {
-                        Some(path) => {
-                            let mut kept = super::KeepFrames::new(&mut frames, &path);
-                            let tracked = face.track(&mut kept);
-                            kept.finish();
-                            tracked
-                        }
-                        None => face.track(&mut frames),
-                    };
+                    let (track, mut stats) = super::track_keeping(&mut face, &mut frames, keep.as_deref());
                     stats.camera_lost = frames.lost.is_some();
                     (face, track, stats)
                 })

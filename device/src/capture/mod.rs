@@ -130,7 +130,7 @@ impl std::fmt::Debug for AudioSink {
         f.debug_struct("AudioSink")
             .field("rate", &self.rate)
             .field("keep_samples", &self.keep_samples)
-            .field("wav", &self.wav_path)
+            .field("wav", &self.wav.as_ref().map(|(p, _)| p).or(self.wav_path.as_ref()))
             .finish_non_exhaustive()
     }
 }
@@ -169,14 +169,8 @@ impl AudioSink {
         self.tail.drain(..extra);
         self.level.store(level_of(self.tail.make_contiguous()).to_bits(), Ordering::Relaxed);
         if let Some(path) = self.wav_path.take() {
-            let spec = hound::WavSpec {
-                channels: 1,
-                sample_rate: self.rate,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            };
             let created = path.parent().map_or(Ok(()), std::fs::create_dir_all).map_err(hound::Error::from);
-            match created.and_then(|()| hound::WavWriter::create(&path, spec)) {
+            match created.and_then(|()| hound::WavWriter::create(&path, mono16(self.rate))) {
                 Ok(w) => self.wav = Some((path, w)),
                 Err(e) => tracing::error!(path = %path.display(), "research media: recording not kept: {e}"),
             }
@@ -209,6 +203,11 @@ impl AudioSink {
     }
 }
 
+/// The recordings' WAV format: 16-bit mono at `rate`.
+fn mono16(rate: u32) -> hound::WavSpec {
+    hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int }
+}
+
 /// A sample as 16-bit PCM (the inverse of reading `v / 32768`).
 fn to_i16(v: f32) -> i16 {
     (v * 32768.0).round().clamp(-32768.0, 32767.0) as i16
@@ -216,13 +215,7 @@ fn to_i16(v: f32) -> i16 {
 
 /// Writes `clip` as 16-bit mono WAV.
 pub fn write_wav(path: &Path, clip: &AudioClip) -> Result<(), hound::Error> {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: clip.rate,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec)?;
+    let mut w = hound::WavWriter::create(path, mono16(clip.rate))?;
     for &v in &clip.samples {
         w.write_sample(to_i16(v))?;
     }
@@ -275,6 +268,24 @@ pub trait Capture: Send {
     /// those.
     fn keep_media(&mut self, dir: Option<PathBuf>) {
         let _ = dir;
+    }
+}
+
+/// Tracks `source` through `face`, keeping its frames as Motion-JPEG in `keep` when given (research
+/// media).
+pub fn track_keeping(
+    face: &mut vision::face::FaceFrontEnd,
+    source: &mut dyn FrameSource,
+    keep: Option<&Path>,
+) -> (features::landmarks::LandmarkTrack, VideoStats) {
+    match keep {
+        Some(path) => {
+            let mut kept = KeepFrames::new(source, path);
+            let tracked = face.track(&mut kept);
+            kept.finish();
+            tracked
+        }
+        None => face.track(source),
     }
 }
 
