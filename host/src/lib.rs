@@ -3,7 +3,8 @@
 //! * [`client::DeviceClient`]: typed calls to a device over any byte stream (retries, reply
 //!   matching by request id).
 //! * [`session::run_session`]: start → transcript push → stop → result.
-//! * [`db::ResultsDb`] + [`sync::sync`]: exactly-once result sync into SQLite.
+//! * [`db::ResultsDb`] + [`sync::sync`]: exactly-once result sync into SQLite or PostgreSQL;
+//!   [`forward::forward`]: from one database into another (a field laptop into the fleet's).
 //! * [`flash::flash`]: resumable upload of a signed model bundle.
 //! * [`report`]: readable summaries.
 //!
@@ -12,6 +13,7 @@
 pub mod client;
 pub mod db;
 pub mod flash;
+pub mod forward;
 pub mod report;
 pub mod session;
 pub mod sync;

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use host::client::DeviceClient;
-use host::db::ResultsDb;
-use host::{report, session, sync};
+use host::db::{Filter, ResultsDb, Target};
+use host::{forward, report, session, sync};
 use indicatif::{ProgressBar, ProgressStyle};
 use link::SerialPort;
 use protocol::{DeviceInfo, Modalities};
@@ -17,7 +17,7 @@ use protocol::{DeviceInfo, Modalities};
 /// A device (Raspberry Pi, Jetson, or a simulated one) captures an interview, computes features
 /// and the screening result on the device, and keeps results in a durable log. This tool finds
 /// devices, pushes interview transcripts, runs sessions and syncs results — exactly once — into
-/// a local SQLite database. Raw audio and video never leave the device.
+/// a local SQLite database or a fleet's PostgreSQL. Raw audio and video never leave the device.
 #[derive(Parser, Debug)]
 #[command(name = "mimml", version, about, long_about)]
 struct Cli {
@@ -46,6 +46,14 @@ struct PortArgs {
     baud: u32,
 }
 
+#[derive(Args, Debug, Clone)]
+struct DbArgs {
+    /// Results database: an SQLite file, or postgres://USER@HOST/DB (a fleet's central database;
+    /// `?sslmode=require` for TLS, the password from the URL, PGPASSWORD is not read).
+    #[arg(long, env = "MIMML_DB", default_value = "mimml.db")]
+    db: Target,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// List serial ports that may be MIMML devices (USB CDC-ACM and gadget ports first).
@@ -64,9 +72,18 @@ enum Cmd {
     Sync {
         #[command(flatten)]
         port: PortArgs,
-        /// SQLite database of results.
-        #[arg(long, env = "MIMML_DB", default_value = "mimml.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Copy every result one database has and another lacks, exactly once: a field laptop's
+    /// SQLite into the fleet's PostgreSQL.
+    Forward {
+        /// The database to read (never changed).
+        #[arg(long)]
+        from: Target,
+        /// The database to store into (created or migrated if needed).
+        #[arg(long)]
+        to: Target,
     },
     /// Pair this host with a device: someone at the device reads out the code it shows (or
     /// holds the kiosk button). Creates this host's key if there is none.
@@ -116,10 +133,10 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ModelCmd,
     },
-    /// Show results stored in the database.
+    /// Show results stored in the database (urgent ones first).
     Results {
-        #[arg(long, env = "MIMML_DB", default_value = "mimml.db")]
-        db: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
         /// Only this device.
         #[arg(long)]
         device: Option<String>,
@@ -441,7 +458,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Sync { port, db } => {
             let (mut client, info) = connect(&port)?;
-            let mut db = ResultsDb::open(&db)?;
+            let mut db = ResultsDb::open(&db.db)?;
             let r = sync_with_progress(&mut client, &mut db, info.device_id.as_str())?;
             if json {
                 print_json(&serde_json::json!({
@@ -469,8 +486,59 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Cmd::Forward { from, to } => {
+            anyhow::ensure!(from != to, "--from and --to name the same database");
+            let mut source = ResultsDb::open_read_only(&from)?;
+            let mut dest = ResultsDb::open(&to)?;
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("  forwarding {msg} [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            let done = forward::forward(&mut source, &mut dest, |device, sent, total| {
+                bar.set_message(device.to_owned());
+                bar.set_length(total as u64);
+                bar.set_position(sent as u64);
+            });
+            bar.finish_and_clear();
+            let done = done?;
+            if json {
+                print_json(&serde_json::json!({
+                    "from": from.to_string(),
+                    "to": to.to_string(),
+                    "devices": done.devices.iter().map(|(d, had, new)| serde_json::json!({
+                        "device_id": d, "records": had, "inserted": new,
+                    })).collect::<Vec<_>>(),
+                    "inserted": done.inserted(),
+                    "conflicts": done.conflicts.iter().map(|c| report::record_json(&c.device_id, &c.record)).collect::<Vec<_>>(),
+                    "source_conflicts_not_forwarded": done.source_conflicts,
+                }));
+            } else {
+                for (device, had, new) in &done.devices {
+                    println!("  {device}: {had} result(s) in {from}, {new} new in {to}");
+                }
+                println!("forwarded {} new result(s) from {from} to {to}", done.inserted());
+            }
+            for c in &done.conflicts {
+                eprintln!("CONFLICT {}", report::one_line(&c.device_id, &c.record));
+            }
+            if done.source_conflicts > 0 {
+                eprintln!(
+                    "note: {} record(s) kept aside as conflicts in {from} are not forwarded \
+                     (`mimml results --db {from} --conflicts`)",
+                    done.source_conflicts
+                );
+            }
+            anyhow::ensure!(
+                done.conflicts.is_empty(),
+                "{} result(s) arrived under numbers {to} holds with other content: kept aside there, not stored as \
+                 results (`mimml results --db {to} --conflicts`)",
+                done.conflicts.len()
+            );
+            Ok(())
+        }
         Cmd::Results { db, device, conflicts: true } => {
-            let db = ResultsDb::open_read_only(&db)?;
+            let mut db = ResultsDb::open_read_only(&db.db)?;
             let kept = db.conflicts()?;
             if kept.is_empty() {
                 println!("no conflicts");
@@ -481,8 +549,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Results { db, device, conflicts: false } => {
-            let db = ResultsDb::open_read_only(&db)?;
-            let rows = db.results(device.as_deref())?;
+            let mut db = ResultsDb::open_read_only(&db.db)?;
+            let rows = db.results(&Filter { device, ..Filter::default() })?;
             if json {
                 print_json(&rows.iter().map(|r| report::record_json(&r.device_id, &r.record)).collect());
                 return Ok(());
@@ -671,11 +739,11 @@ fn demo(session_dir: &Path, device_data: Option<PathBuf>, db: Option<PathBuf>) -
         println!();
         let outcome = run_with_progress(&mut client, &utterances, "demo", Modalities::ALL)?;
         let t = Instant::now();
-        let mut db = ResultsDb::open(&db_path)?;
+        let mut db = ResultsDb::open(&Target::Sqlite(db_path.clone()))?;
         let r = sync_with_progress(&mut client, &mut db, info.device_id.as_str())?;
         let sync_ms = t.elapsed().as_secs_f64() * 1000.0;
         let stored = db
-            .results(Some(info.device_id.as_str()))?
+            .results(&Filter::device(info.device_id.as_str()))?
             .into_iter()
             .find(|s| s.record.seq == outcome.record.seq)
             .context("the result did not reach the database")?;

@@ -7,6 +7,8 @@
 //!   so a test can tell a retry happened.
 //! * The device itself runs as [`device::DeviceThread`], the helper the demo uses too.
 
+pub mod pg;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -169,4 +171,97 @@ pub fn small_feature_cache_with(
 /// The bundled sample session.
 pub fn sample_session() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001")
+}
+
+/// A simulated device whose data live in `data`, on hardware with the serial number in `serial`
+/// (none: a board without one), taking text-only sessions from the bundled sample.
+pub fn open_device(data: &Path, serial: Option<&Path>) -> Result<device::Server, device::DeviceError> {
+    let mut board = boards::Board::by_name("sim").expect("sim");
+    board.serial = serial.map(Path::to_owned);
+    device::open(
+        device::DeviceConfig { data_dir: data.to_owned(), board, simulated: true },
+        Box::new(device::capture::SimulatedCapture::new(&sample_session()).expect("sample")),
+        Box::new(boards::LogPanel::default()),
+        device::ModelSetup::new(Some(device::bundled_model_dir()), Default::default()),
+        |loaded| Ok(Box::new(device::SessionPipeline::new(loaded.model, true))),
+    )
+}
+
+/// A device served on a pty pair, greeted by a host that holds its key.
+#[derive(Debug)]
+pub struct Served {
+    pub device: device::DeviceThread,
+    pub client: host::client::DeviceClient<link::TTYPort>,
+    pub id: String,
+}
+
+/// Serves the device of [`open_device`] on a pty pair.
+pub fn serve(data: &Path, serial: Option<&Path>) -> Served {
+    let server = open_device(data, serial).expect("device opens");
+    let (host_end, device_end) = link::pty_pair().expect("pty");
+    let device = device::DeviceThread::serve(server, device_end).expect("serves");
+    let mut client = host::client::DeviceClient::new(host_end).with_key(device.host_key());
+    let id = client.hello().expect("hello").device_id.as_str().to_owned();
+    Served { device, client, id }
+}
+
+impl Served {
+    /// Stops the device, then closes the host's end (the other order looks like a hang-up).
+    pub fn stop(self) -> device::Server {
+        let Served { device, client, .. } = self;
+        let server = device.stop().expect("device stops");
+        drop(client);
+        server
+    }
+}
+
+/// A result as a device would log it; `i` varies its content.
+pub fn synthetic_result(i: u64) -> protocol::ResultRecord {
+    use protocol::{Modalities, ResultFlags, SchemaHash, truncated};
+    let p = (i % 97) as f32 / 97.0;
+    let mut flags = ResultFlags::SIMULATED;
+    flags.set(ResultFlags::SCREEN_POSITIVE, p >= 0.5);
+    protocol::ResultRecord {
+        seq: 0,
+        session: i as u32,
+        label: truncated(&format!("s{i}")),
+        started_ms: 1_780_000_000_000 + i * 600_000,
+        finished_ms: 1_780_000_000_000 + i * 600_000 + 420_000,
+        compute_ms: 900 + (i % 50) as u32,
+        p_depressed: p,
+        phq8: 24.0 * p,
+        gates: [0.3, 0.3, 0.4],
+        modalities: Modalities::ALL,
+        model_version: truncated("mimml-synth-1"),
+        feature_schema: SchemaHash([7, 1, 2, 3, 4, 5, 6, 8]),
+        flags,
+        questionnaire: None,
+    }
+}
+
+/// A device data folder (opened once, so it has its id and state) whose log then gets `n`
+/// synthetic results appended, as if it had run `n` sessions.
+pub fn device_with_results(data: &Path, serial: Option<&Path>, n: u64) {
+    if !data.join("state.toml").exists() {
+        drop(open_device(data, serial).expect("device opens"));
+    }
+    let mut log = device::log::ResultLog::open(&data.join("results.log"), 0, 0).expect("log");
+    let first = log.next_seq();
+    for i in 0..n {
+        log.append(synthetic_result(first + i)).expect("append");
+    }
+}
+
+/// Copies a folder tree (a device's data: what imaging a card does).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("ls") {
+        let p = e.expect("entry").path();
+        let target = to.join(p.file_name().expect("name"));
+        if p.is_dir() {
+            copy_dir(&p, &target);
+        } else {
+            std::fs::copy(&p, target).expect("copy");
+        }
+    }
 }

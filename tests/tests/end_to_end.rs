@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use host::client::DeviceClient;
-use host::db::ResultsDb;
+use host::db::{Filter, ResultsDb};
 use host::session::run_session;
 use host::sync::sync;
 use protocol::{DeviceFrame, HostFrame, Modalities, ResultFlags, ResultRecord};
@@ -46,7 +46,7 @@ fn session(host_faults: Vec<(&'static str, usize, Fault)>, device_faults: Vec<(&
     let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
     let outcome = run_session(&mut client, &transcript, "e2e", Modalities::ALL, |_, _| {}).expect("session completes");
 
-    let mut db = ResultsDb::open(&dir.path().join("results.db")).expect("db");
+    let mut db = ResultsDb::open(&dir.path().join("results.db").into()).expect("db");
     let report = sync(&mut client, &mut db, info.device_id.as_str(), |_, _| {}).expect("sync");
     assert_eq!((report.fetched, report.inserted, report.cursor), (1, 1, outcome.record.seq));
     // A second sync finds nothing new: exactly once.
@@ -59,7 +59,7 @@ fn session(host_faults: Vec<(&'static str, usize, Fault)>, device_faults: Vec<(&
     Run {
         record: outcome.record,
         device_id: info.device_id.as_str().to_owned(),
-        db_rows: db.results(None).expect("rows").into_iter().map(|r| r.record).collect(),
+        db_rows: db.results(&Filter::default()).expect("rows").into_iter().map(|r| r.record).collect(),
         host_bad_frames,
         device_log_len: device.log().len(),
         applied: [host_applied, device_applied].iter().flat_map(|a| a.lock().expect("lock").clone()).collect(),

@@ -8,63 +8,25 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use device::DeviceThread;
-use device::capture::SimulatedCapture;
 use host::client::DeviceClient;
-use host::db::{ResultsDb, content_hash};
+use host::db::{Filter, ResultsDb, content_hash};
 use host::session::run_session;
 use link::SerialPort;
 use protocol::{Modalities, ResultRecord};
-use tests::sample_session;
+use tests::{Served, copy_dir, open_device, sample_session, serve};
 
-/// A device whose data live in `data`, on hardware with the serial number in `serial` (none: a
-/// board without one), taking text-only sessions from the bundled sample.
-fn open(data: &Path, serial: Option<&Path>) -> Result<device::Server, device::DeviceError> {
-    let mut board = boards::Board::by_name("sim").expect("sim");
-    board.serial = serial.map(Path::to_owned);
-    device::open(
-        device::DeviceConfig { data_dir: data.to_owned(), board, simulated: true },
-        Box::new(SimulatedCapture::new(&sample_session()).expect("sample")),
-        Box::new(boards::LogPanel::default()),
-        device::ModelSetup::new(Some(device::bundled_model_dir()), Default::default()),
-        |loaded| Ok(Box::new(device::SessionPipeline::new(loaded.model, true))),
-    )
+/// Runs `n` sessions on `d`; keeps their results as the device reported them.
+fn sessions(d: &mut Served, n: usize, produced: &mut Produced) {
+    let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
+    for i in 0..n {
+        let label = format!("{}-{i}", produced.len());
+        let out = run_session(&mut d.client, &transcript, &label, Modalities::TEXT, |_, _| {}).expect("session");
+        produced.push((d.id.clone(), out.record));
+    }
 }
 
-struct Running {
-    device: DeviceThread,
-    client: DeviceClient<link::TTYPort>,
-    id: String,
-}
-
-fn serve(data: &Path, serial: Option<&Path>) -> Running {
-    let server = open(data, serial).expect("device opens");
-    let (host_end, device_end) = link::pty_pair().expect("pty");
-    let device = DeviceThread::serve(server, device_end).expect("serves");
-    let mut client = DeviceClient::new(host_end).with_key(device.host_key());
-    let id = client.hello().expect("hello").device_id.as_str().to_owned();
-    Running { device, client, id }
-}
-
-impl Running {
-    /// Runs `n` sessions; returns their results as the device reported them.
-    fn sessions(&mut self, n: usize, produced: &mut Produced) {
-        let transcript = features::text::read_transcript(&sample_session().join("transcript.tsv")).expect("transcript");
-        for i in 0..n {
-            let label = format!("{}-{i}", produced.len());
-            let out = run_session(&mut self.client, &transcript, &label, Modalities::TEXT, |_, _| {}).expect("session");
-            produced.push((self.id.clone(), out.record));
-        }
-    }
-
-    fn sync(&mut self, db: &mut ResultsDb) -> host::sync::SyncReport {
-        host::sync::sync(&mut self.client, db, &self.id, |_, _| {}).expect("sync")
-    }
-
-    fn stop(self) {
-        let Running { device, client, .. } = self;
-        device.stop().expect("device stops");
-        drop(client);
-    }
+fn sync(d: &mut Served, db: &mut ResultsDb) -> host::sync::SyncReport {
+    host::sync::sync(&mut d.client, db, &d.id, |_, _| {}).expect("sync")
 }
 
 type Produced = Vec<(String, ResultRecord)>;
@@ -80,17 +42,17 @@ fn every_result_reaches_the_database_once_or_is_reported_whatever_happens_to_the
     let (serial_a, serial_b) = (dir.path().join("serial-a"), dir.path().join("serial-b"));
     std::fs::write(&serial_a, "10000000aaaaaaaa\0").expect("serial");
     std::fs::write(&serial_b, "10000000bbbbbbbb\0").expect("serial");
-    let mut db = ResultsDb::open(&dir.path().join("results.db")).expect("db");
+    let mut db = ResultsDb::open(&dir.path().join("results.db").into()).expect("db");
     let mut produced = Produced::new();
     let mut conflicts = 0;
 
     // Kiosk A: three sessions, synced.
     let mut a = serve(&a_data, Some(&serial_a));
     let a_id = a.id.clone();
-    a.sessions(3, &mut produced);
-    assert_eq!(a.sync(&mut db).inserted, 3);
+    sessions(&mut a, 3, &mut produced);
+    assert_eq!(sync(&mut a, &mut db).inserted, 3);
     // A second daemon on the same data directory refuses to start while A serves.
-    let second = open(&a_data, Some(&serial_a)).expect_err("the directory is locked");
+    let second = open_device(&a_data, Some(&serial_a)).expect_err("the directory is locked");
     assert!(second.to_string().contains("in use"), "{second}");
     a.stop();
 
@@ -98,8 +60,8 @@ fn every_result_reaches_the_database_once_or_is_reported_whatever_happens_to_the
     let bytes = std::fs::read(log_of(&a_data)).expect("log");
     std::fs::write(log_of(&a_data), &bytes[..bytes.len() - 25]).expect("cut");
     let mut a = serve(&a_data, Some(&serial_a));
-    a.sessions(2, &mut produced);
-    let r = a.sync(&mut db);
+    sessions(&mut a, 2, &mut produced);
+    let r = sync(&mut a, &mut db);
     assert_eq!((r.inserted, r.conflicts.len()), (2, 0), "the next results are new, not 'already there'");
     a.stop();
 
@@ -109,16 +71,16 @@ fn every_result_reaches_the_database_once_or_is_reported_whatever_happens_to_the
     bytes[last] = 0x41;
     std::fs::write(log_of(&a_data), &bytes).expect("damage");
     let mut a = serve(&a_data, Some(&serial_a));
-    a.sessions(1, &mut produced);
-    assert_eq!(a.sync(&mut db).inserted, 1);
+    sessions(&mut a, 1, &mut produced);
+    assert_eq!(sync(&mut a, &mut db).inserted, 1);
     a.stop();
 
     // The card imaged onto kiosk B: B takes its own id and log; A's results are not served twice.
     copy_dir(&a_data, &b_data);
     let mut b = serve(&b_data, Some(&serial_b));
     assert_ne!(b.id, a_id);
-    b.sessions(2, &mut produced);
-    let r = b.sync(&mut db);
+    sessions(&mut b, 2, &mut produced);
+    let r = sync(&mut b, &mut db);
     assert_eq!((r.fetched, r.inserted, r.conflicts.len()), (2, 2, 0), "B serves only its own results");
     b.stop();
 
@@ -126,8 +88,8 @@ fn every_result_reaches_the_database_once_or_is_reported_whatever_happens_to_the
     std::fs::remove_file(a_data.join("state.toml")).expect("rm state");
     let mut a = serve(&a_data, Some(&serial_a));
     assert_eq!(a.id, a_id);
-    a.sessions(1, &mut produced);
-    let r = a.sync(&mut db);
+    sessions(&mut a, 1, &mut produced);
+    let r = sync(&mut a, &mut db);
     assert_eq!((r.inserted, r.conflicts.len()), (1, 0));
     a.stop();
 
@@ -135,26 +97,26 @@ fn every_result_reaches_the_database_once_or_is_reported_whatever_happens_to_the
     // numbers the first already used is kept aside as conflicts, never dropped or mixed in.
     let (c_data, d_data) = (dir.path().join("unit-c"), dir.path().join("unit-d"));
     let mut c = serve(&c_data, None);
-    c.sessions(1, &mut produced);
-    c.sync(&mut db);
+    sessions(&mut c, 1, &mut produced);
+    sync(&mut c, &mut db);
     c.stop();
     copy_dir(&c_data, &d_data);
     let (mut c, mut d) = (serve(&c_data, None), serve(&d_data, None));
     assert_eq!(c.id, d.id, "imaged without a hardware serial: one id");
-    c.sessions(2, &mut produced);
-    d.sessions(3, &mut produced);
-    conflicts += c.sync(&mut db).conflicts.len();
-    conflicts += d.sync(&mut db).conflicts.len();
+    sessions(&mut c, 2, &mut produced);
+    sessions(&mut d, 3, &mut produced);
+    conflicts += sync(&mut c, &mut db).conflicts.len();
+    conflicts += sync(&mut d, &mut db).conflicts.len();
     c.stop();
     d.stop();
     // A serial-less unit whose state is deleted refuses to start rather than take a new id.
     std::fs::remove_file(c_data.join("state.toml")).expect("rm state");
-    let refused = open(&c_data, None).expect_err("refuses");
+    let refused = open_device(&c_data, None).expect_err("refuses");
     assert!(refused.to_string().contains("state.toml is missing"), "{refused}");
 
     // Every result produced: in the database once with its content, or kept as a conflict.
     let stored: BTreeMap<(String, u64), String> = db
-        .results(None)
+        .results(&Filter::default())
         .expect("results")
         .into_iter()
         .map(|s| ((s.device_id, s.record.seq), content_hash(&s.record)))
@@ -175,24 +137,11 @@ fn every_result_reaches_the_database_once_or_is_reported_whatever_happens_to_the
     assert!(conflicts >= 2, "the shared id produced conflicts: {conflicts}");
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for e in std::fs::read_dir(from).expect("ls") {
-        let p = e.expect("entry").path();
-        let target = to.join(p.file_name().expect("name"));
-        if p.is_dir() {
-            copy_dir(&p, &target);
-        } else {
-            std::fs::copy(&p, target).expect("copy");
-        }
-    }
-}
-
 #[test]
 fn a_device_restarted_after_storing_the_result_is_greeted_again_and_the_result_found() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("device");
-    let server = open(&data, None).expect("opens");
+    let server = open_device(&data, None).expect("opens");
     let (host_end, device_end) = link::pty_pair().expect("pty");
     let name = device_end.name().expect("pty name");
     let device = DeviceThread::serve(server, device_end).expect("serves");
@@ -210,7 +159,8 @@ fn a_device_restarted_after_storing_the_result_is_greeted_again_and_the_result_f
     assert!(server.sessions().wait_idle(std::time::Duration::from_secs(60)));
     drop(server);
     let port = link::open_port(&name, 115_200).expect("reopen the device end");
-    let device = DeviceThread::serve_with_key(open(&data, None).expect("reopens"), port, key).expect("serves again");
+    let device =
+        DeviceThread::serve_with_key(open_device(&data, None).expect("reopens"), port, key).expect("serves again");
     let status = client.wait_for_result(session, std::time::Duration::from_secs(30)).expect("found after a hello");
     assert_eq!(status.state, protocol::SessionState::Done { seq: 1 });
     device.stop().expect("stops");
