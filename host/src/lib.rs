@@ -6,7 +6,8 @@
 //! * [`db::ResultsDb`] + [`sync::sync`]: exactly-once result sync into SQLite or PostgreSQL;
 //!   [`forward::forward`]: from one database into another (a field laptop into the fleet's).
 //! * [`flash::flash`]: resumable upload of a signed model bundle.
-//! * [`report`]: readable summaries.
+//! * [`report`]: summaries and the report formats (table, CSV, JSON, FHIR R4, printable HTML);
+//!   [`models::Catalogue`]: what each model was trained on.
 //!
 //! Invariant: the host never receives raw audio or video — the protocol has no message for it.
 
@@ -14,6 +15,7 @@ pub mod client;
 pub mod db;
 pub mod flash;
 pub mod forward;
+pub mod models;
 pub mod report;
 pub mod session;
 pub mod sync;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use host::client::DeviceClient;
 use host::db::{Filter, ResultsDb, Target};
+use host::models::Catalogue;
 use host::{forward, report, session, sync};
 use indicatif::{ProgressBar, ProgressStyle};
 use link::SerialPort;
@@ -31,6 +32,11 @@ struct Cli {
     /// or `mimml keys host`). Default: $XDG_CONFIG_HOME/mimml/host.key (~/.config/...).
     #[arg(long, global = true, env = "MIMML_HOST_KEY", value_name = "FILE")]
     host_key: Option<PathBuf>,
+    /// Model bundles (a bundle folder, or a folder of bundles) whose manifests say what each
+    /// model was trained on, which every result shown names; the bundles shipped with this
+    /// tool are always known.
+    #[arg(long = "models", global = true, value_name = "DIR")]
+    models: Vec<PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -143,6 +149,27 @@ enum Cmd {
         /// List the records kept aside as conflicts instead.
         #[arg(long)]
         conflicts: bool,
+    },
+    /// Reports of stored results for clinicians, spreadsheets and health records (urgent
+    /// results first; every format says "screening aid, not a diagnosis" and what the model was
+    /// trained on).
+    Report {
+        #[command(flatten)]
+        db: DbArgs,
+        /// Only this device.
+        #[arg(long)]
+        device: Option<String>,
+        /// Only sessions started on or after this day (YYYY-MM-DD, the host's zone) or instant
+        /// (RFC 3339, e.g. 2026-12-01T09:00:00Z).
+        #[arg(long, value_parser = parse_since)]
+        since: Option<u64>,
+        /// table (terminal), csv (spreadsheet), json, fhir (FHIR R4 Bundle for an EHR), html
+        /// (a printable page per screening).
+        #[arg(long, value_enum, default_value_t = report::Format::Table)]
+        format: report::Format,
+        /// Write here instead of stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
     },
     /// A whole screening session on a simulated device with the bundled sample: starts the
     /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
@@ -287,6 +314,8 @@ fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let json = cli.json;
+    let models = Catalogue::load(&cli.models);
+    let model = |r: &protocol::ResultRecord| models.provenance(&r.model_version);
     let key_path = cli.host_key.clone().unwrap_or_else(default_host_key);
     let connect = |p: &PortArgs| connect(p, &key_path);
     match cli.cmd {
@@ -435,9 +464,9 @@ fn main() -> anyhow::Result<()> {
             let (mut client, info) = connect(&port)?;
             let record = session::stop_session(&mut client, session)?;
             if json {
-                print_json(&report::record_json(info.device_id.as_str(), &record));
+                print_json(&report::record_json(info.device_id.as_str(), &record, &model(&record)));
             } else {
-                println!("{}", report::describe(info.device_id.as_str(), &record));
+                println!("{}", report::describe(info.device_id.as_str(), &record, &model(&record)));
             }
             Ok(())
         }
@@ -449,9 +478,9 @@ fn main() -> anyhow::Result<()> {
             m.set(Modalities::VIDEO, !no_video);
             let outcome = run_with_progress(&mut client, &utterances, &label, m)?;
             if json {
-                print_json(&report::record_json(info.device_id.as_str(), &outcome.record));
+                print_json(&report::record_json(info.device_id.as_str(), &outcome.record, &model(&outcome.record)));
             } else {
-                println!("{}", report::describe(info.device_id.as_str(), &outcome.record));
+                println!("{}", report::describe(info.device_id.as_str(), &outcome.record, &model(&outcome.record)));
                 println!("  (not yet in a database: run `mimml sync --port {}`)", port.port);
             }
             Ok(())
@@ -466,7 +495,7 @@ fn main() -> anyhow::Result<()> {
                     "fetched": r.fetched,
                     "inserted": r.inserted,
                     "cursor": r.cursor,
-                    "conflicts": r.conflicts.iter().map(|c| report::record_json(&c.device_id, &c.record)).collect::<Vec<_>>(),
+                    "conflicts": r.conflicts.iter().map(|c| report::record_json(&c.device_id, &c.record, &model(&c.record))).collect::<Vec<_>>(),
                 }));
             } else {
                 println!(
@@ -510,7 +539,7 @@ fn main() -> anyhow::Result<()> {
                         "device_id": d, "records": had, "inserted": new,
                     })).collect::<Vec<_>>(),
                     "inserted": done.inserted(),
-                    "conflicts": done.conflicts.iter().map(|c| report::record_json(&c.device_id, &c.record)).collect::<Vec<_>>(),
+                    "conflicts": done.conflicts.iter().map(|c| report::record_json(&c.device_id, &c.record, &model(&c.record))).collect::<Vec<_>>(),
                     "source_conflicts_not_forwarded": done.source_conflicts,
                 }));
             } else {
@@ -552,20 +581,45 @@ fn main() -> anyhow::Result<()> {
             let mut db = ResultsDb::open_read_only(&db.db)?;
             let rows = db.results(&Filter { device, ..Filter::default() })?;
             if json {
-                print_json(&rows.iter().map(|r| report::record_json(&r.device_id, &r.record)).collect());
+                print_json(
+                    &rows.iter().map(|r| report::record_json(&r.device_id, &r.record, &model(&r.record))).collect(),
+                );
                 return Ok(());
             }
             if rows.is_empty() {
                 println!("no results");
             }
             for r in rows {
-                println!("{}", report::describe(&r.device_id, &r.record));
+                println!("{}", report::describe(&r.device_id, &r.record, &model(&r.record)));
+            }
+            Ok(())
+        }
+        Cmd::Report { db, device, since, format, out } => {
+            let mut db = ResultsDb::open_read_only(&db.db)?;
+            let rows = db.results(&Filter { device, since_ms: since })?;
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let text = match format {
+                report::Format::Table => report::listing::table(&rows, &models),
+                report::Format::Csv => report::listing::csv(&rows, &models)?,
+                report::Format::Json => serde_json::to_string_pretty(&report::listing::json(&rows, &models))? + "\n",
+                report::Format::Fhir => {
+                    serde_json::to_string_pretty(&report::fhir::bundle(&rows, &models, now))? + "\n"
+                }
+                report::Format::Html => report::html::document(&rows, &models, now),
+            };
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("{} result(s) written to {} ({format:?})", rows.len(), path.display());
+                }
+                None => print!("{text}"),
             }
             Ok(())
         }
         Cmd::Demo { session, device_data, db } => {
             let session = session.unwrap_or_else(|| features::assets::dir().join("sample/session-001"));
-            demo(&session, device_data, db)
+            demo(&session, device_data, db, &models)
         }
     }
 }
@@ -712,7 +766,24 @@ fn sync_with_progress<P: std::io::Read + std::io::Write>(
     Ok(r?)
 }
 
-fn demo(session_dir: &Path, device_data: Option<PathBuf>, db: Option<PathBuf>) -> anyhow::Result<()> {
+/// `--since`: a day in the host's zone, or an RFC 3339 instant; Unix ms.
+fn parse_since(s: &str) -> Result<u64, String> {
+    let ts = if let Ok(t) = s.parse::<jiff::Timestamp>() {
+        t
+    } else {
+        let day: jiff::civil::Date =
+            s.parse().map_err(|e| format!("{s:?} is neither YYYY-MM-DD nor an RFC 3339 instant: {e}"))?;
+        day.to_zoned(jiff::tz::TimeZone::system()).map_err(|e| e.to_string())?.timestamp()
+    };
+    u64::try_from(ts.as_millisecond()).map_err(|_| format!("{s:?} is before 1970"))
+}
+
+fn demo(
+    session_dir: &Path,
+    device_data: Option<PathBuf>,
+    db: Option<PathBuf>,
+    models: &Catalogue,
+) -> anyhow::Result<()> {
     let total = Instant::now();
     let transcript_path = session_dir.join("transcript.tsv");
     let utterances = features::text::read_transcript(&transcript_path)?;
@@ -749,7 +820,8 @@ fn demo(session_dir: &Path, device_data: Option<PathBuf>, db: Option<PathBuf>) -
             .context("the result did not reach the database")?;
         anyhow::ensure!(stored.record == outcome.record, "database copy differs from the device's result");
 
-        println!("{}", report::describe(info.device_id.as_str(), &stored.record));
+        let model = models.provenance(&stored.record.model_version);
+        println!("{}", report::describe(info.device_id.as_str(), &stored.record, &model));
         println!("  timings");
         println!("    hello             {hello_ms:>8.1} ms");
         println!(

@@ -163,7 +163,9 @@ fn the_demo_runs_a_whole_session() {
         "transcript push",
         "sync → database",
         "0 bad frames",
-        "a screening aid, not a diagnosis",
+        "(screening aid, not a diagnosis)",
+        "trained on        synthetic interviews (no real patients)",
+        "this screen has no",
     ] {
         assert!(out.contains(needle), "missing {needle:?} in\n{out}");
     }
@@ -172,4 +174,16 @@ fn the_demo_runs_a_whole_session() {
     assert!(!out.contains("absent"), "a modality is absent:\n{out}");
     let (ok, out, _) = mimml(&["results", "--db", db.to_str().expect("utf8")]);
     assert!(ok && out.contains("result #1"), "{out}");
+    // Every report format of the stored result says what it is and what the model learnt from.
+    for format in ["table", "csv", "json", "fhir", "html"] {
+        let (ok, out, err) = mimml(&["report", "--db", db.to_str().expect("utf8"), "--format", format]);
+        assert!(ok, "{format}: {err}");
+        assert!(out.contains("screening aid, not a diagnosis"), "{format}:\n{out}");
+        assert!(out.contains("synthetic interviews (no real patients)"), "{format}:\n{out}");
+    }
+    let (ok, out, _) =
+        mimml(&["report", "--db", db.to_str().expect("utf8"), "--since", "2999-01-01", "--format", "csv"]);
+    assert!(ok && out.lines().count() == 1, "nothing since then: the header only\n{out}");
+    let (ok, _, err) = mimml(&["report", "--db", db.to_str().expect("utf8"), "--since", "yesterday"]);
+    assert!(!ok && err.contains("neither YYYY-MM-DD nor an RFC 3339 instant"), "{err}");
 }

@@ -378,7 +378,14 @@ fn export_cmd(model: &Path, data: &CorpusArgs, out: &Path, quantize: &str) -> an
     let (t, q, onnx, m) = exported(model, quantize)?;
     let cache = cache_for(data, t.model.cfg.text_embedding)?;
     let golden = Golden::of(&m, &workbench::golden_session(&cache)?)?;
-    let manifest = Bundle::install(out, &onnx, &m, &golden, t.threshold, q.name())?;
+    let trained_on = if data.corpus.join(corpus::synth::MARKER).exists() {
+        "synthetic interviews (no real patients)".to_owned()
+    } else {
+        let name =
+            data.corpus.file_name().map_or_else(|| data.corpus.display().to_string(), |n| n.to_string_lossy().into());
+        format!("the DAIC-WOZ-format corpus \"{name}\"")
+    };
+    let manifest = Bundle::install(out, &onnx, &m, &golden, t.threshold, q.name(), Some(&trained_on))?;
     println!(
         "bundle {} ({}) written to {} ({} bytes of ONNX, feature schema {}, self-test passed)",
         manifest.model_version,

@@ -265,3 +265,56 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// Results of every kind a report must show, as a database returns them: a kiosk screening
+/// with a PHQ-9 whose item 9 was answered (urgent), a positive and a negative screen, one
+/// without usable video, one with too little data, and a label that tries to be a spreadsheet
+/// formula. The report tests and `cargo run -p tests --example report_samples` use them.
+pub fn report_samples() -> Vec<host::db::StoredResult> {
+    use protocol::{Instrument, Modalities, Questionnaire, ResultFlags, truncated};
+    let model = "mimml-c5cd2ba148adf896-s1";
+    let base = |seq: u64, p: f32, flags: ResultFlags| {
+        let mut r = synthetic_result(seq);
+        r.seq = seq;
+        r.p_depressed = p;
+        r.phq8 = (24.0 * p * 10.0).round() / 10.0;
+        r.flags = flags;
+        r.model_version = truncated(model);
+        r.feature_schema = protocol::SchemaHash([0xc5, 0xcd, 0x2b, 0xa1, 0x48, 0xad, 0xf8, 0x96]);
+        r
+    };
+    let stored = |device: &str, record: protocol::ResultRecord| host::db::StoredResult {
+        device_id: device.to_owned(),
+        synced_at_ms: record.finished_ms + 3_600_000,
+        record,
+    };
+    let mut negative = base(1, 0.21, ResultFlags::empty());
+    negative.label = truncated("P-0412");
+    negative.gates = [0.41, 0.33, 0.26];
+    let mut positive = base(2, 0.74, ResultFlags::SCREEN_POSITIVE);
+    positive.label = truncated("P-0413");
+    positive.gates = [0.37, 0.36, 0.27];
+    let mut no_video = base(3, 0.38, ResultFlags::NO_FACE | ResultFlags::CAMERA_LOST);
+    no_video.label = truncated("=HYPERLINK(\"x\")");
+    no_video.modalities = Modalities::AUDIO | Modalities::TEXT;
+    no_video.gates = [0.58, 0.0, 0.42];
+    let mut little = base(4, 0.0, ResultFlags::INSUFFICIENT_DATA | ResultFlags::TOO_LITTLE_SPEECH);
+    little.label = truncated("P-0415");
+    little.modalities = Modalities::VIDEO;
+    little.gates = [0.0, 1.0, 0.0];
+    let mut urgent = base(7, 0.66, ResultFlags::SCREEN_POSITIVE | ResultFlags::URGENT | ResultFlags::KIOSK);
+    urgent.label = truncated("P-0420");
+    urgent.gates = [0.31, 0.29, 0.40];
+    urgent.questionnaire = Some(Questionnaire::new(Instrument::Phq9, &[2, 2, 1, 2, 1, 2, 1, 0, 1]).expect("valid"));
+    let mut kiosk = base(8, 0.29, ResultFlags::KIOSK);
+    kiosk.label = truncated("P-0421");
+    kiosk.questionnaire = Some(Questionnaire::new(Instrument::Phq8, &[1, 0, 1, 1, 0, 0, 1, 0]).expect("valid"));
+    vec![
+        stored("clinic-a-kiosk1", negative),
+        stored("clinic-a-kiosk1", positive),
+        stored("clinic-a-kiosk1", no_video),
+        stored("field-unit-07", little),
+        stored("field-unit-07", urgent),
+        stored("field-unit-07", kiosk),
+    ]
+}

@@ -92,7 +92,7 @@ fn bundles_are_verified_before_use() {
     let m = OnnxModel::from_bytes(&onnx, "b1", features::schema::schema_hash(), cfg.max_segments).expect("loads");
     let golden = Golden::of(&m, &f).expect("predicts");
     let b = dir.path().join("bundle");
-    Bundle::write(&b, &onnx, &m, &golden, 0.4, "f32").expect("writes");
+    Bundle::write(&b, &onnx, &m, &golden, 0.4, "f32", None).expect("writes");
     let opened = Bundle::open(&b).expect("a good bundle opens");
     assert_eq!(opened.manifest.model_version, "b1");
     assert!(!opened.model.is_placeholder());
@@ -118,7 +118,7 @@ fn bundles_are_verified_before_use() {
     // A golden output that the model does not reproduce: the self-test fails.
     let mut g = golden.clone();
     g.p_depressed += 0.01;
-    Bundle::write(&b, &onnx, &m, &g, 0.4, "f32").expect("writes");
+    Bundle::write(&b, &onnx, &m, &g, 0.4, "f32", None).expect("writes");
     assert!(Bundle::open(&b).expect_err("refused").to_string().contains("self-test"));
 
     // Not ONNX at all.

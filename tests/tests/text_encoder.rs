@@ -49,7 +49,7 @@ fn a_minilm_model_trains_exports_and_runs_a_session_on_a_device_that_loads_its_e
     assert_eq!(m.text_embedding(), TextEmbedding::MiniLm);
     let golden = Golden::of(&m, &f).expect("predicts");
     let bundle = dir.path().join("bundle");
-    let manifest = Bundle::write(&bundle, &onnx, &m, &golden, t.threshold, "f32").expect("writes");
+    let manifest = Bundle::write(&bundle, &onnx, &m, &golden, t.threshold, "f32", None).expect("writes");
     assert_eq!(manifest.feature_schema, t.schema().to_string());
 
     // A device given no encoder for this model refuses before any session.

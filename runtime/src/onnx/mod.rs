@@ -53,6 +53,10 @@ pub struct Manifest {
     /// `p_depressed` at or above this is a positive screen (tuned on the dev split).
     #[serde(default = "half")]
     pub decision_threshold: f32,
+    /// What the model was trained on, in words a clinician reads on every report (e.g.
+    /// "synthetic interviews (no real patients)"); absent = not stated, and reports say so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trained_on: Option<String>,
     /// File name → hex SHA-256.
     pub files: std::collections::BTreeMap<String, String>,
 }
@@ -545,6 +549,7 @@ impl Bundle {
         golden: &Golden,
         decision_threshold: f32,
         quantization: &str,
+        trained_on: Option<&str>,
     ) -> Result<Manifest, ModelError> {
         let io = |path: PathBuf| move |source| ModelError::Io { path, source };
         std::fs::create_dir_all(dir).map_err(io(dir.to_owned()))?;
@@ -568,6 +573,7 @@ impl Bundle {
             created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
             max_segments: model.max_segments,
             decision_threshold,
+            trained_on: trained_on.map(str::to_owned),
             files: [("model.onnx".to_owned(), sha256_hex(onnx)), ("golden.json".to_owned(), sha256_hex(&golden_json))]
                 .into(),
         };
@@ -587,6 +593,7 @@ impl Bundle {
         golden: &Golden,
         decision_threshold: f32,
         quantization: &str,
+        trained_on: Option<&str>,
     ) -> Result<Manifest, ModelError> {
         let sibling = |ext: &str| {
             let mut name = dir.file_name().unwrap_or_default().to_os_string();
@@ -600,7 +607,7 @@ impl Bundle {
                 std::fs::remove_dir_all(leftover).map_err(|e| io(leftover, e))?;
             }
         }
-        let staged = Self::write(&staging, onnx, model, golden, decision_threshold, quantization)
+        let staged = Self::write(&staging, onnx, model, golden, decision_threshold, quantization, trained_on)
             .and_then(|m| Self::open(&staging).map(|_| m));
         let manifest = match staged {
             Ok(m) => m,
@@ -633,7 +640,8 @@ impl Bundle {
         let old = Self::open(dir)?;
         let p = old.golden.predict_with(model)?;
         let golden = Golden { p_depressed: p.p_depressed, phq8: p.phq8, gates: p.gates, ..old.golden };
-        Self::install(dir, onnx, model, &golden, old.manifest.decision_threshold, quantization)
+        let trained_on = old.manifest.trained_on.as_deref();
+        Self::install(dir, onnx, model, &golden, old.manifest.decision_threshold, quantization, trained_on)
     }
 
     /// Opens and verifies a bundle: hashes, schema, inputs, golden self-test (|Δ| ≤ 1e-4).
