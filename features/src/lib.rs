@@ -30,6 +30,7 @@ pub mod landmarks;
 pub mod schema;
 pub mod segment;
 pub mod text;
+pub mod transcript;
 pub mod vad;
 
 pub use protocol::SchemaHash;

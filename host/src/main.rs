@@ -74,6 +74,11 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SessionCmd,
     },
+    /// Interview transcripts.
+    Transcript {
+        #[command(subcommand)]
+        cmd: TranscriptCmd,
+    },
     /// Copy every result the device has and the database lacks; each result is stored once.
     Sync {
         #[command(flatten)]
@@ -189,16 +194,66 @@ enum Cmd {
     },
 }
 
+#[derive(Args, Debug, Clone)]
+struct TranscriptArgs {
+    /// The transcript's format: daic (DAIC-WOZ TSV), vtt (WebVTT), srt, whisper (whisper /
+    /// faster-whisper JSON), plain (one utterance a line, no times). Default: by the file's
+    /// extension, else its content.
+    #[arg(long = "transcript-format", value_parser = parse_transcript_format)]
+    format: Option<features::transcript::Format>,
+    /// The participant's name as the transcript writes it (a WebVTT voice, a caption label, a
+    /// diarised speaker); the other speakers' lines are the interviewer's and stay out of the
+    /// text features. Needed when the file names several speakers.
+    #[arg(long)]
+    participant: Option<String>,
+}
+
+impl TranscriptArgs {
+    fn read(&self, path: &Path) -> anyhow::Result<Vec<features::text::Utterance>> {
+        let speakers = features::transcript::Speakers { participant: self.participant.clone() };
+        Ok(features::transcript::read(path, self.format, &speakers)?)
+    }
+}
+
+fn parse_transcript_format(s: &str) -> Result<features::transcript::Format, String> {
+    s.parse()
+}
+
+#[derive(Subcommand, Debug)]
+enum TranscriptCmd {
+    /// Push a transcript into the session the device is capturing (a kiosk's, or one started
+    /// elsewhere); its text features are computed when the session stops.
+    Push {
+        #[command(flatten)]
+        port: PortArgs,
+        /// The transcript file.
+        file: PathBuf,
+        #[command(flatten)]
+        transcript: TranscriptArgs,
+        /// The session (default: the one the device is capturing).
+        #[arg(long)]
+        session: Option<u32>,
+    },
+    /// Read a transcript and show what the device would get: utterances, speakers, words.
+    Check {
+        /// The transcript file.
+        file: PathBuf,
+        #[command(flatten)]
+        transcript: TranscriptArgs,
+    },
+}
+
 #[derive(Subcommand, Debug)]
 enum SessionCmd {
     /// Run one session: start capture, push the transcript, stop, and show the result.
     Run {
         #[command(flatten)]
         port: PortArgs,
-        /// Interview transcript in DAIC-WOZ format (TAB-separated start_time, stop_time,
-        /// speaker, value).
+        /// Interview transcript: DAIC-WOZ TSV, WebVTT, SRT, whisper JSON or plain text.
         #[arg(long)]
         transcript: PathBuf,
+        #[command(flatten)]
+        transcript_args: TranscriptArgs,
         /// Label stored with the result (no personal data; at most 32 bytes).
         #[arg(long, default_value = "", value_parser = parse_label)]
         label: String,
@@ -436,6 +491,64 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Cmd::Transcript { cmd: TranscriptCmd::Check { file, transcript } } => {
+            let u = transcript.read(&file)?;
+            let participant = u.iter().filter(|u| u.speaker == features::text::Speaker::Participant).count();
+            let words = |s: features::text::Speaker| -> usize {
+                u.iter().filter(|u| u.speaker == s).map(|u| u.text.split_whitespace().count()).sum()
+            };
+            let timed = u.iter().filter(|u| u.end_ms > u.start_ms).count();
+            host::session::check_limits(&u)?;
+            if json {
+                print_json(&serde_json::json!({
+                    "file": file.display().to_string(),
+                    "utterances": u.len(),
+                    "participant_utterances": participant,
+                    "participant_words": words(features::text::Speaker::Participant),
+                    "interviewer_words": words(features::text::Speaker::Interviewer),
+                    "timed": timed,
+                }));
+            } else {
+                println!(
+                    "{}: {} utterances ({} the participant's, {} words; {} the interviewer's, {} words, left out of the \
+                     text features); {}",
+                    file.display(),
+                    u.len(),
+                    participant,
+                    words(features::text::Speaker::Participant),
+                    u.len() - participant,
+                    words(features::text::Speaker::Interviewer),
+                    if timed == u.len() {
+                        "all timed".to_owned()
+                    } else {
+                        format!("{} without times (the device finds utterances by voice activity)", u.len() - timed)
+                    }
+                );
+            }
+            Ok(())
+        }
+        Cmd::Transcript { cmd: TranscriptCmd::Push { port, file, transcript, session } } => {
+            let utterances = transcript.read(&file)?;
+            let (mut client, info) = connect(&port)?;
+            let session = match (session, info.active_session) {
+                (Some(s), _) => s,
+                (None, Some(a)) if a.state == protocol::SessionState::Capturing => a.session,
+                (None, _) => {
+                    anyhow::bail!("{} is not capturing a session: nothing to push the transcript into", info.device_id)
+                }
+            };
+            let bar = ProgressBar::new(utterances.len() as u64).with_style(
+                ProgressStyle::with_template("  pushing transcript [{bar:30}] {pos}/{len}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            let pushed =
+                session::push_transcript(&mut client, session, &utterances, |done, _| bar.set_position(done as u64));
+            bar.finish_and_clear();
+            pushed?;
+            println!("{} utterance(s) pushed into session {session} on {}", utterances.len(), info.device_id);
+            Ok(())
+        }
         Cmd::Session { cmd: SessionCmd::List { port } } => {
             let (_, info) = connect(&port)?;
             if json {
@@ -470,8 +583,8 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Session { cmd: SessionCmd::Run { port, transcript, label, no_audio, no_video } } => {
-            let utterances = features::text::read_transcript(&transcript)?;
+        Cmd::Session { cmd: SessionCmd::Run { port, transcript, transcript_args, label, no_audio, no_video } } => {
+            let utterances = transcript_args.read(&transcript)?;
             let (mut client, info) = connect(&port)?;
             let mut m = Modalities::ALL;
             m.set(Modalities::AUDIO, !no_audio);

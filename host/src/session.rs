@@ -69,14 +69,27 @@ pub fn run_session<P: Read + Write>(
     let started = client.start_session(modalities, label)?;
     let session = started.session;
     let t = Instant::now();
-    for (i, u) in transcript.iter().enumerate() {
-        client.push_utterance(session, i as u32, u)?;
-        progress(i + 1, transcript.len());
-    }
+    push_transcript(client, session, transcript, &mut progress)?;
     let push = t.elapsed();
     let t = Instant::now();
     let record = stop_session(client, session)?;
     Ok(SessionOutcome { session, record, utterances: transcript.len(), push, stop: t.elapsed() })
+}
+
+/// Pushes a whole transcript into a capturing session (one the host started, or a kiosk's),
+/// after checking it against the device's limits. `progress(done, total)` after each utterance.
+pub fn push_transcript<P: Read + Write>(
+    client: &mut DeviceClient<P>,
+    session: SessionId,
+    transcript: &[Utterance],
+    mut progress: impl FnMut(usize, usize),
+) -> Result<(), SessionError> {
+    check_limits(transcript)?;
+    for (i, u) in transcript.iter().enumerate() {
+        client.push_utterance(session, i as u32, u)?;
+        progress(i + 1, transcript.len());
+    }
+    Ok(())
 }
 
 /// Stops `session` (whoever started it), waits for the device to compute and store its result,

@@ -101,6 +101,39 @@ fn info_session_sync_and_results_from_the_command_line() {
     let (ok, out, _) = mimml(&["session", "list", "--port", &port]);
     assert!(ok && out.contains("no session running"), "{out}");
 
+    // A transcript in another format, pushed into a session started elsewhere (as a kiosk's is),
+    // its speakers mapped; then the session stopped from the command line.
+    let vtt = dir.path().join("visit.vtt");
+    std::fs::write(
+        &vtt,
+        "WEBVTT\n\n00:00:01.000 --> 00:00:04.000\n<v Dr. Ellis>How have you been sleeping lately?\n\n\
+         00:00:04.500 --> 00:00:12.000\n<v Sam>Badly. I wake at four and lie there thinking about work.\n\n\
+         00:00:12.500 --> 00:00:15.000\n<v Dr. Ellis>And your mood?\n\n\
+         00:00:15.500 --> 00:00:25.000\n<v Sam>Flat, most days. I have stopped seeing friends.\n",
+    )
+    .expect("write");
+    let vtt = vtt.to_str().expect("utf8");
+    let (ok, _, err) = mimml(&["transcript", "check", vtt]);
+    assert!(!ok && err.contains("Dr. Ellis, Sam") && err.contains("--participant"), "{err}");
+    let (ok, out, err) = mimml(&["transcript", "check", vtt, "--participant", "Sam"]);
+    assert!(ok && out.contains("4 utterances (2 the participant's, 19 words; 2 the interviewer's"), "{out}{err}");
+    let (ok, _, err) = mimml(&["transcript", "push", "--port", &port, vtt, "--participant", "Sam"]);
+    assert!(!ok && err.contains("not capturing a session"), "{err}");
+    let mut other =
+        host::client::DeviceClient::new(link::open_port(&port, 115_200).expect("port")).with_key(device.host_key());
+    other.hello().expect("hello");
+    let visit = other.start_session(protocol::Modalities::TEXT, "visit").expect("start").session;
+    drop(other);
+    let (ok, out, err) = mimml(&["transcript", "push", "--port", &port, vtt, "--participant", "Sam"]);
+    assert!(ok && out.contains(&format!("4 utterance(s) pushed into session {visit}")), "{out}{err}");
+    let (ok, out, err) = mimml(&["session", "stop", "--port", &port, &visit.to_string()]);
+    assert!(ok && out.contains("result #2") && out.contains("\"visit\""), "{out}{err}");
+    let malformed = dir.path().join("bad.srt");
+    std::fs::write(&malformed, "1\n00:00:01,000 --> 00:00:02,000\nfine\n\n2\n00:00:03,000 -> 00:00:04,000\nbroken\n")
+        .expect("write");
+    let (ok, _, err) = mimml(&["transcript", "check", malformed.to_str().expect("utf8")]);
+    assert!(!ok && err.contains("bad.srt, line 6") && err.contains("expected a cue timing"), "{err}");
+
     // A label that would be cut is refused; reading a database that is not there creates none.
     let (ok, _, err) = mimml(&["session", "run", "--port", &port, "--transcript", "x", "--label", &"é".repeat(17)]);
     assert!(!ok && err.contains("at most 32 bytes"), "{err}");
@@ -116,7 +149,7 @@ fn info_session_sync_and_results_from_the_command_line() {
     assert!(!ok && err.contains("not UTF-8"), "{err}");
 
     let server = device.stop().expect("device served without error");
-    assert_eq!(server.log().len(), 1);
+    assert_eq!(server.log().len(), 2);
     drop(keep_open);
 }
 

@@ -17,7 +17,10 @@ fn main() -> anyhow::Result<()> {
     std::fs::write(dir.join("report.txt"), listing::table(&results, &models))?;
     std::fs::write(dir.join("report.csv"), listing::csv(&results, &models)?)?;
     std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&listing::json(&results, &models))? + "\n")?;
-    std::fs::write(dir.join("report.fhir.json"), serde_json::to_string_pretty(&fhir::bundle(&results, &models, at))? + "\n")?;
+    std::fs::write(
+        dir.join("report.fhir.json"),
+        serde_json::to_string_pretty(&fhir::bundle(&results, &models, at))? + "\n",
+    )?;
     std::fs::write(dir.join("report.html"), html::document(&results, &models, at))?;
     println!("report samples written to {}", dir.display());
     Ok(())
