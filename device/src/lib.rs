@@ -40,6 +40,7 @@ pub mod log;
 pub mod models;
 pub mod pairing;
 pub mod pipeline;
+pub mod retention;
 pub mod server;
 pub mod session;
 pub mod state;

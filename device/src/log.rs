@@ -104,7 +104,12 @@ impl ResultLog {
         let lost_from = last_intact + damaged_after_last as u64 + 1;
         let cut_bytes = bytes.len() - complete;
         if let Some(what) = missing_records(lost_from, high_water, acked) {
-            tracing::error!(path = %path.display(), cut_bytes, "{what}");
+            if high_water <= acked && !cut {
+                // Every record up to the mark was synced: retention may have deleted them.
+                tracing::info!(path = %path.display(), "{what}");
+            } else {
+                tracing::error!(path = %path.display(), cut_bytes, "{what}");
+            }
         } else if cut {
             tracing::warn!(
                 path = %path.display(),
@@ -132,6 +137,46 @@ impl ResultLog {
         self.next_seq += 1;
         self.records.push(record);
         Ok(self.next_seq - 1)
+    }
+
+    /// Deletes the records numbered up to `upto` (those the host acknowledged) for which
+    /// `forget` holds; returns how many. The log is rewritten whole into a new file that is
+    /// synced and renamed over the old one (and the folder synced), so a power cut leaves the
+    /// old log or the new one, never a mix. Numbers are never reused: the device state's
+    /// high-water mark outlives the records.
+    pub fn forget_acked(
+        &mut self,
+        upto: u64,
+        mut forget: impl FnMut(&ResultRecord) -> bool,
+    ) -> Result<usize, LogError> {
+        let gone = self.records.iter().filter(|r| r.seq <= upto && forget(r)).map(|r| r.seq).collect::<Vec<_>>();
+        if gone.is_empty() {
+            return Ok(0);
+        }
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| LogError::Io { path, source }
+        };
+        let kept: Vec<ResultRecord> = self.records.iter().filter(|r| !gone.contains(&r.seq)).cloned().collect();
+        let mut bytes = Vec::new();
+        let mut buf = vec![0u8; MAX_FRAME];
+        for r in &kept {
+            let n = encode_frame(r, &mut buf).map_err(|_| LogError::TooLarge)?;
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        let fresh = self.path.with_extension("log.new");
+        {
+            let mut f = File::create(&fresh).map_err(io(&fresh))?;
+            f.write_all(&bytes).map_err(io(&fresh))?;
+            f.sync_all().map_err(io(&fresh))?;
+        }
+        std::fs::rename(&fresh, &self.path).map_err(io(&self.path))?;
+        if let Some(dir) = self.path.parent() {
+            File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        }
+        self.file = OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?;
+        self.records = kept;
+        Ok(gone.len())
     }
 
     /// Records with a sequence number above `after`, oldest first, at most `max`.

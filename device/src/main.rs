@@ -126,6 +126,14 @@ enum Cmd {
         /// `[storage] spool`, a tmpfs).
         #[arg(long, value_name = "DIR", requires = "keep_media")]
         spool: Option<PathBuf>,
+        /// Delete results a host has acknowledged (stored in its database) once they are this
+        /// many days old; 0 keeps them. Unacknowledged results are never deleted.
+        #[arg(long, value_name = "DAYS", default_value_t = 30)]
+        keep_acked_days: u32,
+        /// Free space (MiB) the data folder's file system must have for a session to start;
+        /// below it acknowledged results are deleted first, then sessions are refused.
+        #[arg(long, value_name = "MIB", default_value_t = 64)]
+        min_free_mb: u64,
     },
     /// List the built-in boards.
     Boards,
@@ -291,6 +299,8 @@ fn main() -> anyhow::Result<()> {
             screen_port,
             keep_media,
             spool,
+            keep_acked_days,
+            min_free_mb,
         } => {
             let board = match board_file {
                 Some(f) => Board::from_file(&f)?,
@@ -370,6 +380,14 @@ fn main() -> anyhow::Result<()> {
                 },
             )?;
             device.sessions().set_abandon_after(Duration::from_secs(abandon_after.max(1)));
+            device.sessions().set_retention(
+                device::retention::Retention {
+                    acked_max_age: (keep_acked_days > 0)
+                        .then(|| Duration::from_secs(u64::from(keep_acked_days) * 86_400)),
+                    min_free_bytes: min_free_mb << 20,
+                },
+                Box::new(device::retention::Statvfs),
+            );
             if keep_media {
                 let spool = spool.unwrap_or_else(|| device.config().board.storage.spool.clone());
                 tracing::warn!(

@@ -23,6 +23,7 @@ use crate::LoadedModel;
 use crate::capture::{Capture, CaptureError};
 use crate::log::{LogError, ResultLog};
 use crate::pipeline::{Extra, Job, KeepMedia, Pipeline, PipelineError};
+use crate::retention::{FreeSpace, Retention, Statvfs};
 use crate::state::{DataDir, DeviceState, StateError};
 
 /// Finished sessions whose status is remembered (for a retried stop or a late status query).
@@ -77,6 +78,9 @@ pub enum SessionError {
     /// A request field is out of its range.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
+    /// The device has no room to store a session's result.
+    #[error("{0}")]
+    Storage(String),
 }
 
 impl SessionError {
@@ -90,7 +94,7 @@ impl SessionError {
             SessionError::Capture(_) => ErrorCode::BadInput,
             SessionError::Pipeline(PipelineError::Model { .. }) => ErrorCode::ModelFailure,
             SessionError::Pipeline(PipelineError::Panicked { .. }) | SessionError::WorkerGone => ErrorCode::Internal,
-            SessionError::State(_) | SessionError::Log(_) => ErrorCode::Storage,
+            SessionError::State(_) | SessionError::Log(_) | SessionError::Storage(_) => ErrorCode::Storage,
             SessionError::TooLarge { limit, .. } => ErrorCode::TranscriptTooLarge { limit: *limit },
             SessionError::BadRequest(_) => ErrorCode::BadRequest,
         }
@@ -256,6 +260,9 @@ pub struct Sessions {
     /// Where consented research media go (`--keep-media`): (spool, kept media); `None`: raw
     /// media are never kept.
     media: Option<(PathBuf, PathBuf)>,
+    /// How long acknowledged results stay, and the free space sessions need.
+    retention: Retention,
+    space: Box<dyn FreeSpace>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -300,9 +307,63 @@ impl Sessions {
             finished: VecDeque::new(),
             next_model: None,
             media: None,
+            retention: Retention::default(),
+            space: Box::new(Statvfs),
         };
         sessions.abort_interrupted();
+        sessions.forget_old();
         Ok(sessions)
+    }
+
+    /// Sets the retention rules and where free space is read from (the default: 30 days,
+    /// 64 MiB, `statvfs`); applies them at once.
+    pub fn set_retention(&mut self, retention: Retention, space: Box<dyn FreeSpace>) {
+        self.retention = retention;
+        self.space = space;
+        self.forget_old();
+    }
+
+    /// Deletes acknowledged results older than the retention age. A failure is logged: the
+    /// records stay, which loses nothing.
+    fn forget_old(&mut self) {
+        let Some(age) = self.retention.acked_max_age else { return };
+        let cutoff = now_ms().saturating_sub(age.as_millis() as u64);
+        match self.log.forget_acked(self.state.acked, |r| r.finished_ms < cutoff) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(deleted = n, acked = self.state.acked, "acknowledged results past retention deleted")
+            }
+            Err(e) => tracing::warn!("deleting acknowledged results: {}", runtime::chain(&e)),
+        }
+    }
+
+    /// Whether a new session can be stored: with less than the minimum free, acknowledged
+    /// results are deleted first (never unacknowledged ones); if still short, the session is
+    /// refused.
+    fn ensure_room(&mut self) -> Result<(), SessionError> {
+        let dir = self.data.path().to_owned();
+        let free =
+            |s: &Self| s.space.free_bytes(&dir).map_err(|e| SessionError::Storage(format!("reading free space: {e}")));
+        let need = self.retention.min_free_bytes;
+        if free(self)? >= need {
+            return Ok(());
+        }
+        match self.log.forget_acked(self.state.acked, |_| true) {
+            Ok(n) if n > 0 => tracing::warn!(deleted = n, "storage low: acknowledged results deleted to make room"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("deleting acknowledged results: {}", runtime::chain(&e)),
+        }
+        let left = free(self)?;
+        if left >= need {
+            return Ok(());
+        }
+        Err(SessionError::Storage(format!(
+            "storage low: {} MiB free, a session needs {} MiB; {} result(s) wait to be synced and are kept \
+             (sync them with a host, or free space on the card)",
+            left >> 20,
+            need >> 20,
+            self.log.after(self.state.acked, usize::MAX).count()
+        )))
     }
 
     /// A session that was capturing when the device stopped (power loss, crash) is recorded as
@@ -409,6 +470,10 @@ impl Sessions {
         }
         if req.host_time_ms > protocol::MAX_HOST_TIME_MS {
             return Err(SessionError::BadRequest("the host's clock is past 2200-01-01"));
+        }
+        if let Err(e) = self.ensure_room() {
+            self.set_led(Indicator::Error);
+            return Err(e);
         }
         let id = self.state.next_session;
         let keep = self.media.as_ref().filter(|_| research).map(|(spool, media)| KeepMedia {
@@ -779,6 +844,7 @@ impl Sessions {
         if upto > self.state.acked {
             self.state.acked = upto;
             self.state.save(self.data.path())?;
+            self.forget_old();
         }
         Ok(self.state.acked)
     }
