@@ -23,6 +23,12 @@ pub struct Retention {
     pub min_free_bytes: u64,
 }
 
+impl Retention {
+    /// Keep every result, never refuse a session: what a device has until it is told otherwise
+    /// (the demo, tests).
+    pub const KEEP: Retention = Retention { acked_max_age: None, min_free_bytes: 0 };
+}
+
 impl Default for Retention {
     /// 30 days; 64 MiB free (a session's result is a few hundred bytes, but state and log
     /// rewrites, research media and the system's own logs need room too).

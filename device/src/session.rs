@@ -307,16 +307,16 @@ impl Sessions {
             finished: VecDeque::new(),
             next_model: None,
             media: None,
-            retention: Retention::default(),
+            retention: Retention::KEEP,
             space: Box::new(Statvfs),
         };
         sessions.abort_interrupted();
-        sessions.forget_old();
         Ok(sessions)
     }
 
-    /// Sets the retention rules and where free space is read from (the default: 30 days,
-    /// 64 MiB, `statvfs`); applies them at once.
+    /// Sets the retention rules and where free space is read from (until then every result is
+    /// kept and free space is not checked; `mimml-device run` sets [`Retention::default`]);
+    /// applies them at once.
     pub fn set_retention(&mut self, retention: Retention, space: Box<dyn FreeSpace>) {
         self.retention = retention;
         self.space = space;
