@@ -188,9 +188,9 @@ enum Cmd {
         /// Keep the device's data here (default: a temporary folder).
         #[arg(long)]
         device_data: Option<PathBuf>,
-        /// Results database (default: in a temporary folder).
+        /// Results database, an SQLite file or postgres://… (default: in a temporary folder).
         #[arg(long)]
-        db: Option<PathBuf>,
+        db: Option<Target>,
     },
 }
 
@@ -894,7 +894,7 @@ fn parse_since(s: &str) -> Result<u64, String> {
 fn demo(
     session_dir: &Path,
     device_data: Option<PathBuf>,
-    db: Option<PathBuf>,
+    db: Option<Target>,
     models: &Catalogue,
 ) -> anyhow::Result<()> {
     let total = Instant::now();
@@ -903,7 +903,7 @@ fn demo(
     let tmp = tempfile::tempdir()?;
     let device_data = device_data.unwrap_or_else(|| tmp.path().join("device"));
     let keep_db = db.is_some();
-    let db_path = db.unwrap_or_else(|| tmp.path().join("results.db"));
+    let db_target = db.unwrap_or_else(|| Target::Sqlite(tmp.path().join("results.db")));
 
     println!("MIMML demo: one screening session on a simulated device");
     println!("  sample          {}", session_dir.display());
@@ -923,7 +923,7 @@ fn demo(
         println!();
         let outcome = run_with_progress(&mut client, &utterances, "demo", Modalities::ALL)?;
         let t = Instant::now();
-        let mut db = ResultsDb::open(&Target::Sqlite(db_path.clone()))?;
+        let mut db = ResultsDb::open(&db_target)?;
         let r = sync_with_progress(&mut client, &mut db, info.device_id.as_str())?;
         let sync_ms = t.elapsed().as_secs_f64() * 1000.0;
         let stored = db
@@ -954,7 +954,7 @@ fn demo(
             s.frames_sent, s.bytes_sent, s.frames_received, s.bytes_received, s.bad_frames
         );
         if keep_db {
-            println!("  stored in         {} (see `mimml results --db {}`)", db_path.display(), db_path.display());
+            println!("  stored in         {db_target} (see `mimml results --db {db_target}`)");
         } else {
             println!("  stored in         a temporary database, removed on exit (keep it with --db FILE)");
         }
