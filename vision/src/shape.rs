@@ -279,7 +279,9 @@ impl ShapePredictor {
             pixels.extend(level.anchors.iter().zip(&level.deltas).map(|(&k, d)| {
                 let u = a * d[0] - b * d[1] + shape[2 * k];
                 let v = b * d[0] + a * d[1] + shape[2 * k + 1];
-                let (px, py) = ((l + u * sx).round() as i64, (t + v * sy).round() as i64);
+                // dlib's point_transform_affine: the box's map in f64, then floor(x + 0.5).
+                let px = (f64::from(l) + f64::from(u) * f64::from(sx) + 0.5).floor() as i64;
+                let py = (f64::from(t) + f64::from(v) * f64::from(sy) + 0.5).floor() as i64;
                 if (0..w).contains(&px) && (0..h).contains(&py) {
                     f32::from(img.get_pixel(px as u32, py as u32).0[0])
                 } else {
