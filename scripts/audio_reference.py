@@ -5,6 +5,12 @@
                                            16 kHz 16-bit mono WAVs (needs espeak-ng and sox)
     audio_reference.py reference DIR       librosa MFCCs and parselmouth (Praat) F0 of every WAV in
                                            DIR, written to DIR/reference.json
+    audio_reference.py real-reference OUT FILE...
+                                           librosa's whole pipeline (librosa.load(sr=16000), which
+                                           resamples with soxr HQ, then MFCC) and parselmouth F0 of
+                                           real recordings in any format libsndfile reads, to OUT
+    audio_reference.py make-real-fixtures OUT ALSA_SOUNDS POCKETSPHINX
+                                           the committed real-speech fixtures of tests/data/speech
     audio_reference.py time WAV REPEATS    seconds librosa takes for comparable features of WAV
                                            (MFCC, RMS, ZCR, spectral flux, YIN F0 at the device's
                                            framing), best of REPEATS; prints JSON
@@ -70,6 +76,52 @@ def reference(folder):
         json.dump(out, fh, separators=(",", ":"))
 
 
+def real_reference(out_path, files):
+    import librosa
+    import numpy as np
+    import parselmouth
+    import soundfile as sf
+
+    out = {"librosa": librosa.__version__, "parselmouth": parselmouth.__version__, "files": {}}
+    base = os.path.dirname(os.path.abspath(out_path))
+    for path in files:
+        y, sr = librosa.load(path, sr=16000)  # soxr_hq, channels averaged
+        mfcc = librosa.feature.mfcc(y=y, sr=sr)
+        native, native_sr = sf.read(path, dtype="float64", always_2d=True)
+        pitch = parselmouth.Sound(native.mean(axis=1), sampling_frequency=native_sr).to_pitch()
+        out["files"][os.path.relpath(os.path.abspath(path), base)] = {
+            "native_sr": int(native_sr),
+            "samples_16k": int(len(y)),
+            "mfcc": np.asarray(mfcc, dtype=np.float64).round(3).tolist(),
+            "pitch_times": [round(float(t), 6) for t in pitch.xs()],
+            "pitch_hz": [round(float(v), 3) for v in pitch.selected_array["frequency"]],
+        }
+    with open(out_path, "w") as fh:
+        json.dump(out, fh, separators=(",", ":"))
+
+
+def make_real_fixtures(out, alsa, pocketsphinx):
+    """alsa-utils' 48 kHz voice prompts at 44.1 and 22.05 kHz (soxr VHQ), and real speech in the
+    formats field recorders and telephones write, encoded by libsndfile."""
+    import shutil
+
+    import soundfile as sf
+    import soxr
+
+    for name in ["Front_Center", "Rear_Right"]:
+        x, sr = sf.read(f"{alsa}/{name}.wav", dtype="float64")
+        for r in (44100, 22050):
+            sf.write(f"{out}/{name}_{r}.wav", soxr.resample(x, sr, r, quality="VHQ"), r, subtype="PCM_16")
+    shutil.copy(f"{alsa}/Front_Center.wav", f"{out}/Front_Center_48000.wav")
+    x, sr = sf.read(f"{pocketsphinx}/leak-test.wav", dtype="float64")
+    sf.write(f"{out}/leak-test_ulaw.wav", x, sr, subtype="ULAW")
+    x, sr = sf.read(f"{out}/Front_Center_44100.wav", dtype="float64")
+    sf.write(f"{out}/Front_Center_44100.flac", x, sr, subtype="PCM_16")
+    sf.write(f"{out}/Front_Center_44100.mp3", x, sr, format="MP3", subtype="MPEG_LAYER_III")
+    x, sr = sf.read(f"{out}/Rear_Right_44100.wav", dtype="float64")
+    sf.write(f"{out}/Rear_Right_44100.ogg", x, sr, format="OGG", subtype="VORBIS")
+
+
 def timing(wav, repeats):
     import librosa
     import numpy as np
@@ -102,6 +154,10 @@ if __name__ == "__main__":
         make_fixtures(sys.argv[2])
     elif cmd == "reference":
         reference(sys.argv[2])
+    elif cmd == "real-reference":
+        real_reference(sys.argv[2], sys.argv[3:])
+    elif cmd == "make-real-fixtures":
+        make_real_fixtures(sys.argv[2], sys.argv[3], sys.argv[4])
     elif cmd == "time":
         timing(sys.argv[2], int(sys.argv[3]))
     else:

@@ -13,6 +13,12 @@
 #                             cue numbers, invalid, empty
 #   transcripts/subsrt/       npm's subsrt 1.1.1 (MIT) fixtures: one interview-like caption file as
 #                             SRT and WebVTT with `>> NAME:` speaker labels, and its own JSON
+#   speech/pocketsphinx/      the recordings of PyPI's pocketsphinx 5.1.1 sdist (BSD-2-Clause; the
+#                             LibriVox excerpts are public domain): real human speech at 16 kHz,
+#                             8 kHz (telephone band) and 11.025 kHz (mono and stereo), with their
+#                             transcripts, plus its deliberately broken WAVs
+#   speech/pyannote/          pyannote.audio 4.0.7's sample (MIT): a 30 s two-speaker conversation
+#                             at 16 kHz with its reference speaker turns (RTTM)
 #
 # Needs curl, pip and the npm and PyPI registries; nothing here runs at product run time.
 set -euo pipefail
@@ -66,4 +72,26 @@ if [ ! -s "$t/subsrt/sample.vtt" ]; then
     echo "transcript samples -> $t"
 else
     echo "transcript samples already installed: $t"
+fi
+
+s="$dest/speech"
+if [ ! -s "$s/pyannote/sample.rttm" ]; then
+    mkdir -p "$s/pocketsphinx" "$s/pyannote"
+    fetch https://files.pythonhosted.org/packages/61/e7/13e0e787ff467218de880310d79cba14424f13b87171ac44af0bde1e428c/pocketsphinx-5.1.1.tar.gz \
+        675778b309a22dfc9b7d37f7621976bba491d2a5f8c59696bd77fd6d07271355 "$tmp/pocketsphinx.tgz"
+    tar -xzf "$tmp/pocketsphinx.tgz" -C "$tmp" pocketsphinx-5.1.1/test/data pocketsphinx-5.1.1/test/regression/chan3.wav \
+        pocketsphinx-5.1.1/test/regression/chan3.2chan.wav pocketsphinx-5.1.1/LICENSE
+    p="$tmp/pocketsphinx-5.1.1"
+    cp "$p"/test/data/librivox/* "$p"/test/data/cards/* "$p"/test/data/forever/*.wav "$p"/test/data/vad/leak-test.wav \
+        "$p"/test/regression/chan3.wav "$p"/test/regression/chan3.2chan.wav "$p"/LICENSE "$s/pocketsphinx/"
+    mkdir -p "$s/pocketsphinx/broken"
+    cp "$p"/test/data/{awful,bad,evil,null}.wav "$s/pocketsphinx/broken/"
+    fetch https://files.pythonhosted.org/packages/66/a3/1d03ed6c7669f7b94ce4a7ebe3b21f5c3b6331999a5680837e371e0a0537/pyannote_audio-4.0.7-py3-none-any.whl \
+        852ea15c4d85bc34773e618267603ffca6a521669a74d33742692cc67fc700d6 "$tmp/pyannote.whl"
+    python3 -m zipfile -e "$tmp/pyannote.whl" "$tmp/pyannote"
+    cp "$tmp"/pyannote/pyannote/audio/sample/sample.{wav,rttm} "$s/pyannote/"
+    cp "$tmp"/pyannote/pyannote_audio-4.0.7.dist-info/licenses/LICENSE "$s/pyannote/"
+    echo "speech recordings -> $s"
+else
+    echo "speech recordings already installed: $s"
 fi

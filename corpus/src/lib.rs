@@ -122,7 +122,8 @@ impl Problem {
         };
         let (file, line, message) = match e {
             F::Io { path, .. } | F::Wav { path, .. } => (path.clone(), 0, causes(e)),
-            F::TruncatedWav { path, .. } => (path.clone(), 0, format!("{e}: {}", causes(e))),
+            F::TruncatedWav { path, .. } | F::Decode { path, .. } => (path.clone(), 0, format!("{e}: {}", causes(e))),
+            F::TruncatedAudio { path, .. } => (path.clone(), 0, e.to_string()),
             F::UnsupportedAudio { path, detail } => (path.clone(), 0, detail.clone()),
             F::Transcript { path, line, detail } | F::Landmarks { path, line, detail } => {
                 (path.clone(), *line, detail.clone())

@@ -73,6 +73,27 @@ pub enum FeatureError {
         #[source]
         source: hound::Error,
     },
+    /// A compressed or non-PCM recording (FLAC, Ogg Vorbis, MP3, µ-law WAV, …) could not be
+    /// decoded.
+    #[error("cannot decode {path}{}", at_seconds(*.at_s))]
+    Decode {
+        /// The file.
+        path: String,
+        /// Seconds of audio decoded before the failure (None: before any audio).
+        at_s: Option<f32>,
+        #[source]
+        source: symphonia::core::errors::Error,
+    },
+    /// A recording ends before its header says.
+    #[error("{path}: audio truncated after {frames} of {expected} frames")]
+    TruncatedAudio {
+        /// The file.
+        path: String,
+        /// Frames decoded.
+        frames: u64,
+        /// Frames the header announces.
+        expected: u64,
+    },
     /// Audio in an encoding or layout the front-end does not read.
     #[error("unsupported audio in {path}: {detail}")]
     UnsupportedAudio {
@@ -174,6 +195,10 @@ impl Sequence {
 /// ", line N" for a 1-based line; nothing for 0 (the file as a whole).
 fn at_line(line: usize) -> String {
     if line == 0 { String::new() } else { format!(", line {line}") }
+}
+
+fn at_seconds(at: Option<f32>) -> String {
+    at.map(|s| format!(" at {s:.2} s")).unwrap_or_default()
 }
 
 /// Features of one session, per modality. `None` = modality absent or unusable.

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use features::FeatureError;
-use features::audio::{Analyser, Analysis, AudioClip, read_wav};
+use features::audio::{Analyser, Analysis, AudioClip, read_audio};
 use features::landmarks::LandmarkTrack;
 use protocol::Modalities;
 use vision::face::VideoStats;
@@ -425,7 +425,7 @@ impl Capture for SimulatedCapture {
         let have = self.available();
         self.want = want & have;
         self.audio = if self.want.contains(Modalities::AUDIO) {
-            Some(read_wav(&self.wav()).map_err(|e| self.wav_error(e))?)
+            Some(read_audio(&self.wav()).map_err(|e| self.wav_error(e))?)
         } else {
             None
         };

@@ -1,7 +1,7 @@
 //! Audio front-end: PCM → frame-level descriptors → per-segment functionals.
 //!
 //! * [`read_wav`]: 8/16/24/32-bit integer or 32-bit float WAV, any channel count (averaged),
-//!   any rate (resampled to 16 kHz with rubato's FFT resampler).
+//!   any rate (resampled to 16 kHz by [`resample`](mod@resample), soxr-HQ's response).
 //! * [`spectral`]: power/log-mel spectra and MFCCs, librosa's definitions (validated against
 //!   librosa by `bench/run audio` and the committed reference fixture).
 //! * [`pitch`]: Boersma/Praat-style autocorrelation F0, HNR, jitter, shimmer (validated against
@@ -13,9 +13,11 @@
 //!   plus 15 dB, at least −55 dBFS); voice-quality and spectral-balance functionals average voiced
 //!   frames only, as eGeMAPS does.
 
+pub mod decode;
 pub mod lld;
 pub mod pitch;
 pub mod reference;
+pub mod resample;
 pub mod spectral;
 
 use std::io::Read;
@@ -123,23 +125,50 @@ impl AudioClip {
     }
 }
 
-/// Resamples mono `samples` from `rate` to [`SAMPLE_RATE`] with rubato's synchronous FFT
-/// resampler (band-limited; the startup delay is trimmed, so times are preserved).
+/// Resamples mono `samples` from `rate` to [`SAMPLE_RATE`] (see [`resample`](mod@resample):
+/// soxr-HQ's response, no delay, the whole clip).
 pub fn resample(samples: &[f32], rate: u32) -> Result<Vec<f32>, FeatureError> {
-    use rubato::Resampler;
-    use rubato::audioadapter_buffers::direct::InterleavedSlice;
-    let err = |detail: String| FeatureError::UnsupportedAudio { path: format!("{rate} Hz audio"), detail };
     if !(4_000..=384_000).contains(&rate) {
-        return Err(err(format!("sample rate {rate} Hz is outside 4–384 kHz")));
+        return Err(FeatureError::UnsupportedAudio {
+            path: format!("{rate} Hz audio"),
+            detail: format!("sample rate {rate} Hz is outside 4–384 kHz"),
+        });
     }
-    if samples.is_empty() {
-        return Ok(Vec::new());
+    Ok(resample::resample(samples, rate, SAMPLE_RATE))
+}
+
+/// Reads a recording as 16 kHz mono, whatever its format: PCM WAV by [`read_wav`] (its precise
+/// errors for a truncated or damaged WAV), anything else — µ-law/A-law/ADPCM WAV, FLAC, Ogg
+/// Vorbis, MP3 — by [`decode::decode`], recognised from the content, not the name.
+pub fn read_audio(path: &Path) -> Result<AudioClip, FeatureError> {
+    let origin = path.display().to_string();
+    let mut head = [0u8; 12];
+    let n = std::fs::File::open(path)
+        .and_then(|mut f| read_up_to(&mut f, &mut head))
+        .map_err(|source| FeatureError::Io { path: origin.clone(), source })?;
+    let riff_wave = n == 12 && matches!(&head[..4], b"RIFF" | b"RIFX") && &head[8..] == b"WAVE";
+    if riff_wave {
+        match read_wav(path) {
+            Err(FeatureError::Wav { source: hound::Error::Unsupported, .. }) => {}
+            other => return other,
+        }
     }
-    let mut r = rubato::Fft::<f32>::new(rate as usize, SAMPLE_RATE as usize, 1024, 1, rubato::FixedSync::Input)
-        .map_err(|e| err(e.to_string()))?;
-    let input = InterleavedSlice::new(samples, 1, samples.len()).map_err(|e| err(e.to_string()))?;
-    let out = r.process_all(&input, samples.len(), None).map_err(|e| err(e.to_string()))?;
-    Ok(out.take_data())
+    let clip = decode::decode(path)?;
+    clip.to_frontend_rate().map_err(|e| match e {
+        FeatureError::UnsupportedAudio { detail, .. } => FeatureError::UnsupportedAudio { path: origin, detail },
+        other => other,
+    })
+}
+
+fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
 }
 
 /// Reads a WAV file as 16 kHz mono. See [`read_wav_from`].
