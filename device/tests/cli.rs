@@ -377,7 +377,7 @@ fn a_flash_resumes_after_the_daemon_is_killed_mid_upload() {
     };
 
     let first = start(&port);
-    assert_eq!(hello(&mut link, 1).active_model_version.as_str(), "mimml-c5cd2ba148adf896-s1");
+    assert_eq!(hello(&mut link, 1).active_model_version.as_str(), "mimml-494712533331d5b9-s1");
     assert!(matches!(call(&mut link, 2, begin.clone()), Response::Upload(s) if s.next_offset == 0));
     let mut acked = 0;
     for id in 3..3 + (archive.len() / MAX_CHUNK / 2) as u32 {
@@ -401,7 +401,7 @@ fn a_flash_resumes_after_the_daemon_is_killed_mid_upload() {
         Response::Upload(s) => assert_eq!(s.slot.state, SlotState::Trial),
         other => panic!("{other:?}"),
     }
-    assert_eq!(hello(&mut link, id + 1).active_model_version.as_str(), "mimml-c5cd2ba148adf896-s1-int8");
+    assert_eq!(hello(&mut link, id + 1).active_model_version.as_str(), "mimml-494712533331d5b9-s1-int8");
     drop(device_end);
 }
 

@@ -181,8 +181,8 @@ fn code(r: &Response) -> Option<ErrorCode> {
     }
 }
 
-const FACTORY: &str = "mimml-c5cd2ba148adf896-s1";
-const INT8: &str = "mimml-c5cd2ba148adf896-s1-int8";
+const FACTORY: &str = "mimml-494712533331d5b9-s1";
+const INT8: &str = "mimml-494712533331d5b9-s1-int8";
 
 #[test]
 fn a_signed_bundle_goes_on_trial_serves_from_the_next_session_and_is_confirmed() {
@@ -433,7 +433,7 @@ fn an_incompatible_feature_schema_is_refused_before_any_byte() {
         let p = d.join("manifest.toml");
         let text = std::fs::read_to_string(&p)
             .expect("read")
-            .replace("c5cd2ba148adf896\"\nquant", "0123456789abcdef\"\nquant");
+            .replace("494712533331d5b9\"\nquant", "0123456789abcdef\"\nquant");
         std::fs::write(p, text).expect("write");
     });
     assert!(std::fs::read_to_string(b.path().join("manifest.toml")).expect("m").contains("feature_schema = \"0123"));
@@ -451,7 +451,7 @@ fn a_bundle_needing_an_encoder_the_device_lacks_is_refused() {
         let p = d.join("manifest.toml");
         let text = std::fs::read_to_string(&p)
             .expect("read")
-            .replace("feature_schema = \"c5cd2ba148adf896\"", &format!("feature_schema = \"{minilm}\""));
+            .replace("feature_schema = \"494712533331d5b9\"", &format!("feature_schema = \"{minilm}\""));
         std::fs::write(p, text).expect("write");
     });
     let Response::Error(e) = r.call(Request::UploadBegin(upload_of(b.path()).begin)) else { panic!("refused") };

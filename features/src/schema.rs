@@ -6,7 +6,7 @@ use crate::SchemaHash;
 use crate::text::TextEmbedding;
 
 /// Version tag of the front-ends' code; part of the hash.
-pub const FRONTEND_VERSION: &str = "frontends-4";
+pub const FRONTEND_VERSION: &str = "frontends-5";
 
 #[derive(Debug, Clone, Copy)]
 pub struct FeatureSchema {

@@ -43,6 +43,6 @@ fn f0_matches_praat_within_2_hz() {
         println!("{name}: {a:?}");
         assert!(a.both_voiced >= 50, "{name}: {a:?}");
         assert!(a.median_abs_hz <= 2.0, "{name}: {a:?}");
-        assert!(a.voicing_agreement >= 0.6, "{name}: {a:?}");
+        assert!(a.voicing_agreement >= 0.9, "{name}: {a:?}");
     }
 }

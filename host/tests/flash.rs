@@ -107,12 +107,12 @@ fn pair_flash_the_int8_bundle_and_refuse_a_forged_one_over_a_pty() {
     let (ok, out, err) = mimml(&host_key, &["--json", "info", "--port", &port]);
     assert!(ok, "{err}");
     let info: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(info["model_version"], "mimml-c5cd2ba148adf896-s1-int8", "{info}");
+    assert_eq!(info["model_version"], "mimml-494712533331d5b9-s1-int8", "{info}");
     assert!(info["slots"].as_array().expect("slots").iter().any(|s| s["state"] == "Trial" && s["version"] == 2));
     let (ok, out, err) = mimml(&host_key, &["model", "confirm", "--port", &port]);
     assert!(ok && out.contains("confirmed"), "{out}{err}");
     let (ok, out, _) = mimml(&host_key, &["info", "--port", &port]);
-    assert!(ok && out.contains("Active mimml-c5cd2ba148adf896-s1-int8 version 2"), "{out}");
+    assert!(ok && out.contains("Active mimml-494712533331d5b9-s1-int8 version 2"), "{out}");
 
     // A forged bundle: the manifest raised to version 9 after signing.
     let forged = dir.path().join("forged");
@@ -135,7 +135,7 @@ fn pair_flash_the_int8_bundle_and_refuse_a_forged_one_over_a_pty() {
     let (ok, _, err) = mimml(&host_key, &["flash", "--port", &port, &p(&rogue)]);
     assert!(!ok && err.contains("not trusted"), "{err}");
     let (ok, out, _) = mimml(&host_key, &["info", "--port", &port]);
-    assert!(ok && out.contains("model           mimml-c5cd2ba148adf896-s1-int8"), "the int8 model still serves: {out}");
+    assert!(ok && out.contains("model           mimml-494712533331d5b9-s1-int8"), "the int8 model still serves: {out}");
 
     // A session runs on the new model.
     let transcript = assets().join("sample/session-001/transcript.tsv");
@@ -143,7 +143,7 @@ fn pair_flash_the_int8_bundle_and_refuse_a_forged_one_over_a_pty() {
         mimml(&host_key, &["--json", "session", "run", "--port", &port, "--transcript", &p(&transcript)]);
     assert!(ok, "{err}");
     let record: serde_json::Value = serde_json::from_str(&out).expect("json");
-    assert_eq!(record["model_version"], "mimml-c5cd2ba148adf896-s1-int8");
+    assert_eq!(record["model_version"], "mimml-494712533331d5b9-s1-int8");
 
     // Unpaired again, the host can read what the device is and nothing else.
     let (ok, _, err) = mimml(&host_key, &["unpair", "--port", &port]);
@@ -214,7 +214,7 @@ fn an_interrupted_flash_resumes_where_the_device_copy_ends() {
     assert_eq!(u64::from(done.resumed_at) + done.sent, total, "no byte sent twice, none skipped");
     assert_eq!(done.status.slot.state, protocol::SlotState::Trial);
     let info = client.hello().expect("hello");
-    assert_eq!(info.active_model_version.as_str(), "mimml-c5cd2ba148adf896-s1-int8");
+    assert_eq!(info.active_model_version.as_str(), "mimml-494712533331d5b9-s1-int8");
     // Running it once more sends nothing: the device has it.
     let again = host::flash::flash(&mut client, &t, false, |_, _| {}).expect("nothing to do");
     assert!(again.already && again.sent == 0, "{again:?}");

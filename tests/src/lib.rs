@@ -272,7 +272,7 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// formula. The report tests and `cargo run -p tests --example report_samples` use them.
 pub fn report_samples() -> Vec<host::db::StoredResult> {
     use protocol::{Instrument, Modalities, Questionnaire, ResultFlags, truncated};
-    let model = "mimml-c5cd2ba148adf896-s1";
+    let model = "mimml-494712533331d5b9-s1";
     let base = |seq: u64, p: f32, flags: ResultFlags| {
         let mut r = synthetic_result(seq);
         r.seq = seq;

@@ -86,7 +86,62 @@ fn main() -> anyhow::Result<()> {
     }
     println!("(librosa {}, parselmouth {})", r["librosa"], r["parselmouth"]);
 
-    // 3. Text features per utterance.
+    // 3. Real human speech (tests/data/speech and the recordings scripts/install_test_data.sh
+    //    installs) at 8–48 kHz in every format read, against librosa's whole pipeline
+    //    (load(sr=16000): libsndfile + soxr HQ) and Praat, live.
+    let data = bench::repo().join("tests/data");
+    let mut real = Vec::new();
+    for dir in ["speech", "external/speech/pocketsphinx", "external/speech/pyannote"] {
+        for e in
+            std::fs::read_dir(data.join(dir)).with_context(|| format!("{dir}: run scripts/install_test_data.sh"))?
+        {
+            let p = e?.path();
+            if p.extension().is_some_and(|x| ["wav", "flac", "ogg", "mp3"].iter().any(|k| x == *k)) {
+                real.push(p.display().to_string());
+            }
+        }
+    }
+    real.sort();
+    let out = tmp.path().join("real.json");
+    let mut args = vec!["real-reference".to_owned(), out.display().to_string()];
+    args.extend(real.iter().cloned());
+    python(&py, &args.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out)?)?;
+    let (mut resampled_mfcc, mut native_mfcc, mut gross, mut agree) = (0.0f32, 0.0f32, 0.0f32, Vec::new());
+    for (name, f) in r["files"].as_object().context("files")? {
+        let path = tmp.path().join(name);
+        let clip = features::audio::read_audio(&path)?;
+        let mfcc: Vec<Vec<f32>> = f["mfcc"].as_array().context("mfcc")?.iter().map(floats).collect();
+        let err = mfcc_relative_error(&clip.samples, 16_000, &mfcc).context("MFCC shapes differ from librosa's")?;
+        let native = f["native_sr"].as_u64().unwrap_or(0);
+        let a = f0_agreement(&clip.samples, &floats(&f["pitch_times"]), &floats(&f["pitch_hz"]));
+        let short = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        println!(
+            "{short:44} {native:>5} Hz  MFCC rel. error {err:.1e}  voicing agreement {:.0} %  gross errors {:.1} %  F0 median |Δ| {:.2} Hz",
+            100.0 * a.voicing_agreement,
+            100.0 * a.gross_errors,
+            a.median_abs_hz
+        );
+        if native == 16_000 {
+            native_mfcc = native_mfcc.max(err);
+        } else {
+            resampled_mfcc = resampled_mfcc.max(err);
+        }
+        gross = gross.max(a.gross_errors);
+        agree.push(a.voicing_agreement);
+    }
+    agree.sort_by(f32::total_cmp);
+    let (agree_median, agree_min) = (agree[agree.len() / 2], agree[0]);
+    println!(
+        "real speech, {} recordings: MFCC within {resampled_mfcc:.1e} of librosa's pipeline when resampled, \
+         {native_mfcc:.1e} at 16 kHz; voicing agreement with Praat median {:.1} %, lowest {:.1} %; gross errors ≤ {:.1} %",
+        agree.len(),
+        100.0 * agree_median,
+        100.0 * agree_min,
+        100.0 * gross
+    );
+
+    // 4. Text features per utterance.
     let transcript = features::text::read_transcript(&bench::repo().join("assets/sample/session-001/transcript.tsv"))?;
     let refs: Vec<&features::text::Utterance> = transcript.iter().collect();
     let per_call = bench::best_of(5, || {
@@ -116,7 +171,9 @@ fn main() -> anyhow::Result<()> {
     println!(
         "RESULT audio realtime_x={rt:.0} librosa_s={librosa_s:.3} ours_s={all_s:.3} speedup_vs_librosa={ratio:.1} \
          mfcc_max_rel_err={worst_mfcc:.1e} f0_median_err_hz={worst_f0:.3} f0_voicing_agreement={min_agree:.2} \
-         text_us_per_utterance={text_us:.2} minilm_ms_per_utterance={minilm_ms}"
+         real_mfcc_resampled_max_rel_err={resampled_mfcc:.1e} real_mfcc_16k_max_rel_err={native_mfcc:.1e} \
+         real_voicing_agreement_median={agree_median:.3} real_voicing_agreement_min={agree_min:.3} \
+         real_gross_errors_max={gross:.3} text_us_per_utterance={text_us:.2} minilm_ms_per_utterance={minilm_ms}"
     );
     Ok(())
 }

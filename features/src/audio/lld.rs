@@ -7,7 +7,7 @@
 //! | `loudness` | Σ over the 40 mel bands of (band power)^0.3 — a Zwicker-style compressed loudness proxy (openSMILE's eGeMAPS uses the same 0.3 compression on an auditory spectrum) |
 //! | `energy_db` | RMS of the 25 ms frame in dBFS (floor −120) |
 //! | `zcr` | zero crossings per sample in the 25 ms frame |
-//! | `f0_st` | F0 in semitones above 27.5 Hz ([`super::pitch`], 40 ms window); 0 when unvoiced |
+//! | `f0_st` | F0 in semitones above 27.5 Hz ([`super::pitch`], 40 ms window, Praat's path over the whole recording); 0 when unvoiced |
 //! | `voicing` | normalised autocorrelation peak (0 when unvoiced) |
 //! | `jitter` | local jitter of the pitch pulses in the 40 ms window (voiced frames) |
 //! | `shimmer` | local shimmer, relative amplitude (voiced frames) |
@@ -20,7 +20,7 @@
 //!
 //! Spectral LLDs use the 25 ms window, voice LLDs the 40 ms window around the same centre.
 
-use super::pitch::{PitchTracker, Voice};
+use super::pitch::{self, Candidates, PitchTracker, Voice};
 use super::spectral::{MelConfig, MelSpectrum};
 
 pub const RATE: u32 = 16_000;
@@ -29,8 +29,6 @@ const SPEC_WIN: usize = 400;
 const VOICE_WIN: usize = 640;
 /// Samples from a frame's first voice-window sample to its centre.
 pub const CENTRE: usize = VOICE_WIN / 2;
-/// Below this RMS the voice is not analysed (−60 dBFS).
-const VOICE_MIN_RMS: f32 = 1e-3;
 
 pub const N_MFCC: usize = 13;
 pub const LLD_NAMES: &[&str] = &[
@@ -89,8 +87,9 @@ pub fn semitones(hz: f32) -> f32 {
 }
 
 /// Streaming LLD extractor over 16 kHz mono samples: [`push`](Self::push) any chunk sizes, the
-/// frames come out as soon as their 40 ms window is complete. Output is the same whatever the
-/// chunking (tested).
+/// frames come out as soon as their 40 ms window is complete, their voice columns decided per
+/// frame; [`decide_voicing`](Self::decide_voicing) at the end re-decides them along Praat's path
+/// over the whole recording. Output is the same whatever the chunking (tested).
 #[derive(Debug)]
 pub struct LldExtractor {
     mel: MelSpectrum,
@@ -103,6 +102,11 @@ pub struct LldExtractor {
     bands: Vec<f32>,
     mfcc: Vec<f32>,
     f0: Vec<f32>,
+    /// Every frame's pitch candidates, for the path at the end.
+    candidates: Vec<Candidates>,
+    /// Largest and smallest sample, sum and count of all samples: the global peak about the mean.
+    extremes: (f32, f32),
+    total: (f64, u64),
     slopes: [SlopeFit; 2],
 }
 
@@ -147,12 +151,20 @@ impl LldExtractor {
             bands: Vec::new(),
             mfcc: Vec::new(),
             f0: Vec::new(),
+            candidates: Vec::new(),
+            extremes: (0.0, 0.0),
+            total: (0.0, 0),
             slopes: [SlopeFit::new(0.0, 500.0, bin_hz), SlopeFit::new(500.0, 1500.0, bin_hz)],
         }
     }
 
     /// Feeds samples; appends every frame that became complete to `out`.
     pub fn push(&mut self, samples: &[f32], out: &mut Vec<Lld>) {
+        for &x in samples {
+            self.extremes = (self.extremes.0.max(x), self.extremes.1.min(x));
+        }
+        self.total =
+            (self.total.0 + samples.iter().map(|&x| f64::from(x)).sum::<f64>(), self.total.1 + samples.len() as u64);
         self.buf.extend_from_slice(samples);
         let mut start = 0;
         while start + VOICE_WIN <= self.buf.len() {
@@ -199,18 +211,26 @@ impl LldExtractor {
         self.mel.dct(&self.bands, &mut self.mfcc);
         o[idx::MFCC0..idx::MFCC0 + N_MFCC].copy_from_slice(&self.mfcc[..N_MFCC]);
 
-        let voice_win = &self.buf[start..start + VOICE_WIN];
-        let voice_rms = (super::dot(voice_win, voice_win) / VOICE_WIN as f32).sqrt();
-        let v = if voice_rms > VOICE_MIN_RMS { self.pitch.analyse(voice_win) } else { Voice::default() };
-        if v.f0 > 0.0 {
-            o[idx::F0_ST] = semitones(v.f0);
-            o[idx::VOICING] = v.strength;
-            o[idx::JITTER] = v.jitter;
-            o[idx::SHIMMER] = v.shimmer;
-            o[idx::HNR_DB] = v.hnr_db;
-        }
+        let c = self.pitch.candidates(&self.buf[start..start + VOICE_WIN]);
+        let v = c.voiced().iter().find(|v| v.strength > pitch::VOICING_THRESHOLD).copied().unwrap_or_default();
+        set_voice(&mut o, &v);
         self.f0.push(v.f0);
+        self.candidates.push(c);
         o
+    }
+
+    /// Re-decides the voice columns of `frames` — every frame pushed so far, in order — along
+    /// Praat's path over the whole recording (see [`pitch::path`]).
+    pub fn decide_voicing(&mut self, frames: &mut [Lld]) {
+        debug_assert_eq!(frames.len(), self.candidates.len());
+        let mean = if self.total.1 > 0 { (self.total.0 / self.total.1 as f64) as f32 } else { 0.0 };
+        let global_peak = (self.extremes.0 - mean).max(mean - self.extremes.1);
+        let chosen = pitch::path(&self.candidates, global_peak);
+        for ((frame, (c, k)), f0) in frames.iter_mut().zip(self.candidates.iter().zip(chosen)).zip(&mut self.f0) {
+            let v = k.map(|k| c.voiced[k]).unwrap_or_default();
+            set_voice(frame, &v);
+            *f0 = v.f0;
+        }
     }
 
     /// F0 in Hz of every frame produced so far (0 = unvoiced), for callers that want Hertz.
@@ -219,16 +239,27 @@ impl LldExtractor {
     }
 }
 
+fn set_voice(o: &mut Lld, v: &Voice) {
+    let voiced = v.f0 > 0.0;
+    let or0 = |x: f32| if voiced { x } else { 0.0 };
+    o[idx::F0_ST] = if voiced { semitones(v.f0) } else { 0.0 };
+    o[idx::VOICING] = or0(v.strength);
+    o[idx::JITTER] = or0(v.jitter);
+    o[idx::SHIMMER] = or0(v.shimmer);
+    o[idx::HNR_DB] = or0(v.hnr_db);
+}
+
 /// Time in seconds of frame `i`'s centre.
 pub fn frame_time_s(i: usize) -> f32 {
     (i * HOP + CENTRE) as f32 / RATE as f32
 }
 
-/// All LLD frames of a whole 16 kHz signal.
+/// All LLD frames of a whole 16 kHz signal, voicing decided along the path.
 pub fn llds(samples: &[f32]) -> Vec<Lld> {
     let mut x = LldExtractor::new();
     let mut out = Vec::with_capacity(samples.len() / HOP);
     x.push(samples, &mut out);
+    x.decide_voicing(&mut out);
     out
 }
 
@@ -259,6 +290,7 @@ mod tests {
             for c in x.chunks(chunk) {
                 e.push(c, &mut out);
             }
+            e.decide_voicing(&mut out);
             assert_eq!(out, whole, "chunk {chunk}");
         }
     }

@@ -1,12 +1,17 @@
 //! F0, voicing, HNR, jitter and shimmer of one analysis window.
 //!
-//! F0 follows Boersma (1993), the method behind Praat's `To Pitch (ac)`: subtract the mean,
+//! F0 follows Boersma (1993), the method behind Praat's `To Pitch (ac)`: subtract the local mean,
 //! apply a Hann window, take the autocorrelation by FFT and divide it by the window's own
 //! autocorrelation, which removes the taper's bias so that a periodic signal peaks near 1.
-//! Candidates are the local maxima between the pitch floor and ceiling, scored like Praat's
-//! local strength `r(τ) − octave_cost · log2(floor · τ)`; the peak position is refined by
-//! parabolic interpolation. Praat additionally runs a Viterbi path over frames; this front-end
-//! is per frame (streaming), so isolated octave jumps are left to the per-segment functionals.
+//! Candidates are the local maxima between the pitch floor and ceiling above half the voicing
+//! threshold, positions refined by parabolic interpolation, strengths above 1 reflected (1/r), as
+//! Praat keeps them. Each frame's [`Candidates`] (plus its local peak) go to [`path`], Praat's
+//! path finder: a Viterbi search over the whole recording that weighs each voiced candidate's
+//! strength less an octave cost against an unvoiced candidate whose strength grows as the frame
+//! gets quiet relative to the recording's global peak (silence threshold), and charges for
+//! voiced/unvoiced transitions and octave jumps — `To Pitch (ac)`'s defaults throughout.
+//! [`PitchTracker::analyse`] is the per-frame decision alone (strongest candidate above the
+//! voicing threshold), for a single window.
 //!
 //! HNR is `10·log10(r / (1 − r))` at the chosen peak (Boersma's harmonicity). Jitter and shimmer
 //! ("local") come from the pitch pulses inside the window: successive waveform maxima one period
@@ -24,7 +29,16 @@ pub const FLOOR_HZ: f32 = 75.0;
 pub const CEILING_HZ: f32 = 600.0;
 /// Praat's voicing threshold.
 pub const VOICING_THRESHOLD: f32 = 0.45;
+/// Praat's silence threshold: frames whose peak is below this fraction of the recording's peak
+/// lean towards unvoiced.
+pub const SILENCE_THRESHOLD: f32 = 0.03;
 const OCTAVE_COST: f32 = 0.01;
+/// Path costs per 10 ms frame (Praat's defaults; its time-step correction is 1 at 10 ms).
+const VOICED_UNVOICED_COST: f32 = 0.14;
+const OCTAVE_JUMP_COST: f32 = 0.35;
+/// Voiced candidates kept per frame (Praat keeps up to 14). The path rarely takes one beyond the
+/// first few; six keep a live recording's candidates at 7.7 MB per 10 minutes.
+pub const MAX_CANDIDATES: usize = 6;
 
 /// What one window says about the voice.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -36,6 +50,80 @@ pub struct Voice {
     pub hnr_db: f32,
     pub jitter: f32,
     pub shimmer: f32,
+}
+
+/// What one frame offers the path finder.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Candidates {
+    /// Largest |windowed sample| within half a longest period of the centre (Praat's).
+    pub local_peak: f32,
+    /// Voiced candidates, best (strength less octave cost) first; `n` of them are valid.
+    pub voiced: [Voice; MAX_CANDIDATES],
+    pub n: u8,
+}
+
+impl Candidates {
+    pub fn voiced(&self) -> &[Voice] {
+        &self.voiced[..usize::from(self.n)]
+    }
+}
+
+/// A voiced candidate's strength less Praat's octave cost (favours higher candidates a little,
+/// against sub-harmonics).
+fn voiced_score(v: &Voice) -> f32 {
+    v.strength - OCTAVE_COST * (CEILING_HZ / v.f0).log2()
+}
+
+/// Praat's path finder over a whole recording: for each frame, the index of its chosen voiced
+/// candidate, or `None` for unvoiced. `global_peak` is the recording's largest |sample − mean|.
+pub fn path(frames: &[Candidates], global_peak: f32) -> Vec<Option<usize>> {
+    let unvoiced_strength = |c: &Candidates| -> f32 {
+        if global_peak <= 0.0 || c.local_peak <= 0.0 {
+            return VOICING_THRESHOLD + 2.0;
+        }
+        let relative = c.local_peak / global_peak / (SILENCE_THRESHOLD / (1.0 + VOICING_THRESHOLD));
+        VOICING_THRESHOLD + (2.0 - relative).max(0.0)
+    };
+    // State 0 is unvoiced, state k ≥ 1 voiced candidate k − 1.
+    let f0_of = |c: &Candidates, k: usize| if k == 0 { 0.0 } else { c.voiced[k - 1].f0 };
+    let transition = |f_prev: f32, f: f32| -> f32 {
+        match (f_prev > 0.0, f > 0.0) {
+            (false, false) => 0.0,
+            (true, true) => OCTAVE_JUMP_COST * (f_prev / f).log2().abs(),
+            _ => VOICED_UNVOICED_COST,
+        }
+    };
+    let mut back: Vec<[u8; MAX_CANDIDATES + 1]> = Vec::with_capacity(frames.len());
+    let mut score = [0.0f32; MAX_CANDIDATES + 1];
+    let mut prev: Option<&Candidates> = None;
+    for c in frames {
+        let states = 1 + usize::from(c.n);
+        let mut next = [f32::NEG_INFINITY; MAX_CANDIDATES + 1];
+        let mut from = [0u8; MAX_CANDIDATES + 1];
+        for (k, slot) in next.iter_mut().enumerate().take(states) {
+            let delta = if k == 0 { unvoiced_strength(c) } else { voiced_score(&c.voiced[k - 1]) };
+            let f = f0_of(c, k);
+            let (best, arg) = match prev {
+                None => (0.0, 0),
+                Some(p) => (0..1 + usize::from(p.n))
+                    .map(|j| (score[j] - transition(f0_of(p, j), f), j))
+                    .fold((f32::NEG_INFINITY, 0), |b, x| if x.0 > b.0 { x } else { b }),
+            };
+            *slot = best + delta;
+            from[k] = arg as u8;
+        }
+        score = next;
+        back.push(from);
+        prev = Some(c);
+    }
+    let mut out = vec![None; frames.len()];
+    let Some(last) = frames.last() else { return out };
+    let mut k = (0..1 + usize::from(last.n)).fold(0, |b, k| if score[k] > score[b] { k } else { b });
+    for i in (0..frames.len()).rev() {
+        out[i] = k.checked_sub(1);
+        k = usize::from(back[i][k]);
+    }
+    out
 }
 
 /// Reusable state for [`PitchTracker::analyse`]: FFT plans, the window and its autocorrelation.
@@ -111,58 +199,80 @@ impl PitchTracker {
         &self.acf[..self.len]
     }
 
-    /// Analyses one window of exactly `len` samples.
+    /// The strongest candidate above the voicing threshold of one window of exactly `len`
+    /// samples, by itself (no path).
     pub fn analyse(&mut self, w: &[f32]) -> Voice {
+        let c = self.candidates(w);
+        c.voiced().iter().find(|v| v.strength > VOICING_THRESHOLD).copied().unwrap_or_default()
+    }
+
+    /// The voiced candidates of one window of exactly `len` samples and its local peak.
+    pub fn candidates(&mut self, w: &[f32]) -> Candidates {
+        let mut out = Candidates::default();
         if w.len() != self.len {
-            return Voice::default();
+            return out;
         }
-        let mean = super::sum(w) / w.len() as f32;
+        // As Praat: the mean of one longest period either side of the centre is removed before
+        // windowing (a window-wide mean leaves low-frequency rumble that inflates every lag), and
+        // the local peak is the windowed frame's largest value within half a longest period of
+        // the centre.
+        let period = (self.rate / FLOOR_HZ) as usize;
+        let centre = self.len / 2;
+        let around = &w[centre.saturating_sub(period)..(centre + period).min(w.len())];
+        let mean = super::sum(around) / around.len() as f32;
         let mut centred = std::mem::take(&mut self.centred);
         for ((c, &x), &h) in centred.iter_mut().zip(w).zip(&self.window) {
             *c = (x - mean) * h;
         }
+        let half = period / 2 + 1;
+        out.local_peak = centred[centre.saturating_sub(half)..(centre + half).min(w.len())]
+            .iter()
+            .fold(0.0f32, |m, &x| m.max(x.abs()));
         let rate = self.rate;
         let min_lag = (rate / CEILING_HZ).floor().max(2.0) as usize;
         let max_lag = ((rate / FLOOR_HZ).ceil() as usize).min(self.len / 2);
-        let voice = if centred.iter().all(|&v| v == 0.0) || max_lag < min_lag + 2 {
-            Voice::default()
-        } else {
+        if out.local_peak > 0.0 && max_lag >= min_lag + 2 {
             let inv_wacf = std::mem::take(&mut self.window_acf);
             let mut r = std::mem::take(&mut self.r);
             r.clear();
             r.extend(self.autocorrelation(&centred).iter().zip(&inv_wacf).take(max_lag + 2).map(|(&a, &b)| a * b));
             self.window_acf = inv_wacf;
-            let peak = best_peak(&r, min_lag, max_lag, rate);
-            self.r = r;
-            peak.map_or_else(Voice::default, |(lag, strength)| {
+            let mut peaks = peaks(&r, min_lag, max_lag, rate);
+            peaks.sort_by(|a, b| voiced_score(b).total_cmp(&voiced_score(a)));
+            for p in peaks.into_iter().take(MAX_CANDIDATES) {
+                let lag = rate / p.f0;
                 let (jitter, shimmer) = perturbation(w, lag);
-                let r = strength.clamp(1e-4, 0.9999);
-                Voice { f0: rate / lag, strength, hnr_db: 10.0 * (r / (1.0 - r)).log10(), jitter, shimmer }
-            })
-        };
+                let r = p.strength.clamp(1e-4, 0.9999);
+                out.voiced[usize::from(out.n)] =
+                    Voice { f0: p.f0, strength: p.strength, hnr_db: 10.0 * (r / (1.0 - r)).log10(), jitter, shimmer };
+                out.n += 1;
+            }
+            self.r = r;
+        }
         self.centred = centred;
-        voice
+        out
     }
 }
 
-/// The best candidate peak `(lag, strength)` of a normalised autocorrelation, if voiced.
-fn best_peak(r: &[f32], min_lag: usize, max_lag: usize, rate: f32) -> Option<(f32, f32)> {
-    let mut best: Option<(f32, f32, f32)> = None; // (score, lag, strength)
+/// The local maxima of a normalised autocorrelation between the lags of the ceiling and floor
+/// above half the voicing threshold, as (F0, strength) in [`Voice`]s.
+fn peaks(r: &[f32], min_lag: usize, max_lag: usize, rate: f32) -> Vec<Voice> {
+    let mut out = Vec::new();
     for i in min_lag.max(1)..=max_lag.min(r.len() - 2) {
         let (a, b, c) = (r[i - 1], r[i], r[i + 1]);
-        if !(b >= a && b >= c && b > VOICING_THRESHOLD) {
+        if !(b >= a && b >= c && b > 0.5 * VOICING_THRESHOLD) {
             continue;
         }
         let denom = a - 2.0 * b + c;
         let shift = if denom.abs() > 1e-9 { (0.5 * (a - c) / denom).clamp(-0.5, 0.5) } else { 0.0 };
         let lag = i as f32 + shift;
-        let strength = (b - 0.25 * (a - c) * shift).min(1.0);
-        let score = strength - OCTAVE_COST * (FLOOR_HZ * lag / rate).log2();
-        if best.is_none_or(|(s, _, _)| score > s) {
-            best = Some((score, lag, strength));
+        let mut strength = b - 0.25 * (a - c) * shift;
+        if strength > 1.0 {
+            strength = 1.0 / strength;
         }
+        out.push(Voice { f0: rate / lag, strength, ..Voice::default() });
     }
-    best.map(|(_, lag, strength)| (lag, strength))
+    out
 }
 
 /// Local jitter and shimmer from the pulses one `period` (samples) apart in `w`.

@@ -33,13 +33,19 @@ pub struct F0Agreement {
     pub both_voiced: usize,
     /// Of the frames either calls voiced, the share both do.
     pub voicing_agreement: f32,
+    /// Of all of Praat's frames, the share both call voiced or both unvoiced.
+    pub frame_agreement: f32,
+    /// Of the frames both call voiced, the share more than 20 % apart (gross pitch errors).
+    pub gross_errors: f32,
 }
 
-/// Our F0 track, linearly interpolated at Praat's frame times (both neighbours voiced), against
-/// Praat's values (0 = unvoiced). 16 kHz input.
+/// Our F0 track (the analyser's, voicing along the path), linearly interpolated at Praat's frame
+/// times (both neighbours voiced), against Praat's values (0 = unvoiced). 16 kHz input.
 pub fn f0_agreement(samples: &[f32], times_s: &[f32], praat_hz: &[f32]) -> F0Agreement {
     let mut x = LldExtractor::new();
-    x.push(samples, &mut Vec::new());
+    let mut frames = Vec::new();
+    x.push(samples, &mut frames);
+    x.decide_voicing(&mut frames);
     let ours = x.f0_hz();
     let at = |t: f32| -> f32 {
         let pos = (t * lld::RATE as f32 - lld::CENTRE as f32) / lld::HOP as f32;
@@ -53,19 +59,27 @@ pub fn f0_agreement(samples: &[f32], times_s: &[f32], praat_hz: &[f32]) -> F0Agr
             _ => 0.0,
         }
     };
-    let (mut errs, mut either) = (Vec::new(), 0usize);
+    let (mut errs, mut either, mut same, mut gross) = (Vec::new(), 0usize, 0usize, 0usize);
     for (&t, &p) in times_s.iter().zip(praat_hz) {
         let o = at(t);
         if o > 0.0 || p > 0.0 {
             either += 1;
         }
+        if (o > 0.0) == (p > 0.0) {
+            same += 1;
+        }
         if o > 0.0 && p > 0.0 {
             errs.push((o - p).abs());
+            if (o - p).abs() > 0.2 * p {
+                gross += 1;
+            }
         }
     }
     F0Agreement {
         median_abs_hz: if errs.is_empty() { f32::INFINITY } else { crate::quantile(&errs, 0.5) },
         both_voiced: errs.len(),
         voicing_agreement: errs.len() as f32 / either.max(1) as f32,
+        frame_agreement: same as f32 / times_s.len().max(1) as f32,
+        gross_errors: gross as f32 / errs.len().max(1) as f32,
     }
 }
