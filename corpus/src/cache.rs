@@ -38,7 +38,7 @@ pub struct CachedSession {
     pub split: Split,
     pub labels: Option<Labels>,
     /// The front-ends' quality flags (`protocol::ResultFlags` bits).
-    pub flags: u16,
+    pub flags: u32,
     /// Segments per modality (audio, video, text); 0 = absent.
     pub lengths: [usize; 3],
     pub audio_seconds: f32,

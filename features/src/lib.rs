@@ -270,10 +270,10 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
             segment::fixed_windows(duration_ms)
         }
     };
+    let by_turns =
+        inp.transcript.is_some_and(|t| t.iter().any(|u| u.speaker == Speaker::Participant && u.end_ms > u.start_ms));
     let segments: Vec<Segment> = match (inp.transcript, inp.audio, analysed) {
-        (Some(t), _, _) if t.iter().any(|u| u.speaker == Speaker::Participant && u.end_ms > u.start_ms) => {
-            segment::participant_turns(t)
-        }
+        (Some(t), _, _) if by_turns => segment::participant_turns(t),
         (_, Some(clip), _) => {
             let detector = inp.vad.unwrap_or(&vad::EnergyVad);
             by_voice(detector.speech_probabilities(clip), detector.name())
@@ -293,6 +293,10 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
         Ok(Some(a)) => {
             if a.low_quality {
                 flags |= ResultFlags::LOW_QUALITY_AUDIO;
+            }
+            if !by_turns {
+                // Utterances found by voice activity may hold the interviewer's voice too.
+                flags |= ResultFlags::SPEAKERS_NOT_SEPARATED;
             }
             let speech_frames = a.frames.iter().filter(|f| f[audio::lld::idx::ENERGY_DB] > a.speech_floor_db).count();
             usable.speech_s = speech_frames as f32 * audio::lld::HOP as f32 / audio::SAMPLE_RATE as f32;

@@ -59,7 +59,10 @@ pub struct SegmenterConfig {
     pub min_speech_ms: u32,
     /// Gaps shorter than this join two runs into one utterance.
     pub merge_gap_ms: u32,
-    /// Longer utterances are cut into pieces of at most this length.
+    /// Longer utterances are cut at their longest pauses, again and again, into pieces of at
+    /// most this length (10 s by default: a conversation's turns that follow each other with
+    /// short pauses would otherwise become one long utterance); speech without any pause into
+    /// equal parts.
     pub max_utterance_ms: u32,
     /// Added before and after each utterance (clamped to its neighbours).
     pub pad_ms: u32,
@@ -72,7 +75,7 @@ impl Default for SegmenterConfig {
             off: 0.35,
             min_speech_ms: 250,
             merge_gap_ms: 1_000,
-            max_utterance_ms: 30_000,
+            max_utterance_ms: 10_000,
             pad_ms: 100,
         }
     }
@@ -96,25 +99,51 @@ pub fn utterances(sp: &SpeechProbabilities, cfg: &SegmenterConfig) -> Vec<Segmen
     if let Some(s) = start {
         runs.push((at(s), at(sp.p.len())));
     }
-    let mut merged: Vec<(u32, u32)> = Vec::new();
+    // Runs closer than the merge gap form one utterance; each keeps its runs, so that a long one
+    // can be split again at its own pauses.
+    let mut merged: Vec<Vec<(u32, u32)>> = Vec::new();
     for r in runs {
         match merged.last_mut() {
-            Some(last) if r.0.saturating_sub(last.1) < cfg.merge_gap_ms => last.1 = r.1,
-            _ => merged.push(r),
+            Some(last) if r.0.saturating_sub(last[last.len() - 1].1) < cfg.merge_gap_ms => last.push(r),
+            _ => merged.push(vec![r]),
         }
     }
-    merged.retain(|(a, b)| b - a >= cfg.min_speech_ms);
-    let end_of_audio = at(sp.p.len());
-    let mut out = Vec::new();
-    for i in 0..merged.len() {
-        let lo = if i > 0 { merged[i - 1].1 } else { 0 };
-        let hi = merged.get(i + 1).map_or(end_of_audio, |n| n.0);
-        let (a, b) = (merged[i].0.saturating_sub(cfg.pad_ms).max(lo), (merged[i].1 + cfg.pad_ms).min(hi));
-        let pieces = (b - a).div_ceil(cfg.max_utterance_ms.max(1)).max(1);
-        let len = (b - a).div_ceil(pieces);
-        out.extend((0..pieces).map(|j| Segment { start_ms: a + j * len, end_ms: (a + (j + 1) * len).min(b) }));
+    merged.retain(|u| u[u.len() - 1].1 - u[0].0 >= cfg.min_speech_ms);
+    let mut pieces: Vec<(u32, u32)> = Vec::new();
+    for u in &merged {
+        split_at_pauses(u, cfg.max_utterance_ms.max(1), &mut pieces);
     }
-    out
+    let end_of_audio = at(sp.p.len());
+    (0..pieces.len())
+        .map(|i| {
+            let lo = if i > 0 { pieces[i - 1].1 } else { 0 };
+            let hi = pieces.get(i + 1).map_or(end_of_audio, |n| n.0);
+            let (a, b) = pieces[i];
+            Segment { start_ms: a.saturating_sub(cfg.pad_ms).max(lo), end_ms: (b + cfg.pad_ms).min(hi) }
+        })
+        .collect()
+}
+
+/// Cuts an utterance (its speech runs, in order) into pieces of at most `max_ms`: at its longest
+/// pause, again and again; a single run longer than `max_ms` (no pause to cut at) into equal
+/// parts.
+fn split_at_pauses(runs: &[(u32, u32)], max_ms: u32, out: &mut Vec<(u32, u32)>) {
+    let (a, b) = (runs[0].0, runs[runs.len() - 1].1);
+    if b - a <= max_ms {
+        out.push((a, b));
+    } else if runs.len() > 1 {
+        // The longest pause; of equal ones, the one nearest the middle (balanced pieces).
+        let mid = (a + b) / 2;
+        let cut = (0..runs.len() - 1)
+            .max_by_key(|&i| (runs[i + 1].0 - runs[i].1, std::cmp::Reverse(runs[i].1.abs_diff(mid))))
+            .unwrap_or(0);
+        split_at_pauses(&runs[..=cut], max_ms, out);
+        split_at_pauses(&runs[cut + 1..], max_ms, out);
+    } else {
+        let n = (b - a).div_ceil(max_ms);
+        let len = (b - a).div_ceil(n);
+        out.extend((0..n).map(|j| (a + j * len, (a + (j + 1) * len).min(b))));
+    }
 }
 
 /// Share of frames at or above `on`: a quick "is there speech at all".
@@ -167,11 +196,26 @@ mod tests {
     fn long_speech_is_cut_and_padding_stays_inside_the_audio() {
         let cfg = SegmenterConfig::default();
         let u = utterances(&probs(&[(0.9, 7_000)]), &cfg);
-        assert_eq!(u.len(), 3);
-        assert_eq!((u[0].start_ms, u[2].end_ms), (0, 70_000));
-        assert!(u.iter().all(|s| s.end_ms - s.start_ms <= 30_000));
+        assert_eq!(u.len(), 7);
+        assert_eq!((u[0].start_ms, u[6].end_ms), (0, 70_000));
+        assert!(u.iter().all(|s| s.end_ms - s.start_ms <= cfg.max_utterance_ms));
         assert!(utterances(&probs(&[(0.0, 500)]), &cfg).is_empty());
         assert!(utterances(&probs(&[]), &cfg).is_empty());
+    }
+
+    #[test]
+    fn long_speech_is_cut_at_its_longest_pauses() {
+        // 4 s, a 0.6 s pause, 3 s, a 0.3 s pause, 5 s: one utterance by the merge gap, 12.9 s
+        // long, so cut at the 0.6 s pause; the rest (8.3 s) fits.
+        let cfg = SegmenterConfig { pad_ms: 0, ..SegmenterConfig::default() };
+        let u = utterances(&probs(&[(0.9, 400), (0.0, 60), (0.9, 300), (0.0, 30), (0.9, 500)]), &cfg);
+        assert_eq!(u, vec![Segment { start_ms: 0, end_ms: 4_000 }, Segment { start_ms: 4_600, end_ms: 12_900 }]);
+        // Equal pauses: the one nearest the middle.
+        let u = utterances(
+            &probs(&[(0.9, 300), (0.0, 50), (0.9, 300), (0.0, 50), (0.9, 300), (0.0, 50), (0.9, 300)]),
+            &cfg,
+        );
+        assert_eq!(u.iter().map(|s| s.start_ms).collect::<Vec<_>>(), vec![0, 7_000], "{u:?}");
     }
 
     #[test]

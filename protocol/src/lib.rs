@@ -59,7 +59,7 @@ impl core::fmt::Display for Escaped<'_> {
 }
 
 /// Version of the message set. Bumped on any incompatible change; negotiated in [`Hello`].
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// Bytes of model data carried by one [`UploadChunk`]. Large enough that framing overhead stays
 /// under 1 % (see `bench/run link`).

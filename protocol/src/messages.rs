@@ -805,7 +805,7 @@ impl Questionnaire {
 bitflags::bitflags! {
     /// What a reader of a [`ResultRecord`] must know about how it was made.
     #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-    pub struct ResultFlags: u16 {
+    pub struct ResultFlags: u32 {
         /// The audio was silent, too quiet or clipped.
         const LOW_QUALITY_AUDIO = 1 << 0;
         /// No face was found: video is absent.
@@ -847,12 +847,16 @@ bitflags::bitflags! {
         /// The microphone could not be opened or failed: audio is absent, the other modalities
         /// were captured.
         const MIC_LOST = 1 << 15;
+        /// The audio was segmented without a transcript or answer windows (by voice activity or
+        /// fixed windows): utterances may hold the interviewer's voice as well as the
+        /// participant's.
+        const SPEAKERS_NOT_SEPARATED = 1 << 16;
     }
 }
 
 impl ResultFlags {
     /// Each flag's name for a report, in bit order.
-    pub const NAMES: [(ResultFlags, &'static str); 16] = [
+    pub const NAMES: [(ResultFlags, &'static str); 17] = [
         (ResultFlags::LOW_QUALITY_AUDIO, "low-quality audio"),
         (ResultFlags::NO_FACE, "no usable video"),
         (ResultFlags::SHORT_TRANSCRIPT, "short transcript"),
@@ -869,6 +873,10 @@ impl ResultFlags {
         (ResultFlags::ENDED_EARLY, "ended early"),
         (ResultFlags::CAMERA_LOST, "camera froze or failed (video from before, if any)"),
         (ResultFlags::MIC_LOST, "microphone failed (audio absent)"),
+        (
+            ResultFlags::SPEAKERS_NOT_SEPARATED,
+            "speakers not separated (no transcript: the interviewer's voice may be in the audio)",
+        ),
     ];
 }
 

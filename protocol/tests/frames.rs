@@ -70,7 +70,7 @@ fn record() -> impl Strategy<Value = ResultRecord> {
     (
         (any::<u64>(), any::<u32>(), short(), any::<u64>(), any::<u64>(), any::<u32>()),
         (any::<f32>(), any::<f32>(), any::<[f32; 3]>(), any::<u8>(), short()),
-        (any::<[u8; 8]>(), any::<u16>(), proptest::option::of((any::<bool>(), proptest::collection::vec(0u8..=3, 9)))),
+        (any::<[u8; 8]>(), any::<u32>(), proptest::option::of((any::<bool>(), proptest::collection::vec(0u8..=3, 9)))),
     )
         .prop_map(
             |(
@@ -359,7 +359,7 @@ fn largest_responses() -> std::vec::Vec<Response> {
         modalities: Modalities::all(),
         model_version: s.clone(),
         feature_schema: SchemaHash([0xFF; 8]),
-        flags: ResultFlags::from_bits_retain(u16::MAX),
+        flags: ResultFlags::from_bits_retain(u32::MAX),
         questionnaire: Some(Questionnaire::new(Instrument::Phq9, &[3; 9]).expect("valid")),
     };
     vec![
@@ -633,4 +633,18 @@ fn a_version_3_record_reads_as_one_without_a_questionnaire() {
     assert!(postcard::from_bytes::<ResultRecord>(bytes).is_err(), "the v4 layout differs");
     let r = ResultRecord::from(postcard::from_bytes::<ResultRecordV3>(bytes).expect("decodes"));
     assert_eq!((r.seq, r.phq8, r.flags, r.questionnaire), (7, 9.0, ResultFlags::SIMULATED, None));
+}
+
+/// Version 5 widened [`ResultFlags`] from 16 to 32 bits. postcard writes both as the same
+/// varint, so a record of version 4 (in a device's log, or hashed in a host's database) reads
+/// and hashes exactly as before.
+#[test]
+fn flags_of_version_4_encode_as_they_did() {
+    for bits in [0u16, 1, 0x7f, 0x80, 0x3fff, 0x4000, 0x8421, u16::MAX] {
+        let (mut a, mut b) = ([0u8; 8], [0u8; 8]);
+        let old = postcard::to_slice(&bits, &mut a).expect("encodes");
+        let new = postcard::to_slice(&ResultFlags::from_bits_retain(u32::from(bits)), &mut b).expect("encodes");
+        assert_eq!(old, new, "{bits:#x}");
+        assert_eq!(postcard::from_bytes::<ResultFlags>(old).expect("decodes").bits(), u32::from(bits));
+    }
 }

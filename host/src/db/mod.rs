@@ -353,7 +353,7 @@ impl Row {
                 modalities: Modalities::from_bits_retain(self.modalities as u8),
                 model_version: protocol::truncated(&self.model_version),
                 feature_schema: schema_hash(&self.feature_schema),
-                flags: ResultFlags::from_bits_retain(self.flags as u16),
+                flags: ResultFlags::from_bits_retain(self.flags as u32),
                 questionnaire: parse_questionnaire(self.phq_instrument, self.phq_answers),
             },
             synced_at_ms: self.synced_at_ms as u64,
