@@ -149,15 +149,18 @@ impl ResultLog {
         upto: u64,
         mut forget: impl FnMut(&ResultRecord) -> bool,
     ) -> Result<usize, LogError> {
-        let gone = self.records.iter().filter(|r| r.seq <= upto && forget(r)).map(|r| r.seq).collect::<Vec<_>>();
+        // One pass decides every record (the log may hold tens of thousands); the in-memory list
+        // changes only once the new file is in place.
+        let (gone, kept): (Vec<&ResultRecord>, Vec<&ResultRecord>) =
+            self.records.iter().partition(|r| r.seq <= upto && forget(r));
         if gone.is_empty() {
             return Ok(0);
         }
+        let (gone, kept) = (gone.len(), kept.into_iter().cloned().collect::<Vec<ResultRecord>>());
         let io = |path: &Path| {
             let path = path.to_owned();
             move |source| LogError::Io { path, source }
         };
-        let kept: Vec<ResultRecord> = self.records.iter().filter(|r| !gone.contains(&r.seq)).cloned().collect();
         let mut bytes = Vec::new();
         let mut buf = vec![0u8; MAX_FRAME];
         for r in &kept {
@@ -176,7 +179,7 @@ impl ResultLog {
         }
         self.file = OpenOptions::new().read(true).append(true).open(&self.path).map_err(io(&self.path))?;
         self.records = kept;
-        Ok(gone.len())
+        Ok(gone)
     }
 
     /// Records with a sequence number above `after`, oldest first, at most `max`.
