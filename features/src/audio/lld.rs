@@ -211,7 +211,10 @@ impl LldExtractor {
         self.mel.dct(&self.bands, &mut self.mfcc);
         o[idx::MFCC0..idx::MFCC0 + N_MFCC].copy_from_slice(&self.mfcc[..N_MFCC]);
 
-        let c = self.pitch.candidates(&self.buf[start..start + VOICE_WIN]);
+        // The recording's global peak (about its mean, wherever the mean ends up) is at least
+        // half the range of the samples seen so far.
+        let silent = pitch::silent_below(0.999 * 0.5 * (self.extremes.0 - self.extremes.1));
+        let c = self.pitch.candidates(&self.buf[start..start + VOICE_WIN], silent);
         let v = c.voiced().iter().find(|v| v.strength > pitch::VOICING_THRESHOLD).copied().unwrap_or_default();
         set_voice(&mut o, &v);
         self.f0.push(v.f0);

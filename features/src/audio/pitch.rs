@@ -74,6 +74,15 @@ fn voiced_score(v: &Voice) -> f32 {
     v.strength - OCTAVE_COST * (CEILING_HZ / v.f0).log2()
 }
 
+/// The local peak below which a frame is unvoiced whatever its candidates, given a lower bound
+/// of the recording's global peak: its unvoiced strength is then at least `voicing threshold +
+/// 1` (1.45), a voiced candidate's score at most 1, and leaving the unvoiced state costs at most
+/// two voiced/unvoiced transitions (0.28). Frames below it skip the autocorrelation; the path
+/// comes out the same.
+pub fn silent_below(global_peak_at_least: f32) -> f32 {
+    global_peak_at_least * SILENCE_THRESHOLD / (1.0 + VOICING_THRESHOLD)
+}
+
 /// Praat's path finder over a whole recording: for each frame, the index of its chosen voiced
 /// candidate, or `None` for unvoiced. `global_peak` is the recording's largest |sample − mean|.
 pub fn path(frames: &[Candidates], global_peak: f32) -> Vec<Option<usize>> {
@@ -202,12 +211,13 @@ impl PitchTracker {
     /// The strongest candidate above the voicing threshold of one window of exactly `len`
     /// samples, by itself (no path).
     pub fn analyse(&mut self, w: &[f32]) -> Voice {
-        let c = self.candidates(w);
+        let c = self.candidates(w, 0.0);
         c.voiced().iter().find(|v| v.strength > VOICING_THRESHOLD).copied().unwrap_or_default()
     }
 
-    /// The voiced candidates of one window of exactly `len` samples and its local peak.
-    pub fn candidates(&mut self, w: &[f32]) -> Candidates {
+    /// The voiced candidates of one window of exactly `len` samples and its local peak. A window
+    /// whose local peak is below `silent_below` gets none (see [`silent_below`]).
+    pub fn candidates(&mut self, w: &[f32], silent_below: f32) -> Candidates {
         let mut out = Candidates::default();
         if w.len() != self.len {
             return out;
@@ -231,7 +241,7 @@ impl PitchTracker {
         let rate = self.rate;
         let min_lag = (rate / CEILING_HZ).floor().max(2.0) as usize;
         let max_lag = ((rate / FLOOR_HZ).ceil() as usize).min(self.len / 2);
-        if out.local_peak > 0.0 && max_lag >= min_lag + 2 {
+        if out.local_peak > 0.0 && out.local_peak >= silent_below && max_lag >= min_lag + 2 {
             let inv_wacf = std::mem::take(&mut self.window_acf);
             let mut r = std::mem::take(&mut self.r);
             r.clear();
@@ -278,7 +288,14 @@ fn peaks(r: &[f32], min_lag: usize, max_lag: usize, rate: f32) -> Vec<Voice> {
 /// Local jitter and shimmer from the pulses one `period` (samples) apart in `w`.
 fn perturbation(w: &[f32], period: f32) -> (f32, f32) {
     let argmax = |a: usize, b: usize| -> Option<usize> {
-        (a..b.min(w.len())).max_by(|&i, &j| w[i].total_cmp(&w[j])).filter(|&i| i > 0 && i + 1 < w.len())
+        // The last of equal maxima, as `Iterator::max_by` picks.
+        let mut best: Option<usize> = None;
+        for i in a..b.min(w.len()) {
+            if best.is_none_or(|j| w[i] >= w[j]) {
+                best = Some(i);
+            }
+        }
+        best.filter(|&i| i > 0 && i + 1 < w.len())
     };
     // The parabola through a peak and its neighbours: (position, height).
     let refine = |i: usize| -> (f32, f32) {
@@ -287,10 +304,15 @@ fn perturbation(w: &[f32], period: f32) -> (f32, f32) {
         let shift = if d.abs() > 1e-12 { (0.5 * (a - c) / d).clamp(-0.5, 0.5) } else { 0.0 };
         (i as f32 + shift, b - 0.25 * (a - c) * shift)
     };
-    let mut pulses: Vec<(f32, f32)> = Vec::new();
+    // Running sums over the pulses (no allocation: this runs for every candidate of every frame):
+    // periods and their successive differences, amplitudes and theirs.
     let Some(first) = argmax(0, period.ceil() as usize) else { return (0.0, 0.0) };
     let mut at = first;
-    pulses.push(refine(at));
+    let (mut prev_pos, mut prev_amp) = refine(at);
+    prev_amp = prev_amp.abs();
+    let mut prev_period: Option<f32> = None;
+    let (mut n_pulses, mut sum_period, mut sum_dperiod) = (1usize, 0.0f32, 0.0f32);
+    let (mut sum_amp, mut sum_damp) = (prev_amp, 0.0f32);
     loop {
         let expect = at as f32 + period;
         let (a, b) = ((expect - 0.2 * period).max(0.0) as usize, (expect + 0.2 * period).ceil() as usize + 1);
@@ -299,18 +321,24 @@ fn perturbation(w: &[f32], period: f32) -> (f32, f32) {
         }
         let Some(next) = argmax(a, b) else { break };
         at = next;
-        pulses.push(refine(at));
+        let (pos, amp) = refine(at);
+        let (p, amp) = (pos - prev_pos, amp.abs());
+        if let Some(q) = prev_period {
+            sum_dperiod += (p - q).abs();
+        }
+        sum_period += p;
+        sum_damp += (amp - prev_amp).abs();
+        sum_amp += amp;
+        n_pulses += 1;
+        (prev_pos, prev_amp, prev_period) = (pos, amp, Some(p));
     }
-    if pulses.len() < 3 {
+    if n_pulses < 3 {
         return (0.0, 0.0);
     }
-    let periods: Vec<f32> = pulses.windows(2).map(|p| p[1].0 - p[0].0).collect();
-    let amps: Vec<f32> = pulses.iter().map(|p| p.1.abs()).collect();
-    let mean_abs_diff = |v: &[f32]| v.windows(2).map(|d| (d[1] - d[0]).abs()).sum::<f32>() / (v.len() - 1) as f32;
-    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
-    let jitter = if periods.len() >= 2 { mean_abs_diff(&periods) / mean(&periods) } else { 0.0 };
-    let a_mean = mean(&amps);
-    let shimmer = if a_mean > 0.0 { mean_abs_diff(&amps) / a_mean } else { 0.0 };
+    let n_periods = (n_pulses - 1) as f32;
+    let jitter = if n_pulses >= 3 { (sum_dperiod / (n_periods - 1.0)) / (sum_period / n_periods) } else { 0.0 };
+    let a_mean = sum_amp / n_pulses as f32;
+    let shimmer = if a_mean > 0.0 { (sum_damp / (n_pulses - 1) as f32) / a_mean } else { 0.0 };
     (jitter, shimmer)
 }
 
