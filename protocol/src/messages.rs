@@ -890,7 +890,7 @@ impl core::fmt::Display for ResultFlags {
 #[cfg(feature = "defmt")]
 impl defmt::Format for ResultFlags {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "ResultFlags({=u16:#x})", self.bits());
+        defmt::write!(f, "ResultFlags({=u32:#x})", self.bits());
     }
 }
 
