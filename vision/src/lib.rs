@@ -20,6 +20,7 @@
 
 pub mod cascade;
 pub mod face;
+pub mod hog;
 pub mod shape;
 pub mod video;
 
@@ -32,6 +33,13 @@ pub fn default_cascade() -> PathBuf {
     const NAME: &str = "haarcascade_frontalface_default.xml";
     let installed = features::assets::dir().join("vision").join(NAME);
     if installed.is_file() { installed } else { Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join(NAME) }
+}
+
+/// The default face detector: dlib's HOG frontal face detector (`get_frontal_face_detector()`,
+/// Boost Software License, `LICENSE-dlib.txt` beside it) in dlib's serialization, committed
+/// with this crate.
+pub fn default_detector() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets").join("dlib_frontal_face_detector.dat")
 }
 
 /// Where `scripts/install_landmark_model.sh` puts dlib's 68-point model: `landmarks/` of the
