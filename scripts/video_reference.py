@@ -14,6 +14,14 @@
                                              ground truth: dlib's detections and the ground
                                              truth's box, as they are and moved/scaled, on the
                                              luma LUMA_TOOL (vision's `luma` example) writes
+    video_reference.py hog-real OUT LUMA_TOOL MEDIA...
+                                             dlib's HOG face detector (`run`, adjust_threshold
+                                             -0.5, upsample 0 and 1) on real photos (their luma
+                                             as LUMA_TOOL writes it) and on every frame of Y4M
+                                             clips (their Y plane; upsample 1): boxes, scores,
+                                             filter indices
+    video_reference.py hog-time PGM UPSAMPLE REPEATS
+                                             best time of dlib's HOG face detector on PGM; JSON
     video_reference.py landmarks DIR PREDICTOR
                                              dlib's own shape predictor on every face box of
                                              DIR/reference.json (both cascades), as given and
@@ -183,6 +191,76 @@ def landmarks_real(out_path, predictor, luma_tool, images):
         json.dump(out, fh)
 
 
+def read_pgm(path):
+    import numpy as np
+
+    raw = open(path, "rb").read()
+    head = raw.split(b"\n", 3)
+    w, h = map(int, head[1].split())
+    return np.frombuffer(head[3], dtype=np.uint8).reshape(h, w)
+
+
+def y4m_frames(path):
+    """The Y plane of each frame of an 8-bit 4:2:0 Y4M file."""
+    import numpy as np
+
+    raw = open(path, "rb").read()
+    header, rest = raw.split(b"\n", 1)
+    fields = header.split()
+    w = int(next(f[1:] for f in fields if f.startswith(b"W")))
+    h = int(next(f[1:] for f in fields if f.startswith(b"H")))
+    at, size = 0, w * h * 3 // 2
+    while at < len(rest):
+        at = rest.index(b"\n", at) + 1
+        yield np.frombuffer(rest[at:at + w * h], dtype=np.uint8).reshape(h, w)
+        at += size
+
+
+def hog_real(out_path, luma_tool, media):
+    import subprocess
+
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    base = os.path.dirname(os.path.abspath(out_path))
+    out = {"dlib": dlib.__version__, "adjust_threshold": -0.5, "runs": []}
+
+    def run(gray, name, frame, upsample):
+        rects, scores, filters = detector.run(gray, upsample, -0.5)
+        out["runs"].append({
+            "media": os.path.relpath(os.path.abspath(name), base), "frame": frame, "upsample": upsample,
+            "boxes": [[r.left(), r.top(), r.right(), r.bottom(), s, int(k)] for r, s, k in zip(rects, scores, filters)],
+        })
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in media:
+            if name.endswith(".y4m"):
+                for i, gray in enumerate(y4m_frames(name)):
+                    run(gray, name, i, 1)
+                continue
+            pgm = os.path.join(tmp, "luma.pgm")
+            subprocess.run([luma_tool, name, pgm], check=True)
+            gray = read_pgm(pgm)
+            for upsample in (0, 1):
+                run(gray, name, None, upsample)
+    with open(out_path, "w") as fh:
+        json.dump(out, fh)
+
+
+def hog_timing(pgm, upsample, repeats):
+    import dlib
+
+    detector = dlib.get_frontal_face_detector()
+    gray = read_pgm(pgm)
+    faces = len(detector(gray, upsample))
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        detector(gray, upsample)
+        best = min(best, time.perf_counter() - t)
+    print(json.dumps({"seconds": best, "faces": faces, "dlib": dlib.__version__}))
+
+
 def landmark_timing(png, predictor, box, repeats):
     import dlib
 
@@ -209,6 +287,10 @@ if __name__ == "__main__":
         reference(sys.argv[2], sys.argv[3:])
     elif cmd == "landmarks-real":
         landmarks_real(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:])
+    elif cmd == "hog-real":
+        hog_real(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif cmd == "hog-time":
+        hog_timing(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     elif cmd == "landmarks":
         landmarks(sys.argv[2], sys.argv[3])
     elif cmd == "landmark-time":

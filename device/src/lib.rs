@@ -347,15 +347,16 @@ pub fn load_text_encoder(
 )]
 pub struct MissingTextEncoder(#[source] pub runtime::ModelError);
 
-/// The face front-end: OpenCV's Haar cascade committed in `vision` (or `cascade`) and dlib's
+/// The face front-end: dlib's HOG face detector committed in `vision` (or `detector`: another
+/// dlib detector file, or an OpenCV cascade `.xml`) and dlib's
 /// 68-point model from `predictor`, or from where `scripts/install_landmark_model.sh` puts it.
 /// An explicit path that does not load is an error; a missing default install means no
 /// landmarker (`None`, logged), and results then report video as absent.
 pub fn load_face(
-    cascade: Option<&Path>,
+    detector: Option<&Path>,
     predictor: Option<&Path>,
 ) -> Result<Option<vision::face::FaceFrontEnd>, vision::VisionError> {
-    let cascade = cascade.map_or_else(vision::default_cascade, Path::to_owned);
+    let detector = detector.map_or_else(vision::default_detector, Path::to_owned);
     let (predictor, explicit) = match predictor {
         Some(p) => (p.to_owned(), true),
         None => (vision::default_predictor(), false),
@@ -368,7 +369,7 @@ pub fn load_face(
         return Ok(None);
     }
     let started = std::time::Instant::now();
-    let face = vision::face::FaceFrontEnd::load(&cascade, &predictor, vision::face::FaceConfig::default())?;
+    let face = vision::face::FaceFrontEnd::load(&detector, &predictor, vision::face::FaceConfig::default())?;
     tracing::info!(seconds = started.elapsed().as_secs_f32(), "face detector and landmark model loaded");
     Ok(Some(face))
 }

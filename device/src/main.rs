@@ -90,9 +90,10 @@ enum Cmd {
         /// trained on MiniLM text features. Default: where scripts/install_minilm.sh installs it.
         #[arg(long, value_name = "DIR")]
         text_encoder: Option<PathBuf>,
-        /// OpenCV face cascade (Haar or LBP XML). Default: the Haar cascade shipped in vision/assets.
-        #[arg(long, value_name = "FILE")]
-        cascade: Option<PathBuf>,
+        /// Face detector: a dlib HOG detector file, or an OpenCV cascade (Haar or LBP `.xml`).
+        /// Default: dlib's frontal face detector shipped in vision/assets.
+        #[arg(long, value_name = "FILE", alias = "cascade")]
+        face_detector: Option<PathBuf>,
         /// A host-started session with no request about it for this long is abandoned (recorded
         /// as aborted, no result): its host crashed or was unplugged, and the device is free again.
         #[arg(long, value_name = "SECONDS", default_value_t = device::session::ABANDON_AFTER.as_secs())]
@@ -289,7 +290,7 @@ fn main() -> anyhow::Result<()> {
             vad,
             landmarks,
             text_encoder,
-            cascade,
+            face_detector,
             abandon_after,
             min_speech,
             min_face,
@@ -338,7 +339,7 @@ fn main() -> anyhow::Result<()> {
                 loader: device::model_loader(model, text_encoder),
             };
             let vad = device::load_vad(vad.as_deref())?;
-            let face = device::load_face(cascade.as_deref(), landmarks.as_deref())?;
+            let face = device::load_face(face_detector.as_deref(), landmarks.as_deref())?;
             // Files under --simulate leave their frames for the pipeline's face front-end; live
             // capture takes the face front-end along to its video thread.
             let (capture, pipeline_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {

@@ -1,14 +1,18 @@
 //! The video front-end: frames → face → 68 landmarks → a `features::landmarks::LandmarkTrack`.
 //!
-//! Detection (the cascade) runs on the first frame, every [`FaceConfig::detect_every`] frames
+//! Detection runs on the first frame, every [`FaceConfig::detect_every`] frames
 //! and whenever tracking is lost; in between, the face box is carried from the previous frame's
 //! landmarks (their bounding box mapped back to the detector's box convention, learnt on the
 //! last detection), which costs one landmark pass instead of a multi-scale scan.
 //!
-//! Which face: a detector box counts as a face only with enough neighbours (candidate windows
-//! grouped into it, [`FaceConfig::min_neighbours`], and at least [`FaceConfig::min_strength`] of
-//! the strongest box's): Haar cascades also fire on the background a few times, a real face
-//! dozens of times. While a face is tracked, the detection that overlaps it is kept, so a
+//! The detector is dlib's HOG face detector by default ([`crate::hog`]): frames whose faces may
+//! be smaller than its 80-px window ([`FaceConfig::min_face`] of the shorter side) are
+//! upsampled once as dlib does, frames whose smallest face is over twice the window are
+//! scaled down for speed. OpenCV's cascades remain an option (an `.xml` detector file): there a
+//! box counts as a face only with enough neighbours (candidate windows grouped into it,
+//! [`FaceConfig::min_neighbours`], and at least [`FaceConfig::min_strength`] of the strongest
+//! box's), since Haar cascades also fire on the background a few times, a real face dozens of
+//! times. While a face is tracked, the detection that overlaps it is kept, so a
 //! bystander leaning in does not take over the session; otherwise the largest (then the most
 //! central) face is taken. Either way the other faces are counted and the frame is flagged.
 
@@ -19,16 +23,29 @@ use features::landmarks::{LandmarkFrame, LandmarkTrack, POINTS};
 use image::GrayImage;
 
 use crate::cascade::{Cascade, DetectParams};
+use crate::hog::HogDetector;
 use crate::shape::{LeafPrecision, ShapePredictor};
 use crate::{Rect, VisionError};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FaceConfig {
+    /// The smallest face looked for, as a share of the frame's shorter side (HOG detector): a
+    /// frame where that is under the detector's 80-px window is upsampled once (dlib's
+    /// `pyramid_up`) if its shorter side is at most [`FaceConfig::upsample_max_side`]; one
+    /// where it is over twice the window is searched scaled down. A 176×144 call-quality frame
+    /// (faces of 57–66 px) is upsampled; group photos, 640×480 kiosk frames and 1080p frames
+    /// are searched as they are.
+    pub min_face: f32,
+    /// Frames with a longer shorter side are never upsampled (cost: 4× the pixels).
+    pub upsample_max_side: u32,
+    /// Added to the HOG detector's thresholds (dlib's `adjust_threshold`; 0 = dlib's default).
+    pub hog_adjust: f64,
+    /// Cascade detectors only: the cascade's scan parameters.
     pub detect: DetectParams,
     /// Run the detector at least every this many frames (1 = every frame).
     pub detect_every: u32,
-    /// Detect on a copy scaled so its longer side is at most this (0 = full size); boxes are
-    /// mapped back. Faces at a kiosk fill a good part of the frame.
+    /// Cascade detectors: detect on a copy scaled so its longer side is at most this (0 = full
+    /// size); boxes are mapped back. Faces at a kiosk fill a good part of the frame.
     pub detect_max_side: u32,
     /// A box is a face only if at least this many candidate windows were grouped into it. On
     /// the sample interview's frames the real face gathers 30–48, background hits 4–9; faces of
@@ -46,6 +63,9 @@ pub struct FaceConfig {
 impl Default for FaceConfig {
     fn default() -> Self {
         FaceConfig {
+            min_face: 0.1,
+            upsample_max_side: 400,
+            hog_adjust: 0.0,
             // A kiosk face spans 150+ px of a 640-px frame; under ~60 px (30 px in the detection
             // copy) real faces gather as few neighbours as background hits do.
             detect: DetectParams { min_size: 64, ..DetectParams::default() },
@@ -75,10 +95,28 @@ pub enum FaceStatus {
     NoFace,
 }
 
-/// Cascade + shape predictor + the tracking state of one video stream.
+/// The face detector: dlib's HOG detector (default) or an OpenCV cascade.
+#[derive(Debug)]
+pub enum FaceDetector {
+    Hog(HogDetector),
+    Cascade(Cascade),
+}
+
+impl FaceDetector {
+    /// An `.xml` file is an OpenCV cascade, anything else a dlib HOG detector.
+    pub fn load(path: &Path) -> Result<FaceDetector, VisionError> {
+        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")) {
+            Cascade::load(path).map(FaceDetector::Cascade)
+        } else {
+            HogDetector::load(path).map(FaceDetector::Hog)
+        }
+    }
+}
+
+/// Face detector + shape predictor + the tracking state of one video stream.
 #[derive(Debug)]
 pub struct FaceFrontEnd {
-    cascade: Cascade,
+    detector: FaceDetector,
     predictor: ShapePredictor,
     cfg: FaceConfig,
     since_detect: u32,
@@ -116,20 +154,26 @@ impl VideoStats {
 }
 
 impl FaceFrontEnd {
-    pub fn load(cascade: &Path, predictor: &Path, cfg: FaceConfig) -> Result<FaceFrontEnd, VisionError> {
-        let cascade = Cascade::load(cascade)?;
+    /// `detector`: a dlib HOG detector file ([`crate::default_detector`]) or an OpenCV cascade
+    /// (`.xml`).
+    pub fn load(detector: &Path, predictor: &Path, cfg: FaceConfig) -> Result<FaceFrontEnd, VisionError> {
+        let detector = FaceDetector::load(detector)?;
         let predictor = ShapePredictor::load_with(predictor, cfg.leaves)?;
-        FaceFrontEnd::new(cascade, predictor, cfg)
+        FaceFrontEnd::new(detector, predictor, cfg)
     }
 
-    pub fn new(cascade: Cascade, predictor: ShapePredictor, cfg: FaceConfig) -> Result<FaceFrontEnd, VisionError> {
+    pub fn new(
+        detector: FaceDetector,
+        predictor: ShapePredictor,
+        cfg: FaceConfig,
+    ) -> Result<FaceFrontEnd, VisionError> {
         if predictor.points() != POINTS {
             return Err(VisionError::Model {
                 path: "shape predictor".into(),
                 detail: format!("{} landmarks; the face measures need the 68-point iBUG layout", predictor.points()),
             });
         }
-        Ok(FaceFrontEnd { cascade, predictor, cfg, since_detect: 0, track: None })
+        Ok(FaceFrontEnd { detector, predictor, cfg, since_detect: 0, track: None })
     }
 
     /// Forgets the tracked face (a new session, a new camera).
@@ -138,38 +182,14 @@ impl FaceFrontEnd {
         self.since_detect = 0;
     }
 
-    /// Faces in a frame, largest first, then most central (detector boxes in frame pixels;
-    /// boxes too weak to be faces left out).
+    /// Faces in a frame, largest first, then most central (detector boxes in frame pixels,
+    /// clipped to the frame; cascade boxes too weak to be faces left out).
     pub fn detect(&self, gray: &GrayImage) -> Vec<Rect> {
-        let (w, h) = gray.dimensions();
-        let side = w.max(h);
-        let max = self.cfg.detect_max_side;
-        let faces = if max > 0 && side > max {
-            let k = side as f32 / max as f32;
-            let (sw, sh) = (((w as f32 / k).round() as u32).max(1), ((h as f32 / k).round() as u32).max(1));
-            let mut small = Vec::new();
-            crate::cascade::resize_bilinear(gray, sw, sh, &mut small);
-            let small = GrayImage::from_raw(sw, sh, small).unwrap_or_else(|| GrayImage::new(1, 1));
-            let p = DetectParams { min_size: (self.cfg.detect.min_size as f32 / k) as u32, ..self.cfg.detect };
-            self.cascade
-                .detect_counted(&small, &p)
-                .into_iter()
-                .map(|(r, n)| {
-                    let r = Rect {
-                        x: (r.x as f32 * k) as u32,
-                        y: (r.y as f32 * k) as u32,
-                        w: (r.w as f32 * k) as u32,
-                        h: (r.h as f32 * k) as u32,
-                    };
-                    (r, n)
-                })
-                .collect()
-        } else {
-            self.cascade.detect_counted(gray, &self.cfg.detect)
+        let mut faces = match &self.detector {
+            FaceDetector::Hog(hog) => self.detect_hog(hog, gray),
+            FaceDetector::Cascade(cascade) => self.detect_cascade(cascade, gray),
         };
-        let strongest = faces.iter().map(|f| f.1).max().unwrap_or(0);
-        let enough = self.cfg.min_neighbours.max((self.cfg.min_strength * strongest as f32).ceil() as usize);
-        let mut faces: Vec<Rect> = faces.into_iter().filter(|f| f.1 >= enough).map(|f| f.0).collect();
+        let (w, h) = gray.dimensions();
         let (cx, cy) = (w as f32 / 2.0, h as f32 / 2.0);
         let off_centre = |r: &Rect| (r.x as f32 + r.w as f32 / 2.0 - cx).hypot(r.y as f32 + r.h as f32 / 2.0 - cy);
         faces.sort_by(|a, b| b.area().cmp(&a.area()).then(off_centre(a).total_cmp(&off_centre(b))));
@@ -185,6 +205,68 @@ impl FaceFrontEnd {
             faces[..=central].rotate_right(1);
         }
         faces
+    }
+
+    /// HOG: upsampled once when the smallest face looked for is under the 80-px window, scaled
+    /// down when it is over twice the window.
+    fn detect_hog(&self, hog: &HogDetector, gray: &GrayImage) -> Vec<Rect> {
+        let (w, h) = gray.dimensions();
+        let smallest = self.cfg.min_face.max(0.0) * w.min(h) as f32;
+        let window = hog.window() as f32;
+        let boxes: Vec<crate::hog::Boxi> = if smallest < window && w.min(h) <= self.cfg.upsample_max_side {
+            hog.detect(gray, 1, self.cfg.hog_adjust).into_iter().map(|d| d.rect).collect()
+        } else if smallest >= 2.0 * window {
+            let k = smallest / window;
+            let (sw, sh) = (((w as f32 / k).round() as u32).max(1), ((h as f32 / k).round() as u32).max(1));
+            let mut small = Vec::new();
+            crate::cascade::resize_bilinear(gray, sw, sh, &mut small);
+            let small = GrayImage::from_raw(sw, sh, small).unwrap_or_else(|| GrayImage::new(1, 1));
+            let scale = |v: i64| (v as f32 * k).round() as i64;
+            hog.detect(&small, 0, self.cfg.hog_adjust)
+                .into_iter()
+                .map(|d| crate::hog::Boxi {
+                    left: scale(d.rect.left),
+                    top: scale(d.rect.top),
+                    right: scale(d.rect.right),
+                    bottom: scale(d.rect.bottom),
+                })
+                .collect()
+        } else {
+            hog.detect(gray, 0, self.cfg.hog_adjust).into_iter().map(|d| d.rect).collect()
+        };
+        boxes.iter().filter_map(|b| b.clip(w, h)).collect()
+    }
+
+    fn detect_cascade(&self, cascade: &Cascade, gray: &GrayImage) -> Vec<Rect> {
+        let (w, h) = gray.dimensions();
+        let side = w.max(h);
+        let max = self.cfg.detect_max_side;
+        let faces = if max > 0 && side > max {
+            let k = side as f32 / max as f32;
+            let (sw, sh) = (((w as f32 / k).round() as u32).max(1), ((h as f32 / k).round() as u32).max(1));
+            let mut small = Vec::new();
+            crate::cascade::resize_bilinear(gray, sw, sh, &mut small);
+            let small = GrayImage::from_raw(sw, sh, small).unwrap_or_else(|| GrayImage::new(1, 1));
+            let p = DetectParams { min_size: (self.cfg.detect.min_size as f32 / k) as u32, ..self.cfg.detect };
+            cascade
+                .detect_counted(&small, &p)
+                .into_iter()
+                .map(|(r, n)| {
+                    let r = Rect {
+                        x: (r.x as f32 * k) as u32,
+                        y: (r.y as f32 * k) as u32,
+                        w: (r.w as f32 * k) as u32,
+                        h: (r.h as f32 * k) as u32,
+                    };
+                    (r, n)
+                })
+                .collect()
+        } else {
+            cascade.detect_counted(gray, &self.cfg.detect)
+        };
+        let strongest = faces.iter().map(|f| f.1).max().unwrap_or(0);
+        let enough = self.cfg.min_neighbours.max((self.cfg.min_strength * strongest as f32).ceil() as usize);
+        faces.into_iter().filter(|f| f.1 >= enough).map(|f| f.0).collect()
     }
 
     /// One frame: detect or track, then landmarks.

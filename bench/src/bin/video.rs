@@ -3,14 +3,15 @@
 //! time per face against dlib's own predictor; the live box check against OpenCV and landmark
 //! check against dlib on the face fixtures; and the whole video front-end (JPEG decode, luma,
 //! detection every 10th frame with tracking in between, 68 landmarks, face measures) in frames
-//! per second on one core.
+//! per second on one core (cascade and HOG detector); dlib's HOG face detector against dlib's
+//! own on the group photo (one thread each), faces found there and on the talking-head clip.
 //!
 //! Usage (through bench/run, which makes the reference venv): `video PYTHON`.
 
 use anyhow::Context;
 use vision::Rect;
 use vision::cascade::{Cascade, DetectParams};
-use vision::face::{FaceConfig, FaceFrontEnd};
+use vision::face::{FaceConfig, FaceDetector, FaceFrontEnd};
 
 fn python(python: &str, args: &[&str]) -> anyhow::Result<String> {
     bench::reference_script(python, "video_reference.py", args)
@@ -161,29 +162,74 @@ fn main() -> anyhow::Result<()> {
     }
     let mjpeg = tmp.path().join("v.mjpeg");
     std::fs::write(&mjpeg, &stream)?;
-    let mut fe = FaceFrontEnd::new(cascade, predictor, FaceConfig::default())?;
-    let mut stats = Default::default();
-    let mut track = None;
-    let whole_s = bench::best_of(2, || {
-        let mut src = vision::video::MjpegFile::open(&mjpeg, 30.0).expect("stream opens");
-        let (t, s) = fe.track(&mut src);
-        let segments = features::segment::fixed_windows(t.duration_ms());
-        std::hint::black_box(features::landmarks::segment_features(&t, &segments));
-        stats = s;
-        track = Some(t);
-    });
-    let fps = 300.0 / whole_s;
+    let hog = vision::hog::HogDetector::load(&vision::default_detector())?;
+    let whole = |detector: FaceDetector, predictor| -> anyhow::Result<(f64, vision::face::VideoStats)> {
+        let mut fe = FaceFrontEnd::new(detector, predictor, FaceConfig::default())?;
+        let mut stats = Default::default();
+        let whole_s = bench::best_of(2, || {
+            let mut src = vision::video::MjpegFile::open(&mjpeg, 30.0).expect("stream opens");
+            let (t, s) = fe.track(&mut src);
+            let segments = features::segment::fixed_windows(t.duration_ms());
+            std::hint::black_box(features::landmarks::segment_features(&t, &segments));
+            stats = s;
+        });
+        Ok((300.0 / whole_s, stats))
+    };
+    let (fps, stats) = whole(FaceDetector::Cascade(cascade), predictor.clone())?;
     println!(
-        "whole video front-end: {fps:.0} frames/s on one core (goal ≥ 30) — {} of {} frames with a face, {} detections",
+        "whole video front-end, cascade: {fps:.0} frames/s on one core (goal ≥ 30) — {} of {} frames with a face, {} detections",
         stats.with_face, stats.frames, stats.detections
+    );
+    let (hog_fps, hog_stats) = whole(FaceDetector::Hog(hog.clone()), predictor.clone())?;
+    println!(
+        "whole video front-end, HOG (default): {hog_fps:.0} frames/s on one core (goal ≥ 30) — {} of {} frames with a face, {} detections",
+        hog_stats.with_face, hog_stats.frames, hog_stats.detections
+    );
+
+    // HOG against dlib on the group photo (its luma, as the reference reads it), one thread each.
+    let external = bench::repo().join("tests/data/external");
+    let group =
+        vision::luma(image::open(external.join("faces/insightface/t1.jpg")).context("scripts/install_test_data.sh")?);
+    let group_pgm = tmp.path().join("group.pgm");
+    let mut pgm = format!("P5\n{} {}\n255\n", group.width(), group.height()).into_bytes();
+    pgm.extend_from_slice(group.as_raw());
+    std::fs::write(&group_pgm, pgm)?;
+    let hog_faces = hog.detect(&group, 0, 0.0).len();
+    let hog_s = bench::best_of(5, || {
+        std::hint::black_box(hog.detect(&group, 0, 0.0));
+    });
+    let dl: serde_json::Value =
+        serde_json::from_str(&python(&py, &["hog-time", &group_pgm.display().to_string(), "0", "5"])?)?;
+    let dlib_hog_s = dl["seconds"].as_f64().context("dlib timing")?;
+    let hog_ratio = hog_s / dlib_hog_s;
+    println!(
+        "HOG detection {}×{} group photo: ours {:.1} ms ({hog_faces} faces), dlib {} {:.1} ms ({} faces) → ratio {hog_ratio:.2} (goal ≤ 1.0)",
+        group.width(),
+        group.height(),
+        hog_s * 1e3,
+        dl["dlib"],
+        dlib_hog_s * 1e3,
+        dl["faces"]
+    );
+    let mut fe = FaceFrontEnd::new(FaceDetector::Hog(hog), predictor, FaceConfig::default())?;
+    let group_found = fe.detect(&group).len();
+    let mut clip = vision::video::Y4mFile::open(&external.join("video/carphone.y4m"))?;
+    let (_, clip_stats) = fe.track(&mut clip);
+    println!(
+        "front-end defaults: group photo {group_found} of 6 faces; talking-head clip {} of {} frames with a face",
+        clip_stats.with_face, clip_stats.frames
     );
 
     println!(
-        "RESULT video detect_ours_ms={:.1} detect_opencv_ms={:.1} detect_ratio={ratio:.2} landmarks_ms={:.2} landmarks_dlib_ms={:.2} landmarks_ratio={lm_ratio:.2} frontend_fps={fps:.0} min_iou_vs_opencv={worst:.3} landmarks_identical_vs_dlib={exact_share:.4} landmarks_max_px_vs_dlib={max_px:.0}",
+        "RESULT video detect_ours_ms={:.1} detect_opencv_ms={:.1} detect_ratio={ratio:.2} landmarks_ms={:.2} landmarks_dlib_ms={:.2} landmarks_ratio={lm_ratio:.2} frontend_fps={fps:.0} frontend_hog_fps={hog_fps:.0} hog_ms={:.1} hog_dlib_ms={:.1} hog_ratio={hog_ratio:.2} group_faces={group_found} clip_frames_with_face={}/{} min_iou_vs_opencv={worst:.3} landmarks_identical_vs_dlib={exact_share:.4} landmarks_max_px_vs_dlib={max_px:.0}",
         ours_s * 1e3,
         cv_s * 1e3,
         lm_s * 1e3,
-        dlib_s * 1e3
+        dlib_s * 1e3,
+        hog_s * 1e3,
+        dlib_hog_s * 1e3,
+        clip_stats.with_face,
+        clip_stats.frames
     );
     Ok(())
 }
