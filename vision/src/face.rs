@@ -55,6 +55,15 @@ pub struct FaceConfig {
     pub min_strength: f32,
     /// At a re-detection, the box overlapping the tracked face by at least this IoU continues it.
     pub continue_iou: f32,
+    /// A shape further than this from the mean shape ([`shape_error`]) is not a face: a tracked
+    /// one triggers a re-detection, a detected one counts as no face. Real frontal and turned
+    /// faces of the carphone clip stay under 0.26; shapes collapsing while a tracked box drifts
+    /// reach 0.3–0.4.
+    pub max_shape_error: f32,
+    /// A tracked shape whose size (RMS radius) or aspect (height / width of its points) leaves
+    /// `[1 / k, k]` of the last detected shape's is lost: re-detect. At 30 fps a face does not
+    /// change size by a quarter between detections; a drifting box's shape shrinks and flattens.
+    pub max_track_change: f32,
     /// How [`FaceFrontEnd::load`] keeps the landmark model's leaves: compact by default (a
     /// device's memory budget), exact for comparisons with dlib.
     pub leaves: LeafPrecision,
@@ -74,6 +83,8 @@ impl Default for FaceConfig {
             min_neighbours: 10,
             min_strength: 0.25,
             continue_iou: 0.3,
+            max_shape_error: 0.3,
+            max_track_change: 1.25,
             leaves: LeafPrecision::default(),
         }
     }
@@ -123,6 +134,10 @@ pub struct FaceFrontEnd {
     /// The tracked face's box, and the detector box relative to the landmarks' bounding box
     /// (dx, dy, sw, sh in units of that box) from the last detection.
     track: Option<(Rect, [f32; 4])>,
+    /// The last detected shape's RMS radius and aspect, which tracked shapes are held to.
+    reference: (f32, f32),
+    /// Tracked shapes found implausible since the last reset.
+    rejected: u32,
 }
 
 /// How a session's video went.
@@ -135,6 +150,9 @@ pub struct VideoStats {
     pub detections: u32,
     /// Frames that could not be decoded (a corrupt JPEG, a short buffer) and were skipped.
     pub decode_errors: u32,
+    /// Tracked shapes that failed the plausibility check (size, aspect, distance from the mean
+    /// shape) and sent the frame back to the detector.
+    pub tracking_lost: u32,
     /// The camera froze or failed before the session ended; the video is what came before.
     /// (Set by the capture that watches the camera; the front-end itself cannot tell.)
     pub camera_lost: bool,
@@ -173,13 +191,14 @@ impl FaceFrontEnd {
                 detail: format!("{} landmarks; the face measures need the 68-point iBUG layout", predictor.points()),
             });
         }
-        Ok(FaceFrontEnd { detector, predictor, cfg, since_detect: 0, track: None })
+        Ok(FaceFrontEnd { detector, predictor, cfg, since_detect: 0, track: None, reference: (0.0, 0.0), rejected: 0 })
     }
 
     /// Forgets the tracked face (a new session, a new camera).
     pub fn reset(&mut self) {
         self.track = None;
         self.since_detect = 0;
+        self.rejected = 0;
     }
 
     /// Faces in a frame, largest first, then most central (detector boxes in frame pixels,
@@ -269,8 +288,29 @@ impl FaceFrontEnd {
         faces.into_iter().filter(|f| f.1 >= enough).map(|f| f.0).collect()
     }
 
-    /// One frame: detect or track, then landmarks.
+    /// One frame: detect or track, then landmarks. A tracked shape that fails the plausibility
+    /// check sends the frame to the detector; a detected shape that fails it is no face.
     pub fn process(&mut self, gray: &GrayImage) -> FaceStatus {
+        let status = self.process_once(gray);
+        if let FaceStatus::Face { detected: false, landmarks, .. } = &status
+            && !self.plausible_track(landmarks)
+        {
+            self.rejected += 1;
+            self.since_detect = u32::MAX;
+            return self.process_once(gray);
+        }
+        status
+    }
+
+    fn plausible_track(&self, landmarks: &[[f32; 2]; POINTS]) -> bool {
+        let (error, radius) = shape_error(self.predictor.mean_shape(), &landmarks[..]);
+        let b = bounds(landmarks);
+        let k = self.cfg.max_track_change.max(1.0);
+        let within = |v: f32, reference: f32| reference > 0.0 && v / reference <= k && v / reference >= 1.0 / k;
+        error <= self.cfg.max_shape_error && within(radius, self.reference.0) && within(b[3] / b[2], self.reference.1)
+    }
+
+    fn process_once(&mut self, gray: &GrayImage) -> FaceStatus {
         let redetect = self.track.is_none() || self.since_detect >= self.cfg.detect_every.max(1);
         let (rect, others, detected) = if redetect {
             self.since_detect = 0;
@@ -315,6 +355,14 @@ impl FaceFrontEnd {
             self.track = None;
             return FaceStatus::NoFace;
         }
+        if detected {
+            let (error, radius) = shape_error(self.predictor.mean_shape(), &landmarks[..]);
+            if error > self.cfg.max_shape_error {
+                self.track = None;
+                return FaceStatus::NoFace;
+            }
+            self.reference = (radius, bbox[3] / bbox[2]);
+        }
         let relation = if detected {
             [
                 (rect.x as f32 - bbox[0]) / bbox[2],
@@ -341,6 +389,7 @@ impl FaceFrontEnd {
         let fps = source.fps();
         let mut stats = VideoStats::default();
         let mut frames = Vec::new();
+        let rejected_before = self.rejected;
         while let Some(frame) = source.next_frame() {
             let t_ms = source
                 .timestamp_ms()
@@ -366,8 +415,43 @@ impl FaceFrontEnd {
                 }
             }
         }
+        stats.tracking_lost = self.rejected - rejected_before;
         (LandmarkTrack { fps, frames }, stats)
     }
+}
+
+/// How far a shape is from the mean shape once scale, rotation and position are taken out:
+/// the RMS residual of the best similarity fit, over the shape's RMS radius (0 = the mean
+/// shape itself), and that radius in pixels. `mean` holds (x, y) pairs as
+/// [`ShapePredictor::mean_shape`] gives them.
+pub fn shape_error(mean: &[f32], pts: &[[f32; 2]]) -> (f32, f32) {
+    let n = pts.len().min(mean.len() / 2);
+    if n == 0 {
+        return (f32::INFINITY, 0.0);
+    }
+    let centre = |it: &mut dyn Iterator<Item = [f32; 2]>| {
+        let (sx, sy) = it.fold((0.0f64, 0.0f64), |(x, y), p| (x + f64::from(p[0]), y + f64::from(p[1])));
+        [sx / n as f64, sy / n as f64]
+    };
+    let m = |i: usize| [f64::from(mean[2 * i]), f64::from(mean[2 * i + 1])];
+    let p = |i: usize| [f64::from(pts[i][0]), f64::from(pts[i][1])];
+    let cm = centre(&mut (0..n).map(|i| [mean[2 * i], mean[2 * i + 1]]));
+    let cp = centre(&mut pts[..n].iter().copied());
+    let (mut mm, mut dot, mut cross, mut pp) = (0.0, 0.0, 0.0, 0.0);
+    for i in 0..n {
+        let (a, b) = (m(i), p(i));
+        let (ax, ay, bx, by) = (a[0] - cm[0], a[1] - cm[1], b[0] - cp[0], b[1] - cp[1]);
+        mm += ax * ax + ay * ay;
+        dot += ax * bx + ay * by;
+        cross += ax * by - ay * bx;
+        pp += bx * bx + by * by;
+    }
+    if mm <= 0.0 || pp <= 0.0 {
+        return (f32::INFINITY, 0.0);
+    }
+    // Least squares: residual² = Σ|p|² − (dot² + cross²) / Σ|m|².
+    let residual = (pp - (dot * dot + cross * cross) / mm).max(0.0);
+    ((residual / pp).sqrt() as f32, (pp / n as f64).sqrt() as f32)
 }
 
 /// Bounding box (x, y, w, h) of landmarks.
@@ -380,4 +464,27 @@ fn bounds(p: &[[f32; 2]; POINTS]) -> [f32; 4] {
         y1 = y1.max(q[1]);
     }
     [x0, y0, x1 - x0, y1 - y0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_error_ignores_pose_and_size_but_not_deformation() {
+        let mean: Vec<f32> =
+            (0..68).flat_map(|i| [(i as f32 * 0.7).sin() * 0.4 + 0.5, (i as f32 * 1.3).cos() * 0.4 + 0.5]).collect();
+        let pts =
+            |f: &dyn Fn(f32, f32) -> [f32; 2]| -> Vec<[f32; 2]> { mean.chunks(2).map(|p| f(p[0], p[1])).collect() };
+        let (a, c) = (0.3f32.cos(), 0.3f32.sin());
+        let moved = pts(&|x, y| [40.0 + 90.0 * (a * x - c * y), 25.0 + 90.0 * (c * x + a * y)]);
+        let (e, r) = shape_error(&mean, &moved);
+        assert!(e < 1e-5, "{e}");
+        let (_, r0) = shape_error(&mean, &pts(&|x, y| [x, y]));
+        assert!((r / r0 - 90.0).abs() < 1e-3);
+        let squashed = pts(&|x, y| [90.0 * x, 30.0 * y]);
+        assert!(shape_error(&mean, &squashed).0 > 0.3);
+        assert_eq!(shape_error(&mean, &[]).0, f32::INFINITY);
+        assert_eq!(shape_error(&mean, &vec![[5.0, 5.0]; 68]).0, f32::INFINITY);
+    }
 }

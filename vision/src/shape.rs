@@ -260,6 +260,11 @@ impl ShapePredictor {
         self.initial.len() / 2
     }
 
+    /// The model's mean shape (x, y pairs in units of the face box), where prediction starts.
+    pub fn mean_shape(&self) -> &[f32] {
+        &self.initial
+    }
+
     /// Memory the leaves take, bytes.
     pub fn leaf_bytes(&self) -> usize {
         self.leaves.bytes()

@@ -117,3 +117,61 @@ impl FrameSource for StillSource {
         Some(Ok(self.0.clone()))
     }
 }
+
+/// Mean landmark displacement between consecutive frames that both have a face, and the
+/// largest single frame's.
+fn jitter(track: &features::landmarks::LandmarkTrack) -> (f32, f32, usize) {
+    let (mut sum, mut max, mut n) = (0.0f32, 0.0f32, 0);
+    for w in track.frames.windows(2) {
+        if w[0].valid && w[1].valid {
+            let d: f32 =
+                w[0].pts.iter().zip(w[1].pts.iter()).map(|(a, b)| (a[0] - b[0]).hypot(a[1] - b[1])).sum::<f32>()
+                    / w[0].pts.len() as f32;
+            sum += d;
+            max = max.max(d);
+            n += 1;
+        }
+    }
+    (sum / n.max(1) as f32, max, n)
+}
+
+#[test]
+fn tracking_notices_a_lost_face_and_jitters_little_more_than_detecting_every_frame() {
+    let predictor = vision::default_predictor();
+    assert!(predictor.exists(), "{}: scripts/install_landmark_model.sh", predictor.display());
+    let clip = external("video/carphone.y4m");
+    let run = |cfg: FaceConfig| {
+        let mut fe = FaceFrontEnd::load(&vision::default_detector(), &predictor, cfg).expect("load");
+        let mut src = Y4mFile::open(&clip).expect("clip");
+        fe.track(&mut src)
+    };
+    // Detection on every frame is dlib's detector and predictor on every frame (both equal
+    // dlib's, tests above and in dlib.rs).
+    let (every, every_stats) = run(FaceConfig { detect_every: 1, ..FaceConfig::default() });
+    let (tracked, stats) = run(FaceConfig::default());
+    let (je, jm, _) = jitter(&every);
+    let (jt, jtm, pairs) = jitter(&tracked);
+    eprintln!(
+        "carphone: detecting every frame {} faces, jitter mean {je:.2} px (max {jm:.2}); detecting every 10th with \
+         tracking {} faces, {} detections, {} tracked shapes rejected, jitter mean {jt:.2} px (max {jtm:.2}) over {pairs} pairs",
+        every_stats.with_face, stats.with_face, stats.detections, stats.tracking_lost
+    );
+    assert!(jt <= 1.5 * je, "tracked jitter {jt} against {je} detecting every frame");
+    assert!(stats.tracking_lost >= 1, "the head turns of this clip lose the tracked box: {stats:?}");
+    assert!(stats.with_face * 10 >= stats.frames * 9, "{stats:?}");
+    // No collapsed shape counted: every face frame is near the mean shape and, where the
+    // detector sees the face too, of the detected face's size.
+    let mean = vision::shape::ShapePredictor::load(&predictor).expect("model").mean_shape().to_vec();
+    let max_error = FaceConfig::default().max_shape_error;
+    for (i, (t, e)) in tracked.frames.iter().zip(&every.frames).enumerate() {
+        if !t.valid {
+            continue;
+        }
+        let (error, radius) = vision::face::shape_error(&mean, &t.pts[..]);
+        assert!(error <= max_error, "frame {i}: shape error {error}");
+        if e.valid {
+            let (_, detected) = vision::face::shape_error(&mean, &e.pts[..]);
+            assert!((0.75..=1.33).contains(&(radius / detected)), "frame {i}: radius {radius} against {detected}");
+        }
+    }
+}
