@@ -13,6 +13,36 @@ use indicatif::{ProgressBar, ProgressStyle};
 use link::SerialPort;
 use protocol::{DeviceInfo, Modalities};
 
+/// A line to stdout. A closed pipe (`mimml results --json | grep -q …`, `| head`) ends the
+/// program quietly with success, as Unix filters do, instead of panicking in `println!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let written = writeln!(std::io::stdout().lock(), $($arg)*);
+        stdout_written(written);
+    }};
+}
+
+/// [`out!`] without the newline.
+macro_rules! out_raw {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let written = write!(std::io::stdout().lock(), $($arg)*);
+        stdout_written(written);
+    }};
+}
+
+fn stdout_written(written: std::io::Result<()>) {
+    match written {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("mimml: cannot write to stdout: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
 /// Host tool for MIMML depression-screening devices.
 ///
 /// A device (Raspberry Pi, Jetson, or a simulated one) captures an interview, computes features
@@ -353,7 +383,7 @@ fn parse_label(s: &str) -> Result<String, String> {
 
 /// Prints `value` as one JSON document.
 fn print_json(value: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    out!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
 }
 
 fn main() -> anyhow::Result<()> {
@@ -380,7 +410,7 @@ fn main() -> anyhow::Result<()> {
             host_key(&key_path, true)?;
             let (mut client, info) = connect(&port)?;
             if info.authorized {
-                println!("this host is already paired with {}", info.device_id);
+                out!("this host is already paired with {}", info.device_id);
                 return Ok(());
             }
             let hosts = client.pair(&name, |challenge| {
@@ -392,13 +422,13 @@ fn main() -> anyhow::Result<()> {
                     None => Ok(ask_code(challenge.expires_s)),
                 }
             })?;
-            println!("paired with {} ({hosts} host(s) paired)", info.device_id);
+            out!("paired with {} ({hosts} host(s) paired)", info.device_id);
             Ok(())
         }
         Cmd::Unpair { port } => {
             let (mut client, info) = connect(&port)?;
             let left = client.unpair()?;
-            println!("{} forgot this host ({left} host(s) still paired)", info.device_id);
+            out!("{} forgot this host ({left} host(s) still paired)", info.device_id);
             Ok(())
         }
         Cmd::Keys { cmd: KeysCmd::Generate { out, name } } => {
@@ -406,19 +436,19 @@ fn main() -> anyhow::Result<()> {
             let key = runtime::signing::generate()?;
             let (secret, public) = (out.join(format!("{name}.key")), out.join(format!("{name}.pub")));
             runtime::signing::write_key_pair(&key, &secret, &public, &name)?;
-            println!("secret key  {} (mode 0600: keep it off devices and out of version control)", secret.display());
-            println!("public key  {} (key id {})", public.display(), runtime::signing::key_id(&key.verifying_key()));
+            out!("secret key  {} (mode 0600: keep it off devices and out of version control)", secret.display());
+            out!("public key  {} (key id {})", public.display(), runtime::signing::key_id(&key.verifying_key()));
             Ok(())
         }
         Cmd::Keys { cmd: KeysCmd::Host } => {
             let key = host_key(&key_path, true)?.context("no host key")?;
-            print!("{}", runtime::signing::public_line(&key.verifying_key(), "mimml host"));
+            out_raw!("{}", runtime::signing::public_line(&key.verifying_key(), "mimml host"));
             Ok(())
         }
         Cmd::Bundle { cmd: BundleCmd::Sign { key, version, bundle } } => {
             let key = runtime::signing::read_secret(&key)?;
             let m = runtime::signing::sign_bundle(&bundle, &key, version)?;
-            println!(
+            out!(
                 "signed {} version {} with key {} ({})",
                 m.model_version,
                 m.version,
@@ -431,7 +461,7 @@ fn main() -> anyhow::Result<()> {
             let trusted = runtime::signing::TrustedKeys::read(&trusted_keys)?;
             let m = runtime::signing::verify_bundle_signature(&bundle, &trusted)?;
             let b = runtime::onnx::Bundle::open(&bundle)?;
-            println!(
+            out!(
                 "{}: signed by key {}, version {}, {} files match their hashes, feature schema {} matches this                  build, self-test passed",
                 b.manifest.model_version,
                 m.key_id.unwrap_or_default(),
@@ -453,33 +483,36 @@ fn main() -> anyhow::Result<()> {
             bar.finish_and_clear();
             let flashed = flashed?;
             if flashed.already {
-                println!("{} already holds {} version {}", info.device_id, t.model_version, t.version);
+                out!("{} already holds {} version {}", info.device_id, t.model_version, t.version);
             } else if flashed.resumed_at > 0 {
-                println!("resumed at byte {} of {}", flashed.resumed_at, t.archive.len());
+                out!("resumed at byte {} of {}", flashed.resumed_at, t.archive.len());
             }
-            println!(
+            out!(
                 "{} version {} is on trial in slot {} of {}: it serves from the next session",
-                t.model_version, t.version, flashed.status.slot.slot, info.device_id
+                t.model_version,
+                t.version,
+                flashed.status.slot.slot,
+                info.device_id
             );
             if confirm {
                 client.call::<protocol::endpoints::UploadConfirm>(())?;
-                println!("confirmed");
+                out!("confirmed");
             } else {
-                println!("confirm it with `mimml model confirm --port {}` once it works", port.port);
+                out!("confirm it with `mimml model confirm --port {}` once it works", port.port);
             }
             Ok(())
         }
         Cmd::Model { cmd: ModelCmd::Confirm { port } } => {
             let (mut client, info) = connect(&port)?;
             let s = client.call::<protocol::endpoints::UploadConfirm>(())?;
-            println!("{} version {} confirmed on {}", s.slot.model_version, s.slot.version, info.device_id);
+            out!("{} version {} confirmed on {}", s.slot.model_version, s.slot.version, info.device_id);
             Ok(())
         }
         Cmd::Model { cmd: ModelCmd::Rollback { port } } => {
             let (mut client, info) = connect(&port)?;
             client.call::<protocol::endpoints::UploadRollback>(())?;
             let info2 = client.hello()?;
-            println!("{} rolled back: {} serves", info.device_id, info2.active_model_version);
+            out!("{} rolled back: {} serves", info.device_id, info2.active_model_version);
             Ok(())
         }
         Cmd::Info { port } => {
@@ -509,7 +542,7 @@ fn main() -> anyhow::Result<()> {
                     "timed": timed,
                 }));
             } else {
-                println!(
+                out!(
                     "{}: {} utterances ({} the participant's, {} words; {} the interviewer's, {} words, left out of the \
                      text features); {}",
                     file.display(),
@@ -546,7 +579,7 @@ fn main() -> anyhow::Result<()> {
                 session::push_transcript(&mut client, session, &utterances, |done, _| bar.set_position(done as u64));
             bar.finish_and_clear();
             pushed?;
-            println!("{} utterance(s) pushed into session {session} on {}", utterances.len(), info.device_id);
+            out!("{} utterance(s) pushed into session {session} on {}", utterances.len(), info.device_id);
             Ok(())
         }
         Cmd::Session { cmd: SessionCmd::List { port } } => {
@@ -556,8 +589,8 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             match info.active_session {
-                None => println!("no session running on {}", info.device_id),
-                Some(s) => println!(
+                None => out!("no session running on {}", info.device_id),
+                Some(s) => out!(
                     "session {} on {}: {:?}, {:.1} s captured",
                     s.session,
                     info.device_id,
@@ -570,7 +603,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Session { cmd: SessionCmd::Abort { port, session } } => {
             let (mut client, _) = connect(&port)?;
             let status = client.abort_session(session)?;
-            println!("session {session}: {:?}", status.state);
+            out!("session {session}: {:?}", status.state);
             Ok(())
         }
         Cmd::Session { cmd: SessionCmd::Stop { port, session } } => {
@@ -579,7 +612,7 @@ fn main() -> anyhow::Result<()> {
             if json {
                 print_json(&report::record_json(info.device_id.as_str(), &record, &model(&record)));
             } else {
-                println!("{}", report::describe(info.device_id.as_str(), &record, &model(&record)));
+                out!("{}", report::describe(info.device_id.as_str(), &record, &model(&record)));
             }
             Ok(())
         }
@@ -593,8 +626,8 @@ fn main() -> anyhow::Result<()> {
             if json {
                 print_json(&report::record_json(info.device_id.as_str(), &outcome.record, &model(&outcome.record)));
             } else {
-                println!("{}", report::describe(info.device_id.as_str(), &outcome.record, &model(&outcome.record)));
-                println!("  (not yet in a database: run `mimml sync --port {}`)", port.port);
+                out!("{}", report::describe(info.device_id.as_str(), &outcome.record, &model(&outcome.record)));
+                out!("  (not yet in a database: run `mimml sync --port {}`)", port.port);
             }
             Ok(())
         }
@@ -611,9 +644,12 @@ fn main() -> anyhow::Result<()> {
                     "conflicts": r.conflicts.iter().map(|c| report::record_json(&c.device_id, &c.record, &model(&c.record))).collect::<Vec<_>>(),
                 }));
             } else {
-                println!(
+                out!(
                     "synced {} result(s) from {} ({} new); database holds up to #{}",
-                    r.fetched, info.device_id, r.inserted, r.cursor
+                    r.fetched,
+                    info.device_id,
+                    r.inserted,
+                    r.cursor
                 );
             }
             for c in &r.conflicts {
@@ -657,9 +693,9 @@ fn main() -> anyhow::Result<()> {
                 }));
             } else {
                 for (device, had, new) in &done.devices {
-                    println!("  {device}: {had} result(s) in {from}, {new} new in {to}");
+                    out!("  {device}: {had} result(s) in {from}, {new} new in {to}");
                 }
-                println!("forwarded {} new result(s) from {from} to {to}", done.inserted());
+                out!("forwarded {} new result(s) from {from} to {to}", done.inserted());
             }
             for c in &done.conflicts {
                 eprintln!("CONFLICT {}", report::one_line(&c.device_id, &c.record));
@@ -683,10 +719,10 @@ fn main() -> anyhow::Result<()> {
             let mut db = ResultsDb::open_read_only(&db.db)?;
             let kept = db.conflicts()?;
             if kept.is_empty() {
-                println!("no conflicts");
+                out!("no conflicts");
             }
             for c in kept.iter().filter(|c| device.as_deref().is_none_or(|d| d == c.device_id)) {
-                println!("{} (stored record's hash {})", report::one_line(&c.device_id, &c.record), c.stored_hash);
+                out!("{} (stored record's hash {})", report::one_line(&c.device_id, &c.record), c.stored_hash);
             }
             Ok(())
         }
@@ -700,10 +736,10 @@ fn main() -> anyhow::Result<()> {
                 return Ok(());
             }
             if rows.is_empty() {
-                println!("no results");
+                out!("no results");
             }
             for r in rows {
-                println!("{}", report::describe(&r.device_id, &r.record, &model(&r.record)));
+                out!("{}", report::describe(&r.device_id, &r.record, &model(&r.record)));
             }
             Ok(())
         }
@@ -726,7 +762,7 @@ fn main() -> anyhow::Result<()> {
                     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
                     eprintln!("{} result(s) written to {} ({format:?})", rows.len(), path.display());
                 }
-                None => print!("{text}"),
+                None => out_raw!("{text}"),
             }
             Ok(())
         }
@@ -740,10 +776,10 @@ fn main() -> anyhow::Result<()> {
 fn devices() -> anyhow::Result<()> {
     let ports = link::list_ports()?;
     if ports.is_empty() {
-        println!("no serial ports found (a device appears as /dev/ttyACM* over USB)");
+        out!("no serial ports found (a device appears as /dev/ttyACM* over USB)");
     }
     for p in ports {
-        println!("{:<24} {}", p.path, p.kind);
+        out!("{:<24} {}", p.path, p.kind);
     }
     Ok(())
 }
@@ -803,32 +839,32 @@ fn connect(p: &PortArgs, key: &Path) -> anyhow::Result<(DeviceClient<link::Port>
 }
 
 fn print_info(i: &DeviceInfo) {
-    println!("device          {}", i.device_id);
-    println!("board           {}", i.board);
-    println!("firmware        {} (protocol v{})", i.firmware_version, i.protocol_version);
-    println!("model           {} (feature schema {})", i.active_model_version, i.feature_schema);
+    out!("device          {}", i.device_id);
+    out!("board           {}", i.board);
+    out!("firmware        {} (protocol v{})", i.firmware_version, i.protocol_version);
+    out!("model           {} (feature schema {})", i.active_model_version, i.feature_schema);
     for s in &i.slots {
         if s.state == protocol::SlotState::Empty {
-            println!("  slot {}        empty", s.slot);
+            out!("  slot {}        empty", s.slot);
         } else {
-            println!("  slot {}        {:?} {} version {}", s.slot, s.state, s.model_version, s.version);
+            out!("  slot {}        {:?} {} version {}", s.slot, s.state, s.model_version, s.version);
         }
     }
     if !i.authorized {
-        println!("paired          no (results and sessions need `mimml pair --port ...`)");
+        out!("paired          no (results and sessions need `mimml pair --port ...`)");
         return;
     }
-    println!("capabilities    {}", i.capabilities);
-    println!("results logged  {}", i.last_result_seq);
+    out!("capabilities    {}", i.capabilities);
+    out!("results logged  {}", i.last_result_seq);
     match i.active_session {
-        Some(s) => println!(
+        Some(s) => out!(
             "session running {} ({:?}, {:.1} s captured; `mimml session abort {}` ends it)",
             s.session,
             s.state,
             f64::from(s.captured_ms) / 1000.0,
             s.session
         ),
-        None => println!("session running none"),
+        None => out!("session running none"),
     }
 }
 
@@ -905,10 +941,10 @@ fn demo(
     let keep_db = db.is_some();
     let db_target = db.unwrap_or_else(|| Target::Sqlite(tmp.path().join("results.db")));
 
-    println!("MIMML demo: one screening session on a simulated device");
-    println!("  sample          {}", session_dir.display());
+    out!("MIMML demo: one screening session on a simulated device");
+    out!("  sample          {}", session_dir.display());
     let (host_end, device_end) = link::pty_pair()?;
-    println!("  link            pseudo-terminal pair (device on {})", device_end.name().unwrap_or_default());
+    out!("  link            pseudo-terminal pair (device on {})", device_end.name().unwrap_or_default());
 
     let device = device::DeviceThread::simulated(&device_data, session_dir, device_end)?;
 
@@ -919,8 +955,8 @@ fn demo(
         let t = Instant::now();
         let info = client.hello()?;
         let hello_ms = t.elapsed().as_secs_f64() * 1000.0;
-        println!("  device          {} on board {}, model {}", info.device_id, info.board, info.active_model_version);
-        println!();
+        out!("  device          {} on board {}, model {}", info.device_id, info.board, info.active_model_version);
+        out!();
         let outcome = run_with_progress(&mut client, &utterances, "demo", Modalities::ALL)?;
         let t = Instant::now();
         let mut db = ResultsDb::open(&db_target)?;
@@ -934,29 +970,30 @@ fn demo(
         anyhow::ensure!(stored.record == outcome.record, "database copy differs from the device's result");
 
         let model = models.provenance(&stored.record.model_version);
-        println!("{}", report::describe(info.device_id.as_str(), &stored.record, &model));
-        println!("  timings");
-        println!("    hello             {hello_ms:>8.1} ms");
-        println!(
+        out!("{}", report::describe(info.device_id.as_str(), &stored.record, &model));
+        out!("  timings");
+        out!("    hello             {hello_ms:>8.1} ms");
+        out!(
             "    transcript push   {:>8.1} ms ({} utterances)",
             outcome.push.as_secs_f64() * 1000.0,
             outcome.utterances
         );
-        println!(
-            "    stop → result     {:>8.1} ms (features + model + durable log)",
-            outcome.stop.as_secs_f64() * 1000.0
-        );
-        println!("    sync → database   {sync_ms:>8.1} ms ({} new result(s), cursor #{})", r.inserted, r.cursor);
-        println!("    total             {:>8.1} ms", total.elapsed().as_secs_f64() * 1000.0);
+        out!("    stop → result     {:>8.1} ms (features + model + durable log)", outcome.stop.as_secs_f64() * 1000.0);
+        out!("    sync → database   {sync_ms:>8.1} ms ({} new result(s), cursor #{})", r.inserted, r.cursor);
+        out!("    total             {:>8.1} ms", total.elapsed().as_secs_f64() * 1000.0);
         let s = client.stats();
-        println!(
+        out!(
             "  link              {} frames / {} bytes sent, {} frames / {} bytes received, {} bad frames",
-            s.frames_sent, s.bytes_sent, s.frames_received, s.bytes_received, s.bad_frames
+            s.frames_sent,
+            s.bytes_sent,
+            s.frames_received,
+            s.bytes_received,
+            s.bad_frames
         );
         if keep_db {
-            println!("  stored in         {db_target} (see `mimml results --db {db_target}`)");
+            out!("  stored in         {db_target} (see `mimml results --db {db_target}`)");
         } else {
-            println!("  stored in         a temporary database, removed on exit (keep it with --db FILE)");
+            out!("  stored in         a temporary database, removed on exit (keep it with --db FILE)");
         }
         Ok(())
     })();

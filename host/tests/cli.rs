@@ -220,3 +220,23 @@ fn the_demo_runs_a_whole_session() {
     let (ok, _, err) = mimml(&["report", "--db", db.to_str().expect("utf8"), "--since", "yesterday"]);
     assert!(!ok && err.contains("neither YYYY-MM-DD nor an RFC 3339 instant"), "{err}");
 }
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // `mimml results --json | grep -q …`: grep exits at its first match, closing the pipe.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("results.sqlite");
+    drop(host::db::ResultsDb::open(&host::db::Target::from(db.as_path())).expect("db"));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mimml"))
+        .args(["results", "--db", db.to_str().expect("utf8"), "--json"])
+        .env_remove("MIMML_DB")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // The reader goes away before the program has started writing.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("waits");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("panicked"), "{:?} {err}", out.status);
+}
