@@ -240,17 +240,20 @@ impl HogDetector {
                 break;
             }
         }
+        BUFFERS.with_borrow_mut(|b| self.scan(img, w, h, levels, adjust, b))
+    }
+
+    fn scan(&self, img: &[u8], w: usize, h: usize, levels: usize, adjust: f64, b: &mut Buffers) -> Vec<Detection> {
         let mut cands = Vec::new();
         let (mut cur, mut cw, mut ch) = (std::borrow::Cow::Borrowed(img), w, h);
-        let mut saliency = Vec::new();
-        let mut scratch = Vec::new();
+        let (mut saliency, mut scratch) = (std::mem::take(&mut b.saliency), std::mem::take(&mut b.scratch));
         for level in 0..levels {
             if level > 0 {
                 let (nw, nh) = (5 * cw / 6, 5 * ch / 6);
                 cur = std::borrow::Cow::Owned(resize(&cur, cw, ch, nw, nh));
                 (cw, ch) = (nw, nh);
             }
-            let feats = fhog(&cur, cw, ch, self.cell, self.fh, self.fw);
+            let feats = fhog(&cur, cw, ch, self.cell, self.fh, self.fw, b);
             if feats.nr == 0 || feats.nc == 0 {
                 continue;
             }
@@ -273,6 +276,7 @@ impl HogDetector {
                 }
             }
         }
+        (b.saliency, b.scratch) = (saliency, scratch);
         // Strongest first (dlib sorts with std::sort; ties are as rare as equal floats).
         cands.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         let mut kept: Vec<Detection> = Vec::new();
@@ -348,17 +352,78 @@ struct Span {
 }
 
 /// One rank-one part added into `out`: rows through `rowf` into `scratch`, then columns
-/// through `colf`. Compiled for AVX2 too (same arithmetic: nothing is fused).
+/// through `colf`. Compiled for AVX2 too (same arithmetic: nothing is fused); 10-tap filters
+/// (dlib's face detector) get a copy with the taps known, free of bounds checks.
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 fn separable_pass(img: &[f32], rowf: &[f32], colf: &[f32], s: Span, scratch: &mut [f32], out: &mut [f32]) {
+    match (<&[f32; 10]>::try_from(rowf), <&[f32; 10]>::try_from(colf)) {
+        (Ok(r), Ok(c)) => separable_fixed(img, r, c, s, scratch, out),
+        _ => separable_any(img, rowf, colf, s, scratch, out),
+    }
+}
+
+#[inline(always)]
+fn separable_fixed<const N: usize>(
+    img: &[f32],
+    rowf: &[f32; N],
+    colf: &[f32; N],
+    s: Span,
+    scratch: &mut [f32],
+    out: &mut [f32],
+) {
     let nc = s.nc;
     for r in 0..s.nr {
         let src = &img[r * nc..(r + 1) * nc];
         let dst = &mut scratch[r * nc..(r + 1) * nc];
         let mut c = s.first_col;
-        while c + 8 < s.last_col + 1 {
-            let at = |k: usize| -> &[f32; 8] { slice8(src, c - s.first_col + k) };
-            dst[c..c + 8].copy_from_slice(&lanes(rowf, at));
+        while c + 8 <= s.last_col {
+            let win = &src[c - s.first_col..c - s.first_col + N + 7];
+            dst[c..c + 8].copy_from_slice(&lanes_fixed(rowf, |k| slice8(win, k)));
+            c += 8;
+        }
+        for c in c..s.last_col {
+            let win = &src[c - s.first_col..c - s.first_col + N];
+            let mut t = 0.0f32;
+            for n in 0..N {
+                t += win[n] * rowf[n];
+            }
+            dst[c] = t;
+        }
+    }
+    let scratch = &*scratch;
+    for r in s.first_row..s.last_row {
+        let rows: [&[f32]; N] = std::array::from_fn(|k| {
+            let at = (r - s.first_row + k) * nc;
+            &scratch[at..at + nc]
+        });
+        let o_row = &mut out[r * nc..(r + 1) * nc];
+        let mut c = s.first_col;
+        while c + 8 <= s.last_col {
+            let t = lanes_fixed(colf, |k| slice8(rows[k], c));
+            for (o, v) in o_row[c..c + 8].iter_mut().zip(t) {
+                *o += v;
+            }
+            c += 8;
+        }
+        for c in c..s.last_col {
+            let mut t = 0.0f32;
+            for m in 0..N {
+                t += rows[m][c] * colf[m];
+            }
+            o_row[c] += t;
+        }
+    }
+}
+
+#[inline(always)]
+fn separable_any(img: &[f32], rowf: &[f32], colf: &[f32], s: Span, scratch: &mut [f32], out: &mut [f32]) {
+    let nc = s.nc;
+    for r in 0..s.nr {
+        let src = &img[r * nc..(r + 1) * nc];
+        let dst = &mut scratch[r * nc..(r + 1) * nc];
+        let mut c = s.first_col;
+        while c + 8 <= s.last_col {
+            dst[c..c + 8].copy_from_slice(&lanes(rowf, |k| slice8(src, c - s.first_col + k)));
             c += 8;
         }
         for c in c..s.last_col {
@@ -372,9 +437,8 @@ fn separable_pass(img: &[f32], rowf: &[f32], colf: &[f32], s: Span, scratch: &mu
     let scratch = &*scratch;
     for r in s.first_row..s.last_row {
         let mut c = s.first_col;
-        while c + 8 < s.last_col + 1 {
-            let at = |k: usize| -> &[f32; 8] { slice8(scratch, (r - s.first_row + k) * nc + c) };
-            let t = lanes(colf, at);
+        while c + 8 <= s.last_col {
+            let t = lanes(colf, |k| slice8(scratch, (r - s.first_row + k) * nc + c));
             for (o, v) in out[r * nc + c..r * nc + c + 8].iter_mut().zip(t) {
                 *o += v;
             }
@@ -419,6 +483,12 @@ fn lanes<'a>(taps: &[f32], at: impl Fn(usize) -> &'a [f32; 8]) -> [f32; 8] {
         n += 1;
     }
     std::array::from_fn(|l| t1[l] + (t2[l] + t3[l]))
+}
+
+/// [`lanes`] for a filter length known at compile time.
+#[inline(always)]
+fn lanes_fixed<'a, const N: usize>(taps: &[f32; N], at: impl Fn(usize) -> &'a [f32; 8]) -> [f32; 8] {
+    lanes(taps, at)
 }
 
 /// `pyramid_down<6>::point_down` on one coordinate.
@@ -502,13 +572,34 @@ fn svd(a: &[f64], rows: usize, cols: usize) -> (Vec<f64>, Vec<Vec<f64>>, Vec<Vec
 }
 
 /// fHOG planes of one image, each `nr`×`nc`, zero where the filter's padding lies.
-struct Fhog {
+struct Fhog<'a> {
     nr: usize,
     nc: usize,
-    data: Vec<f32>,
+    data: &'a [f32],
 }
 
-impl Fhog {
+/// Working memory of a scan, kept per thread between detections: a detector that runs every
+/// few frames would otherwise fault in megabytes of fresh pages each time.
+#[derive(Debug, Default)]
+struct Buffers {
+    hist: Vec<f32>,
+    norm: Vec<f32>,
+    data: Vec<f32>,
+    bins: Vec<u8>,
+    mags: Vec<f32>,
+    saliency: Vec<f32>,
+    scratch: Vec<f32>,
+}
+
+thread_local!(static BUFFERS: std::cell::RefCell<Buffers> = std::cell::RefCell::default());
+
+/// `v` as `n` zeros, keeping its allocation.
+fn zeroed<T: Copy + Default>(v: &mut Vec<T>, n: usize) {
+    v.clear();
+    v.resize(n, T::default());
+}
+
+impl Fhog<'_> {
     fn plane(&self, o: usize) -> &[f32] {
         &self.data[o * self.nr * self.nc..(o + 1) * self.nr * self.nc]
     }
@@ -583,15 +674,24 @@ fn gradients(rows: (&[u8], &[u8], &[u8]), visible_nc: usize, bins: &mut [u8], ma
 /// dlib's `extract_fhog_features` for a grayscale image (cell size > 1), with its float
 /// arithmetic: bilinear votes into cell histograms (8-column blocks and the scalar remainder
 /// computed as dlib's two code paths do), block energies, clipped normalised features.
-fn fhog(img: &[u8], w: usize, h: usize, cell: usize, pad_rows: usize, pad_cols: usize) -> Fhog {
-    let empty = Fhog { nr: 0, nc: 0, data: Vec::new() };
+fn fhog<'b>(
+    img: &[u8],
+    w: usize,
+    h: usize,
+    cell: usize,
+    pad_rows: usize,
+    pad_cols: usize,
+    b: &'b mut Buffers,
+) -> Fhog<'b> {
+    let empty = Fhog { nr: 0, nc: 0, data: &[] };
     let cells_nr = (f64::from(h as f32 / cell as f32) + 0.5) as usize;
     let cells_nc = (f64::from(w as f32 / cell as f32) + 0.5) as usize;
     if cells_nr < 3 || cells_nc < 3 {
         return empty;
     }
     let hist_nc = cells_nc + 2;
-    let mut hist = vec![0.0f32; (cells_nr + 2) * hist_nc * 18];
+    let hist = &mut b.hist;
+    zeroed(hist, (cells_nr + 2) * hist_nc * 18);
     let visible_nr = (cells_nr * cell).min(h) - 1;
     let visible_nc = (cells_nc * cell).min(w) - 1;
     // Columns 1.. in whole blocks of 8 take dlib's SIMD path, the rest its scalar path; the
@@ -615,8 +715,9 @@ fn fhog(img: &[u8], w: usize, h: usize, cell: usize, pad_rows: usize, pad_cols: 
             }
         })
         .collect();
-    let mut bins = vec![0u8; w];
-    let mut mags = vec![0.0f32; w];
+    let (bins, mags) = (&mut b.bins, &mut b.mags);
+    zeroed(bins, w);
+    zeroed(mags, w);
     for y in 1..visible_nr.max(1) {
         let yp = ((y as f64 + 0.5) / f64::from(cellf) - 0.5) as f32;
         let iyp = yp.floor() as i64;
@@ -625,27 +726,32 @@ fn fhog(img: &[u8], w: usize, h: usize, cell: usize, pad_rows: usize, pad_cols: 
         let row0 = ((iyp + 1) as usize) * hist_nc;
         let row1 = row0 + hist_nc;
         let rows = (&img[(y - 1) * w..y * w], &img[y * w..(y + 1) * w], &img[(y + 1) * w..(y + 2) * w]);
-        gradients(rows, visible_nc, &mut bins, &mut mags);
-        for x in 1..visible_nc {
-            let (o, v) = (usize::from(bins[x]), mags[x]);
-            let (ixp, vx1, vx0) = columns[x];
-            let (a, b, c, d) = if x < blocks_end {
-                let (vx1, vx0) = (vx1 * v, vx0 * v);
-                (vy1 * vx1, vy0 * vx1, vy1 * vx0, vy0 * vx0)
-            } else {
-                (vy1 * vx1 * v, vy0 * vx1 * v, vy1 * vx0 * v, vy0 * vx0 * v)
-            };
-            hist[(row0 + ixp) * 18 + o] += a;
-            hist[(row1 + ixp) * 18 + o] += b;
-            hist[(row0 + ixp + 1) * 18 + o] += c;
-            hist[(row1 + ixp + 1) * 18 + o] += d;
+        gradients(rows, visible_nc, bins, mags);
+        let (h0, h1) = (row0 * 18, row1 * 18);
+        let mut vote = |x: usize, a: f32, b: f32, c: f32, d: f32| {
+            let (o, ixp) = (usize::from(bins[x]), columns[x].0 * 18);
+            hist[h0 + ixp + o] += a;
+            hist[h1 + ixp + o] += b;
+            hist[h0 + ixp + 18 + o] += c;
+            hist[h1 + ixp + 18 + o] += d;
+        };
+        for x in 1..blocks_end.min(visible_nc) {
+            let (_, vx1, vx0) = columns[x];
+            let (vx1, vx0) = (vx1 * mags[x], vx0 * mags[x]);
+            vote(x, vy1 * vx1, vy0 * vx1, vy1 * vx0, vy0 * vx0);
+        }
+        for x in blocks_end.max(1)..visible_nc {
+            let (_, vx1, vx0) = columns[x];
+            let v = mags[x];
+            vote(x, vy1 * vx1 * v, vy0 * vx1 * v, vy1 * vx0 * v, vy0 * vx0 * v);
         }
     }
     let cell_hist = |r: usize, c: usize| -> &[f32] {
         let at = ((r + 1) * hist_nc + c + 1) * 18;
         &hist[at..at + 18]
     };
-    let mut norm = vec![0.0f32; cells_nr * cells_nc];
+    let norm = &mut b.norm;
+    zeroed(norm, cells_nr * cells_nc);
     for r in 0..cells_nr {
         for c in 0..cells_nc {
             let hc = cell_hist(r, c);
@@ -659,7 +765,8 @@ fn fhog(img: &[u8], w: usize, h: usize, cell: usize, pad_rows: usize, pad_cols: 
     let (hog_nr, hog_nc) = (cells_nr - 2, cells_nc - 2);
     let (nr, nc) = (hog_nr + pad_rows - 1, hog_nc + pad_cols - 1);
     let (off_r, off_c) = ((pad_rows - 1) / 2, (pad_cols - 1) / 2);
-    let mut data = vec![0.0f32; PLANES * nr * nc];
+    let data = &mut b.data;
+    zeroed(data, PLANES * nr * nc);
     let nm = |r: usize, c: usize| norm[r * cells_nc + c];
     const EPS: f32 = 0.0001;
     let texture = (2.0f64 * 0.2357) as f32;
@@ -693,12 +800,13 @@ fn fhog(img: &[u8], w: usize, h: usize, cell: usize, pad_rows: usize, pad_cols: 
             }
         }
     }
-    Fhog { nr, nc, data }
+    Fhog { nr, nc, data: &b.data[..] }
 }
 
 /// dlib's bilinear `resize_image` for 8-bit grayscale: 4-lane float blocks (lane positions
 /// accumulated in f32, truncated, `+ 0.5` then truncated) while a whole block fits, the rest
-/// of the row in its scalar code (double weights, truncated).
+/// of the row in its scalar code (double weights, truncated). The horizontal positions and
+/// weights are the same on every row, so they are worked out once.
 fn resize(src: &[u8], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<u8> {
     let mut out = vec![0u8; dw * dh];
     if dw == 0 || dh == 0 || sw == 0 || sh == 0 {
@@ -706,18 +814,13 @@ fn resize(src: &[u8], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<u8> {
     }
     let x_scale = (sw - 1) as f64 / (dw.max(2) - 1) as f64;
     let y_scale = (sh - 1) as f64 / (dh.max(2) - 1) as f64;
-    let at = |r: usize, c: usize| f32::from(src[r * sw + c]);
-    let mut y = -y_scale;
-    for r in 0..dh {
-        y += y_scale;
-        let top = y.floor() as usize;
-        let bottom = (top + 1).min(sh - 1);
-        let tb = y - top as f64;
+    // The block path's columns: (left, 1 − frac, frac) in f32.
+    let mut block: Vec<(usize, f32, f32)> = Vec::with_capacity(dw);
+    {
         let x = -4.0 * x_scale;
-        let (tbf, inv_tbf, step) = (tb as f32, (1.0 - tb) as f32, (4.0 * x_scale) as f32);
+        let step = (4.0 * x_scale) as f32;
         let mut xs = [x as f32, (x + x_scale) as f32, (x + 2.0 * x_scale) as f32, (x + 3.0 * x_scale) as f32];
-        let mut c = 0usize;
-        loop {
+        while block.len() + 4 <= dw {
             for v in &mut xs {
                 *v += step;
             }
@@ -727,24 +830,42 @@ fn resize(src: &[u8], sw: usize, sh: usize, dw: usize, dh: usize) -> Vec<u8> {
             }
             for l in 0..4 {
                 let lr = xs[l] - left[l] as f32;
-                let inv_lr = 1.0 - lr;
-                let (tlf, trf, blf, brf) = (inv_tbf * inv_lr, inv_tbf * lr, tbf * inv_lr, tbf * lr);
-                let (li, ri) = (left[l] as usize, left[l] as usize + 1);
-                let v = tlf * at(top, li) + trf * at(top, ri) + blf * at(bottom, li) + brf * at(bottom, ri);
-                out[r * dw + c + l] = (f64::from(v) + 0.5) as u8;
+                block.push((left[l] as usize, 1.0 - lr, lr));
             }
-            c += 4;
         }
-        let mut x = -x_scale + c as f64 * x_scale;
-        for c in c..dw {
+    }
+    let c0 = block.len();
+    // The scalar path's columns: (left, right, frac) with frac in f32 from f64 positions.
+    let mut x = -x_scale + c0 as f64 * x_scale;
+    let tail: Vec<(usize, usize, f32)> = (c0..dw)
+        .map(|_| {
             x += x_scale;
             let left = x.floor() as usize;
-            let right = (left + 1).min(sw - 1);
-            let lr = (x - left as f64) as f32;
-            let top_v = (1.0 - lr) * at(top, left) + lr * at(top, right);
-            let bottom_v = (1.0 - lr) * at(bottom, left) + lr * at(bottom, right);
+            (left, (left + 1).min(sw - 1), (x - left as f64) as f32)
+        })
+        .collect();
+    let mut y = -y_scale;
+    for r in 0..dh {
+        y += y_scale;
+        let top = y.floor() as usize;
+        let bottom = (top + 1).min(sh - 1);
+        let tb = y - top as f64;
+        let (tbf, inv_tbf) = (tb as f32, (1.0 - tb) as f32);
+        let (t_row, b_row) = (&src[top * sw..(top + 1) * sw], &src[bottom * sw..(bottom + 1) * sw]);
+        let o_row = &mut out[r * dw..(r + 1) * dw];
+        for (o, &(li, inv_lr, lr)) in o_row.iter_mut().zip(&block) {
+            let (tlf, trf, blf, brf) = (inv_tbf * inv_lr, inv_tbf * lr, tbf * inv_lr, tbf * lr);
+            let v = tlf * f32::from(t_row[li])
+                + trf * f32::from(t_row[li + 1])
+                + blf * f32::from(b_row[li])
+                + brf * f32::from(b_row[li + 1]);
+            *o = (f64::from(v) + 0.5) as u8;
+        }
+        for (o, &(left, right, lr)) in o_row[c0..].iter_mut().zip(&tail) {
+            let top_v = (1.0 - lr) * f32::from(t_row[left]) + lr * f32::from(t_row[right]);
+            let bottom_v = (1.0 - lr) * f32::from(b_row[left]) + lr * f32::from(b_row[right]);
             let v = ((1.0 - tb) * f64::from(top_v) + tb * f64::from(bottom_v)) as f32;
-            out[r * dw + c] = v.clamp(0.0, 255.0) as u8;
+            *o = v.clamp(0.0, 255.0) as u8;
         }
     }
     out
