@@ -191,3 +191,29 @@ fn audio_segmented_without_turns_is_flagged_speakers_not_separated() {
     assert!(with_turns.audio.is_some());
     assert!(!with_turns.flags.contains(ResultFlags::SPEAKERS_NOT_SEPARATED), "{}", with_turns.flags);
 }
+
+/// Swapping only the voice-activity detector does not change the screening of a conversation
+/// without transcript: both cut it at its pauses into similar utterances, so the committed
+/// model's probability stays on the same side of its threshold and close.
+#[test]
+fn the_screening_of_a_conversation_does_not_hinge_on_the_voice_activity_detector() {
+    use features::vad::{EnergyVad, VoiceActivity};
+    let clip = features::audio::read_audio(&path_of("../external/speech/pyannote/sample.wav")).expect("reads");
+    let silero = runtime::vad::SileroVad::load(&runtime::vad::default_path()).expect("scripts/install_models.sh");
+    let model = device::load_model(Some(&device::bundled_model_dir())).expect("committed model");
+    let p: Vec<f32> = [&EnergyVad as &dyn VoiceActivity, &silero]
+        .iter()
+        .map(|vad| {
+            let feats = features::extract_session(&features::SessionInputs {
+                audio: Some(&clip),
+                vad: Some(*vad),
+                ..Default::default()
+            });
+            model.predict(&feats).expect("predicts").p_depressed
+        })
+        .collect();
+    let threshold = model.decision_threshold();
+    println!("P(depressed): energy VAD {:.3}, silero {:.3} (threshold {threshold})", p[0], p[1]);
+    assert_eq!(p[0] >= threshold, p[1] >= threshold, "{p:?}");
+    assert!((p[0] - p[1]).abs() <= 0.1, "{p:?}");
+}
