@@ -11,7 +11,8 @@
                                              best time of detectMultiScale on PNG, one thread; JSON
     video_reference.py landmarks-real OUT PREDICTOR LUMA_TOOL IMAGE...
                                              dlib's predictor on real portraits with iBUG
-                                             ground truth: dlib's detections and the ground
+                                             ground truth: dlib's detections (upsample 0 and
+                                             1) and the ground
                                              truth's box, as they are and moved/scaled, on the
                                              luma LUMA_TOOL (vision's `luma` example) writes
     video_reference.py hog-real OUT LUMA_TOOL MEDIA...
@@ -168,7 +169,14 @@ def landmarks_real(out_path, predictor, luma_tool, images):
             head = raw.split(b"\n", 3)
             w, h = map(int, head[1].split())
             gray = np.frombuffer(head[3], dtype=np.uint8).reshape(h, w)
-            kinds = [("detection", [r.left(), r.top(), r.width(), r.height()]) for r in detector(gray, 1)]
+            # dlib's detections at upsample 0 and 1: the face front-end uses one or the other
+            # with the frame's size.
+            kinds = []
+            for upsample in (0, 1):
+                for r in detector(gray, upsample):
+                    box = [r.left(), r.top(), r.width(), r.height()]
+                    if ("detection", box) not in kinds:
+                        kinds.append(("detection", box))
             pts = np.array(ground_truth(image))
             x0, y0 = np.floor(pts.min(axis=0)).astype(int)
             x1, y1 = np.ceil(pts.max(axis=0)).astype(int)

