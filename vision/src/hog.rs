@@ -329,7 +329,14 @@ impl HogDetector {
         if last_row <= first_row as i64 || last_col <= first_col as i64 {
             return;
         }
-        let span = Span { nr, nc, first_row, first_col, last_row: last_row as usize, last_col: last_col as usize };
+        let rows = feats.rows;
+        for (r, row) in scratch.chunks_exact_mut(nc).enumerate() {
+            if !(rows.0..rows.1).contains(&r) {
+                row.fill(0.0);
+            }
+        }
+        let span =
+            Span { nr, nc, rows, first_row, first_col, last_row: last_row as usize, last_col: last_col as usize };
         for (plane, parts) in f.parts.iter().enumerate() {
             let img = feats.plane(plane);
             for (rowf, colf) in parts {
@@ -345,6 +352,9 @@ impl HogDetector {
 struct Span {
     nr: usize,
     nc: usize,
+    /// Rows holding features; the others are the zero padding, whose row pass is zero
+    /// (`+0.0`, as dlib's sums of `±0` products give) and is not recomputed.
+    rows: (usize, usize),
     first_row: usize,
     first_col: usize,
     last_row: usize,
@@ -372,7 +382,7 @@ fn separable_fixed<const N: usize>(
     out: &mut [f32],
 ) {
     let nc = s.nc;
-    for r in 0..s.nr {
+    for r in s.rows.0..s.rows.1 {
         let src = &img[r * nc..(r + 1) * nc];
         let dst = &mut scratch[r * nc..(r + 1) * nc];
         let mut c = s.first_col;
@@ -418,7 +428,7 @@ fn separable_fixed<const N: usize>(
 #[inline(always)]
 fn separable_any(img: &[f32], rowf: &[f32], colf: &[f32], s: Span, scratch: &mut [f32], out: &mut [f32]) {
     let nc = s.nc;
-    for r in 0..s.nr {
+    for r in s.rows.0..s.rows.1 {
         let src = &img[r * nc..(r + 1) * nc];
         let dst = &mut scratch[r * nc..(r + 1) * nc];
         let mut c = s.first_col;
@@ -575,6 +585,8 @@ fn svd(a: &[f64], rows: usize, cols: usize) -> (Vec<f64>, Vec<Vec<f64>>, Vec<Vec
 struct Fhog<'a> {
     nr: usize,
     nc: usize,
+    /// The rows that hold features, `start..end` (the rest is the filter's zero padding).
+    rows: (usize, usize),
     data: &'a [f32],
 }
 
@@ -683,7 +695,7 @@ fn fhog<'b>(
     pad_cols: usize,
     b: &'b mut Buffers,
 ) -> Fhog<'b> {
-    let empty = Fhog { nr: 0, nc: 0, data: &[] };
+    let empty = Fhog { nr: 0, nc: 0, rows: (0, 0), data: &[] };
     let cells_nr = (f64::from(h as f32 / cell as f32) + 0.5) as usize;
     let cells_nc = (f64::from(w as f32 / cell as f32) + 0.5) as usize;
     if cells_nr < 3 || cells_nc < 3 {
@@ -800,7 +812,7 @@ fn fhog<'b>(
             }
         }
     }
-    Fhog { nr, nc, data: &b.data[..] }
+    Fhog { nr, nc, rows: (off_r, off_r + hog_nr), data: &b.data[..] }
 }
 
 /// dlib's bilinear `resize_image` for 8-bit grayscale: 4-lane float blocks (lane positions
