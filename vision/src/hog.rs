@@ -335,8 +335,7 @@ impl HogDetector {
                 row.fill(0.0);
             }
         }
-        let span =
-            Span { nr, nc, rows, first_row, first_col, last_row: last_row as usize, last_col: last_col as usize };
+        let span = Span { nc, rows, first_row, first_col, last_row: last_row as usize, last_col: last_col as usize };
         for (plane, parts) in f.parts.iter().enumerate() {
             let img = feats.plane(plane);
             for (rowf, colf) in parts {
@@ -347,10 +346,9 @@ impl HogDetector {
 }
 
 /// Where a separable filter applies: rows `first_row..last_row`, columns `first_col..last_col`
-/// of an `nr`×`nc` plane.
+/// of a plane `nc` wide.
 #[derive(Debug, Clone, Copy)]
 struct Span {
-    nr: usize,
     nc: usize,
     /// Rows holding features; the others are the zero padding, whose row pass is zero
     /// (`+0.0`, as dlib's sums of `±0` products give) and is not recomputed.
