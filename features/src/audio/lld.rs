@@ -215,7 +215,7 @@ impl LldExtractor {
         // half the range of the samples seen so far.
         let silent = pitch::silent_below(0.999 * 0.5 * (self.extremes.0 - self.extremes.1));
         let c = self.pitch.candidates(&self.buf[start..start + VOICE_WIN], silent);
-        let v = c.voiced().iter().find(|v| v.strength > pitch::VOICING_THRESHOLD).copied().unwrap_or_default();
+        let v = c.frame_voice();
         set_voice(&mut o, &v);
         self.f0.push(v.f0);
         self.candidates.push(c);

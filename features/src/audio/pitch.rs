@@ -66,7 +66,17 @@ impl Candidates {
     pub fn voiced(&self) -> &[Voice] {
         &self.voiced[..usize::from(self.n)]
     }
+
+    /// The frame's own decision, before the path finder sees the whole recording: its best
+    /// voiced candidate above the voicing threshold, else unvoiced (`Voice::default()`).
+    pub fn frame_voice(&self) -> Voice {
+        self.voiced().iter().find(|v| v.strength > VOICING_THRESHOLD).copied().unwrap_or_default()
+    }
 }
+
+/// A frame's local peak, as a share of the recording's global peak, at which its unvoiced
+/// strength starts to rise above the voicing threshold + 1 (Praat's silence rule).
+const SILENT_SHARE: f32 = SILENCE_THRESHOLD / (1.0 + VOICING_THRESHOLD);
 
 /// A voiced candidate's strength less Praat's octave cost (favours higher candidates a little,
 /// against sub-harmonics).
@@ -80,7 +90,7 @@ fn voiced_score(v: &Voice) -> f32 {
 /// two voiced/unvoiced transitions (0.28). Frames below it skip the autocorrelation; the path
 /// comes out the same.
 pub fn silent_below(global_peak_at_least: f32) -> f32 {
-    global_peak_at_least * SILENCE_THRESHOLD / (1.0 + VOICING_THRESHOLD)
+    global_peak_at_least * SILENT_SHARE
 }
 
 /// Praat's path finder over a whole recording: for each frame, the index of its chosen voiced
@@ -90,7 +100,7 @@ pub fn path(frames: &[Candidates], global_peak: f32) -> Vec<Option<usize>> {
         if global_peak <= 0.0 || c.local_peak <= 0.0 {
             return VOICING_THRESHOLD + 2.0;
         }
-        let relative = c.local_peak / global_peak / (SILENCE_THRESHOLD / (1.0 + VOICING_THRESHOLD));
+        let relative = c.local_peak / global_peak / SILENT_SHARE;
         VOICING_THRESHOLD + (2.0 - relative).max(0.0)
     };
     // State 0 is unvoiced, state k ≥ 1 voiced candidate k − 1.
@@ -212,7 +222,7 @@ impl PitchTracker {
     /// samples, by itself (no path).
     pub fn analyse(&mut self, w: &[f32]) -> Voice {
         let c = self.candidates(w, 0.0);
-        c.voiced().iter().find(|v| v.strength > VOICING_THRESHOLD).copied().unwrap_or_default()
+        c.frame_voice()
     }
 
     /// The voiced candidates of one window of exactly `len` samples and its local peak. A window
