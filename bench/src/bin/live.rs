@@ -180,7 +180,7 @@ fn main() -> anyhow::Result<()> {
     if args.next().as_deref() == Some("--load-exact") {
         // The reference: the landmark model with dlib's f32 leaves, loaded and nothing else.
         let cfg = vision::face::FaceConfig { leaves: vision::shape::LeafPrecision::Exact, ..Default::default() };
-        let _face = vision::face::FaceFrontEnd::load(&vision::default_cascade(), &vision::default_predictor(), cfg)?;
+        let _face = vision::face::FaceFrontEnd::load(&vision::default_detector(), &vision::default_predictor(), cfg)?;
         println!("{:.1}", status_mib("VmHWM:")?);
         return Ok(());
     }
