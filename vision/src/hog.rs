@@ -364,50 +364,41 @@ struct Span {
 /// (dlib's face detector) get a copy with the taps known, free of bounds checks.
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 fn separable_pass(img: &[f32], rowf: &[f32], colf: &[f32], s: Span, scratch: &mut [f32], out: &mut [f32]) {
+    // With the taps' count a constant after inlining, the loads need no bounds checks.
     match (<&[f32; 10]>::try_from(rowf), <&[f32; 10]>::try_from(colf)) {
-        (Ok(r), Ok(c)) => separable_fixed(img, r, c, s, scratch, out),
-        _ => separable_any(img, rowf, colf, s, scratch, out),
+        (Ok(r), Ok(c)) => separable_body(img, r, c, s, scratch, out),
+        _ => separable_body(img, rowf, colf, s, scratch, out),
     }
 }
 
 #[inline(always)]
-fn separable_fixed<const N: usize>(
-    img: &[f32],
-    rowf: &[f32; N],
-    colf: &[f32; N],
-    s: Span,
-    scratch: &mut [f32],
-    out: &mut [f32],
-) {
-    let nc = s.nc;
+fn separable_body(img: &[f32], rowf: &[f32], colf: &[f32], s: Span, scratch: &mut [f32], out: &mut [f32]) {
+    let (nc, taps_r, taps_c) = (s.nc, rowf.len(), colf.len());
     for r in s.rows.0..s.rows.1 {
         let src = &img[r * nc..(r + 1) * nc];
         let dst = &mut scratch[r * nc..(r + 1) * nc];
         let mut c = s.first_col;
         while c + 8 <= s.last_col {
-            let win = &src[c - s.first_col..c - s.first_col + N + 7];
-            dst[c..c + 8].copy_from_slice(&lanes_fixed(rowf, |k| slice8(win, k)));
+            let win = &src[c - s.first_col..c - s.first_col + taps_r + 7];
+            dst[c..c + 8].copy_from_slice(&lanes(rowf, |k| slice8(win, k)));
             c += 8;
         }
         for c in c..s.last_col {
-            let win = &src[c - s.first_col..c - s.first_col + N];
+            let win = &src[c - s.first_col..c - s.first_col + taps_r];
             let mut t = 0.0f32;
-            for n in 0..N {
-                t += win[n] * rowf[n];
+            for (p, k) in win.iter().zip(rowf) {
+                t += p * k;
             }
             dst[c] = t;
         }
     }
     let scratch = &*scratch;
     for r in s.first_row..s.last_row {
-        let rows: [&[f32]; N] = std::array::from_fn(|k| {
-            let at = (r - s.first_row + k) * nc;
-            &scratch[at..at + nc]
-        });
+        let band = &scratch[(r - s.first_row) * nc..(r - s.first_row + taps_c) * nc];
         let o_row = &mut out[r * nc..(r + 1) * nc];
         let mut c = s.first_col;
         while c + 8 <= s.last_col {
-            let t = lanes_fixed(colf, |k| slice8(rows[k], c));
+            let t = lanes(colf, |k| slice8(band, k * nc + c));
             for (o, v) in o_row[c..c + 8].iter_mut().zip(t) {
                 *o += v;
             }
@@ -415,49 +406,10 @@ fn separable_fixed<const N: usize>(
         }
         for c in c..s.last_col {
             let mut t = 0.0f32;
-            for m in 0..N {
-                t += rows[m][c] * colf[m];
+            for (m, k) in colf.iter().enumerate() {
+                t += band[m * nc + c] * k;
             }
             o_row[c] += t;
-        }
-    }
-}
-
-#[inline(always)]
-fn separable_any(img: &[f32], rowf: &[f32], colf: &[f32], s: Span, scratch: &mut [f32], out: &mut [f32]) {
-    let nc = s.nc;
-    for r in s.rows.0..s.rows.1 {
-        let src = &img[r * nc..(r + 1) * nc];
-        let dst = &mut scratch[r * nc..(r + 1) * nc];
-        let mut c = s.first_col;
-        while c + 8 <= s.last_col {
-            dst[c..c + 8].copy_from_slice(&lanes(rowf, |k| slice8(src, c - s.first_col + k)));
-            c += 8;
-        }
-        for c in c..s.last_col {
-            let mut t = 0.0f32;
-            for (n, k) in rowf.iter().enumerate() {
-                t += src[c - s.first_col + n] * k;
-            }
-            dst[c] = t;
-        }
-    }
-    let scratch = &*scratch;
-    for r in s.first_row..s.last_row {
-        let mut c = s.first_col;
-        while c + 8 <= s.last_col {
-            let t = lanes(colf, |k| slice8(scratch, (r - s.first_row + k) * nc + c));
-            for (o, v) in out[r * nc + c..r * nc + c + 8].iter_mut().zip(t) {
-                *o += v;
-            }
-            c += 8;
-        }
-        for c in c..s.last_col {
-            let mut t = 0.0f32;
-            for (m, k) in colf.iter().enumerate() {
-                t += scratch[(r - s.first_row + m) * nc + c] * k;
-            }
-            out[r * nc + c] += t;
         }
     }
 }
@@ -491,12 +443,6 @@ fn lanes<'a>(taps: &[f32], at: impl Fn(usize) -> &'a [f32; 8]) -> [f32; 8] {
         n += 1;
     }
     std::array::from_fn(|l| t1[l] + (t2[l] + t3[l]))
-}
-
-/// [`lanes`] for a filter length known at compile time.
-#[inline(always)]
-fn lanes_fixed<'a, const N: usize>(taps: &[f32; N], at: impl Fn(usize) -> &'a [f32; 8]) -> [f32; 8] {
-    lanes(taps, at)
 }
 
 /// `pyramid_down<6>::point_down` on one coordinate.
