@@ -10,17 +10,22 @@
 //!   flagged `PLACEHOLDER_MODEL` and its version string says `placeholder`.
 //!
 //! Beside the model, the other networks the device runs through tract: [`vad::SileroVad`]
-//! (voice activity) and [`minilm::MiniLm`] (the optional sentence encoder), and the ONNX graph
-//! writer both MiniLM and the training crate's export use ([`onnx_graph`]).
+//! (voice activity), [`minilm::MiniLm`] (the optional sentence encoder) and
+//! [`whisper::Whisper`] (on-device transcription, from CTranslate2's `model.bin` read by
+//! [`ct2`]), and the ONNX graph writer all of them and the training crate's export use
+//! ([`onnx_graph`]).
 //!
 //! Architecture invariant: `runtime` never touches hardware or the link and never depends on a
-//! training library (candle) or a corpus format (zip, csv); it sees features, never raw media.
+//! training library (candle) or a corpus format (zip, csv); it sees features and audio samples
+//! handed to it (voice activity, transcription), never media files or capture devices.
 
+pub mod ct2;
 pub mod minilm;
 pub mod onnx;
 pub mod onnx_graph;
 pub mod signing;
 pub mod vad;
+pub mod whisper;
 
 use features::{Sequence, SessionFeatures, schema};
 use protocol::{PerModality, SchemaHash};
@@ -148,6 +153,14 @@ pub enum ModelError {
     #[error("voice-activity model {path}")]
     Vad {
         /// The model file.
+        path: std::path::PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    /// The transcriber (Whisper) could not be loaded or run.
+    #[error("transcriber {path}")]
+    Transcriber {
+        /// The model folder or file.
         path: std::path::PathBuf,
         #[source]
         source: BoxError,

@@ -169,6 +169,11 @@ impl Graph {
         name.into()
     }
 
+    /// Whether an initialiser is called `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.inits.iter().any(|t| t.name == name)
+    }
+
     pub fn i64s(&mut self, name: &str, data: &[i64]) -> String {
         self.inits.push(TensorProto {
             name: name.into(),
