@@ -4,9 +4,11 @@ float32, greedy (beam_size=1, temperature 0), without timestamps, each recording
 
   record OUT.json FILE...   its log-mel input (every 31st frame), tokens, text, no-speech
                             probability and mean log probability per 30-s window
-  time REPEATS FILE...      seconds to transcribe the files, one thread, best of REPEATS
+  time REPEATS FILE...      seconds to transcribe the files, one thread, best of REPEATS, and
+                            the texts, as JSON
 """
 import json
+import os
 import sys
 import time
 
@@ -28,6 +30,21 @@ def load(path):
     return audio
 
 
+def truth(path):
+    """The transcript that ships with a recording: pocketsphinx's `cards.transcription` for the
+    card recordings, the LibriVox sentences' own `.txt`; None where there is none."""
+    txt = os.path.splitext(path)[0] + ".txt"
+    if os.path.exists(txt):
+        return open(txt).read().strip()
+    cards = os.path.join(os.path.dirname(path), "cards.transcription")
+    stem = os.path.splitext(os.path.basename(path))[0]
+    if os.path.exists(cards):
+        for line in open(cards):
+            if line.rstrip().endswith(f"({stem})"):
+                return " ".join(w for w in line.split() if not w.startswith(("<", "(")))
+    return None
+
+
 def model():
     return WhisperModel(MODEL, device="cpu", compute_type="float32", cpu_threads=1, num_workers=1)
 
@@ -44,7 +61,7 @@ def record(out, files):
         # The first window as the encoder sees it, to check the padding too.
         first = pad_or_trim(mel[:, :3000])
         records.append(dict(
-            file=path, samples=len(audio), frames=int(mel.shape[1]), stride=STRIDE,
+            file=path, truth=truth(path), samples=len(audio), frames=int(mel.shape[1]), stride=STRIDE,
             mel=[[float(f"{v:.6g}") for v in first[:, t]] for t in range(0, min(mel.shape[1] + 20, 3000), STRIDE)],
             windows=windows))
         print(f"{path}: {' | '.join(w['text'] for w in windows)}", file=sys.stderr)
@@ -61,13 +78,12 @@ def timing(repeats, files):
     m = model()
     audios = [load(p) for p in files]
     list(m.transcribe(audios[0], **OPTIONS)[0])  # warm-up
-    best = float("inf")
+    best, texts = float("inf"), []
     for _ in range(repeats):
         t = time.perf_counter()
-        for a in audios:
-            list(m.transcribe(a, **OPTIONS)[0])
+        texts = [" ".join(s.text.strip() for s in m.transcribe(a, **OPTIONS)[0]) for a in audios]
         best = min(best, time.perf_counter() - t)
-    print(f"{best:.4f}")
+    print(json.dumps(dict(seconds=best, texts=texts)))
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ struct Reference {
 #[derive(serde::Deserialize)]
 struct Recording {
     file: String,
+    /// The transcript that ships with the recording, if any.
+    truth: Option<String>,
     samples: usize,
     frames: usize,
     stride: usize,
@@ -53,21 +55,6 @@ fn samples(file: &str) -> Vec<f32> {
         .unwrap_or_else(|e| panic!("{file}: {e}: run scripts/install_test_data.sh"));
     assert_eq!(clip.rate, 16_000);
     clip.samples
-}
-
-/// The transcripts that ship with the recordings: pocketsphinx's `cards.transcription` (the
-/// card recordings) and the LibriVox sentences' `.txt`.
-fn transcript(file: &str) -> Option<String> {
-    let path = root().join(file);
-    let stem = path.file_stem()?.to_str()?.to_string();
-    let txt = path.with_extension("txt");
-    if txt.exists() {
-        return std::fs::read_to_string(txt).ok();
-    }
-    let cards = std::fs::read_to_string(path.with_file_name("cards.transcription")).ok()?;
-    cards.lines().find(|l| l.ends_with(&format!("({stem})"))).map(|l| {
-        l.split_whitespace().filter(|w| !w.starts_with('<') && !w.starts_with('(')).collect::<Vec<_>>().join(" ")
-    })
 }
 
 #[test]
@@ -117,7 +104,7 @@ fn tokens_and_word_error_rate_match_faster_whisper() {
         if !same {
             eprintln!("{}: ours {:?}, faster-whisper {:?}", r.file, ours.text, text_ref);
         }
-        if let Some(truth) = transcript(&r.file) {
+        if let Some(truth) = &r.truth {
             let truth = whisper::words_for_scoring(&truth);
             words += truth.len();
             errors += whisper::word_errors(&truth, &whisper::words_for_scoring(&ours.text));
@@ -168,7 +155,8 @@ fn silence_noise_and_music_give_no_text_and_damaged_speech_still_transcribes() {
     assert!(m.transcribe(&[]).expect("transcribes").windows.is_empty());
     let file = "tests/data/external/speech/pocketsphinx/sense_and_sensibility_01_austen_64kb-0870.wav";
     let speech = samples(file);
-    let truth = whisper::words_for_scoring(&transcript(file).expect("transcript"));
+    let truth = reference().recordings.into_iter().find(|r| r.file == file).and_then(|r| r.truth).expect("transcript");
+    let truth = whisper::words_for_scoring(&truth);
     let wer = |s: &[f32]| {
         let t = m.transcribe(s).expect("transcribes");
         whisper::word_errors(&truth, &whisper::words_for_scoring(&t.text)) as f32 / truth.len() as f32
