@@ -191,6 +191,8 @@ pub fn build(
                 // only segments a session that lacks one.
                 vad: None,
                 text_encoder,
+                // The corpus's own transcripts: the text the models are trained on today.
+                transcriber: None,
             });
             let bytes = encode(&f, p.id, schema_hash).map_err(|e| cache_err(dir, format!("session {}: {e}", p.id)))?;
             write_atomic(&file, &bytes).map_err(io)?;

@@ -339,6 +339,30 @@ pub fn load_text_encoder(
     }
 }
 
+/// Whisper tiny.en from `dir` (default: where `scripts/install_whisper.sh` puts it), for the
+/// text of sessions without a pushed transcript. A model that is missing or does not load is
+/// logged and the device runs without transcription (text absent), never with a broken model.
+pub fn load_transcriber(dir: Option<&Path>) -> Option<Box<dyn features::text::Transcriber>> {
+    let dir = dir.map_or_else(runtime::whisper::default_dir, Path::to_owned);
+    let started = std::time::Instant::now();
+    match runtime::whisper::Whisper::load(&dir) {
+        Ok(w) => {
+            tracing::info!(seconds = started.elapsed().as_secs_f32(), dir = %dir.display(), "Whisper tiny.en loaded");
+            Some(Box::new(w))
+        }
+        Err(e) => {
+            let cause = std::iter::successors(std::error::Error::source(&e), |e| e.source())
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(": ");
+            tracing::error!(
+                "{e}: {cause}; running without transcription (text absent unless a transcript is pushed;                  install the model with scripts/install_whisper.sh)"
+            );
+            None
+        }
+    }
+}
+
 /// The model needs all-MiniLM-L6-v2 and it does not load.
 #[derive(Debug, thiserror::Error)]
 #[error(

@@ -90,6 +90,14 @@ enum Cmd {
         /// trained on MiniLM text features. Default: where scripts/install_minilm.sh installs it.
         #[arg(long, value_name = "DIR")]
         text_encoder: Option<PathBuf>,
+        /// Transcribe the participant's speech on the device (Whisper tiny.en) when no transcript
+        /// is pushed, so sessions have text features of their own; the transcript stays here.
+        #[arg(long)]
+        asr: bool,
+        /// Whisper tiny.en folder (model.bin, config.json, tokenizer.json) for --asr. Default:
+        /// where scripts/install_whisper.sh installs it.
+        #[arg(long, value_name = "DIR", requires = "asr")]
+        asr_model: Option<PathBuf>,
         /// Face detector: a dlib HOG detector file, or an OpenCV cascade (Haar or LBP `.xml`).
         /// Default: dlib's frontal face detector shipped in vision/assets.
         #[arg(long, value_name = "FILE", alias = "cascade")]
@@ -290,6 +298,8 @@ fn main() -> anyhow::Result<()> {
             vad,
             landmarks,
             text_encoder,
+            asr,
+            asr_model,
             face_detector,
             abandon_after,
             min_speech,
@@ -340,6 +350,7 @@ fn main() -> anyhow::Result<()> {
             };
             let vad = device::load_vad(vad.as_deref())?;
             let face = device::load_face(face_detector.as_deref(), landmarks.as_deref())?;
+            let transcriber = if asr { device::load_transcriber(asr_model.as_deref()) } else { None };
             // Files under --simulate leave their frames for the pipeline's face front-end; live
             // capture takes the face front-end along to its video thread.
             let (capture, pipeline_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
@@ -370,10 +381,12 @@ fn main() -> anyhow::Result<()> {
                     tracing::info!(
                         vad = vad.as_ref().map_or("energy", |v| v.name()),
                         text_embedding = %loaded.model.text_embedding(),
+                        transcriber = transcriber.as_ref().map_or("none", |t| t.name()),
                         "front-ends"
                     );
                     let pipeline = SessionPipeline::new(loaded.model, simulated)
                         .with_text_encoder(loaded.text_encoder)?
+                        .with_transcriber(transcriber)
                         .with_vad(vad)
                         .with_face(pipeline_face)
                         .with_presence(presence);

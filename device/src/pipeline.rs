@@ -190,6 +190,8 @@ pub struct SessionPipeline {
     text_encoder: Option<Box<dyn features::text::SentenceEncoder>>,
     /// Frames → landmarks; without it video is reported absent.
     face: Option<vision::face::FaceFrontEnd>,
+    /// Transcribes recorded speech when no transcript was pushed; text is absent without it.
+    transcriber: Option<Box<dyn features::text::Transcriber>>,
     /// Inputs come from files: results are flagged as simulated.
     simulated: bool,
     presence: Presence,
@@ -202,6 +204,7 @@ impl std::fmt::Debug for SessionPipeline {
             .field("vad", &self.vad.as_ref().map(|v| v.name()))
             .field("text_encoder", &self.text_encoder.as_ref().map(|e| e.embedding()))
             .field("face", &self.face.is_some())
+            .field("transcriber", &self.transcriber.as_ref().map(|t| t.name()))
             .field("simulated", &self.simulated)
             .finish()
     }
@@ -230,7 +233,15 @@ pub struct TextEncoderMismatch {
 impl SessionPipeline {
     /// A pipeline running `model`; `simulated` flags every result as computed from files.
     pub fn new(model: Box<dyn Model>, simulated: bool) -> SessionPipeline {
-        SessionPipeline { model, vad: None, text_encoder: None, face: None, simulated, presence: Presence::default() }
+        SessionPipeline {
+            model,
+            vad: None,
+            text_encoder: None,
+            face: None,
+            transcriber: None,
+            simulated,
+            presence: Presence::default(),
+        }
     }
 
     /// Uses `face` to turn captured frames into landmarks (video is absent without one).
@@ -248,6 +259,12 @@ impl SessionPipeline {
         encoder_fits(self.model.as_ref(), encoder.as_deref())?;
         self.text_encoder = encoder;
         Ok(self)
+    }
+
+    /// Uses `transcriber` for the text of sessions whose transcript has no participant words.
+    pub fn with_transcriber(mut self, transcriber: Option<Box<dyn features::text::Transcriber>>) -> Self {
+        self.transcriber = transcriber;
+        self
     }
 
     /// Uses `presence` to decide which modalities have enough signal.
@@ -337,6 +354,7 @@ impl Pipeline for SessionPipeline {
             include_interviewer_text: false,
             vad: self.vad.as_deref(),
             text_encoder: self.text_encoder.as_deref(),
+            transcriber: self.transcriber.as_deref(),
         });
         self.presence.apply(&mut feats);
         flags |= feats.flags;

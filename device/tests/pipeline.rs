@@ -275,3 +275,31 @@ fn raw_media_are_kept_only_with_consent_and_the_flag() {
     assert_eq!(status.state, SessionState::Failed(protocol::ErrorCode::SessionAborted));
     assert!(!media.join(format!("session-{id}")).exists() && !spool.join(format!("session-{id}")).exists());
 }
+
+#[test]
+fn a_session_without_a_pushed_transcript_gets_its_text_from_the_devices_own_transcription() {
+    let transcriber = device::load_transcriber(None).expect("run scripts/install_whisper.sh");
+    let job = || {
+        let mut capture = SimulatedCapture::new(&sample()).expect("simulation folder");
+        capture.start(Modalities::AUDIO).expect("capture starts");
+        Job {
+            session: 4,
+            label: truncated("p"),
+            started_ms: 1_000,
+            captured_ms: 10,
+            captured: capture.stop().expect("capture stops"),
+            utterances: Vec::new(),
+            extra: Default::default(),
+            keep: None,
+        }
+    };
+    let mut without = SessionPipeline::new(Box::new(runtime::PlaceholderModel::default()), true);
+    let r = without.process(job()).expect("a result");
+    assert!(!r.modalities.contains(Modalities::TEXT), "no transcript, no transcriber: no text");
+    let mut with =
+        SessionPipeline::new(Box::new(runtime::PlaceholderModel::default()), true).with_transcriber(Some(transcriber));
+    let r = with.process(job()).expect("a result");
+    assert_eq!(r.modalities, Modalities::AUDIO | Modalities::TEXT, "{}", r.flags);
+    assert!(r.flags.contains(ResultFlags::MACHINE_TRANSCRIPT | ResultFlags::SPEAKERS_NOT_SEPARATED), "{}", r.flags);
+    assert!(!r.flags.contains(ResultFlags::SHORT_TRANSCRIPT), "{}", r.flags);
+}

@@ -241,6 +241,11 @@ pub struct SessionInputs<'a> {
     pub vad: Option<&'a dyn vad::VoiceActivity>,
     /// The sentence encoder of the text features; the hashed embedding when `None`.
     pub text_encoder: Option<&'a dyn text::SentenceEncoder>,
+    /// Transcribes the participant's speech when the transcript has no participant words (none
+    /// pushed, or answer windows without text): each segment of `audio` is transcribed on its
+    /// own and the result is flagged [`ResultFlags::MACHINE_TRANSCRIPT`]. Text is absent when
+    /// `None`.
+    pub transcriber: Option<&'a dyn text::Transcriber>,
 }
 
 /// Participant words below which the transcript is flagged as short.
@@ -317,7 +322,17 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     if video.is_none() {
         flags |= ResultFlags::NO_FACE;
     }
-    let text = inp.transcript.and_then(|t| {
+    let has_words = inp
+        .transcript
+        .is_some_and(|t| t.iter().any(|u| u.speaker == Speaker::Participant && !u.text.trim().is_empty()));
+    let machine = match (inp.transcriber, inp.audio) {
+        (Some(asr), Some(clip)) if !has_words => machine_transcript(asr, clip, &segments),
+        _ => None,
+    };
+    if machine.is_some() {
+        flags |= ResultFlags::MACHINE_TRANSCRIPT;
+    }
+    let text = machine.as_deref().or(inp.transcript).and_then(|t| {
         let use_turn = |u: &&Utterance| u.speaker == Speaker::Participant || inp.include_interviewer_text;
         let turns: Vec<&Utterance> = t.iter().filter(use_turn).collect();
         text::utterance_features(&turns, inp.text_encoder)
@@ -331,6 +346,45 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     }
     usable.words = words.round() as u32;
     SessionFeatures { audio, video, text, flags, usable }
+}
+
+/// The participant's words in each segment of `clip`, transcribed on the device: one utterance
+/// per segment that has words. `None` when the clip cannot be brought to the front-end rate or
+/// every segment fails (logged); a segment that fails alone is left out.
+fn machine_transcript(asr: &dyn text::Transcriber, clip: &AudioClip, segments: &[Segment]) -> Option<Vec<Utterance>> {
+    let clip = match clip.rate {
+        audio::SAMPLE_RATE => std::borrow::Cow::Borrowed(clip),
+        _ => match clip.to_frontend_rate() {
+            Ok(c) => std::borrow::Cow::Owned(c),
+            Err(e) => {
+                tracing::warn!("no machine transcript: {e}");
+                return None;
+            }
+        },
+    };
+    let started = std::time::Instant::now();
+    let (mut out, mut failed) = (Vec::new(), 0);
+    for s in segments {
+        match asr.transcribe(clip.span(s.start_ms, s.end_ms)) {
+            Ok(text) if !text.trim().is_empty() => {
+                out.push(Utterance { start_ms: s.start_ms, end_ms: s.end_ms, speaker: Speaker::Participant, text })
+            }
+            Ok(_) => {}
+            Err(e) => {
+                failed += 1;
+                tracing::warn!(start_ms = s.start_ms, "segment not transcribed: {e}");
+            }
+        }
+    }
+    tracing::info!(
+        transcriber = asr.name(),
+        segments = segments.len(),
+        with_words = out.len(),
+        failed,
+        seconds = started.elapsed().as_secs_f32(),
+        "speech transcribed on the device"
+    );
+    (failed < segments.len() || segments.is_empty()).then_some(out)
 }
 
 /// Mean and (population) standard deviation; `(0, 0)` for an empty slice.
@@ -374,5 +428,59 @@ mod tests {
         let f = extract_session(&SessionInputs::default());
         assert!(f.audio.is_none() && f.video.is_none() && f.text.is_none());
         assert!(f.flags.contains(ResultFlags::NO_FACE | ResultFlags::SHORT_TRANSCRIPT));
+    }
+
+    /// Says "word" once per 100 ms it is given, and records what it was asked; fails on request.
+    #[derive(Debug, Default)]
+    struct CountingAsr {
+        calls: std::sync::Mutex<Vec<usize>>,
+        fail: bool,
+    }
+
+    impl text::Transcriber for CountingAsr {
+        fn name(&self) -> &str {
+            "counting"
+        }
+        fn transcribe(&self, samples: &[f32]) -> Result<String, FeatureError> {
+            self.calls.lock().unwrap().push(samples.len());
+            if self.fail {
+                return Err(FeatureError::Encoder { name: "counting".into(), source: "broken".into() });
+            }
+            Ok(vec!["word"; samples.len() / 1_600].join(" "))
+        }
+    }
+
+    #[test]
+    fn answer_windows_without_words_are_transcribed_and_a_pushed_transcript_wins() {
+        // 12 s of a voiced buzz at 16 kHz.
+        let samples: Vec<f32> =
+            (0..192_000).map(|i| 0.3 * (2.0 * std::f32::consts::PI * 150.0 * i as f32 / 16_000.0).sin()).collect();
+        let clip = AudioClip { rate: 16_000, samples };
+        let turn =
+            |a, b, text: &str| Utterance { start_ms: a, end_ms: b, speaker: Speaker::Participant, text: text.into() };
+        let windows = [turn(1_000, 5_000, ""), turn(6_000, 11_000, "")];
+        let asr = CountingAsr::default();
+        let inputs = SessionInputs {
+            audio: Some(&clip),
+            transcript: Some(&windows),
+            transcriber: Some(&asr),
+            ..Default::default()
+        };
+        let f = extract_session(&inputs);
+        assert_eq!(*asr.calls.lock().unwrap(), [64_000, 80_000], "one call per answer window, its own samples");
+        assert!(f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
+        assert_eq!(f.usable.words, 40 + 50);
+        // A pushed transcript with the participant's words is used as it is.
+        let pushed = [turn(1_000, 5_000, "I slept well"), turn(6_000, 11_000, "")];
+        let asr = CountingAsr::default();
+        let f = extract_session(&SessionInputs { transcript: Some(&pushed), transcriber: Some(&asr), ..inputs });
+        assert!(asr.calls.lock().unwrap().is_empty());
+        assert!(!f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
+        assert_eq!(f.usable.words, 3);
+        // A transcriber that fails everywhere leaves text absent, nothing else.
+        let broken = CountingAsr { fail: true, ..Default::default() };
+        let f = extract_session(&SessionInputs { transcriber: Some(&broken), ..inputs });
+        assert!(f.text.is_none() && f.audio.is_some());
+        assert!(!f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
     }
 }

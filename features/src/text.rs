@@ -85,6 +85,16 @@ pub trait SentenceEncoder: std::fmt::Debug + Send + Sync {
     fn embed(&self, text: &str) -> Result<Vec<f32>, FeatureError>;
 }
 
+/// Speech recognition on the device: 16 kHz mono speech → its words. The device's is Whisper
+/// (`runtime::whisper`); the text features of a session without a pushed transcript come from
+/// it.
+pub trait Transcriber: std::fmt::Debug + Send + Sync {
+    /// Short name for logs ("whisper-tiny.en").
+    fn name(&self) -> &str;
+    /// The words of `samples` (16 kHz mono); empty when nothing was said.
+    fn transcribe(&self, samples: &[f32]) -> Result<String, FeatureError>;
+}
+
 /// Names of the per-utterance text features, in order.
 pub const FEATURE_NAMES: &[&str] = &[
     "words",

@@ -851,12 +851,15 @@ bitflags::bitflags! {
         /// fixed windows): utterances may hold the interviewer's voice as well as the
         /// participant's.
         const SPEAKERS_NOT_SEPARATED = 1 << 16;
+        /// The text features come from the device's own speech recognition (no transcript was
+        /// pushed): machine-made words. The transcript itself stays on the device.
+        const MACHINE_TRANSCRIPT = 1 << 17;
     }
 }
 
 impl ResultFlags {
     /// Each flag's name for a report, in bit order.
-    pub const NAMES: [(ResultFlags, &'static str); 17] = [
+    pub const NAMES: [(ResultFlags, &'static str); 18] = [
         (ResultFlags::LOW_QUALITY_AUDIO, "low-quality audio"),
         (ResultFlags::NO_FACE, "no usable video"),
         (ResultFlags::SHORT_TRANSCRIPT, "short transcript"),
@@ -877,6 +880,7 @@ impl ResultFlags {
             ResultFlags::SPEAKERS_NOT_SEPARATED,
             "speakers not separated (no transcript: the interviewer's voice may be in the audio)",
         ),
+        (ResultFlags::MACHINE_TRANSCRIPT, "machine transcript (on-device speech recognition)"),
     ];
 }
 

@@ -105,7 +105,7 @@ fn tokens_and_word_error_rate_match_faster_whisper() {
             eprintln!("{}: ours {:?}, faster-whisper {:?}", r.file, ours.text, text_ref);
         }
         if let Some(truth) = &r.truth {
-            let truth = whisper::words_for_scoring(&truth);
+            let truth = whisper::words_for_scoring(truth);
             words += truth.len();
             errors += whisper::word_errors(&truth, &whisper::words_for_scoring(&ours.text));
             errors_ref += whisper::word_errors(&truth, &whisper::words_for_scoring(&text_ref));

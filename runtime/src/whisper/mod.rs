@@ -281,6 +281,30 @@ impl Whisper {
     }
 }
 
+impl features::text::Transcriber for Whisper {
+    fn name(&self) -> &str {
+        "whisper-tiny.en"
+    }
+
+    /// The text of the windows that are neither silence nor a repetition loop.
+    fn transcribe(&self, samples: &[f32]) -> Result<String, features::FeatureError> {
+        let t = Whisper::transcribe(self, samples)
+            .map_err(|e| features::FeatureError::Encoder { name: "whisper-tiny.en".into(), source: e.into() })?;
+        let loops = t.windows.iter().filter(|w| w.repetitive && !w.silent).count();
+        if loops > 0 {
+            tracing::warn!(windows = loops, "repetition loop in the transcription: its text left out");
+            return Ok(t
+                .windows
+                .iter()
+                .filter(|w| !w.silent && !w.repetitive)
+                .map(|w| w.text.trim())
+                .collect::<Vec<_>>()
+                .join(" "));
+        }
+        Ok(t.text)
+    }
+}
+
 /// softmax(x)[i].
 fn softmax_at(x: &[f32], i: usize) -> f32 {
     let max = x.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
