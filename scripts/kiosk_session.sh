@@ -4,15 +4,19 @@
 # page would post them (start, agree, one answer per prompt, the PHQ-8), and then a host syncs
 # the result and checks it is a kiosk session with its questionnaire.
 #
-#   scripts/kiosk_session.sh DEVICE_BINARY HOST_BINARY [RUNNER...]
+#   [KIOSK_ASR=1] scripts/kiosk_session.sh DEVICE_BINARY HOST_BINARY [RUNNER...]
 #
 # RUNNER runs the device binary (e.g. `qemu-aarch64 -L /` for an aarch64
-# build: qemu-user has no serial ioctls, hence TCP). Exits non-zero, saying why, on any failure.
+# build: qemu-user has no serial ioctls, hence TCP). With KIOSK_ASR=1 the device transcribes the
+# answers itself (`--asr`, Whisper installed by scripts/install_whisper.sh) and the result must
+# have text from that transcription. Exits non-zero, saying why, on any failure.
 set -euo pipefail
 device=$(realpath "$1")
 host=$(realpath "$2")
 shift 2
 runner=("$@")
+asr=()
+[ "${KIOSK_ASR:-0}" = 1 ] && asr=(--asr)
 cd "$(dirname "$0")/.."
 
 work=$(mktemp -d)
@@ -33,7 +37,7 @@ export MIMML_HOST_KEY="$work/host.key"
 
 "${runner[@]}" "$device" run --board sim --data-dir "$work/data" --simulate assets/sample/session-001 \
     --model assets/model/mimml-synth \
-    --listen "127.0.0.1:$link_port" --kiosk --screen-port "$screen_port" >"$work/device.log" 2>&1 &
+    --listen "127.0.0.1:$link_port" --kiosk --screen-port "$screen_port" "${asr[@]}" >"$work/device.log" 2>&1 &
 daemon_pid=$!
 
 tap() { curl -fsS -X POST -H 'Content-Type: application/json' -d "$1" "http://127.0.0.1:$screen_port/tap"; }
@@ -84,4 +88,10 @@ json=$("$host" results --db "$work/results.db" --json)
 echo "$json"
 grep -q '"kiosk session (answer windows)"' <<<"$json" || { echo "not flagged as a kiosk session"; exit 1; }
 grep -q '"score": 8' <<<"$json" || { echo "the PHQ-8 score (8) is not stored"; exit 1; }
+if [ ${#asr[@]} -gt 0 ]; then
+    grep -q '"machine transcript (on-device speech recognition)"' <<<"$json" \
+        || { cat "$work/device.log"; echo "no text from the device's own transcription"; exit 1; }
+    tr -d ' \n' <<<"$json" | grep -q '"modalities":\["audio","video","text"\]' \
+        || { echo "the result lacks a modality"; exit 1; }
+fi
 echo "kiosk session ok"
