@@ -165,10 +165,7 @@ def landmarks_real(out_path, predictor, luma_tool, images):
         for image in images:
             pgm = os.path.join(tmp, "luma.pgm")
             subprocess.run([luma_tool, image, pgm], check=True)
-            raw = open(pgm, "rb").read()
-            head = raw.split(b"\n", 3)
-            w, h = map(int, head[1].split())
-            gray = np.frombuffer(head[3], dtype=np.uint8).reshape(h, w)
+            gray = read_pgm(pgm)
             # dlib's detections at upsample 0 and 1: the face front-end uses one or the other
             # with the frame's size.
             kinds = []

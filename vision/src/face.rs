@@ -236,10 +236,7 @@ impl FaceFrontEnd {
             hog.detect(gray, 1, self.cfg.hog_adjust).into_iter().map(|d| d.rect).collect()
         } else if smallest >= 2.0 * window {
             let k = smallest / window;
-            let (sw, sh) = (((w as f32 / k).round() as u32).max(1), ((h as f32 / k).round() as u32).max(1));
-            let mut small = Vec::new();
-            crate::cascade::resize_bilinear(gray, sw, sh, &mut small);
-            let small = GrayImage::from_raw(sw, sh, small).unwrap_or_else(|| GrayImage::new(1, 1));
+            let small = scaled_copy(gray, k);
             let scale = |v: i64| (v as f32 * k).round() as i64;
             hog.detect(&small, 0, self.cfg.hog_adjust)
                 .into_iter()
@@ -262,10 +259,7 @@ impl FaceFrontEnd {
         let max = self.cfg.detect_max_side;
         let faces = if max > 0 && side > max {
             let k = side as f32 / max as f32;
-            let (sw, sh) = (((w as f32 / k).round() as u32).max(1), ((h as f32 / k).round() as u32).max(1));
-            let mut small = Vec::new();
-            crate::cascade::resize_bilinear(gray, sw, sh, &mut small);
-            let small = GrayImage::from_raw(sw, sh, small).unwrap_or_else(|| GrayImage::new(1, 1));
+            let small = scaled_copy(gray, k);
             let p = DetectParams { min_size: (self.cfg.detect.min_size as f32 / k) as u32, ..self.cfg.detect };
             cascade
                 .detect_counted(&small, &p)
@@ -464,6 +458,15 @@ fn bounds(p: &[[f32; 2]; POINTS]) -> [f32; 4] {
         y1 = y1.max(q[1]);
     }
     [x0, y0, x1 - x0, y1 - y0]
+}
+
+/// `gray` shrunk by `k` (> 1) with the cascade's bilinear resize, each side at least 1 px.
+fn scaled_copy(gray: &GrayImage, k: f32) -> GrayImage {
+    let (w, h) = gray.dimensions();
+    let (sw, sh) = (((w as f32 / k).round() as u32).max(1), ((h as f32 / k).round() as u32).max(1));
+    let mut small = Vec::new();
+    crate::cascade::resize_bilinear(gray, sw, sh, &mut small);
+    GrayImage::from_raw(sw, sh, small).unwrap_or_else(|| GrayImage::new(1, 1))
 }
 
 #[cfg(test)]
