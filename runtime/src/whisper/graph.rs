@@ -183,6 +183,18 @@ impl Writer<'_, '_> {
         self.g.op("Reshape", &[&c, &merge], vec![])
     }
 
+    /// Layer `at`'s pre-norm self-attention inputs from its fused `linear_0`: queries and values
+    /// `[1, H, T, dh]`, keys transposed `[1, H, dh, T]`.
+    fn self_attention_qkv(&mut self, x: &str, at: &str) -> Result<(String, String, String), Ct2Error> {
+        let d = self.dims.d;
+        let h = self.layer_norm(x, &format!("{at}/self_attention/layer_norm"))?;
+        let fused = format!("{at}/self_attention/linear_0");
+        let q = self.linear_rows(&h, &fused, 0..d, 3 * d)?;
+        let k = self.linear_rows(&h, &fused, d..2 * d, 3 * d)?;
+        let v = self.linear_rows(&h, &fused, 2 * d..3 * d, 3 * d)?;
+        Ok((self.heads(&q, &[0, 2, 1, 3]), self.heads(&k, &[0, 2, 3, 1]), self.heads(&v, &[0, 2, 1, 3])))
+    }
+
     fn feed_forward(&mut self, x: &str, at: &str) -> Result<String, Ct2Error> {
         let h = self.layer_norm(x, &format!("{at}/ffn/layer_norm"))?;
         let h = self.linear(&h, &format!("{at}/ffn/linear_0"))?;
@@ -225,12 +237,7 @@ pub fn encoder(m: &Ct2Model<'_>, dims: Dims) -> Result<ModelProto, Ct2Error> {
     let mut x = w.g.op("Add", &[&x, &pos], vec![]);
     for l in 0..dims.encoder_layers {
         let at = format!("encoder/layer_{l}");
-        let h = w.layer_norm(&x, &format!("{at}/self_attention/layer_norm"))?;
-        let fused = format!("{at}/self_attention/linear_0");
-        let q = w.linear_rows(&h, &fused, 0..d, 3 * d)?;
-        let k = w.linear_rows(&h, &fused, d..2 * d, 3 * d)?;
-        let v = w.linear_rows(&h, &fused, 2 * d..3 * d, 3 * d)?;
-        let (q, k, v) = (w.heads(&q, &[0, 2, 1, 3]), w.heads(&k, &[0, 2, 3, 1]), w.heads(&v, &[0, 2, 1, 3]));
+        let (q, k, v) = w.self_attention_qkv(&x, &at)?;
         let c = w.attend(&q, &k, &v);
         let o = w.linear(&c, &format!("{at}/self_attention/linear_1"))?;
         let h = w.g.op("Add", &[&x, &o], vec![]);
@@ -292,12 +299,7 @@ pub fn decoder(m: &Ct2Model<'_>, dims: Dims) -> Result<ModelProto, Ct2Error> {
     let (mut ks, mut vs) = (Vec::new(), Vec::new());
     for l in 0..dims.decoder_layers {
         let at = format!("decoder/layer_{l}");
-        let h = w.layer_norm(&x, &format!("{at}/self_attention/layer_norm"))?;
-        let fused = format!("{at}/self_attention/linear_0");
-        let q = w.linear_rows(&h, &fused, 0..d, 3 * d)?;
-        let k = w.linear_rows(&h, &fused, d..2 * d, 3 * d)?;
-        let val = w.linear_rows(&h, &fused, 2 * d..3 * d, 3 * d)?;
-        let (q, k, val) = (w.heads(&q, &[0, 2, 1, 3]), w.heads(&k, &[0, 2, 3, 1]), w.heads(&val, &[0, 2, 1, 3]));
+        let (q, k, val) = w.self_attention_qkv(&x, &at)?;
         let (pk, pv) = (w.layer_of("past_k", l), w.layer_of("past_v", l));
         let k = w.g.op("Concat", &[&pk, &k], vec![attr_i("axis", 3)]);
         let val = w.g.op("Concat", &[&pv, &val], vec![attr_i("axis", 2)]);

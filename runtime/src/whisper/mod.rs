@@ -103,6 +103,17 @@ pub struct Transcription {
 }
 
 impl Transcription {
+    /// The text of the windows `keep` accepts, joined.
+    fn joined(windows: &[Window], keep: impl Fn(&Window) -> bool) -> String {
+        windows
+            .iter()
+            .filter(|w| keep(w))
+            .map(|w| w.text.trim())
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Whether any window's text is a repetition loop.
     pub fn unreliable(&self) -> bool {
         self.windows.iter().any(|w| w.repetitive && !w.silent)
@@ -196,18 +207,10 @@ impl Whisper {
         let mut start = 0;
         while start < frames {
             let input = mel::window(&mel, frames, start);
-            let mut w = self.decode_window(&input)?;
-            w.start_s = (start * mel::HOP) as f32 / mel::SAMPLE_RATE as f32;
-            windows.push(w);
+            windows.push(self.decode_window(&input, (start * mel::HOP) as f32 / mel::SAMPLE_RATE as f32)?);
             start += WINDOW_FRAMES;
         }
-        let text = windows
-            .iter()
-            .filter(|w| !w.silent)
-            .map(|w| w.text.trim())
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let text = Transcription::joined(&windows, |w| !w.silent);
         Ok(Transcription { text, windows })
     }
 
@@ -215,8 +218,9 @@ impl Whisper {
         bad(&self.dir, source)
     }
 
-    /// Decodes one encoder window (`[N_MELS][WINDOW_FRAMES]`, as [`mel::window`] makes).
-    pub fn decode_window(&self, window: &[f32]) -> Result<Window, ModelError> {
+    /// Decodes one encoder window (`[N_MELS][WINDOW_FRAMES]`, as [`mel::window`] makes) that
+    /// starts `start_s` into the audio.
+    pub fn decode_window(&self, window: &[f32], start_s: f32) -> Result<Window, ModelError> {
         let input = Tensor::from_shape(&[1, N_MELS, WINDOW_FRAMES], window).map_err(|e| self.tract(e))?;
         let mut cross = self.encoder.run(tvec!(input.into())).map_err(|e| self.tract(e))?;
         let cross_v = cross.pop().ok_or_else(|| self.tract("the encoder gave no output"))?;
@@ -268,7 +272,7 @@ impl Whisper {
         let avg_logprob = (sum_logprob / (tokens.len() + 1) as f64) as f32;
         let compression_ratio = compression_ratio(&text);
         Ok(Window {
-            start_s: 0.0,
+            start_s,
             silent: no_speech_prob > NO_SPEECH_THRESHOLD
                 && (avg_logprob < LOG_PROB_THRESHOLD || text.split_whitespace().count() <= SILENCE_MAX_WORDS),
             repetitive: compression_ratio > COMPRESSION_RATIO_THRESHOLD,
@@ -293,15 +297,8 @@ impl features::text::Transcriber for Whisper {
         let loops = t.windows.iter().filter(|w| w.repetitive && !w.silent).count();
         if loops > 0 {
             tracing::warn!(windows = loops, "repetition loop in the transcription: its text left out");
-            return Ok(t
-                .windows
-                .iter()
-                .filter(|w| !w.silent && !w.repetitive)
-                .map(|w| w.text.trim())
-                .collect::<Vec<_>>()
-                .join(" "));
         }
-        Ok(t.text)
+        Ok(Transcription::joined(&t.windows, |w| !w.silent && !w.repetitive))
     }
 }
 
