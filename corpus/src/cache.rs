@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use features::text::{SentenceEncoder, TextEmbedding};
+use features::text::{SentenceEncoder, TextEmbedding, TextSetup, Transcriber, TranscriptSource};
 use features::{SchemaHash, Sequence, SessionFeatures, SessionInputs, extract_session, schema};
 use rayon::prelude::*;
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -30,6 +30,26 @@ pub struct CacheOptions {
     /// The text features' sentence embedding (part of the feature schema).
     #[serde(default)]
     pub text_embedding: TextEmbedding,
+    /// Where the text's words come from (part of the feature schema): the corpus's transcripts,
+    /// or the device's speech recognition over the participant's turns.
+    #[serde(default)]
+    pub transcripts: TranscriptSource,
+}
+
+impl CacheOptions {
+    /// The options' text front-end.
+    pub fn text(&self) -> TextSetup {
+        TextSetup { embedding: self.text_embedding, transcripts: self.transcripts }
+    }
+}
+
+/// The text front-ends a build runs: exactly those its options name.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TextFrontEnds<'a> {
+    /// The sentence encoder; none for the built-in hashed embedding.
+    pub encoder: Option<&'a dyn SentenceEncoder>,
+    /// The speech recogniser; needed for machine transcripts only.
+    pub transcriber: Option<&'a dyn Transcriber>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,27 +154,40 @@ fn decode(bytes: &[u8]) -> Result<SessionFeatures, String> {
     Ok(SessionFeatures { audio: get("audio")?, video: get("video")?, text: get("text")?, flags, usable })
 }
 
-/// Builds (or completes) the cache for every available participant of `corpus`. A
-/// `text_encoder` must be given exactly when `options` ask for a sentence embedding other than
-/// the built-in hashed one, and must be that embedding.
+/// Builds (or completes) the cache for every available participant of `corpus`. `text` must
+/// hold exactly the front-ends `options` ask for: a sentence encoder for an embedding other
+/// than the built-in hashed one, a transcriber for machine transcripts (which also leave out
+/// the interviewer's words: the device transcribes the participant only).
 pub fn build(
     corpus: &Corpus,
     dir: &Path,
     options: CacheOptions,
-    text_encoder: Option<&dyn SentenceEncoder>,
+    text: TextFrontEnds<'_>,
     progress: impl Fn() + Sync,
 ) -> Result<BuildReport, CorpusError> {
     let started = Instant::now();
-    let given = text_encoder.map_or(TextEmbedding::Hashed, |e| e.embedding());
+    let given = text.encoder.map_or(TextEmbedding::Hashed, |e| e.embedding());
     if given != options.text_embedding {
         return Err(cache_err(
             dir,
             format!("the options ask for the {} text embedding, the encoder given is {given}", options.text_embedding),
         ));
     }
+    let machine = options.transcripts == TranscriptSource::Asr;
+    if machine != text.transcriber.is_some() {
+        let detail = if machine {
+            "machine transcripts need a transcriber (scripts/install_whisper.sh)"
+        } else {
+            "a transcriber was given for pushed transcripts"
+        };
+        return Err(cache_err(dir, detail));
+    }
+    if machine && options.include_interviewer_text {
+        return Err(cache_err(dir, "machine transcripts hold the participant's words only: no interviewer text"));
+    }
     let io = |e: std::io::Error| cache_err(dir, e.to_string());
     std::fs::create_dir_all(dir.join("sessions")).map_err(io)?;
-    let schema_hash = schema::schema_hash_for(options.text_embedding);
+    let schema_hash = options.text().schema_hash();
     let want_schema = schema_hash.to_string();
     let old = read_index(dir).ok().flatten();
     let fresh = old.as_ref().is_some_and(|i| i.schema == want_schema && i.options == options);
@@ -190,9 +223,9 @@ pub fn build(
                 // DAIC-WOZ and the synthetic corpus have timed transcripts; the energy detector
                 // only segments a session that lacks one.
                 vad: None,
-                text_encoder,
-                // The corpus's own transcripts: the text the models are trained on today.
-                transcriber: None,
+                text_encoder: text.encoder,
+                transcriber: text.transcriber,
+                transcripts: options.transcripts,
             });
             let bytes = encode(&f, p.id, schema_hash).map_err(|e| cache_err(dir, format!("session {}: {e}", p.id)))?;
             write_atomic(&file, &bytes).map_err(io)?;
@@ -250,13 +283,14 @@ impl FeatureCache {
     pub fn open(dir: &Path) -> Result<FeatureCache, CorpusError> {
         let index =
             read_index(dir)?.ok_or_else(|| cache_err(dir, "no index.json: build it with `mimml-lab corpus cache`"))?;
-        let want = schema::schema_hash_for(index.options.text_embedding).to_string();
+        let want = index.options.text().schema_hash().to_string();
         if index.schema != want {
             return Err(cache_err(
                 dir,
                 format!(
-                    "stale: built for feature schema {}, the front-ends now compute {want} (text embedding {}); rebuild it",
-                    index.schema, index.options.text_embedding
+                    "stale: built for feature schema {}, the front-ends now compute {want} ({}); rebuild it",
+                    index.schema,
+                    index.options.text()
                 ),
             ));
         }
@@ -265,7 +299,7 @@ impl FeatureCache {
 
     /// The feature schema the cache was built with.
     pub fn schema(&self) -> SchemaHash {
-        schema::schema_hash_for(self.index.options.text_embedding)
+        self.index.options.text().schema_hash()
     }
 
     pub fn sessions(&self, split: Split) -> impl Iterator<Item = &CachedSession> {

@@ -356,7 +356,8 @@ pub fn load_transcriber(dir: Option<&Path>) -> Option<Box<dyn features::text::Tr
                 .collect::<Vec<_>>()
                 .join(": ");
             tracing::error!(
-                "{e}: {cause}; running without transcription (text absent unless a transcript is pushed;                  install the model with scripts/install_whisper.sh)"
+                "{e}: {cause}; running without transcription (text absent unless a transcript is pushed; \
+                 install the model with scripts/install_whisper.sh)"
             );
             None
         }

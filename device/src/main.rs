@@ -339,18 +339,19 @@ fn main() -> anyhow::Result<()> {
                 }
             };
             let minilm_dir = text_encoder.clone().unwrap_or_else(runtime::minilm::default_dir);
+            let transcriber = if asr { device::load_transcriber(asr_model.as_deref()) } else { None };
             let models = device::ModelSetup {
                 policy: device::models::StorePolicy {
                     trusted,
                     allow_downgrade,
                     confirm_after,
                     minilm_available: minilm_dir.join("tokenizer.json").exists(),
+                    transcribes: transcriber.is_some(),
                 },
                 loader: device::model_loader(model, text_encoder),
             };
             let vad = device::load_vad(vad.as_deref())?;
             let face = device::load_face(face_detector.as_deref(), landmarks.as_deref())?;
-            let transcriber = if asr { device::load_transcriber(asr_model.as_deref()) } else { None };
             // Files under --simulate leave their frames for the pipeline's face front-end; live
             // capture takes the face front-end along to its video thread.
             let (capture, pipeline_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
@@ -385,8 +386,8 @@ fn main() -> anyhow::Result<()> {
                         "front-ends"
                     );
                     let pipeline = SessionPipeline::new(loaded.model, simulated)
-                        .with_text_encoder(loaded.text_encoder)?
                         .with_transcriber(transcriber)
+                        .with_text_encoder(loaded.text_encoder)?
                         .with_vad(vad)
                         .with_face(pipeline_face)
                         .with_presence(presence);

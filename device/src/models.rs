@@ -155,6 +155,9 @@ pub struct StorePolicy {
     pub confirm_after: u32,
     /// Whether all-MiniLM-L6-v2 is installed (a bundle trained on it needs it).
     pub minilm_available: bool,
+    /// Whether the device transcribes speech itself (a bundle trained on machine transcripts
+    /// needs it).
+    pub transcribes: bool,
 }
 
 /// `store.toml`.
@@ -426,20 +429,27 @@ impl ModelStore {
         Ok(self.status_of(slot, 0, total))
     }
 
-    /// Schema and text encoder: can this build compute the features the bundle was trained on?
+    /// Schema, text encoder and transcripts: can this device compute the features the bundle
+    /// was trained on?
     fn check_compatible(&self, m: &runtime::onnx::Manifest) -> Result<(), runtime::ModelError> {
-        use features::text::TextEmbedding;
+        use features::text::{TextEmbedding, TranscriptSource};
         let schema = runtime::onnx::parse_schema(&m.feature_schema)?;
-        match features::schema::text_embedding_of(schema) {
-            None => {
-                Err(runtime::ModelError::SchemaMismatch { expected: schema, actual: features::schema::schema_hash() })
-            }
-            Some(TextEmbedding::MiniLm) if !self.policy.minilm_available => Err(runtime::ModelError::Manifest {
-                field: "feature_schema",
-                detail: "the bundle needs the all-MiniLM-L6-v2 text encoder, which this device does not have".into(),
-            }),
-            Some(_) => Ok(()),
+        let Some(features::text::TextSetup { embedding, transcripts }) = features::schema::schema_of(schema) else {
+            return Err(runtime::ModelError::SchemaMismatch {
+                expected: schema,
+                actual: features::schema::schema_hash(),
+            });
+        };
+        let missing = |detail: &str| runtime::ModelError::Manifest { field: "feature_schema", detail: detail.into() };
+        if embedding == TextEmbedding::MiniLm && !self.policy.minilm_available {
+            return Err(missing("the bundle needs the all-MiniLM-L6-v2 text encoder, which this device does not have"));
         }
+        if transcripts == TranscriptSource::Asr && !self.policy.transcribes {
+            return Err(missing(
+                "the bundle was trained on machine transcripts (asr); this device does not transcribe (run with --asr)",
+            ));
+        }
+        Ok(())
     }
 
     fn status_of(&self, slot: u8, next: u64, total: u64) -> UploadStatus {

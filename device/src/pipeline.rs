@@ -210,24 +210,38 @@ impl std::fmt::Debug for SessionPipeline {
     }
 }
 
-/// Whether `encoder` computes the text embedding `model` was trained on (none: the hashed one).
-fn encoder_fits(
+/// Whether `encoder` computes the text embedding `model` was trained on (none: the hashed one),
+/// and whether the device can give it the transcripts it was trained on.
+fn fits(
     model: &dyn Model,
     encoder: Option<&dyn features::text::SentenceEncoder>,
+    transcribes: bool,
 ) -> Result<(), TextEncoderMismatch> {
     let has = encoder.map_or(features::text::TextEmbedding::Hashed, |e| e.embedding());
     let needs = model.text_embedding();
-    if has == needs { Ok(()) } else { Err(TextEncoderMismatch { needs, has }) }
+    if has != needs {
+        return Err(TextEncoderMismatch::Embedding { needs, has });
+    }
+    if model.transcript_source() == features::text::TranscriptSource::Asr && !transcribes {
+        return Err(TextEncoderMismatch::NoTranscriber);
+    }
+    Ok(())
 }
 
-/// The model needs a sentence encoder the device does not have (or has one it does not need).
+/// The model needs text front-ends the device does not have.
 #[derive(Debug, thiserror::Error)]
-#[error("the model needs the {needs} text embedding, the device has {has}")]
-pub struct TextEncoderMismatch {
-    /// What the model was trained with.
-    pub needs: features::text::TextEmbedding,
-    /// What the device would compute.
-    pub has: features::text::TextEmbedding,
+pub enum TextEncoderMismatch {
+    /// It needs another sentence encoder than the device has (or none where it has one).
+    #[error("the model needs the {needs} text embedding, the device has {has}")]
+    Embedding {
+        /// What the model was trained with.
+        needs: features::text::TextEmbedding,
+        /// What the device would compute.
+        has: features::text::TextEmbedding,
+    },
+    /// It was trained on machine transcripts and the device does not transcribe.
+    #[error("the model was trained on machine transcripts (asr); this device does not transcribe (run with --asr)")]
+    NoTranscriber,
 }
 
 impl SessionPipeline {
@@ -256,12 +270,14 @@ impl SessionPipeline {
         mut self,
         encoder: Option<Box<dyn features::text::SentenceEncoder>>,
     ) -> Result<Self, TextEncoderMismatch> {
-        encoder_fits(self.model.as_ref(), encoder.as_deref())?;
+        fits(self.model.as_ref(), encoder.as_deref(), self.transcriber.is_some())?;
         self.text_encoder = encoder;
         Ok(self)
     }
 
     /// Uses `transcriber` for the text of sessions whose transcript has no participant words.
+    /// Call it before [`with_text_encoder`](Self::with_text_encoder), which refuses a model
+    /// trained on machine transcripts when there is none.
     pub fn with_transcriber(mut self, transcriber: Option<Box<dyn features::text::Transcriber>>) -> Self {
         self.transcriber = transcriber;
         self
@@ -295,7 +311,7 @@ impl Pipeline for SessionPipeline {
     }
 
     fn replace_model(&mut self, loaded: crate::LoadedModel) -> Result<(), TextEncoderMismatch> {
-        encoder_fits(loaded.model.as_ref(), loaded.text_encoder.as_deref())?;
+        fits(loaded.model.as_ref(), loaded.text_encoder.as_deref(), self.transcriber.is_some())?;
         self.model = loaded.model;
         self.text_encoder = loaded.text_encoder;
         Ok(())
@@ -355,6 +371,7 @@ impl Pipeline for SessionPipeline {
             vad: self.vad.as_deref(),
             text_encoder: self.text_encoder.as_deref(),
             transcriber: self.transcriber.as_deref(),
+            transcripts: self.model.transcript_source(),
         });
         self.presence.apply(&mut feats);
         flags |= feats.flags;

@@ -88,8 +88,12 @@ struct Rig {
 }
 
 fn rig_with(trusted: TrustedKeys, allow_downgrade: bool, minilm_available: bool) -> Rig {
+    rig_of(StorePolicy { trusted, allow_downgrade, confirm_after: 0, minilm_available, transcribes: true })
+}
+
+fn rig_of(policy: StorePolicy) -> Rig {
     let data = tempfile::tempdir().expect("tempdir");
-    rig_in(data, trusted, allow_downgrade, minilm_available)
+    rig_in(data, policy)
 }
 
 /// A simulated device on `data` taking models as `setup` says.
@@ -109,13 +113,10 @@ fn open_device(data: &Path, setup: device::ModelSetup) -> device::Server {
     .expect("device opens")
 }
 
-fn rig_in(data: tempfile::TempDir, trusted: TrustedKeys, allow_downgrade: bool, minilm_available: bool) -> Rig {
+fn rig_in(data: tempfile::TempDir, policy: StorePolicy) -> Rig {
     let mut server = open_device(
         data.path(),
-        device::ModelSetup {
-            policy: StorePolicy { trusted, allow_downgrade, confirm_after: 0, minilm_available },
-            loader: device::model_loader(Some(assets().join("mimml-synth")), None),
-        },
+        device::ModelSetup { policy, loader: device::model_loader(Some(assets().join("mimml-synth")), None) },
     );
     let host = key(200);
     server.pairings().add(host.verifying_key().to_bytes(), "test").expect("pairs");
@@ -256,7 +257,7 @@ fn a_session_running_at_commit_finishes_on_the_model_it_started_with() {
 fn a_rollback_returns_to_the_confirmed_model_and_a_crash_loop_reverts_the_trial() {
     let clinic = key(1);
     let mut r =
-        rig_in(tempfile::tempdir().expect("tempdir"), TrustedKeys::single(clinic.verifying_key(), "c"), false, true);
+        rig_in(tempfile::tempdir().expect("tempdir"), StorePolicy { minilm_available: true, ..policy_of(&clinic) });
     let path = r._data.path().to_owned();
     r.flash(&upload_of(bundle(&clinic, 2).path())).expect("flashes");
     assert_eq!(r.serving(), INT8);
@@ -442,22 +443,45 @@ fn an_incompatible_feature_schema_is_refused_before_any_byte() {
     assert_eq!(r.serving(), FACTORY);
 }
 
-#[test]
-fn a_bundle_needing_an_encoder_the_device_lacks_is_refused() {
-    let clinic = key(1);
-    let mut r = rig_with(TrustedKeys::single(clinic.verifying_key(), "c"), false, false);
-    let minilm = features::schema::schema_hash_for(features::text::TextEmbedding::MiniLm).to_string();
-    let b = bundle_with(&clinic, 2, |d| {
+/// `bundle(clinic, version)` with its manifest's feature schema made `schema`.
+fn bundle_for_schema(clinic: &SigningKey, version: u64, schema: features::SchemaHash) -> tempfile::TempDir {
+    bundle_with(clinic, version, |d| {
         let p = d.join("manifest.toml");
         let text = std::fs::read_to_string(&p)
             .expect("read")
-            .replace("feature_schema = \"494712533331d5b9\"", &format!("feature_schema = \"{minilm}\""));
+            .replace("feature_schema = \"494712533331d5b9\"", &format!("feature_schema = \"{schema}\""));
         std::fs::write(p, text).expect("write");
-    });
-    let Response::Error(e) = r.call(Request::UploadBegin(upload_of(b.path()).begin)) else { panic!("refused") };
-    assert_eq!(e.code, ErrorCode::BundleRejected);
-    assert!(e.detail.contains("bundle refused"), "{}", e.detail);
-    assert_eq!(r.serving(), FACTORY);
+    })
+}
+
+fn policy_of(clinic: &SigningKey) -> StorePolicy {
+    StorePolicy { trusted: TrustedKeys::single(clinic.verifying_key(), "c"), ..Default::default() }
+}
+
+#[test]
+fn a_bundle_needing_an_encoder_or_transcripts_the_device_lacks_is_refused() {
+    use features::schema::schema_hash_with;
+    use features::text::{TextEmbedding, TranscriptSource};
+    let clinic = key(1);
+    let minilm = schema_hash_with(TextEmbedding::MiniLm, TranscriptSource::Pushed);
+    let asr = schema_hash_with(TextEmbedding::Hashed, TranscriptSource::Asr);
+    for (policy, schema, refused) in [
+        (StorePolicy { transcribes: true, ..policy_of(&clinic) }, minilm, true),
+        (StorePolicy { minilm_available: true, ..policy_of(&clinic) }, asr, true),
+        (StorePolicy { transcribes: true, ..policy_of(&clinic) }, asr, false),
+    ] {
+        let mut r = rig_of(policy);
+        let b = bundle_for_schema(&clinic, 2, schema);
+        let got = r.call(Request::UploadBegin(upload_of(b.path()).begin));
+        if refused {
+            let Response::Error(e) = got else { panic!("{schema} not refused: {got:?}") };
+            assert_eq!(e.code, ErrorCode::BundleRejected);
+            assert!(e.detail.contains("bundle refused"), "{}", e.detail);
+            assert_eq!(r.serving(), FACTORY);
+        } else {
+            assert!(matches!(got, Response::Upload(_)), "{got:?}");
+        }
+    }
 }
 
 #[test]

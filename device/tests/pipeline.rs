@@ -303,3 +303,51 @@ fn a_session_without_a_pushed_transcript_gets_its_text_from_the_devices_own_tran
     assert!(r.flags.contains(ResultFlags::MACHINE_TRANSCRIPT | ResultFlags::SPEAKERS_NOT_SEPARATED), "{}", r.flags);
     assert!(!r.flags.contains(ResultFlags::SHORT_TRANSCRIPT), "{}", r.flags);
 }
+
+/// The placeholder model, declared as trained on machine transcripts (its features are as wide).
+struct TrainedOnMachineWords(runtime::PlaceholderModel);
+
+impl runtime::Model for TrainedOnMachineWords {
+    fn version(&self) -> &str {
+        "machine-words"
+    }
+    fn feature_schema(&self) -> features::SchemaHash {
+        features::schema::schema_hash_with(features::text::TextEmbedding::Hashed, features::text::TranscriptSource::Asr)
+    }
+    fn is_placeholder(&self) -> bool {
+        true
+    }
+    fn predict(&self, f: &features::SessionFeatures) -> Result<runtime::Prediction, runtime::ModelError> {
+        self.0.predict(f)
+    }
+}
+
+#[test]
+fn a_model_trained_on_machine_transcripts_needs_a_transcriber_and_gets_machine_words_over_pushed_turns() {
+    let model = || Box::new(TrainedOnMachineWords(runtime::PlaceholderModel::default()));
+    let err = SessionPipeline::new(model(), true).with_text_encoder(None).expect_err("refused").to_string();
+    assert!(err.contains("machine transcripts") && err.contains("--asr"), "{err}");
+    let transcriber = device::load_transcriber(None).expect("run scripts/install_whisper.sh");
+    let mut pipeline = SessionPipeline::new(model(), true)
+        .with_transcriber(Some(transcriber))
+        .with_text_encoder(None)
+        .expect("a device that transcribes takes it");
+    let pushed = features::text::read_transcript(&sample().join("transcript.tsv")).expect("transcript");
+    let mut capture = SimulatedCapture::new(&sample()).expect("simulation folder");
+    capture.start(Modalities::AUDIO).expect("capture starts");
+    let job = Job {
+        session: 5,
+        label: truncated("p"),
+        started_ms: 1_000,
+        captured_ms: 10,
+        captured: capture.stop().expect("capture stops"),
+        utterances: pushed,
+        extra: Default::default(),
+        keep: None,
+    };
+    let r = pipeline.process(job).expect("a result");
+    // The pushed words are set aside: the text is Whisper's, over the pushed participant turns.
+    assert!(r.flags.contains(ResultFlags::MACHINE_TRANSCRIPT), "{}", r.flags);
+    assert!(!r.flags.contains(ResultFlags::SPEAKERS_NOT_SEPARATED), "segmented by the pushed turns: {}", r.flags);
+    assert!(r.modalities.contains(Modalities::AUDIO | Modalities::TEXT), "{:?}", r.modalities);
+}

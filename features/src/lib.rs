@@ -246,6 +246,11 @@ pub struct SessionInputs<'a> {
     /// own and the result is flagged [`ResultFlags::MACHINE_TRANSCRIPT`]. Text is absent when
     /// `None`.
     pub transcriber: Option<&'a dyn text::Transcriber>,
+    /// Where the words come from. [`Pushed`](text::TranscriptSource::Pushed): the transcript's
+    /// participant words, the transcriber only where it has none. [`Asr`](text::TranscriptSource::Asr):
+    /// always the transcriber's, over the participant turns (the transcript gives their timing
+    /// only), since the model learnt machine words; no transcriber, no text.
+    pub transcripts: text::TranscriptSource,
 }
 
 /// Participant words below which the transcript is flagged as short.
@@ -322,9 +327,11 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     if video.is_none() {
         flags |= ResultFlags::NO_FACE;
     }
-    let has_words = inp
-        .transcript
-        .is_some_and(|t| t.iter().any(|u| u.speaker == Speaker::Participant && !u.text.trim().is_empty()));
+    let only_machine_words = inp.transcripts == text::TranscriptSource::Asr;
+    let has_words = !only_machine_words
+        && inp
+            .transcript
+            .is_some_and(|t| t.iter().any(|u| u.speaker == Speaker::Participant && !u.text.trim().is_empty()));
     let machine = match (inp.transcriber, inp.audio) {
         (Some(asr), Some(clip)) if !has_words => machine_transcript(asr, clip, &segments),
         _ => None,
@@ -332,7 +339,8 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     if machine.is_some() {
         flags |= ResultFlags::MACHINE_TRANSCRIPT;
     }
-    let text = machine.as_deref().or(inp.transcript).and_then(|t| {
+    let words_from = if only_machine_words { machine.as_deref() } else { machine.as_deref().or(inp.transcript) };
+    let text = words_from.and_then(|t| {
         let use_turn = |u: &&Utterance| u.speaker == Speaker::Participant || inp.include_interviewer_text;
         let turns: Vec<&Utterance> = t.iter().filter(use_turn).collect();
         text::utterance_features(&turns, inp.text_encoder)
@@ -482,5 +490,22 @@ mod tests {
         let f = extract_session(&SessionInputs { transcriber: Some(&broken), ..inputs });
         assert!(f.text.is_none() && f.audio.is_some());
         assert!(!f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
+        // A model trained on machine words gets machine words, over the pushed turns' timing.
+        let asr = CountingAsr::default();
+        let machine_only = SessionInputs {
+            transcript: Some(&pushed),
+            transcriber: Some(&asr),
+            transcripts: text::TranscriptSource::Asr,
+            ..inputs
+        };
+        let f = extract_session(&machine_only);
+        assert_eq!(*asr.calls.lock().unwrap(), [64_000, 80_000]);
+        assert!(f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
+        assert_eq!(f.usable.words, 40 + 50);
+        // ... and never the pushed words in their place.
+        let f = extract_session(&SessionInputs { transcriber: Some(&broken), ..machine_only });
+        assert!(f.text.is_none() && f.usable.words == 0);
+        let f = extract_session(&SessionInputs { transcriber: None, ..machine_only });
+        assert!(f.text.is_none());
     }
 }

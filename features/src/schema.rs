@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 
 use crate::SchemaHash;
-use crate::text::TextEmbedding;
+use crate::text::{TextEmbedding, TextSetup, TranscriptSource};
 
 /// Version tag of the front-ends' code; part of the hash.
 pub const FRONTEND_VERSION: &str = "frontends-5";
@@ -35,7 +35,18 @@ impl FeatureSchema {
 
     /// SHA-256 over the version tag and every modality's feature names, truncated to 8 bytes.
     pub fn hash(&self) -> SchemaHash {
+        self.hash_with(TranscriptSource::Pushed)
+    }
+
+    /// [`hash`](Self::hash) with the words taken from `transcripts`; pushed transcripts add
+    /// nothing, so every schema made before the choice existed keeps its hash.
+    pub fn hash_with(&self, transcripts: TranscriptSource) -> SchemaHash {
         let mut h = Sha256::new();
+        if transcripts != TranscriptSource::Pushed {
+            h.update(b"transcripts=");
+            h.update(transcripts.name().as_bytes());
+            h.update([0xFE]);
+        }
         h.update(FRONTEND_VERSION.as_bytes());
         for (modality, names) in [("audio", self.audio), ("video", self.video), ("text", self.text)] {
             h.update([0xFF]);
@@ -62,10 +73,31 @@ pub fn schema_hash_for(text: TextEmbedding) -> SchemaHash {
     FeatureSchema::with_text(text).hash()
 }
 
+/// The hash of the schema with `text`'s embedding over words from `transcripts`.
+pub fn schema_hash_with(text: TextEmbedding, transcripts: TranscriptSource) -> SchemaHash {
+    FeatureSchema::with_text(text).hash_with(transcripts)
+}
+
+impl TextSetup {
+    /// The hash of the schema this text front-end computes.
+    pub fn schema_hash(self) -> SchemaHash {
+        schema_hash_with(self.embedding, self.transcripts)
+    }
+}
+
+/// Which text front-end a schema hash of this build stands for; `None` for a hash this build's
+/// front-ends do not produce.
+pub fn schema_of(hash: SchemaHash) -> Option<TextSetup> {
+    TextEmbedding::ALL
+        .into_iter()
+        .flat_map(|embedding| TranscriptSource::ALL.map(|transcripts| TextSetup { embedding, transcripts }))
+        .find(|t| t.schema_hash() == hash)
+}
+
 /// Which text embedding a schema hash of this build stands for; `None` for a hash this build's
 /// front-ends do not produce.
 pub fn text_embedding_of(hash: SchemaHash) -> Option<TextEmbedding> {
-    TextEmbedding::ALL.into_iter().find(|&e| schema_hash_for(e) == hash)
+    schema_of(hash).map(|t| t.embedding)
 }
 
 #[cfg(test)]
@@ -92,6 +124,18 @@ mod tests {
         assert_eq!(text_embedding_of(minilm), Some(TextEmbedding::MiniLm));
         assert_eq!(text_embedding_of(hashed), Some(TextEmbedding::Hashed));
         assert_eq!(text_embedding_of(SchemaHash([0; 8])), None);
+        // The transcript source is part of it too; pushed transcripts leave the hash as it was.
+        let asr = schema_hash_with(TextEmbedding::MiniLm, TranscriptSource::Asr);
+        assert_ne!(asr, minilm);
+        assert_eq!(schema_hash_with(TextEmbedding::MiniLm, TranscriptSource::Pushed), minilm);
+        let minilm_asr = TextSetup { embedding: TextEmbedding::MiniLm, transcripts: TranscriptSource::Asr };
+        assert_eq!(schema_of(asr), Some(minilm_asr));
+        assert_eq!(schema_of(hashed), Some(TextSetup::pushed(TextEmbedding::Hashed)));
+        let all: std::collections::HashSet<_> = TextEmbedding::ALL
+            .into_iter()
+            .flat_map(|e| TranscriptSource::ALL.map(|t| schema_hash_with(e, t)))
+            .collect();
+        assert_eq!(all.len(), 4, "every text front-end has its own schema");
         let w = FeatureSchema::with_text(TextEmbedding::MiniLm).widths();
         assert_eq!(w[2] - FEATURE_SCHEMA.widths()[2], 384 - 32);
     }

@@ -72,6 +72,61 @@ impl std::fmt::Display for TextEmbedding {
     }
 }
 
+/// Where the words of the text features come from: a transcript pushed by a host (typed, or a
+/// corpus's own), or the device's speech recognition. Part of the feature schema: a model
+/// learns the words it is trained on, and machine words differ from typed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub enum TranscriptSource {
+    #[default]
+    #[serde(rename = "pushed")]
+    Pushed,
+    /// Whisper tiny.en on the participant's turns (`runtime::whisper`).
+    #[serde(rename = "asr")]
+    Asr,
+}
+
+impl TranscriptSource {
+    pub const ALL: [TranscriptSource; 2] = [TranscriptSource::Pushed, TranscriptSource::Asr];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TranscriptSource::Pushed => "pushed",
+            TranscriptSource::Asr => "asr",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TranscriptSource> {
+        Self::ALL.into_iter().find(|e| e.name() == s)
+    }
+}
+
+impl std::fmt::Display for TranscriptSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The text front-end a model is trained with and a device must match: its sentence embedding
+/// and where its words come from (both part of the feature schema).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TextSetup {
+    pub embedding: TextEmbedding,
+    pub transcripts: TranscriptSource,
+}
+
+impl TextSetup {
+    /// The embedding over pushed transcripts.
+    pub fn pushed(embedding: TextEmbedding) -> TextSetup {
+        TextSetup { embedding, transcripts: TranscriptSource::Pushed }
+    }
+}
+
+impl std::fmt::Display for TextSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} embedding over {} transcripts", self.embedding, self.transcripts)
+    }
+}
+
 /// The lexical features, then `minilm_0` … `minilm_383`.
 static MINILM_FEATURE_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
     let names = (0..MINILM_DIM).map(|i| &*format!("minilm_{i}").leak());

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use corpus::Split;
 use corpus::cache::FeatureCache;
-use features::text::TextEmbedding;
+use features::text::{TextEmbedding, TextSetup, TranscriptSource};
 use indicatif::{ProgressBar, ProgressStyle};
 use train::metrics::{self, Metrics};
 use train::mimml::config::{MimmlConfig, variants};
@@ -168,6 +168,12 @@ enum CorpusCmd {
         /// (all-MiniLM-L6-v2, installed by scripts/install_minilm.sh).
         #[arg(long, default_value = "hashed", value_parser = parse_text_embedding)]
         text_embedding: TextEmbedding,
+        /// Where the text's words come from: pushed (the corpus's transcripts) or asr (Whisper
+        /// tiny.en over the participant's turns, as a device running --asr hears them;
+        /// installed by scripts/install_whisper.sh). Train with the same "transcripts" in the
+        /// config.
+        #[arg(long, default_value = "pushed", value_parser = parse_transcripts)]
+        transcripts: TranscriptSource,
     },
 }
 
@@ -238,12 +244,14 @@ fn corpus_cmd(cmd: CorpusCmd) -> anyhow::Result<()> {
             println!("wrote {} synthetic sessions ({depressed} depressed) to {}", truth.len(), out.display());
             Ok(())
         }
-        CorpusCmd::Cache { corpus, out, interviewer_text, text_embedding } => {
+        CorpusCmd::Cache { corpus, out, interviewer_text, text_embedding, transcripts } => {
             let c = Corpus::open(&corpus)?;
             let encoder = workbench::text_encoder(text_embedding)?;
+            let transcriber = workbench::transcriber(transcripts)?;
             let bar = count_bar(c.available().count(), "sessions");
-            let opts = cache::CacheOptions { include_interviewer_text: interviewer_text, text_embedding };
-            let r = cache::build(&c, &out, opts, encoder.as_deref(), || bar.inc(1))?;
+            let opts = cache::CacheOptions { include_interviewer_text: interviewer_text, text_embedding, transcripts };
+            let front_ends = cache::TextFrontEnds { encoder: encoder.as_deref(), transcriber: transcriber.as_deref() };
+            let r = cache::build(&c, &out, opts, front_ends, || bar.inc(1))?;
             bar.finish_and_clear();
             if r.was_stale {
                 println!("the existing cache was stale (other feature schema or options): rebuilt");
@@ -255,7 +263,7 @@ fn corpus_cmd(cmd: CorpusCmd) -> anyhow::Result<()> {
                 r.reused,
                 r.audio_hours,
                 r.seconds,
-                features::schema::schema_hash_for(text_embedding)
+                opts.text().schema_hash()
             );
             Ok(())
         }
@@ -263,7 +271,7 @@ fn corpus_cmd(cmd: CorpusCmd) -> anyhow::Result<()> {
 }
 
 /// The feature cache of `data` for `text`, built with a progress bar when missing or stale.
-fn cache_for(data: &CorpusArgs, text: TextEmbedding) -> anyhow::Result<FeatureCache> {
+fn cache_for(data: &CorpusArgs, text: TextSetup) -> anyhow::Result<FeatureCache> {
     let bar = count_bar(0, "sessions → feature cache");
     let (cache, _) = workbench::ensure_cache(
         &data.corpus,
@@ -315,7 +323,7 @@ fn train_cmd(data: &CorpusArgs, out: &Path, config: Option<PathBuf>, seed: Optio
     if let Some(s) = seed {
         cfg.seed = s;
     }
-    let cache = cache_for(data, cfg.text_embedding)?;
+    let cache = cache_for(data, cfg.text())?;
     let started = std::time::Instant::now();
     let t = fit(&cache, &cfg)?;
     let version = format!("mimml-{}-s{}", t.schema(), cfg.seed);
@@ -339,7 +347,7 @@ fn train_cmd(data: &CorpusArgs, out: &Path, config: Option<PathBuf>, seed: Optio
 
 fn eval_cmd(model: &Path, data: &CorpusArgs, split: Split, out: Option<PathBuf>) -> anyhow::Result<()> {
     let (t, meta) = Trained::load(model)?;
-    let cache = cache_for(data, t.model.cfg.text_embedding)?;
+    let cache = cache_for(data, t.model.cfg.text())?;
     let s = workbench::scored(&t, &cache, split)?;
     let m = metrics::evaluate(&s, t.threshold, 1000, 1);
     println!("model {}", meta.version);
@@ -376,7 +384,7 @@ fn exported(
 fn export_cmd(model: &Path, data: &CorpusArgs, out: &Path, quantize: &str) -> anyhow::Result<()> {
     use runtime::onnx::{Bundle, Golden};
     let (t, q, onnx, m) = exported(model, quantize)?;
-    let cache = cache_for(data, t.model.cfg.text_embedding)?;
+    let cache = cache_for(data, t.model.cfg.text())?;
     let golden = Golden::of(&m, &workbench::golden_session(&cache)?)?;
     let trained_on = if data.corpus.join(corpus::synth::MARKER).exists() {
         "synthetic interviews (no real patients)".to_owned()
@@ -413,7 +421,7 @@ fn reexport_cmd(model: &Path, bundle: &Path, quantize: &str) -> anyhow::Result<(
 }
 
 fn ablate_cmd(data: &CorpusArgs, out: &Path, seeds: u64) -> anyhow::Result<()> {
-    let cache = cache_for(data, TextEmbedding::Hashed)?;
+    let cache = cache_for(data, TextSetup::default())?;
     std::fs::create_dir_all(out)?;
     let mut rows = Vec::new();
     for (name, base) in &variants() {
@@ -446,6 +454,10 @@ fn ablate_cmd(data: &CorpusArgs, out: &Path, seeds: u64) -> anyhow::Result<()> {
 
 fn parse_text_embedding(s: &str) -> Result<TextEmbedding, String> {
     TextEmbedding::parse(s).ok_or_else(|| format!("unknown text embedding {s:?} (hashed, minilm)"))
+}
+
+fn parse_transcripts(s: &str) -> Result<TranscriptSource, String> {
+    TranscriptSource::parse(s).ok_or_else(|| format!("unknown transcript source {s:?} (pushed, asr)"))
 }
 
 /// PNG plots without text: no font is available offline, so axes are a frame and the numbers

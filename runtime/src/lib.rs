@@ -212,6 +212,11 @@ pub trait Model: Send {
     fn text_embedding(&self) -> features::text::TextEmbedding {
         schema::text_embedding_of(self.feature_schema()).unwrap_or_default()
     }
+    /// Where the model's training text came from, which follows from its schema: a model
+    /// trained on machine transcripts needs a device that transcribes.
+    fn transcript_source(&self) -> features::text::TranscriptSource {
+        schema::schema_of(self.feature_schema()).map(|t| t.transcripts).unwrap_or_default()
+    }
     /// Whether the results of this model must be flagged as placeholder results.
     fn is_placeholder(&self) -> bool;
     fn predict(&self, features: &SessionFeatures) -> Result<Prediction, ModelError>;

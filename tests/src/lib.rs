@@ -144,27 +144,27 @@ impl<P: Write, M: Kind> Write for FaultyPort<P, M> {
 
 /// A small synthetic corpus (40 participants × 12 s, `seed`) and its feature cache, in `dir`.
 pub fn small_feature_cache(dir: &Path, seed: u64) -> anyhow::Result<corpus::cache::FeatureCache> {
-    small_feature_cache_with(dir, seed, None)
+    small_feature_cache_with(dir, seed, corpus::cache::TextFrontEnds::default())
 }
 
-/// [`small_feature_cache`] with the text features of `encoder`.
+/// [`small_feature_cache`] with the text front-ends `text`: the encoder's embedding, machine
+/// transcripts when a transcriber is given.
 pub fn small_feature_cache_with(
     dir: &Path,
     seed: u64,
-    encoder: Option<&dyn features::text::SentenceEncoder>,
+    text: corpus::cache::TextFrontEnds<'_>,
 ) -> anyhow::Result<corpus::cache::FeatureCache> {
     use corpus::cache::{CacheOptions, FeatureCache, build};
     use corpus::synth::{SynthConfig, write_corpus};
+    use features::text::{TextEmbedding, TranscriptSource};
     let cfg = SynthConfig { participants: 40, seed, seconds: 12.0, ..SynthConfig::default() };
     write_corpus(&cfg, &dir.join("corpus"), || {})?;
-    let text_embedding = encoder.map_or(features::text::TextEmbedding::Hashed, |e| e.embedding());
-    build(
-        &corpus::daic::Corpus::open(&dir.join("corpus"))?,
-        &dir.join("cache"),
-        CacheOptions { text_embedding, ..CacheOptions::default() },
-        encoder,
-        || {},
-    )?;
+    let options = CacheOptions {
+        text_embedding: text.encoder.map_or(TextEmbedding::Hashed, |e| e.embedding()),
+        transcripts: if text.transcriber.is_some() { TranscriptSource::Asr } else { TranscriptSource::Pushed },
+        ..CacheOptions::default()
+    };
+    build(&corpus::daic::Corpus::open(&dir.join("corpus"))?, &dir.join("cache"), options, text, || {})?;
     Ok(FeatureCache::open(&dir.join("cache"))?)
 }
 

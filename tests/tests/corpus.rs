@@ -155,7 +155,7 @@ fn each_corruption_is_reported_for_its_session_only() {
 
     // The cache still builds; damaged modalities are absent, the rest present.
     let out = tempfile::tempdir().expect("tempdir");
-    let r = cache::build(&corpus, out.path(), CacheOptions::default(), None, || {}).expect("builds");
+    let r = cache::build(&corpus, out.path(), CacheOptions::default(), Default::default(), || {}).expect("builds");
     assert_eq!(r.built, 6);
     let c = FeatureCache::open(out.path()).expect("opens");
     let f0 = c.load(id(0)).expect("loads");
@@ -197,9 +197,9 @@ fn the_cache_is_keyed_by_schema_and_options() {
     synth(dir.path(), &small(4, 6.0, false));
     let corpus = Corpus::open(dir.path()).expect("opens");
     let out = tempfile::tempdir().expect("tempdir");
-    let first = cache::build(&corpus, out.path(), CacheOptions::default(), None, || {}).expect("builds");
+    let first = cache::build(&corpus, out.path(), CacheOptions::default(), Default::default(), || {}).expect("builds");
     assert_eq!((first.built, first.reused, first.was_stale), (4, 0, false));
-    let again = cache::build(&corpus, out.path(), CacheOptions::default(), None, || {}).expect("builds");
+    let again = cache::build(&corpus, out.path(), CacheOptions::default(), Default::default(), || {}).expect("builds");
     assert_eq!((again.built, again.reused), (0, 4));
     let c = FeatureCache::open(out.path()).expect("opens");
     for s in &c.index.sessions {
@@ -220,7 +220,7 @@ fn the_cache_is_keyed_by_schema_and_options() {
         &corpus,
         out.path(),
         CacheOptions { include_interviewer_text: true, ..CacheOptions::default() },
-        None,
+        Default::default(),
         || {},
     )
     .expect("builds");
@@ -253,7 +253,7 @@ fn planted_signals_survive_into_the_features() {
     );
     let corpus = Corpus::open(dir.path()).expect("opens");
     let out = tempfile::tempdir().expect("tempdir");
-    cache::build(&corpus, out.path(), CacheOptions::default(), None, || {}).expect("builds");
+    cache::build(&corpus, out.path(), CacheOptions::default(), Default::default(), || {}).expect("builds");
     let c = FeatureCache::open(out.path()).expect("opens");
     let col = |names: &[&str], n: &str| names.iter().position(|c| *c == n).expect("feature");
     let mut rows = Vec::new();

@@ -3,6 +3,7 @@
 //! that loads the encoder the bundle needs. Needs `scripts/install_minilm.sh`.
 
 use corpus::Split;
+use corpus::cache::TextFrontEnds;
 use features::schema::{schema_hash, schema_hash_for};
 use features::text::{MINILM_DIM, TextEmbedding};
 use host::client::DeviceClient;
@@ -20,7 +21,8 @@ use train::mimml::train::train;
 fn a_minilm_model_trains_exports_and_runs_a_session_on_a_device_that_loads_its_encoder() {
     let encoder = MiniLm::load(&minilm::default_dir()).expect("all-MiniLM-L6-v2 installed (scripts/install_minilm.sh)");
     let dir = tempfile::tempdir().expect("tempdir");
-    let cache = small_feature_cache_with(dir.path(), 5, Some(&encoder)).expect("cache builds");
+    let cache = small_feature_cache_with(dir.path(), 5, TextFrontEnds { encoder: Some(&encoder), transcriber: None })
+        .expect("cache builds");
     assert_eq!(cache.schema(), schema_hash_for(TextEmbedding::MiniLm));
     let id = cache.sessions(Split::Dev).find(|s| s.lengths[2] > 0).expect("a dev session with text").id;
     let f = cache.load(id).expect("loads");

@@ -5,11 +5,11 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use corpus::cache::{self, CacheOptions, FeatureCache};
+use corpus::cache::{self, CacheOptions, FeatureCache, TextFrontEnds};
 use corpus::daic::Corpus;
 use corpus::{CorpusError, Split};
 use features::SessionFeatures;
-use features::text::{SentenceEncoder, TextEmbedding};
+use features::text::{SentenceEncoder, TextEmbedding, TextSetup, Transcriber, TranscriptSource};
 
 use crate::metrics::Scored;
 use crate::mimml::train::{TrainError, Trained, examples, predict};
@@ -23,6 +23,12 @@ pub enum WorkbenchError {
     Train(#[from] TrainError),
     #[error("all-MiniLM-L6-v2 could not be loaded from {dir} (install it with scripts/install_minilm.sh)")]
     TextEncoder {
+        dir: PathBuf,
+        #[source]
+        source: runtime::ModelError,
+    },
+    #[error("Whisper tiny.en could not be loaded from {dir} (install it with scripts/install_whisper.sh)")]
+    Transcriber {
         dir: PathBuf,
         #[source]
         source: runtime::ModelError,
@@ -47,19 +53,37 @@ pub fn text_encoder(text: TextEmbedding) -> Result<Option<Box<dyn SentenceEncode
     })
 }
 
+/// The speech recogniser machine transcripts need (none for pushed transcripts), loaded from
+/// where `scripts/install_whisper.sh` puts it.
+pub fn transcriber(transcripts: TranscriptSource) -> Result<Option<Box<dyn Transcriber>>, WorkbenchError> {
+    Ok(match transcripts {
+        TranscriptSource::Pushed => None,
+        TranscriptSource::Asr => {
+            let dir = runtime::whisper::default_dir();
+            let w =
+                runtime::whisper::Whisper::load(&dir).map_err(|source| WorkbenchError::Transcriber { dir, source })?;
+            Some(Box::new(w))
+        }
+    })
+}
+
 /// Where the feature cache of `corpus` lives when none is named: beside the corpus, one folder
-/// per text embedding (`<corpus>-features`, `<corpus>-features-minilm`), so that switching the
-/// embedding never overwrites the other's cache.
-pub fn default_cache_dir(corpus: &Path, text: TextEmbedding) -> PathBuf {
+/// per text front-end (`<corpus>-features`, `<corpus>-features-minilm`,
+/// `<corpus>-features-asr`, `<corpus>-features-minilm-asr`), so that switching never
+/// overwrites another's cache.
+pub fn default_cache_dir(corpus: &Path, text: TextSetup) -> PathBuf {
     let name = corpus.file_name().map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned());
-    let suffix = match text {
-        TextEmbedding::Hashed => String::new(),
-        other => format!("-{other}"),
-    };
+    let mut suffix = String::new();
+    if text.embedding != TextEmbedding::Hashed {
+        suffix = format!("{suffix}-{}", text.embedding);
+    }
+    if text.transcripts != TranscriptSource::Pushed {
+        suffix = format!("{suffix}-{}", text.transcripts);
+    }
     corpus.with_file_name(format!("{name}-features{suffix}"))
 }
 
-/// Opens the feature cache of `corpus` with the `text` embedding (in `dir`, else
+/// Opens the feature cache of `corpus` with the `text` front-end (in `dir`, else
 /// [`default_cache_dir`]). An existing cache is reused only when it opens — same feature
 /// schema — and was built with the same options; otherwise it is built, calling `start` once
 /// with the number of sessions and `tick` after each. Returns the cache and whether it was
@@ -67,21 +91,24 @@ pub fn default_cache_dir(corpus: &Path, text: TextEmbedding) -> PathBuf {
 pub fn ensure_cache(
     corpus: &Path,
     dir: Option<&Path>,
-    text: TextEmbedding,
+    text: TextSetup,
     start: impl FnOnce(usize),
     tick: impl Fn() + Sync,
 ) -> Result<(FeatureCache, bool), WorkbenchError> {
     let dir = dir.map_or_else(|| default_cache_dir(corpus, text), Path::to_owned);
-    let options = CacheOptions { text_embedding: text, ..CacheOptions::default() };
+    let options =
+        CacheOptions { text_embedding: text.embedding, transcripts: text.transcripts, ..CacheOptions::default() };
     if let Ok(c) = FeatureCache::open(&dir)
         && c.index.options == options
     {
         return Ok((c, false));
     }
     let c = Corpus::open(corpus)?;
-    let encoder = text_encoder(text)?;
+    let encoder = text_encoder(text.embedding)?;
+    let transcriber = transcriber(text.transcripts)?;
     start(c.available().count());
-    cache::build(&c, &dir, options, encoder.as_deref(), tick)?;
+    let front_ends = TextFrontEnds { encoder: encoder.as_deref(), transcriber: transcriber.as_deref() };
+    cache::build(&c, &dir, options, front_ends, tick)?;
     Ok((FeatureCache::open(&dir)?, true))
 }
 
@@ -172,10 +199,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn cache_folder_sits_beside_the_corpus_one_per_embedding() {
+    fn cache_folder_sits_beside_the_corpus_one_per_text_front_end() {
         let c = Path::new("/data/daic-woz");
-        assert_eq!(default_cache_dir(c, TextEmbedding::Hashed), Path::new("/data/daic-woz-features"));
-        assert_eq!(default_cache_dir(c, TextEmbedding::MiniLm), Path::new("/data/daic-woz-features-minilm"));
+        let at = |embedding, transcripts| default_cache_dir(c, TextSetup { embedding, transcripts });
+        assert_eq!(at(TextEmbedding::Hashed, TranscriptSource::Pushed), Path::new("/data/daic-woz-features"));
+        assert_eq!(at(TextEmbedding::MiniLm, TranscriptSource::Pushed), Path::new("/data/daic-woz-features-minilm"));
+        assert_eq!(at(TextEmbedding::Hashed, TranscriptSource::Asr), Path::new("/data/daic-woz-features-asr"));
+        assert_eq!(at(TextEmbedding::MiniLm, TranscriptSource::Asr), Path::new("/data/daic-woz-features-minilm-asr"));
     }
 
     #[test]

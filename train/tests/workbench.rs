@@ -5,7 +5,7 @@ use corpus::Split;
 use corpus::cache::{self, CacheOptions, FeatureCache};
 use corpus::daic::Corpus;
 use corpus::synth::{SynthConfig, write_corpus};
-use features::text::TextEmbedding;
+use features::text::TextSetup;
 use train::workbench::{ensure_cache, golden_session};
 
 /// A 16-participant corpus of 4 s interviews in `dir/corpus`.
@@ -23,10 +23,10 @@ fn a_cache_is_reused_only_when_built_with_the_same_options() {
     let at = dir.path().join("cache");
     // A cache built with other options (the interviewer's words included) is stale.
     let other = CacheOptions { include_interviewer_text: true, ..CacheOptions::default() };
-    cache::build(&Corpus::open(&root).expect("opens"), &at, other, None, || {}).expect("built");
+    cache::build(&Corpus::open(&root).expect("opens"), &at, other, Default::default(), || {}).expect("built");
     let started = std::cell::Cell::new(None);
     let (c, built) =
-        ensure_cache(&root, Some(&at), TextEmbedding::Hashed, |n| started.set(Some(n)), || {}).expect("cache");
+        ensure_cache(&root, Some(&at), TextSetup::default(), |n| started.set(Some(n)), || {}).expect("cache");
     assert!(built, "a cache with other options was reused");
     assert_eq!(started.get(), Some(16), "the build reports how many sessions it reads");
     assert_eq!(c.index.options, CacheOptions::default());
@@ -34,11 +34,11 @@ fn a_cache_is_reused_only_when_built_with_the_same_options() {
     // Now it matches: reused, nothing read.
     started.set(None);
     let (again, built) =
-        ensure_cache(&root, Some(&at), TextEmbedding::Hashed, |n| started.set(Some(n)), || {}).expect("cache");
+        ensure_cache(&root, Some(&at), TextSetup::default(), |n| started.set(Some(n)), || {}).expect("cache");
     assert!(!built && started.get().is_none());
     assert_eq!(again.index.sessions.len(), 16);
     // Without a folder named, the cache goes beside the corpus.
-    let (_, built) = ensure_cache(&root, None, TextEmbedding::Hashed, |_| {}, || {}).expect("cache");
+    let (_, built) = ensure_cache(&root, None, TextSetup::default(), |_| {}, || {}).expect("cache");
     assert!(built && dir.path().join("corpus-features/index.json").exists());
 }
 
@@ -54,7 +54,8 @@ fn the_golden_example_is_the_first_test_session_with_every_modality() {
     let first = test_ids[0];
     std::fs::remove_file(root.join(format!("{first}_P/{first}_CLNF_features.txt"))).expect("remove");
     let at = dir.path().join("cache");
-    cache::build(&Corpus::open(&root).expect("opens"), &at, CacheOptions::default(), None, || {}).expect("built");
+    cache::build(&Corpus::open(&root).expect("opens"), &at, CacheOptions::default(), Default::default(), || {})
+        .expect("built");
     let c = FeatureCache::open(&at).expect("opens");
     let lengths = |id: u32| c.index.sessions.iter().find(|s| s.id == id).map(|s| s.lengths).expect("cached");
     assert_eq!(lengths(first)[1], 0, "no video for session {first}");

@@ -21,7 +21,8 @@ fn main() -> anyhow::Result<()> {
     let corpus = Corpus::open(&corpus_dir)?;
 
     let one = rayon::ThreadPoolBuilder::new().num_threads(1).build()?;
-    let r1 = one.install(|| build(&corpus, &dir.path().join("cache1"), CacheOptions::default(), None, || {}))?;
+    let r1 =
+        one.install(|| build(&corpus, &dir.path().join("cache1"), CacheOptions::default(), Default::default(), || {}))?;
     let per_hour_1 = r1.seconds / r1.audio_hours;
     println!(
         "1 thread : {:.2} h of audio in {:.1} s → {per_hour_1:.1} s per hour of audio ({:.0}× realtime)",
@@ -30,7 +31,7 @@ fn main() -> anyhow::Result<()> {
         3600.0 / per_hour_1
     );
     let threads = rayon::current_num_threads();
-    let rn = build(&corpus, &dir.path().join("cacheN"), CacheOptions::default(), None, || {})?;
+    let rn = build(&corpus, &dir.path().join("cacheN"), CacheOptions::default(), Default::default(), || {})?;
     let per_hour_n = rn.seconds / rn.audio_hours;
     println!("{threads} threads: {per_hour_n:.1} s per hour of audio ({:.0}× realtime)", 3600.0 / per_hour_n);
 

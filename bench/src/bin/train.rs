@@ -22,7 +22,7 @@ fn main() -> anyhow::Result<()> {
     write_corpus(&SynthConfig::default(), &corpus_dir, || {})?;
     let synth_s = t.elapsed().as_secs_f32();
     let t = Instant::now();
-    let r = build(&Corpus::open(&corpus_dir)?, &cache_dir, CacheOptions::default(), None, || {})?;
+    let r = build(&Corpus::open(&corpus_dir)?, &cache_dir, CacheOptions::default(), Default::default(), || {})?;
     let cache_s = t.elapsed().as_secs_f32();
     println!(
         "corpus: 189 participants, {:.2} h of audio written in {synth_s:.1} s, feature cache in {cache_s:.1} s",

@@ -50,6 +50,16 @@ pub struct MimmlConfig {
     /// The text features' sentence embedding: `"hashed"` (built in) or `"minilm"`
     /// (all-MiniLM-L6-v2, installed by `scripts/install_minilm.sh`). Part of the feature schema.
     pub text_embedding: features::text::TextEmbedding,
+    /// Where the text's words come from: `"pushed"` (the corpus's transcripts) or `"asr"` (the
+    /// device's Whisper tiny.en over the participant's turns). Part of the feature schema.
+    pub transcripts: features::text::TranscriptSource,
+}
+
+impl MimmlConfig {
+    /// The text front-end the model is trained with.
+    pub fn text(&self) -> features::text::TextSetup {
+        features::text::TextSetup { embedding: self.text_embedding, transcripts: self.transcripts }
+    }
 }
 
 impl Default for MimmlConfig {
@@ -73,6 +83,7 @@ impl Default for MimmlConfig {
             patience: 12,
             seed: 1,
             text_embedding: features::text::TextEmbedding::Hashed,
+            transcripts: features::text::TranscriptSource::Pushed,
         }
     }
 }

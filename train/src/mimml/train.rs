@@ -151,10 +151,11 @@ pub fn train(
     cfg: &MimmlConfig,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> Result<Trained, TrainError> {
-    if cache.index.options.text_embedding != cfg.text_embedding {
+    if cache.index.options.text() != cfg.text() {
         return Err(TrainError::Data(format!(
-            "the config asks for the {} text embedding, the feature cache was built with {}",
-            cfg.text_embedding, cache.index.options.text_embedding
+            "the config asks for the {}, the feature cache was built with the {}",
+            cfg.text(),
+            cache.index.options.text()
         )));
     }
     let train_raw = split_features(cache, Split::Train)?;
@@ -250,7 +251,7 @@ pub fn train(
 impl Trained {
     /// The feature schema the model was trained on.
     pub fn schema(&self) -> features::SchemaHash {
-        features::schema::schema_hash_for(self.model.cfg.text_embedding)
+        self.model.cfg.text().schema_hash()
     }
 
     /// Writes `weights.safetensors` and `config.json` into `dir`.
@@ -278,7 +279,7 @@ impl Trained {
         let err = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
         let bytes = std::fs::read(dir.join("config.json")).map_err(|e| err(format!("config.json: {e}")))?;
         let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| err(format!("config.json: {e}")))?;
-        let now = features::schema::schema_hash_for(meta.config.text_embedding).to_string();
+        let now = meta.config.text().schema_hash().to_string();
         if meta.feature_schema != now {
             return Err(err(format!(
                 "trained on feature schema {}, the front-ends now compute {now}: retrain",
