@@ -4,12 +4,16 @@
 # page would post them (start, agree, one answer per prompt, the PHQ-8), and then a host syncs
 # the result and checks it is a kiosk session with its questionnaire.
 #
-#   [KIOSK_ASR=1] scripts/kiosk_session.sh DEVICE_BINARY HOST_BINARY [RUNNER...]
+#   [KIOSK_ASR=1] [KIOSK_LIVE=1] scripts/kiosk_session.sh DEVICE_BINARY HOST_BINARY [RUNNER...]
 #
 # RUNNER runs the device binary (e.g. `qemu-aarch64 -L /` for an aarch64
 # build: qemu-user has no serial ioctls, hence TCP). With KIOSK_ASR=1 the device transcribes the
 # answers itself (`--asr`, Whisper installed by scripts/install_whisper.sh) and the result must
-# have text from that transcription. Exits non-zero, saying why, on any failure.
+# have text from that transcription. With KIOSK_LIVE=1 the device captures live instead of
+# taking the sample's files whole: its microphone is an ALSA capture PCM (the `file` plugin
+# playing the sample's recording in real time, so the build needs `--features alsa`) and its
+# camera the sample's frames; the recording is analysed as it arrives and only the answer
+# windows' samples are kept for transcription. Exits non-zero, saying why, on any failure.
 set -euo pipefail
 device=$(realpath "$1")
 host=$(realpath "$2")
@@ -35,7 +39,23 @@ export MIMML_HOST_KEY="$work/host.key"
 "$host" keys host | tail -1 > "$work/paired.pub"
 "${runner[@]}" "$device" pairings --data-dir "$work/data" add --key "$work/paired.pub" --name "kiosk test"
 
-"${runner[@]}" "$device" run --board sim --data-dir "$work/data" --simulate assets/sample/session-001 \
+capture=(--simulate assets/sample/session-001)
+if [ "${KIOSK_LIVE:-0}" = 1 ]; then
+    # The sample's recording six times over as raw 16-bit PCM: longer than any interview here.
+    python3 - "$work/mic.raw" <<'PY'
+import sys, wave
+with wave.open("assets/sample/session-001/audio.wav") as w:
+    assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
+    pcm = w.readframes(w.getnframes())
+open(sys.argv[1], "wb").write(pcm * 6)
+PY
+    printf 'pcm.kioskmic {\n  type file\n  slave.pcm { type null }\n  file "/dev/null"\n  infile "%s"\n  format "raw"\n}\n' \
+        "$work/mic.raw" > "$work/asound.conf"
+    export ALSA_CONFIG_PATH="$work/asound.conf"
+    capture=(--mic kioskmic --camera assets/sample/session-001/frames)
+fi
+
+"${runner[@]}" "$device" run --board sim --data-dir "$work/data" "${capture[@]}" \
     --model assets/model/mimml-synth \
     --listen "127.0.0.1:$link_port" --kiosk --screen-port "$screen_port" "${asr[@]}" >"$work/device.log" 2>&1 &
 daemon_pid=$!
@@ -93,5 +113,9 @@ if [ ${#asr[@]} -gt 0 ]; then
         || { cat "$work/device.log"; echo "no text from the device's own transcription"; exit 1; }
     tr -d ' \n' <<<"$json" | grep -q '"modalities":\["audio","video","text"\]' \
         || { echo "the result lacks a modality"; exit 1; }
+    if [ "${KIOSK_LIVE:-0}" = 1 ]; then
+        grep -q "answer windows' samples kept for transcription" "$work/device.log" \
+            || { cat "$work/device.log"; echo "live capture kept no answer samples"; exit 1; }
+    fi
 fi
 echo "kiosk session ok"

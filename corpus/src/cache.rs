@@ -217,6 +217,7 @@ pub fn build(
             let f = extract_session(&SessionInputs {
                 audio: s.audio.as_ref(),
                 analysed_audio: None,
+                answer_audio: None,
                 landmarks: s.landmarks.as_ref(),
                 transcript: s.transcript.as_deref(),
                 include_interviewer_text: options.include_interviewer_text,

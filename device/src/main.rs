@@ -354,7 +354,7 @@ fn main() -> anyhow::Result<()> {
             let face = device::load_face(face_detector.as_deref(), landmarks.as_deref())?;
             // Files under --simulate leave their frames for the pipeline's face front-end; live
             // capture takes the face front-end along to its video thread.
-            let (capture, pipeline_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
+            let (mut capture, pipeline_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
                 Some(dir) => (Box::new(SimulatedCapture::new(&dir)?), face, true),
                 None => {
                     let (camera, from_file) = match camera {
@@ -368,6 +368,9 @@ fn main() -> anyhow::Result<()> {
                     (Box::new(LiveCapture::new(mic, camera, face)), None, from_file)
                 }
             };
+            // A live microphone is analysed as it records; the answers' samples are kept for
+            // the transcriber.
+            capture.keep_answers(transcriber.is_some());
             let presence = device::pipeline::Presence {
                 min_speech_s: min_speech.max(0.0),
                 min_face_s: min_face.max(0.0),

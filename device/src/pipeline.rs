@@ -365,6 +365,7 @@ impl Pipeline for SessionPipeline {
                 Some(crate::capture::Audio::Analysed(a)) => Some(a),
                 _ => None,
             },
+            answer_audio: captured.answers.as_ref(),
             landmarks: landmarks.as_ref(),
             transcript: Some(&utterances),
             include_interviewer_text: false,

@@ -443,6 +443,14 @@ impl Sessions {
         self.capture.available()
     }
 
+    /// An answer window of the running session opens (`true`) or closes now: a live capture
+    /// keeping answers for transcription keeps the samples in between.
+    pub fn mark_answer(&self, open: bool) {
+        if self.active.is_some() {
+            self.capture.mark_answer(open);
+        }
+    }
+
     fn set_led(&mut self, led: Indicator) {
         if let Err(e) = self.panel.show(led) {
             tracing::warn!("kiosk LEDs: {e}");

@@ -302,6 +302,35 @@ fn a_session_without_a_pushed_transcript_gets_its_text_from_the_devices_own_tran
     assert_eq!(r.modalities, Modalities::AUDIO | Modalities::TEXT, "{}", r.flags);
     assert!(r.flags.contains(ResultFlags::MACHINE_TRANSCRIPT | ResultFlags::SPEAKERS_NOT_SEPARATED), "{}", r.flags);
     assert!(!r.flags.contains(ResultFlags::SHORT_TRANSCRIPT), "{}", r.flags);
+
+    // A live kiosk: the recording analysed as it arrived, only the answer windows' samples kept.
+    let clip = features::audio::read_wav(&sample().join("audio.wav")).expect("wav");
+    let pushed = features::text::read_transcript(&sample().join("transcript.tsv")).expect("transcript");
+    let windows: Vec<Utterance> = pushed
+        .iter()
+        .filter(|u| u.speaker == Speaker::Participant)
+        .map(|u| Utterance { text: String::new(), ..u.clone() })
+        .collect();
+    let kept = features::audio::AnswerAudio {
+        windows: windows.iter().map(|u| (u.start_ms, clip.span(u.start_ms, u.end_ms).to_vec())).collect(),
+    };
+    let live = |answers: Option<features::audio::AnswerAudio>| Job {
+        utterances: windows.clone(),
+        captured: device::capture::Captured {
+            audio: Some(device::capture::Audio::Analysed(features::audio::analyse(&clip).expect("analyses"))),
+            video: None,
+            duration_ms: (clip.duration_s() * 1000.0) as u32,
+            failed: Modalities::empty(),
+            answers,
+        },
+        ..job()
+    };
+    let r = with.process(live(Some(kept))).expect("a result");
+    assert_eq!(r.modalities, Modalities::AUDIO | Modalities::TEXT, "{}", r.flags);
+    assert!(r.flags.contains(ResultFlags::MACHINE_TRANSCRIPT), "{}", r.flags);
+    assert!(!r.flags.contains(ResultFlags::SPEAKERS_NOT_SEPARATED), "segmented by the answer windows: {}", r.flags);
+    let r = with.process(live(None)).expect("a result");
+    assert_eq!(r.modalities, Modalities::AUDIO, "no samples kept, nothing to transcribe: {}", r.flags);
 }
 
 /// The placeholder model, declared as trained on machine transcripts (its features are as wide).

@@ -29,7 +29,7 @@ impl Capture for FakeCapture {
         Ok(())
     }
     fn stop(&mut self) -> Result<Captured, CaptureError> {
-        Ok(Captured { audio: None, video: None, duration_ms: 1_500, failed: Modalities::empty() })
+        Ok(Captured { audio: None, video: None, duration_ms: 1_500, failed: Modalities::empty(), answers: None })
     }
 }
 

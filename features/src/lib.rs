@@ -231,6 +231,8 @@ pub struct SessionInputs<'a> {
     /// The recording analysed as it was captured (a live microphone keeps no samples), used
     /// when `audio` is `None`. Without participant turns it is segmented by the energy rule.
     pub analysed_audio: Option<&'a audio::Analysis>,
+    /// The answer windows' samples, kept for the transcriber where `audio` is `None`.
+    pub answer_audio: Option<&'a audio::AnswerAudio>,
     pub landmarks: Option<&'a LandmarkTrack>,
     pub transcript: Option<&'a [Utterance]>,
     /// Also use the interviewer's words in the text features. Off by default: the
@@ -332,8 +334,9 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
         && inp
             .transcript
             .is_some_and(|t| t.iter().any(|u| u.speaker == Speaker::Participant && !u.text.trim().is_empty()));
-    let machine = match (inp.transcriber, inp.audio) {
-        (Some(asr), Some(clip)) if !has_words => machine_transcript(asr, clip, &segments),
+    let machine = match (inp.transcriber, inp.audio, inp.answer_audio) {
+        (Some(asr), Some(clip), _) if !has_words => machine_transcript(asr, Speech::Clip(clip), &segments),
+        (Some(asr), None, Some(kept)) if !has_words => machine_transcript(asr, Speech::Answers(kept), &segments),
         _ => None,
     };
     if machine.is_some() {
@@ -356,24 +359,44 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
     SessionFeatures { audio, video, text, flags, usable }
 }
 
-/// The participant's words in each segment of `clip`, transcribed on the device: one utterance
-/// per segment that has words. `None` when the clip cannot be brought to the front-end rate or
-/// every segment fails (logged); a segment that fails alone is left out.
-fn machine_transcript(asr: &dyn text::Transcriber, clip: &AudioClip, segments: &[Segment]) -> Option<Vec<Utterance>> {
-    let clip = match clip.rate {
-        audio::SAMPLE_RATE => std::borrow::Cow::Borrowed(clip),
-        _ => match clip.to_frontend_rate() {
-            Ok(c) => std::borrow::Cow::Owned(c),
+/// Where the transcriber's samples come from.
+enum Speech<'a> {
+    /// The whole recording.
+    Clip(&'a AudioClip),
+    /// The answer windows only (live capture).
+    Answers(&'a audio::AnswerAudio),
+}
+
+/// The participant's words in each segment of `speech`, transcribed on the device: one
+/// utterance per segment that has words. `None` when the clip cannot be brought to the
+/// front-end rate or every segment fails (logged); a segment that fails alone, or has no kept
+/// samples, is left out.
+fn machine_transcript(asr: &dyn text::Transcriber, speech: Speech<'_>, segments: &[Segment]) -> Option<Vec<Utterance>> {
+    let clip = match speech {
+        Speech::Clip(clip) if clip.rate == audio::SAMPLE_RATE => Some(std::borrow::Cow::Borrowed(clip)),
+        Speech::Clip(clip) => match clip.to_frontend_rate() {
+            Ok(c) => Some(std::borrow::Cow::Owned(c)),
             Err(e) => {
                 tracing::warn!("no machine transcript: {e}");
                 return None;
             }
         },
+        Speech::Answers(_) => None,
+    };
+    let span = |s: &Segment| match (&clip, &speech) {
+        (Some(c), _) => Some(c.span(s.start_ms, s.end_ms)),
+        (None, Speech::Answers(kept)) => kept.span(s.start_ms, s.end_ms),
+        (None, Speech::Clip(_)) => None,
     };
     let started = std::time::Instant::now();
     let (mut out, mut failed) = (Vec::new(), 0);
     for s in segments {
-        match asr.transcribe(clip.span(s.start_ms, s.end_ms)) {
+        let Some(samples) = span(s) else {
+            tracing::warn!(start_ms = s.start_ms, "segment not transcribed: its samples were not kept");
+            failed += 1;
+            continue;
+        };
+        match asr.transcribe(samples) {
             Ok(text) if !text.trim().is_empty() => {
                 out.push(Utterance { start_ms: s.start_ms, end_ms: s.end_ms, speaker: Speaker::Participant, text })
             }
@@ -507,5 +530,38 @@ mod tests {
         assert!(f.text.is_none() && f.usable.words == 0);
         let f = extract_session(&SessionInputs { transcriber: None, ..machine_only });
         assert!(f.text.is_none());
+    }
+
+    #[test]
+    fn answer_windows_kept_by_live_capture_are_transcribed_where_no_samples_were_kept() {
+        // 12 s analysed as it arrived; only the two answer windows' samples kept, each starting
+        // 40 ms after the kiosk's clock says (a microphone buffer's latency).
+        let buzz = |n: usize| (0..n).map(|i| 0.3 * (i as f32 * 0.06).sin()).collect::<Vec<f32>>();
+        let clip = AudioClip { rate: 16_000, samples: buzz(192_000) };
+        let analysis = audio::analyse(&clip).expect("analyses");
+        let kept = audio::AnswerAudio { windows: vec![(1_040, buzz(64_000)), (6_040, buzz(80_000))] };
+        let turn = |a, b| Utterance { start_ms: a, end_ms: b, speaker: Speaker::Participant, text: String::new() };
+        let windows = [turn(1_000, 5_000), turn(6_000, 11_000)];
+        let asr = CountingAsr::default();
+        let inputs = SessionInputs {
+            analysed_audio: Some(&analysis),
+            answer_audio: Some(&kept),
+            transcript: Some(&windows),
+            transcriber: Some(&asr),
+            ..Default::default()
+        };
+        let f = extract_session(&inputs);
+        // Each window's overlap with its kept samples: 3.96 s and 4.96 s.
+        assert_eq!(*asr.calls.lock().unwrap(), [63_360, 79_360]);
+        assert!(f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT) && f.audio.is_some());
+        assert_eq!(f.usable.words, 39 + 49);
+        // A window whose samples were not kept is left out; none kept, no text.
+        let one = audio::AnswerAudio { windows: vec![(6_040, buzz(80_000))] };
+        let asr = CountingAsr::default();
+        let f = extract_session(&SessionInputs { answer_audio: Some(&one), transcriber: Some(&asr), ..inputs });
+        assert_eq!((asr.calls.lock().unwrap().len(), f.usable.words), (1, 49));
+        let none = audio::AnswerAudio::default();
+        let f = extract_session(&SessionInputs { answer_audio: Some(&none), ..inputs });
+        assert!(f.text.is_none() && !f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
     }
 }

@@ -191,6 +191,8 @@ pub struct LiveCapture {
     keep: Option<PathBuf>,
     /// The microphone's level (f32 bits), written by its sink.
     level: Arc<std::sync::atomic::AtomicU32>,
+    /// Open while an answer window is; `None`: answer samples are not kept.
+    answer_gate: Option<Arc<AtomicBool>>,
 }
 
 impl std::fmt::Debug for LiveCapture {
@@ -213,13 +215,19 @@ impl LiveCapture {
         if camera.is_some() && face.is_none() {
             tracing::warn!("a camera but no face landmarker: video will be reported absent");
         }
-        LiveCapture { mic, camera, face, running: None, keep: None, level: Arc::default() }
+        LiveCapture { mic, camera, face, running: None, keep: None, level: Arc::default(), answer_gate: None }
     }
 
     /// Ends a running capture and returns what it got (the face front-end comes back home).
     fn finish(&mut self) -> Result<Captured, CaptureError> {
         let Some(run) = self.running.take() else {
-            return Ok(Captured { audio: None, video: None, duration_ms: 0, failed: Modalities::empty() });
+            return Ok(Captured {
+                audio: None,
+                video: None,
+                duration_ms: 0,
+                failed: Modalities::empty(),
+                answers: None,
+            });
         };
         run.stop.store(true, Ordering::Relaxed);
         let duration_ms = u32::try_from(run.started.elapsed().as_millis()).unwrap_or(u32::MAX);
@@ -235,8 +243,15 @@ impl LiveCapture {
             None => None,
         };
         let mut failed = run.failed;
+        let mut answers = None;
+        if let Some(gate) = &self.answer_gate {
+            gate.store(false, Ordering::Relaxed);
+        }
         let audio = match (run.audio, self.mic.as_mut()) {
-            (true, Some(mic)) => match mic.stop().and_then(AudioSink::finish) {
+            (true, Some(mic)) => match mic.stop().and_then(|mut sink| {
+                answers = sink.take_answers();
+                sink.finish()
+            }) {
                 Ok(a) => Some(a),
                 Err(e) => {
                     tracing::error!("the microphone failed: the session's audio is absent: {}", runtime::chain(&e));
@@ -246,7 +261,11 @@ impl LiveCapture {
             },
             _ => None,
         };
-        Ok(Captured { audio, video, duration_ms, failed })
+        if let Some(a) = &answers {
+            let seconds = a.samples() as f32 / features::audio::SAMPLE_RATE as f32;
+            tracing::info!(windows = a.windows.len(), seconds, "answer windows' samples kept for transcription");
+        }
+        Ok(Captured { audio, video, duration_ms, failed, answers })
     }
 }
 
@@ -327,7 +346,11 @@ impl Capture for LiveCapture {
         self.running = Some(Running { started: Instant::now(), stop, audio: false, video, failed });
         let wav = self.keep.take().map(|d| d.join("audio.wav"));
         if audio {
-            let sink = AudioSink::analysing(Arc::clone(&self.level), wav);
+            let mut sink = AudioSink::analysing(Arc::clone(&self.level), wav);
+            if let Some(gate) = &self.answer_gate {
+                gate.store(false, Ordering::Relaxed);
+                sink = sink.keeping_answers(Arc::clone(gate));
+            }
             if let Some(mic) = self.mic.as_mut()
                 && let Err(e) = mic.start(sink)
             {
@@ -363,6 +386,16 @@ impl Capture for LiveCapture {
         self.keep = dir;
     }
 
+    fn keep_answers(&mut self, keep: bool) {
+        self.answer_gate = keep.then(Arc::default);
+    }
+
+    fn mark_answer(&self, open: bool) {
+        if let Some(gate) = &self.answer_gate {
+            gate.store(open, Ordering::Relaxed);
+        }
+    }
+
     fn stop(&mut self) -> Result<Captured, CaptureError> {
         self.finish()
     }
@@ -393,6 +426,66 @@ mod tests {
                 sink.push(period);
             }
             Ok(sink)
+        }
+    }
+
+    /// A microphone that records `clip` in real time on a thread of its own, as ALSA's does.
+    struct PacedMic {
+        clip: features::audio::AudioClip,
+        run: Option<(Arc<AtomicBool>, JoinHandle<AudioSink>)>,
+    }
+
+    impl Microphone for PacedMic {
+        fn start(&mut self, mut sink: AudioSink) -> Result<(), CaptureError> {
+            let (stop, clip) = (Arc::new(AtomicBool::new(false)), self.clip.clone());
+            let flag = Arc::clone(&stop);
+            let thread = std::thread::spawn(move || {
+                let started = Instant::now();
+                for (k, period) in clip.samples.chunks(160).enumerate() {
+                    let due = std::time::Duration::from_millis(10 * k as u64);
+                    std::thread::sleep(due.saturating_sub(started.elapsed()));
+                    if flag.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    sink.push(period);
+                }
+                sink
+            });
+            self.run = Some((stop, thread));
+            Ok(())
+        }
+
+        fn stop(&mut self) -> Result<AudioSink, CaptureError> {
+            let (stop, thread) = self.run.take().expect("stop before start");
+            stop.store(true, Ordering::Relaxed);
+            thread.join().map_err(|_| CaptureError::Thread("audio"))
+        }
+    }
+
+    #[test]
+    fn a_live_session_keeps_the_samples_of_its_answer_windows_when_asked() {
+        let clip = features::audio::read_wav(&sample().join("audio.wav")).expect("wav");
+        for keep in [true, false] {
+            let mut cap = LiveCapture::new(Some(Box::new(PacedMic { clip: clip.clone(), run: None })), None, None);
+            cap.keep_answers(keep);
+            cap.start(Modalities::AUDIO).expect("starts");
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            cap.mark_answer(true);
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            cap.mark_answer(false);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            let got = cap.stop().expect("stops");
+            assert!(matches!(got.audio, Some(super::super::Audio::Analysed(_))), "samples kept whole");
+            let Some(answers) = got.answers else {
+                assert!(!keep, "no answers kept");
+                continue;
+            };
+            assert!(keep, "answers kept unasked");
+            // One window: exactly the recording's samples from where it opened.
+            let [(start_ms, samples)] = &answers.windows[..] else { panic!("{} windows", answers.windows.len()) };
+            let at = *start_ms as usize * 16;
+            assert!(!samples.is_empty() && *start_ms >= 250, "{start_ms} ms, {} samples", samples.len());
+            assert_eq!(&samples[..], &clip.samples[at..at + samples.len()]);
         }
     }
 

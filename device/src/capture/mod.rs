@@ -15,10 +15,10 @@ pub mod v4l;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use features::FeatureError;
-use features::audio::{Analyser, Analysis, AudioClip, read_audio};
+use features::audio::{Analyser, Analysis, AnswerAudio, AudioClip, read_audio};
 use features::landmarks::LandmarkTrack;
 use protocol::Modalities;
 use vision::face::VideoStats;
@@ -123,6 +123,48 @@ pub struct AudioSink {
     level: Arc<AtomicU32>,
     wav: Option<(PathBuf, hound::WavWriter<std::io::BufWriter<std::fs::File>>)>,
     wav_path: Option<PathBuf>,
+    /// The answer windows' samples, kept while the gate is open (for transcription).
+    answers: Option<AnswerKeeper>,
+}
+
+/// Keeps the samples that arrive while an answer window is open ([`Capture::mark_answer`]).
+#[derive(Debug)]
+struct AnswerKeeper {
+    gate: Arc<AtomicBool>,
+    kept: AnswerAudio,
+    open: bool,
+    /// Samples seen so far: the recording's clock.
+    seen: u64,
+}
+
+/// The most answer samples a session keeps: 10 minutes at 16 kHz (38 MB). A kiosk's answers
+/// are a few minutes together; what comes beyond this is not transcribed (logged).
+pub const MAX_ANSWER_SAMPLES: usize = 10 * 60 * features::audio::SAMPLE_RATE as usize;
+
+impl AnswerKeeper {
+    fn push(&mut self, chunk: &[f32]) {
+        let open = self.gate.load(Ordering::Relaxed);
+        if open && !self.open {
+            let start_ms =
+                u32::try_from(self.seen * 1000 / u64::from(features::audio::SAMPLE_RATE)).unwrap_or(u32::MAX);
+            self.kept.windows.push((start_ms, Vec::new()));
+        }
+        self.open = open;
+        self.seen += chunk.len() as u64;
+        if !open {
+            return;
+        }
+        let room = MAX_ANSWER_SAMPLES.saturating_sub(self.kept.samples());
+        if room < chunk.len() && room > 0 {
+            tracing::warn!(
+                max_s = MAX_ANSWER_SAMPLES / 16_000,
+                "answer samples full: later answers are not transcribed"
+            );
+        }
+        if let Some((_, w)) = self.kept.windows.last_mut() {
+            w.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        }
+    }
 }
 
 impl std::fmt::Debug for AudioSink {
@@ -148,7 +190,23 @@ impl AudioSink {
             level,
             wav: None,
             wav_path: wav,
+            answers: None,
         }
+    }
+
+    /// Also keeps the samples that arrive while `gate` is open (answer windows), at 16 kHz; at
+    /// another rate every sample is kept anyway.
+    pub fn keeping_answers(mut self, gate: Arc<AtomicBool>) -> AudioSink {
+        self.answers = Some(AnswerKeeper { gate, kept: AnswerAudio::default(), open: false, seen: 0 });
+        self
+    }
+
+    /// The answer windows' samples kept so far (none unless [`keeping_answers`](Self::keeping_answers)
+    /// at 16 kHz).
+    pub fn take_answers(&mut self) -> Option<AnswerAudio> {
+        (self.rate == features::audio::SAMPLE_RATE && !self.keep_samples)
+            .then(|| self.answers.take().map(|a| a.kept))
+            .flatten()
     }
 
     /// A sink that keeps every sample (a microphone check: `mimml-device mic`).
@@ -185,6 +243,9 @@ impl AudioSink {
             self.samples.extend_from_slice(chunk);
         } else {
             self.analyser.get_or_insert_with(Analyser::default).push(chunk);
+            if let Some(a) = &mut self.answers {
+                a.push(chunk);
+            }
         }
     }
 
@@ -233,6 +294,9 @@ pub struct Captured {
     /// Requested modalities whose device would not open or failed: the session went on without
     /// them (a frozen camera is in the video's statistics instead).
     pub failed: Modalities,
+    /// The answer windows' samples, where the audio was analysed as it arrived and the device
+    /// transcribes ([`Capture::mark_answer`]).
+    pub answers: Option<AnswerAudio>,
 }
 
 impl std::fmt::Debug for Captured {
@@ -242,6 +306,7 @@ impl std::fmt::Debug for Captured {
             .field("video", &self.video.is_some())
             .field("duration_ms", &self.duration_ms)
             .field("failed", &self.failed)
+            .field("answer_samples", &self.answers.as_ref().map(AnswerAudio::samples))
             .finish()
     }
 }
@@ -268,6 +333,16 @@ pub trait Capture: Send {
     /// those.
     fn keep_media(&mut self, dir: Option<PathBuf>) {
         let _ = dir;
+    }
+    /// Keeps the samples of the answer windows ([`mark_answer`](Self::mark_answer)) for the
+    /// device's transcription, where the recording is analysed as it arrives and its samples
+    /// are not kept. A capture that hands over the samples ignores it.
+    fn keep_answers(&mut self, keep: bool) {
+        let _ = keep;
+    }
+    /// An answer window opens (`true`) or closes, now.
+    fn mark_answer(&self, open: bool) {
+        let _ = open;
     }
 }
 
@@ -445,7 +520,7 @@ impl Capture for SimulatedCapture {
             None
         };
         let duration_ms = audio.as_ref().map_or(0, Audio::duration_ms);
-        Ok(Captured { audio, video, duration_ms, failed: Modalities::empty() })
+        Ok(Captured { audio, video, duration_ms, failed: Modalities::empty(), answers: None })
     }
 
     /// The file's level at the time since start, as if it played live (silence past its end).
@@ -472,6 +547,29 @@ mod level_tests {
         // A sine at −20 dBFS RMS.
         let sine: Vec<f32> = (0..1600).map(|i| 0.1 * 2f32.sqrt() * (i as f32 * 0.2).sin()).collect();
         assert!((level_of(&sine) - 40.0 / 60.0).abs() < 0.01, "{}", level_of(&sine));
+    }
+
+    #[test]
+    fn a_sink_keeps_the_samples_of_open_answer_windows_only_at_16_khz() {
+        let gate = Arc::new(AtomicBool::new(false));
+        let mut sink = AudioSink::analysing(Arc::default(), None).keeping_answers(Arc::clone(&gate));
+        let ramp: Vec<f32> = (0..80_000).map(|i| (i as f32 / 80_000.0) - 0.5).collect();
+        // 1 s closed, 2 s open, 1 s closed, 1 s open (in 10-ms periods, as a microphone gives them).
+        for (k, period) in ramp.chunks(160).enumerate() {
+            gate.store((100..300).contains(&k) || k >= 400, Ordering::Relaxed);
+            sink.push(period);
+        }
+        let kept = sink.take_answers().expect("answers kept");
+        assert_eq!(kept.windows.len(), 2);
+        assert_eq!((kept.windows[0].0, &kept.windows[0].1[..]), (1_000, &ramp[16_000..48_000]));
+        assert_eq!((kept.windows[1].0, &kept.windows[1].1[..]), (4_000, &ramp[64_000..]));
+        assert!(matches!(sink.finish(), Ok(Audio::Analysed(_))), "the recording is still analysed, not kept");
+        // At another rate every sample is kept anyway: no separate answers.
+        let mut sink = AudioSink::analysing(Arc::default(), None).keeping_answers(Arc::new(AtomicBool::new(true)));
+        sink.set_rate(44_100);
+        sink.push(&ramp[..4_410]);
+        assert!(sink.take_answers().is_none());
+        assert!(matches!(sink.finish(), Ok(Audio::Clip(_))));
     }
 
     #[test]

@@ -355,9 +355,11 @@ impl Kiosk {
             }
             Action::OpenAnswer => {
                 self.answer_start = captured_ms(sessions);
+                sessions.mark_answer(true);
                 None
             }
             Action::CloseAnswer { empty } => {
+                sessions.mark_answer(false);
                 let (Some(id), Some(start), Some(end)) = (id, self.answer_start.take(), captured_ms(sessions)) else {
                     return None;
                 };

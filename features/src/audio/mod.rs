@@ -125,6 +125,34 @@ impl AudioClip {
     }
 }
 
+/// The samples of a recording's answer windows only, at [`SAMPLE_RATE`]: what a live kiosk keeps
+/// for the device's transcription while the rest of the recording is analysed as it arrives.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AnswerAudio {
+    /// Each window: its start on the recording's clock (ms) and its samples, in order.
+    pub windows: Vec<(u32, Vec<f32>)>,
+}
+
+impl AnswerAudio {
+    /// The samples of the kept window that overlaps `start_ms..end_ms` the most, cut to the
+    /// overlap; `None` when no window overlaps it. The kiosk's clock and the microphone's
+    /// sample count can differ by a buffer's latency, so windows are matched by overlap.
+    pub fn span(&self, start_ms: u32, end_ms: u32) -> Option<&[f32]> {
+        let end_of =
+            |w: &(u32, Vec<f32>)| w.0.saturating_add((w.1.len() as u64 * 1000 / u64::from(SAMPLE_RATE)) as u32);
+        let overlap = |w: &(u32, Vec<f32>)| end_of(w).min(end_ms).saturating_sub(w.0.max(start_ms));
+        let w = self.windows.iter().filter(|w| overlap(w) > 0).max_by_key(|w| overlap(w))?;
+        let at =
+            |ms: u32| ((u64::from(ms.saturating_sub(w.0)) * u64::from(SAMPLE_RATE) / 1000) as usize).min(w.1.len());
+        Some(&w.1[at(start_ms)..at(end_ms.max(start_ms))])
+    }
+
+    /// Samples kept, all windows.
+    pub fn samples(&self) -> usize {
+        self.windows.iter().map(|w| w.1.len()).sum()
+    }
+}
+
 /// Resamples mono `samples` from `rate` to [`SAMPLE_RATE`] (see [`resample`](mod@resample):
 /// soxr-HQ's response, no delay, the whole clip).
 pub fn resample(samples: &[f32], rate: u32) -> Result<Vec<f32>, FeatureError> {
