@@ -339,9 +339,11 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
         (Some(asr), None, Some(kept)) if !has_words => machine_transcript(asr, Speech::Answers(kept), &segments),
         _ => None,
     };
-    if machine.is_some() {
+    let machine = machine.map(|(turns, doubtful)| {
         flags |= ResultFlags::MACHINE_TRANSCRIPT;
-    }
+        flags.set(ResultFlags::UNRELIABLE_TRANSCRIPT, doubtful);
+        turns
+    });
     let words_from = if only_machine_words { machine.as_deref() } else { machine.as_deref().or(inp.transcript) };
     let text = words_from.and_then(|t| {
         let use_turn = |u: &&Utterance| u.speaker == Speaker::Participant || inp.include_interviewer_text;
@@ -368,10 +370,14 @@ enum Speech<'a> {
 }
 
 /// The participant's words in each segment of `speech`, transcribed on the device: one
-/// utterance per segment that has words. `None` when the clip cannot be brought to the
-/// front-end rate or every segment fails (logged); a segment that fails alone, or has no kept
-/// samples, is left out.
-fn machine_transcript(asr: &dyn text::Transcriber, speech: Speech<'_>, segments: &[Segment]) -> Option<Vec<Utterance>> {
+/// utterance per segment that has words, and whether the recogniser doubted any. `None` when
+/// the clip cannot be brought to the front-end rate or every segment fails (logged); a segment
+/// that fails alone, or has no kept samples, is left out.
+fn machine_transcript(
+    asr: &dyn text::Transcriber,
+    speech: Speech<'_>,
+    segments: &[Segment],
+) -> Option<(Vec<Utterance>, bool)> {
     let clip = match speech {
         Speech::Clip(clip) if clip.rate == audio::SAMPLE_RATE => Some(std::borrow::Cow::Borrowed(clip)),
         Speech::Clip(clip) => match clip.to_frontend_rate() {
@@ -389,7 +395,7 @@ fn machine_transcript(asr: &dyn text::Transcriber, speech: Speech<'_>, segments:
         (None, Speech::Clip(_)) => None,
     };
     let started = std::time::Instant::now();
-    let (mut out, mut failed) = (Vec::new(), 0);
+    let (mut out, mut failed, mut doubtful) = (Vec::new(), 0, 0);
     for s in segments {
         let Some(samples) = span(s) else {
             tracing::warn!(start_ms = s.start_ms, "segment not transcribed: its samples were not kept");
@@ -397,10 +403,13 @@ fn machine_transcript(asr: &dyn text::Transcriber, speech: Speech<'_>, segments:
             continue;
         };
         match asr.transcribe(samples) {
-            Ok(text) if !text.trim().is_empty() => {
-                out.push(Utterance { start_ms: s.start_ms, end_ms: s.end_ms, speaker: Speaker::Participant, text })
+            Ok(words) => {
+                doubtful += usize::from(words.unreliable);
+                if !words.text.trim().is_empty() {
+                    let (start_ms, end_ms) = (s.start_ms, s.end_ms);
+                    out.push(Utterance { start_ms, end_ms, speaker: Speaker::Participant, text: words.text });
+                }
             }
-            Ok(_) => {}
             Err(e) => {
                 failed += 1;
                 tracing::warn!(start_ms = s.start_ms, "segment not transcribed: {e}");
@@ -411,11 +420,12 @@ fn machine_transcript(asr: &dyn text::Transcriber, speech: Speech<'_>, segments:
         transcriber = asr.name(),
         segments = segments.len(),
         with_words = out.len(),
+        doubtful,
         failed,
         seconds = started.elapsed().as_secs_f32(),
         "speech transcribed on the device"
     );
-    (failed < segments.len() || segments.is_empty()).then_some(out)
+    (failed < segments.len() || segments.is_empty()).then_some((out, doubtful > 0))
 }
 
 /// Mean and (population) standard deviation; `(0, 0)` for an empty slice.
@@ -472,12 +482,14 @@ mod tests {
         fn name(&self) -> &str {
             "counting"
         }
-        fn transcribe(&self, samples: &[f32]) -> Result<String, FeatureError> {
+        fn transcribe(&self, samples: &[f32]) -> Result<text::MachineWords, FeatureError> {
             self.calls.lock().unwrap().push(samples.len());
             if self.fail {
                 return Err(FeatureError::Encoder { name: "counting".into(), source: "broken".into() });
             }
-            Ok(vec!["word"; samples.len() / 1_600].join(" "))
+            // Doubts anything over 4.5 s.
+            let text = vec!["word"; samples.len() / 1_600].join(" ");
+            Ok(text::MachineWords { text, unreliable: samples.len() > 72_000 })
         }
     }
 
@@ -500,13 +512,17 @@ mod tests {
         let f = extract_session(&inputs);
         assert_eq!(*asr.calls.lock().unwrap(), [64_000, 80_000], "one call per answer window, its own samples");
         assert!(f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
+        assert!(f.flags.contains(ResultFlags::UNRELIABLE_TRANSCRIPT), "the 5-s window was doubted");
         assert_eq!(f.usable.words, 40 + 50);
+        let sure = extract_session(&SessionInputs { transcript: Some(&windows[..1]), ..inputs });
+        assert!(sure.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
+        assert!(!sure.flags.contains(ResultFlags::UNRELIABLE_TRANSCRIPT), "{}", sure.flags);
         // A pushed transcript with the participant's words is used as it is.
         let pushed = [turn(1_000, 5_000, "I slept well"), turn(6_000, 11_000, "")];
         let asr = CountingAsr::default();
         let f = extract_session(&SessionInputs { transcript: Some(&pushed), transcriber: Some(&asr), ..inputs });
         assert!(asr.calls.lock().unwrap().is_empty());
-        assert!(!f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
+        assert!(!f.flags.intersects(ResultFlags::MACHINE_TRANSCRIPT | ResultFlags::UNRELIABLE_TRANSCRIPT));
         assert_eq!(f.usable.words, 3);
         // A transcriber that fails everywhere leaves text absent, nothing else.
         let broken = CountingAsr { fail: true, ..Default::default() };

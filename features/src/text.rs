@@ -147,7 +147,23 @@ pub trait Transcriber: std::fmt::Debug + Send + Sync {
     /// Short name for logs ("whisper-tiny.en").
     fn name(&self) -> &str;
     /// The words of `samples` (16 kHz mono); empty when nothing was said.
-    fn transcribe(&self, samples: &[f32]) -> Result<String, FeatureError>;
+    fn transcribe(&self, samples: &[f32]) -> Result<MachineWords, FeatureError>;
+}
+
+/// What a [`Transcriber`] heard in one stretch of speech.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MachineWords {
+    /// The words; empty when nothing was said.
+    pub text: String,
+    /// The recogniser doubts them: low confidence, or a repetition loop left out.
+    pub unreliable: bool,
+}
+
+impl MachineWords {
+    /// Words the recogniser is sure of.
+    pub fn sure(text: impl Into<String>) -> MachineWords {
+        MachineWords { text: text.into(), unreliable: false }
+    }
 }
 
 /// Names of the per-utterance text features, in order.

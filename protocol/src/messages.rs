@@ -854,12 +854,15 @@ bitflags::bitflags! {
         /// The text features come from the device's own speech recognition (no transcript was
         /// pushed): machine-made words. The transcript itself stays on the device.
         const MACHINE_TRANSCRIPT = 1 << 17;
+        /// The device's speech recognition doubted some of the words it gave (low confidence,
+        /// or a repetition loop left out): the text features rest on uncertain words.
+        const UNRELIABLE_TRANSCRIPT = 1 << 18;
     }
 }
 
 impl ResultFlags {
     /// Each flag's name for a report, in bit order.
-    pub const NAMES: [(ResultFlags, &'static str); 18] = [
+    pub const NAMES: [(ResultFlags, &'static str); 19] = [
         (ResultFlags::LOW_QUALITY_AUDIO, "low-quality audio"),
         (ResultFlags::NO_FACE, "no usable video"),
         (ResultFlags::SHORT_TRANSCRIPT, "short transcript"),
@@ -881,6 +884,7 @@ impl ResultFlags {
             "speakers not separated (no transcript: the interviewer's voice may be in the audio)",
         ),
         (ResultFlags::MACHINE_TRANSCRIPT, "machine transcript (on-device speech recognition)"),
+        (ResultFlags::UNRELIABLE_TRANSCRIPT, "machine transcript unreliable (low confidence or repetition)"),
     ];
 }
 

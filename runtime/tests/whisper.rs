@@ -100,6 +100,7 @@ fn tokens_and_word_error_rate_match_faster_whisper() {
                 b.no_speech_prob
             );
         }
+        assert!(!ours.unreliable(), "{}: real speech doubted: {:?}", r.file, ours.windows);
         let text_ref: String = r.windows.iter().map(|w| w.text.trim()).collect::<Vec<_>>().join(" ");
         if !same {
             eprintln!("{}: ours {:?}, faster-whisper {:?}", r.file, ours.text, text_ref);
@@ -151,6 +152,7 @@ fn silence_noise_and_music_give_no_text_and_damaged_speech_still_transcribes() {
         let t = m.transcribe(&s).expect("transcribes");
         assert_eq!(t.text, "", "{name}: {:?}", t.windows);
         assert_eq!(t.windows.len(), 1);
+        assert!(!t.unreliable(), "{name}: silence is dropped, not doubted");
     }
     assert!(m.transcribe(&[]).expect("transcribes").windows.is_empty());
     let file = "tests/data/external/speech/pocketsphinx/sense_and_sensibility_01_austen_64kb-0870.wav";
@@ -164,6 +166,17 @@ fn silence_noise_and_music_give_no_text_and_damaged_speech_still_transcribes() {
     // Clipped 30× over full scale, and 50 dB down: still the sentence.
     assert!(wer(&speech.iter().map(|s| (s * 30.0).clamp(-1.0, 1.0)).collect::<Vec<_>>()) <= 0.15);
     assert!(wer(&speech.iter().map(|s| s * 0.003).collect::<Vec<_>>()) <= 0.15);
+    // Speech played backwards under hiss at 0 dB SNR (speech-like, no language Whisper knows):
+    // what it makes of it comes with low confidence and is doubted; the same hiss over the
+    // speech itself still gives a confident sentence.
+    let rms = (speech.iter().map(|v| v * v).sum::<f32>() / speech.len() as f32).sqrt();
+    let hiss: Vec<f32> = noise(speech.len()).iter().map(|n| n * rms * 12f32.sqrt()).collect();
+    let babble: Vec<f32> = speech.iter().rev().zip(&hiss).map(|(s, n)| s + n).collect();
+    let t = m.transcribe(&babble).expect("transcribes");
+    assert!(t.unreliable() && !t.text.is_empty(), "{:?}", t.windows);
+    let noisy: Vec<f32> = speech.iter().zip(&hiss).map(|(s, n)| s + n).collect();
+    let t = m.transcribe(&noisy).expect("transcribes");
+    assert!(!t.unreliable() && t.text.split_whitespace().count() >= 10, "{:?}", t.windows);
     // A 0.2-s scrap: no panic, nothing made up.
     assert!(m.transcribe(&speech[16_000..19_200]).expect("transcribes").text.split_whitespace().count() <= 1);
     // 65 s: three windows, each starting where the last ended.

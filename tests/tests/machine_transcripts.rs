@@ -11,7 +11,7 @@ use corpus::cache::{self, CacheOptions, TextFrontEnds};
 use corpus::daic::Corpus;
 use features::FeatureError;
 use features::schema::{schema_hash, schema_hash_with};
-use features::text::{Speaker, TextEmbedding, Transcriber, TranscriptSource};
+use features::text::{MachineWords, Speaker, TextEmbedding, Transcriber, TranscriptSource};
 use protocol::ResultFlags;
 use runtime::Model;
 use runtime::onnx::{Bundle, Golden, OnnxModel};
@@ -36,9 +36,9 @@ impl Transcriber for LoudStretches {
     fn name(&self) -> &str {
         "loud-stretches"
     }
-    fn transcribe(&self, samples: &[f32]) -> Result<String, FeatureError> {
+    fn transcribe(&self, samples: &[f32]) -> Result<MachineWords, FeatureError> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        Ok(vec!["word"; Self::words(samples)].join(" "))
+        Ok(MachineWords::sure(vec!["word"; Self::words(samples)].join(" ")))
     }
 }
 

@@ -114,9 +114,11 @@ impl Transcription {
             .join(" ")
     }
 
-    /// Whether any window's text is a repetition loop.
+    /// Whether any window with speech is a repetition loop or has low confidence (tokens
+    /// averaging under −1 nats, where faster-whisper would decode again at a higher
+    /// temperature).
     pub fn unreliable(&self) -> bool {
-        self.windows.iter().any(|w| w.repetitive && !w.silent)
+        self.windows.iter().any(|w| !w.silent && (w.repetitive || w.avg_logprob < LOG_PROB_THRESHOLD))
     }
 }
 
@@ -290,15 +292,19 @@ impl features::text::Transcriber for Whisper {
         "whisper-tiny.en"
     }
 
-    /// The text of the windows that are neither silence nor a repetition loop.
-    fn transcribe(&self, samples: &[f32]) -> Result<String, features::FeatureError> {
+    /// The text of the windows that are neither silence nor a repetition loop, doubted when
+    /// [`Transcription::unreliable`].
+    fn transcribe(&self, samples: &[f32]) -> Result<features::text::MachineWords, features::FeatureError> {
         let t = Whisper::transcribe(self, samples)
             .map_err(|e| features::FeatureError::Encoder { name: "whisper-tiny.en".into(), source: e.into() })?;
         let loops = t.windows.iter().filter(|w| w.repetitive && !w.silent).count();
         if loops > 0 {
             tracing::warn!(windows = loops, "repetition loop in the transcription: its text left out");
         }
-        Ok(Transcription::joined(&t.windows, |w| !w.silent && !w.repetitive))
+        Ok(features::text::MachineWords {
+            text: Transcription::joined(&t.windows, |w| !w.silent && !w.repetitive),
+            unreliable: t.unreliable(),
+        })
     }
 }
 
