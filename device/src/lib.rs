@@ -347,7 +347,12 @@ pub fn load_transcriber(dir: Option<&Path>) -> Option<Box<dyn features::text::Tr
     let started = std::time::Instant::now();
     match runtime::whisper::Whisper::load(&dir) {
         Ok(w) => {
-            tracing::info!(seconds = started.elapsed().as_secs_f32(), dir = %dir.display(), "Whisper tiny.en loaded");
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f32(),
+                dir = %dir.display(),
+                encoder = w.backend(),
+                "Whisper tiny.en loaded"
+            );
             Some(Box::new(w))
         }
         Err(e) => {

@@ -206,7 +206,7 @@ impl Golden {
 
 /// One runnable plan and how it computes. Each plan is prepared on its own, so on a GPU the
 /// two plans of a model may end up with different backends or precisions.
-struct Plan {
+pub(crate) struct Plan {
     runnable: Box<dyn Runnable>,
     /// A run state kept from the last run: spawning one allocates every node's state again,
     /// a few percent of a run. Sound because [`onnx_recurrence`] makes every recurrent op start from
@@ -222,6 +222,25 @@ struct Plan {
 impl Plan {
     fn new(runnable: Box<dyn Runnable>, backend: &'static str, half: bool) -> Plan {
         Plan { runnable, spare: std::sync::Mutex::new(None), backend, half }
+    }
+
+    /// "cpu" or "cuda".
+    pub(crate) fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// Runs an f32 graph's plan on f32 inputs, giving f32 outputs whatever it computes in: an
+    /// f16 plan's inputs and outputs are cast at the boundary.
+    pub(crate) fn run_f32(&self, inputs: TVec<TValue>) -> TractResult<TVec<TValue>> {
+        if !self.half {
+            return self.run(inputs);
+        }
+        let cast = |t: TValue, from: DatumType, to: DatumType| -> TractResult<TValue> {
+            Ok(if t.datum_type() == from { t.cast_to_dt(to)?.into_owned().into() } else { t })
+        };
+        let inputs =
+            inputs.into_iter().map(|t| cast(t, f32::datum_type(), f16::datum_type())).collect::<TractResult<_>>()?;
+        self.run(inputs)?.into_iter().map(|t| cast(t, f16::datum_type(), f32::datum_type())).collect()
     }
 
     /// Runs on the spare state (or a fresh one when it is in use or a run failed on it).
@@ -494,7 +513,7 @@ fn onnx_recurrence(mut model: TypedModel) -> TypedModel {
 /// The plan for a decluttered model: with the `cuda` feature and a CUDA driver, the CUDA
 /// runtime's, in f16 (f32 if the f16 translation fails to prepare); otherwise the CPU's, in f32
 /// unless `Precision::F16` asks for f16.
-fn prepare(typed: TypedModel, precision: Precision) -> Result<Plan, ModelError> {
+pub(crate) fn prepare(typed: TypedModel, precision: Precision) -> Result<Plan, ModelError> {
     #[cfg(feature = "cuda")]
     {
         // Linking tract-cuda registers its runtime.
@@ -516,7 +535,11 @@ fn prepare(typed: TypedModel, precision: Precision) -> Result<Plan, ModelError> 
             Err(e) => tracing::warn!("CUDA unavailable, using the CPU: {e:#}"),
         }
     }
-    let half = precision == Precision::F16;
+    prepare_cpu(typed, precision == Precision::F16)
+}
+
+/// The CPU's plan for a decluttered model, in f16 when `half`.
+pub(crate) fn prepare_cpu(typed: TypedModel, half: bool) -> Result<Plan, ModelError> {
     let typed = if half { to_half(typed)? } else { typed };
     let plan = typed
         .into_optimized()

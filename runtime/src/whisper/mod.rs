@@ -122,12 +122,10 @@ impl Transcription {
     }
 }
 
-type Plan = Arc<TypedSimplePlan>;
-
 /// Whisper, loaded and optimised once.
 pub struct Whisper {
-    encoder: Plan,
-    decoder: Plan,
+    encoder: crate::onnx::Plan,
+    decoder: crate::onnx::Plan,
     tokenizer: Tokenizer,
     mel: LogMel,
     dims: Dims,
@@ -143,8 +141,9 @@ impl std::fmt::Debug for Whisper {
     }
 }
 
-fn optimise(proto: &tract_onnx::pb::ModelProto) -> TractResult<Plan> {
-    tract_onnx::onnx().model_for_proto_model(proto)?.into_optimized()?.into_runnable()
+/// The graph, typed and decluttered for [`crate::onnx::prepare`].
+fn typed(proto: &tract_onnx::pb::ModelProto) -> TractResult<TypedModel> {
+    tract_onnx::onnx().model_for_proto_model(proto)?.into_typed()?.into_decluttered()
 }
 
 impl Whisper {
@@ -174,11 +173,15 @@ impl Whisper {
         }
         let model_bin = path("model.bin");
         let encoder = graph::encoder(&m, dims).map_err(|e| bad(&model_bin, e))?;
-        let encoder = optimise(&encoder).map_err(|e| bad(&model_bin, e))?;
         let decoder = graph::decoder(&m, dims).map_err(|e| bad(&model_bin, e))?;
         drop(m);
         drop(bytes);
-        let decoder = optimise(&decoder).map_err(|e| bad(&model_bin, e))?;
+        // The encoder is nearly all of the work, in a few large products: on a GPU (`cuda`) it
+        // runs there in f16. The decoder's steps are small and sequential: the CPU's, in f32.
+        let encoder = typed(&encoder).map_err(|e| bad(&model_bin, e))?;
+        let encoder = crate::onnx::prepare(encoder, crate::onnx::Precision::Auto)?;
+        let decoder = typed(&decoder).map_err(|e| bad(&model_bin, e))?;
+        let decoder = crate::onnx::prepare_cpu(decoder, false)?;
         Ok(Whisper {
             encoder,
             decoder,
@@ -190,6 +193,11 @@ impl Whisper {
             suppress_begin: config.suppress_ids_begin,
             dir: dir.to_owned(),
         })
+    }
+
+    /// Where the encoder runs: "cpu", or "cuda" (in f16).
+    pub fn backend(&self) -> &'static str {
+        self.encoder.backend()
     }
 
     /// The model's sizes.
@@ -224,7 +232,7 @@ impl Whisper {
     /// starts `start_s` into the audio.
     pub fn decode_window(&self, window: &[f32], start_s: f32) -> Result<Window, ModelError> {
         let input = Tensor::from_shape(&[1, N_MELS, WINDOW_FRAMES], window).map_err(|e| self.tract(e))?;
-        let mut cross = self.encoder.run(tvec!(input.into())).map_err(|e| self.tract(e))?;
+        let mut cross = self.encoder.run_f32(tvec!(input.into())).map_err(|e| self.tract(e))?;
         let cross_v = cross.pop().ok_or_else(|| self.tract("the encoder gave no output"))?;
         let cross_k = cross.pop().ok_or_else(|| self.tract("the encoder gave no output"))?;
         let Dims { decoder_layers: l, heads: h, .. } = self.dims;
@@ -235,7 +243,7 @@ impl Whisper {
             let t = Tensor::from_shape(&[1, 1], &[i64::from(token)]).map_err(|e| self.tract(e))?;
             let mut out = self
                 .decoder
-                .run(tvec!(t.into(), past_k.clone(), past_v.clone(), cross_k.clone(), cross_v.clone()))
+                .run_f32(tvec!(t.into(), past_k.clone(), past_v.clone(), cross_k.clone(), cross_v.clone()))
                 .map_err(|e| self.tract(e))?;
             past_v = out.pop().ok_or_else(|| self.tract("the decoder gave no cache"))?;
             past_k = out.pop().ok_or_else(|| self.tract("the decoder gave no cache"))?;
