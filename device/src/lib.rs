@@ -356,13 +356,10 @@ pub fn load_transcriber(dir: Option<&Path>) -> Option<Box<dyn features::text::Tr
             Some(Box::new(w))
         }
         Err(e) => {
-            let cause = std::iter::successors(std::error::Error::source(&e), |e| e.source())
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(": ");
             tracing::error!(
-                "{e}: {cause}; running without transcription (text absent unless a transcript is pushed; \
-                 install the model with scripts/install_whisper.sh)"
+                "{}; running without transcription (text absent unless a transcript is pushed; \
+                 install the model with scripts/install_whisper.sh)",
+                runtime::chain(&e)
             );
             None
         }

@@ -334,9 +334,13 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
         && inp
             .transcript
             .is_some_and(|t| t.iter().any(|u| u.speaker == Speaker::Participant && !u.text.trim().is_empty()));
-    let machine = match (inp.transcriber, inp.audio, inp.answer_audio) {
-        (Some(asr), Some(clip), _) if !has_words => machine_transcript(asr, Speech::Clip(clip), &segments),
-        (Some(asr), None, Some(kept)) if !has_words => machine_transcript(asr, Speech::Answers(kept), &segments),
+    let speech = || match (inp.audio, inp.answer_audio) {
+        (Some(clip), _) => Speech::of_clip(clip),
+        (None, Some(kept)) => Some(Speech::Answers(kept)),
+        (None, None) => None,
+    };
+    let machine = match inp.transcriber {
+        Some(asr) if !has_words => speech().and_then(|speech| machine_transcript(asr, &speech, &segments)),
         _ => None,
     };
     let machine = machine.map(|(turns, doubtful)| {
@@ -363,41 +367,46 @@ pub fn extract_session(inp: &SessionInputs<'_>) -> SessionFeatures {
 
 /// Where the transcriber's samples come from.
 enum Speech<'a> {
-    /// The whole recording.
-    Clip(&'a AudioClip),
+    /// The whole recording, at the front-end rate.
+    Clip(std::borrow::Cow<'a, AudioClip>),
     /// The answer windows only (live capture).
     Answers(&'a audio::AnswerAudio),
 }
 
+impl<'a> Speech<'a> {
+    /// `clip` at the front-end rate; `None` (logged) when it cannot be brought there.
+    fn of_clip(clip: &'a AudioClip) -> Option<Speech<'a>> {
+        if clip.rate == audio::SAMPLE_RATE {
+            return Some(Speech::Clip(std::borrow::Cow::Borrowed(clip)));
+        }
+        clip.to_frontend_rate()
+            .inspect_err(|e| tracing::warn!("no machine transcript: {e}"))
+            .ok()
+            .map(|c| Speech::Clip(std::borrow::Cow::Owned(c)))
+    }
+
+    /// The samples of `segment`; `None` where they were not kept.
+    fn span(&self, segment: &Segment) -> Option<&[f32]> {
+        match self {
+            Speech::Clip(c) => Some(c.span(segment.start_ms, segment.end_ms)),
+            Speech::Answers(kept) => kept.span(segment.start_ms, segment.end_ms),
+        }
+    }
+}
+
 /// The participant's words in each segment of `speech`, transcribed on the device: one
 /// utterance per segment that has words, and whether the recogniser doubted any. `None` when
-/// the clip cannot be brought to the front-end rate or every segment fails (logged); a segment
-/// that fails alone, or has no kept samples, is left out.
+/// every segment fails (logged); a segment that fails alone, or has no kept samples, is left
+/// out.
 fn machine_transcript(
     asr: &dyn text::Transcriber,
-    speech: Speech<'_>,
+    speech: &Speech<'_>,
     segments: &[Segment],
 ) -> Option<(Vec<Utterance>, bool)> {
-    let clip = match speech {
-        Speech::Clip(clip) if clip.rate == audio::SAMPLE_RATE => Some(std::borrow::Cow::Borrowed(clip)),
-        Speech::Clip(clip) => match clip.to_frontend_rate() {
-            Ok(c) => Some(std::borrow::Cow::Owned(c)),
-            Err(e) => {
-                tracing::warn!("no machine transcript: {e}");
-                return None;
-            }
-        },
-        Speech::Answers(_) => None,
-    };
-    let span = |s: &Segment| match (&clip, &speech) {
-        (Some(c), _) => Some(c.span(s.start_ms, s.end_ms)),
-        (None, Speech::Answers(kept)) => kept.span(s.start_ms, s.end_ms),
-        (None, Speech::Clip(_)) => None,
-    };
     let started = std::time::Instant::now();
     let (mut out, mut failed, mut doubtful) = (Vec::new(), 0, 0);
     for s in segments {
-        let Some(samples) = span(s) else {
+        let Some(samples) = speech.span(s) else {
             tracing::warn!(start_ms = s.start_ms, "segment not transcribed: its samples were not kept");
             failed += 1;
             continue;

@@ -114,13 +114,6 @@ pub struct TextSetup {
     pub transcripts: TranscriptSource,
 }
 
-impl TextSetup {
-    /// The embedding over pushed transcripts.
-    pub fn pushed(embedding: TextEmbedding) -> TextSetup {
-        TextSetup { embedding, transcripts: TranscriptSource::Pushed }
-    }
-}
-
 impl std::fmt::Display for TextSetup {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} embedding over {} transcripts", self.embedding, self.transcripts)

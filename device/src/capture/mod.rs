@@ -157,7 +157,7 @@ impl AnswerKeeper {
         let room = MAX_ANSWER_SAMPLES.saturating_sub(self.kept.samples());
         if room < chunk.len() && room > 0 {
             tracing::warn!(
-                max_s = MAX_ANSWER_SAMPLES / 16_000,
+                max_s = MAX_ANSWER_SAMPLES / features::audio::SAMPLE_RATE as usize,
                 "answer samples full: later answers are not transcribed"
             );
         }
@@ -204,9 +204,13 @@ impl AudioSink {
     /// The answer windows' samples kept so far (none unless [`keeping_answers`](Self::keeping_answers)
     /// at 16 kHz).
     pub fn take_answers(&mut self) -> Option<AnswerAudio> {
-        (self.rate == features::audio::SAMPLE_RATE && !self.keep_samples)
-            .then(|| self.answers.take().map(|a| a.kept))
-            .flatten()
+        self.analyses().then(|| self.answers.take().map(|a| a.kept)).flatten()
+    }
+
+    /// Whether the samples go to the audio front-end as they arrive (16 kHz, not kept whole)
+    /// rather than being kept.
+    fn analyses(&self) -> bool {
+        !self.keep_samples && self.rate == features::audio::SAMPLE_RATE
     }
 
     /// A sink that keeps every sample (a microphone check: `mimml-device mic`).
@@ -239,7 +243,7 @@ impl AudioSink {
             tracing::error!(path = %path.display(), "research media: recording no longer kept: {e}");
             self.wav = None;
         }
-        if self.keep_samples || self.rate != features::audio::SAMPLE_RATE {
+        if !self.analyses() {
             self.samples.extend_from_slice(chunk);
         } else {
             self.analyser.get_or_insert_with(Analyser::default).push(chunk);
