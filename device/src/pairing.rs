@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Verifier, VerifyingKey};
-use protocol::{AUTH_CONTEXT, Auth, PAIR_CONTEXT, PairChallenge, PairConfirm, PairMethod, PublicKey};
+use protocol::signed::{auth_message, pair_message};
+use protocol::{Auth, PairChallenge, PairConfirm, PairMethod, PublicKey, ShortStr};
 use serde::{Deserialize, Serialize};
 
 /// How long a pairing code is valid.
@@ -91,16 +92,6 @@ pub struct Pairings {
     pending: Option<Pending>,
     failures: u32,
     locked_until: Option<Instant>,
-}
-
-/// What an [`Auth`] signs.
-pub fn auth_message(device_id: &str, challenge: &[u8; 32], host_key: &PublicKey) -> Vec<u8> {
-    [AUTH_CONTEXT, device_id.as_bytes(), &[0], challenge, host_key].concat()
-}
-
-/// What a [`PairConfirm`] signs.
-pub fn pair_message(device_id: &str, challenge: &[u8; 32], code: u32, host_key: &PublicKey) -> Vec<u8> {
-    [PAIR_CONTEXT, device_id.as_bytes(), &[0], challenge, &code.to_le_bytes(), host_key].concat()
 }
 
 fn verify(key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
@@ -198,8 +189,10 @@ impl Pairings {
 
     /// Checks an [`Auth`] against this connection's challenge.
     pub fn authorize(&self, device_id: &str, challenge: &[u8; 32], a: &Auth) -> Result<(), PairingError> {
+        // An id too long for the wire was never sent to a host, so no host signed over it.
+        let Ok(id) = ShortStr::try_from(device_id) else { return Err(PairingError::Unauthorized) };
         if self.find(&a.host_key).is_some()
-            && verify(&a.host_key, &auth_message(device_id, challenge, &a.host_key), &a.signature)
+            && verify(&a.host_key, &auth_message(&id, challenge, &a.host_key), &a.signature)
         {
             Ok(())
         } else {
@@ -253,7 +246,8 @@ impl Pairings {
             self.end_pending();
             return Err(PairingError::Refused("the code expired: begin again"));
         }
-        if !verify(&p.key, &pair_message(device_id, challenge, c.code, &p.key), &c.signature) {
+        let signed = ShortStr::try_from(device_id).map(|id| pair_message(&id, challenge, c.code, &p.key));
+        if !signed.is_ok_and(|m| verify(&p.key, &m, &c.signature)) {
             return Err(PairingError::Refused("the host's signature does not verify"));
         }
         if c.code != p.code && !button_held {

@@ -170,7 +170,7 @@ impl<P: Read + Write> DeviceClient<P> {
         let Some(key) = self.key.clone() else { return Ok(info) };
         use ed25519_dalek::Signer;
         let host_key = key.verifying_key().to_bytes();
-        let msg = device::pairing::auth_message(&info.device_id, &info.challenge, &host_key);
+        let msg = protocol::signed::auth_message(&info.device_id, &info.challenge, &host_key);
         let auth =
             Auth { host_key, signature: heapless::Vec::from_slice(&key.sign(&msg).to_bytes()).unwrap_or_default() };
         match self.call::<endpoints::Auth>(auth) {
@@ -201,7 +201,7 @@ impl<P: Read + Write> DeviceClient<P> {
         let host_key = key.verifying_key().to_bytes();
         let challenge = self.call::<endpoints::PairBegin>(PairBegin { host_key, name: truncated(name) })?;
         let code = code(&challenge)?;
-        let msg = device::pairing::pair_message(&info.device_id, &info.challenge, code, &host_key);
+        let msg = protocol::signed::pair_message(&info.device_id, &info.challenge, code, &host_key);
         let signature = heapless::Vec::from_slice(&key.sign(&msg).to_bytes()).unwrap_or_default();
         Ok(self.call::<endpoints::PairConfirm>(PairConfirm { code, signature })?.hosts)
     }

@@ -8,6 +8,7 @@
 //! * [`flash::flash`]: resumable upload of a signed model bundle.
 //! * [`report`]: summaries and the report formats (table, CSV, JSON, FHIR R4, printable HTML);
 //!   [`models::Catalogue`]: what each model was trained on.
+//! * [`terminal`]: stdout lines that end quietly on a closed pipe ([`out!`]), progress bars.
 //!
 //! Invariant: the host never receives raw audio or video — the protocol has no message for it.
 
@@ -19,3 +20,4 @@ pub mod models;
 pub mod report;
 pub mod session;
 pub mod sync;
+pub mod terminal;

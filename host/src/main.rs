@@ -1,47 +1,16 @@
 //! `mimml`: the host side of the MIMML screening system.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use host::client::DeviceClient;
 use host::db::{Filter, ResultsDb, Target};
 use host::models::Catalogue;
-use host::{forward, report, session, sync};
+use host::terminal::{run_with_progress, sync_with_progress};
+use host::{forward, out, out_raw, report, session};
 use indicatif::{ProgressBar, ProgressStyle};
-use link::SerialPort;
 use protocol::{DeviceInfo, Modalities};
-
-/// A line to stdout. A closed pipe (`mimml results --json | grep -q …`, `| head`) ends the
-/// program quietly with success, as Unix filters do, instead of panicking in `println!`.
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let written = writeln!(std::io::stdout().lock(), $($arg)*);
-        stdout_written(written);
-    }};
-}
-
-/// [`out!`] without the newline.
-macro_rules! out_raw {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let written = write!(std::io::stdout().lock(), $($arg)*);
-        stdout_written(written);
-    }};
-}
-
-fn stdout_written(written: std::io::Result<()>) {
-    match written {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
-        Err(e) => {
-            eprintln!("mimml: cannot write to stdout: {e}");
-            std::process::exit(1)
-        }
-    }
-}
 
 /// Host tool for MIMML depression-screening devices.
 ///
@@ -205,22 +174,6 @@ enum Cmd {
         /// Write here instead of stdout.
         #[arg(long, short)]
         out: Option<PathBuf>,
-    },
-    /// A whole screening session on a simulated device with the bundled sample: starts the
-    /// device on a pseudo-terminal pair, pushes the transcript, runs the session, syncs the
-    /// result into a database and prints a summary.
-    Demo {
-        /// Sample session folder (audio.wav, frames/, transcript.tsv). Default:
-        /// `sample/session-001` of the assets folder ($MIMML_ASSETS, `assets/` beside the
-        /// binary, `../share/mimml/assets`, or the source tree).
-        #[arg(long)]
-        session: Option<PathBuf>,
-        /// Keep the device's data here (default: a temporary folder).
-        #[arg(long)]
-        device_data: Option<PathBuf>,
-        /// Results database, an SQLite file or postgres://… (default: in a temporary folder).
-        #[arg(long)]
-        db: Option<Target>,
     },
 }
 
@@ -653,7 +606,7 @@ fn main() -> anyhow::Result<()> {
                 );
             }
             for c in &r.conflicts {
-                eprintln!("CONFLICT {}", report::one_line(&c.device_id, &c.record));
+                eprintln!("CONFLICT {}", c.summary());
             }
             anyhow::ensure!(
                 r.conflicts.is_empty(),
@@ -698,7 +651,7 @@ fn main() -> anyhow::Result<()> {
                 out!("forwarded {} new result(s) from {from} to {to}", done.inserted());
             }
             for c in &done.conflicts {
-                eprintln!("CONFLICT {}", report::one_line(&c.device_id, &c.record));
+                eprintln!("CONFLICT {}", c.summary());
             }
             if done.source_conflicts > 0 {
                 eprintln!(
@@ -722,7 +675,7 @@ fn main() -> anyhow::Result<()> {
                 out!("no conflicts");
             }
             for c in kept.iter().filter(|c| device.as_deref().is_none_or(|d| d == c.device_id)) {
-                out!("{} (stored record's hash {})", report::one_line(&c.device_id, &c.record), c.stored_hash);
+                out!("{} (stored record's hash {})", c.summary(), c.stored_hash);
             }
             Ok(())
         }
@@ -765,10 +718,6 @@ fn main() -> anyhow::Result<()> {
                 None => out_raw!("{text}"),
             }
             Ok(())
-        }
-        Cmd::Demo { session, device_data, db } => {
-            let session = session.unwrap_or_else(|| features::assets::dir().join("sample/session-001"));
-            demo(&session, device_data, db, &models)
         }
     }
 }
@@ -868,53 +817,6 @@ fn print_info(i: &DeviceInfo) {
     }
 }
 
-fn run_with_progress<P: std::io::Read + std::io::Write>(
-    client: &mut DeviceClient<P>,
-    utterances: &[features::text::Utterance],
-    label: &str,
-    modalities: Modalities,
-) -> anyhow::Result<session::SessionOutcome> {
-    let bar = ProgressBar::new(utterances.len() as u64).with_style(
-        ProgressStyle::with_template("  {msg:<22} [{bar:30}] {pos}/{len} utterances")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message("pushing transcript");
-    let mut spinner = None;
-    let outcome = session::run_session(client, utterances, label, modalities, |done, total| {
-        bar.set_position(done as u64);
-        if done == total {
-            bar.finish_and_clear();
-            let s = ProgressBar::new_spinner().with_message("device computing features and result…");
-            s.enable_steady_tick(Duration::from_millis(100));
-            spinner = Some(s);
-        }
-    });
-    if let Some(s) = spinner {
-        s.finish_and_clear();
-    }
-    bar.finish_and_clear();
-    Ok(outcome?)
-}
-
-fn sync_with_progress<P: std::io::Read + std::io::Write>(
-    client: &mut DeviceClient<P>,
-    db: &mut ResultsDb,
-    device_id: &str,
-) -> anyhow::Result<sync::SyncReport> {
-    let bar = ProgressBar::new(0).with_style(
-        ProgressStyle::with_template("  syncing results [{bar:30}] #{pos}/{len}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    let r = sync::sync(client, db, device_id, |cursor, last| {
-        bar.set_length(last);
-        bar.set_position(cursor);
-    });
-    bar.finish_and_clear();
-    Ok(r?)
-}
-
 /// `--since`: a day in the host's zone, or an RFC 3339 instant; Unix ms.
 fn parse_since(s: &str) -> Result<u64, String> {
     let ts = if let Ok(t) = s.parse::<jiff::Timestamp>() {
@@ -925,82 +827,4 @@ fn parse_since(s: &str) -> Result<u64, String> {
         day.to_zoned(jiff::tz::TimeZone::system()).map_err(|e| e.to_string())?.timestamp()
     };
     u64::try_from(ts.as_millisecond()).map_err(|_| format!("{s:?} is before 1970"))
-}
-
-fn demo(
-    session_dir: &Path,
-    device_data: Option<PathBuf>,
-    db: Option<Target>,
-    models: &Catalogue,
-) -> anyhow::Result<()> {
-    let total = Instant::now();
-    let transcript_path = session_dir.join("transcript.tsv");
-    let utterances = features::text::read_transcript(&transcript_path)?;
-    let tmp = tempfile::tempdir()?;
-    let device_data = device_data.unwrap_or_else(|| tmp.path().join("device"));
-    let keep_db = db.is_some();
-    let db_target = db.unwrap_or_else(|| Target::Sqlite(tmp.path().join("results.db")));
-
-    out!("MIMML demo: one screening session on a simulated device");
-    out!("  sample          {}", session_dir.display());
-    let (host_end, device_end) = link::pty_pair()?;
-    out!("  link            pseudo-terminal pair (device on {})", device_end.name().unwrap_or_default());
-
-    let device = device::DeviceThread::simulated(&device_data, session_dir, device_end)?;
-
-    // The client (the pty's host end) lives until the device thread has stopped: closing it
-    // first would look like a hang-up to the device.
-    let mut client = DeviceClient::new(host_end).with_key(device.host_key());
-    let result = (|| -> anyhow::Result<()> {
-        let t = Instant::now();
-        let info = client.hello()?;
-        let hello_ms = t.elapsed().as_secs_f64() * 1000.0;
-        out!("  device          {} on board {}, model {}", info.device_id, info.board, info.active_model_version);
-        out!();
-        let outcome = run_with_progress(&mut client, &utterances, "demo", Modalities::ALL)?;
-        let t = Instant::now();
-        let mut db = ResultsDb::open(&db_target)?;
-        let r = sync_with_progress(&mut client, &mut db, info.device_id.as_str())?;
-        let sync_ms = t.elapsed().as_secs_f64() * 1000.0;
-        let stored = db
-            .results(&Filter::device(info.device_id.as_str()))?
-            .into_iter()
-            .find(|s| s.record.seq == outcome.record.seq)
-            .context("the result did not reach the database")?;
-        anyhow::ensure!(stored.record == outcome.record, "database copy differs from the device's result");
-
-        let model = models.provenance(&stored.record.model_version);
-        out!("{}", report::describe(info.device_id.as_str(), &stored.record, &model));
-        out!("  timings");
-        out!("    hello             {hello_ms:>8.1} ms");
-        out!(
-            "    transcript push   {:>8.1} ms ({} utterances)",
-            outcome.push.as_secs_f64() * 1000.0,
-            outcome.utterances
-        );
-        out!("    stop → result     {:>8.1} ms (features + model + durable log)", outcome.stop.as_secs_f64() * 1000.0);
-        out!("    sync → database   {sync_ms:>8.1} ms ({} new result(s), cursor #{})", r.inserted, r.cursor);
-        out!("    total             {:>8.1} ms", total.elapsed().as_secs_f64() * 1000.0);
-        let s = client.stats();
-        out!(
-            "  link              {} frames / {} bytes sent, {} frames / {} bytes received, {} bad frames",
-            s.frames_sent,
-            s.bytes_sent,
-            s.frames_received,
-            s.bytes_received,
-            s.bad_frames
-        );
-        if keep_db {
-            out!("  stored in         {db_target} (see `mimml results --db {db_target}`)");
-        } else {
-            out!("  stored in         a temporary database, removed on exit (keep it with --db FILE)");
-        }
-        Ok(())
-    })();
-
-    let served = device.stop();
-    drop(client);
-    result?;
-    served?;
-    Ok(())
 }

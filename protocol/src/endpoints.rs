@@ -5,21 +5,29 @@
 //! and gets a [`SessionStatus`] back, or the response it got instead; nothing matches variant
 //! names by hand. [`Response::Error`] may answer any request.
 //!
-//! | endpoint           | request                        | response                         |
-//! |--------------------|--------------------------------|----------------------------------|
-//! | [`Hello`]          | [`Request::Hello`]             | [`Response::DeviceInfo`]         |
-//! | [`Ping`]           | [`Request::Ping`]              | [`Response::Pong`]               |
-//! | [`SessionStart`]   | [`Request::SessionStart`]      | [`Response::Session`]            |
-//! | [`Transcript`]     | [`Request::TranscriptChunk`]   | [`Response::TranscriptAccepted`] |
-//! | [`SessionStop`]    | [`Request::SessionStop`]       | [`Response::Session`]            |
-//! | [`SessionStatus`]  | [`Request::SessionStatus`]     | [`Response::Session`]            |
-//! | [`Sync`]           | [`Request::Sync`]              | [`Response::Records`]            |
-//! | [`SyncAck`]        | [`Request::SyncAck`]           | [`Response::Acked`]              |
-//! | [`UploadBegin`] … [`UploadRollback`] | the six `Upload*` requests | [`Response::Upload`]  |
-//! | [`Auth`]           | [`Request::Auth`]              | [`Response::DeviceInfo`]         |
-//! | [`PairBegin`]      | [`Request::PairBegin`]         | [`Response::Pairing`]            |
-//! | [`PairConfirm`]    | [`Request::PairConfirm`]       | [`Response::Paired`]             |
-//! | [`Unpair`]         | [`Request::Unpair`]            | [`Response::Paired`]             |
+//! | endpoint           | request                      | response                         |
+//! |--------------------|------------------------------|----------------------------------|
+//! | [`Hello`]          | [`Request::Hello`]           | [`Response::DeviceInfo`]         |
+//! | [`Ping`]           | [`Request::Ping`]            | [`Response::Pong`]               |
+//! | [`SessionStart`]   | [`Request::SessionStart`]    | [`Response::Session`]            |
+//! | [`Transcript`]     | [`Request::TranscriptChunk`] | [`Response::TranscriptAccepted`] |
+//! | [`SessionStop`]    | [`Request::SessionStop`]     | [`Response::Session`]            |
+//! | [`SessionStatus`]  | [`Request::SessionStatus`]   | [`Response::Session`]            |
+//! | [`SessionAbort`]   | [`Request::SessionAbort`]    | [`Response::Session`]            |
+//! | [`Sync`]           | [`Request::Sync`]            | [`Response::Records`]            |
+//! | [`SyncAck`]        | [`Request::SyncAck`]         | [`Response::Acked`]              |
+//! | [`UploadBegin`]    | [`Request::UploadBegin`]     | [`Response::Upload`]             |
+//! | [`UploadChunk`]    | [`Request::UploadChunk`]     | [`Response::Upload`]             |
+//! | [`UploadStatus`]   | [`Request::UploadStatus`]    | [`Response::Upload`]             |
+//! | [`UploadCommit`]   | [`Request::UploadCommit`]    | [`Response::Upload`]             |
+//! | [`UploadConfirm`]  | [`Request::UploadConfirm`]   | [`Response::Upload`]             |
+//! | [`UploadRollback`] | [`Request::UploadRollback`]  | [`Response::Upload`]             |
+//! | [`Auth`]           | [`Request::Auth`]            | [`Response::DeviceInfo`]         |
+//! | [`PairBegin`]      | [`Request::PairBegin`]       | [`Response::Pairing`]            |
+//! | [`PairConfirm`]    | [`Request::PairConfirm`]     | [`Response::Paired`]             |
+//! | [`Unpair`]         | [`Request::Unpair`]          | [`Response::Paired`]             |
+//!
+//! (A test holds this table to the `endpoint!` declarations below: one row each, in order.)
 
 use crate::messages::{self as m, Request, Response};
 
@@ -108,6 +116,10 @@ endpoint!(
     SessionStatus, "session status", SessionStatus(m::SessionId) => Session(m::SessionStatus)
 );
 endpoint!(
+    /// Ends a session without a result (any host; a session whose host has gone).
+    SessionAbort, "session abort", SessionAbort(m::SessionId) => Session(m::SessionStatus)
+);
+endpoint!(
     /// Result records after the host's cursor.
     Sync, "sync", Sync(m::SyncCursor) => Records(m::RecordBatch)
 );
@@ -136,10 +148,6 @@ endpoint!(
     UploadConfirm, "upload confirm", UploadConfirm => Upload(m::UploadStatus)
 );
 endpoint!(
-    /// Ends a session without a result (any host; a session whose host has gone).
-    SessionAbort, "session abort", SessionAbort(m::SessionId) => Session(m::SessionStatus)
-);
-endpoint!(
     /// Goes back to the previous model.
     UploadRollback, "upload rollback", UploadRollback => Upload(m::UploadStatus)
 );
@@ -159,3 +167,42 @@ endpoint!(
     /// Forgets this host's key.
     Unpair, "unpair", Unpair => Paired(m::Pairings)
 );
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// (endpoint, request variant, response variant) of each `endpoint!` declaration in this file.
+    fn declared() -> Vec<(String, String, String)> {
+        let src = include_str!("endpoints.rs");
+        let mut out = Vec::new();
+        for decl in src.split("\nendpoint!(").skip(1) {
+            let line = decl.lines().find(|l| l.contains("=>")).expect("an endpoint line");
+            let (lhs, rhs) = line.split_once("=>").expect("=>");
+            let fields: Vec<&str> = lhs.split(',').map(str::trim).collect();
+            let request = fields[2].split('(').next().expect("variant");
+            let response = rhs.trim().split('(').next().expect("variant");
+            out.push((fields[0].into(), request.into(), response.into()));
+        }
+        out
+    }
+
+    #[test]
+    fn the_doc_table_names_every_endpoint_with_its_messages() {
+        let table: Vec<(String, String, String)> = include_str!("endpoints.rs")
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! | [`"))
+            .map(|row| {
+                let cells: Vec<String> =
+                    row.split('|').map(|c| c.trim().trim_start_matches("[`").trim_end_matches("`]").into()).collect();
+                let strip = |c: &str, p: &str| String::from(c.strip_prefix(p).unwrap_or(c));
+                (cells[0].clone(), strip(&cells[1], "Request::"), strip(&cells[2], "Response::"))
+            })
+            .collect();
+        let declared = declared();
+        assert_eq!(declared.len(), 19, "endpoints declared: {declared:?}");
+        assert_eq!(table, declared);
+    }
+}

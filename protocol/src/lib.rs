@@ -9,6 +9,8 @@
 //!   [`Response`].
 //! * [`endpoints`]: the contract — which response answers which request, one type per
 //!   endpoint implementing [`Endpoint`], so a client is typed without matching variants by hand.
+//! * [`signed`]: the byte layouts a host signs to prove its key ([`Auth`], [`PairConfirm`]),
+//!   built by the host and rebuilt by the device from the same functions.
 //! * [`frame`]: the wire format. A frame is `0x00 ‖ COBS(postcard(message) ‖ CRC-32) ‖ 0x00`.
 //!   The leading delimiter flushes whatever garbage preceded the frame, so a receiver
 //!   resynchronises at the very next frame after line noise or a truncated frame.
@@ -27,6 +29,7 @@
 pub mod endpoints;
 pub mod frame;
 pub mod messages;
+pub mod signed;
 
 pub use endpoints::Endpoint;
 pub use frame::{FrameDecoder, FrameError, encode_frame};

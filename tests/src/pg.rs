@@ -35,7 +35,7 @@ pub fn server() -> &'static Server {
             Command::new(script()).arg("start").stderr(Stdio::inherit()).output().expect("run pg_test_cluster.sh");
         assert!(
             out.status.success(),
-            "no PostgreSQL server for the fleet tests: install Debian's postgresql (.ci/run does) or set \
+            "no PostgreSQL server for the fleet tests: install Debian's postgresql (scripts/install_system_packages.sh; the README's test command runs it) or set \
              MIMML_TEST_POSTGRES and MIMML_TEST_PGDATA"
         );
         let text = String::from_utf8_lossy(&out.stdout);

@@ -13,7 +13,7 @@
 //! keeps dlib's f32 values, [`LeafPrecision::Int8`] keeps each leaf as i8 with a scale of its
 //! own (16 MB; quantised while reading, so the f32 form never exists in memory). The compact
 //! form is what a device runs: its landmarks differ from dlib's by a small fraction of a pixel
-//! (`vision/tests/dlib.rs` measures it).
+//! (`vision/tests/it/dlib.rs` measures it).
 //!
 //! Hand-written: no Rust crate reads dlib's model files.
 

@@ -8,7 +8,7 @@
 //!   same run: the same chunk frames over the same kind of pty, each answered at once by a
 //!   device that stores nothing;
 //! * the time the flash takes at 115,200 baud, computed from its wire bytes (10 bits a byte);
-//! * the fault harness's figures (`a_flash_cut_...` in `device/tests/models.rs`, run by
+//! * the fault harness's figures (`a_flash_cut_...` in `device/tests/it/models.rs`, run by
 //!   `bench/run flash` before this binary): injected cuts, and bricked = 0 (the run fails
 //!   otherwise).
 

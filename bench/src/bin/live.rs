@@ -10,7 +10,7 @@
 //! kiosk's flags, and the result stored in the log.
 //!
 //! `bench/run live` pins the process to one core (`taskset -c 0`) and passes the landmark
-//! model's change against dlib (from `vision/tests/dlib.rs`). Figures: the share of that core
+//! model's change against dlib (from `vision/tests/it/dlib.rs`). Figures: the share of that core
 //! the session used while capturing (goal ≤ 0.25), frames processed per second (30 when the
 //! pipeline keeps up), the time from the last answer to the stored result (goal ≤ 3 s), the
 //! process's peak RSS (goal ≤ 64 MiB), and the peak RSS of loading the landmark model with

@@ -177,6 +177,23 @@ pub struct Conflict {
     pub detected_at_ms: u64,
 }
 
+impl Conflict {
+    /// One line naming the arriving record, as the conflicts table keeps it and `mimml`
+    /// prints it; the device's strings escaped (they may hold control characters).
+    pub fn summary(&self) -> String {
+        let r = &self.record;
+        format!(
+            "device {} #{} session {} \"{}\" P={:.3} model {}",
+            protocol::Escaped(&self.device_id),
+            r.seq,
+            r.session,
+            protocol::Escaped(&r.label),
+            r.p_depressed,
+            protocol::Escaped(&r.model_version)
+        )
+    }
+}
+
 /// What storing a batch did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Stored {
@@ -306,7 +323,7 @@ pub(crate) fn store_batch(tx: &mut impl StoreTx, device_id: &str, records: &[Res
             stored_hash,
             detected_at_ms: now as u64,
         };
-        tx.keep_conflict(&conflict, &frame, &crate::report::one_line(device_id, r))?;
+        tx.keep_conflict(&conflict, &frame, &conflict.summary())?;
         stored.conflicts.push(conflict);
     }
     if let Some(max) = records.iter().map(|r| r.seq).max() {

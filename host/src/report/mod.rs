@@ -203,19 +203,6 @@ pub fn info_json(i: &protocol::DeviceInfo) -> serde_json::Value {
     })
 }
 
-/// One line naming a result (for conflict listings).
-pub fn one_line(device_id: &str, r: &ResultRecord) -> String {
-    format!(
-        "device {} #{} session {} \"{}\" P={:.3} model {}",
-        Escaped(device_id),
-        r.seq,
-        r.session,
-        Escaped(&r.label),
-        r.p_depressed,
-        Escaped(&r.model_version)
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,7 +236,15 @@ mod tests {
         let shown = describe("dev\u{1b}[31m", &rec("a\nb\u{1b}[2Jc", ResultFlags::empty()), &synthetic());
         assert!(!shown.contains('\u{1b}'), "{shown}");
         assert_eq!(shown.lines().next().map(|l| l.contains("a\\u{a}b\\u{1b}[2Jc")), Some(true), "{shown}");
-        assert!(!one_line("d", &rec("x\ry", ResultFlags::empty())).contains('\r'));
+        let conflict = crate::db::Conflict {
+            device_id: "d".into(),
+            seq: 4,
+            record: rec("x\ry", ResultFlags::empty()),
+            content_hash: String::new(),
+            stored_hash: String::new(),
+            detected_at_ms: 0,
+        };
+        assert!(!conflict.summary().contains('\r'));
     }
 
     #[test]

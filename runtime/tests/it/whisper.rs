@@ -47,7 +47,7 @@ struct RefWindow {
 }
 
 fn reference() -> Reference {
-    serde_json::from_str(include_str!("whisper-reference.json")).expect("the recorded reference parses")
+    serde_json::from_str(include_str!("../whisper-reference.json")).expect("the recorded reference parses")
 }
 
 fn samples(file: &str) -> Vec<f32> {

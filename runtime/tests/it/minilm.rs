@@ -30,7 +30,7 @@ fn cos(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn tokens_and_embeddings_match_sentence_transformers() {
     let reference: Reference =
-        serde_json::from_str(include_str!("minilm-reference.json")).expect("the recorded reference parses");
+        serde_json::from_str(include_str!("../minilm-reference.json")).expect("the recorded reference parses");
     let weights = std::fs::read(minilm::default_dir().join("model.safetensors")).expect("model installed");
     let sha = sha2::Sha256::digest(&weights);
     let sha: String = sha.iter().map(|b| format!("{b:02x}")).collect();

@@ -143,7 +143,11 @@ fn the_clinicians_page_in_a_real_browser_one_printed_page_per_screening() {
     std::fs::write(&file, &doc).expect("write");
 
     let chrome = std::env::var_os("CHROME").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    assert!(chrome.exists(), "{} not found: install Debian's chromium (.ci/run does) or set CHROME", chrome.display());
+    assert!(
+        chrome.exists(),
+        "{} not found: install Debian's chromium (scripts/install_system_packages.sh; the README's test command runs it) or set CHROME",
+        chrome.display()
+    );
     let browser = Browser::new(LaunchOptions {
         path: Some(chrome),
         headless: true,

@@ -173,7 +173,7 @@ impl Driver {
     fn auth_for(&self, key: &ed25519_dalek::SigningKey, info: &DeviceInfo) -> Auth {
         use ed25519_dalek::Signer;
         let host_key = key.verifying_key().to_bytes();
-        let msg = device::pairing::auth_message(&info.device_id, &info.challenge, &host_key);
+        let msg = protocol::signed::auth_message(&info.device_id, &info.challenge, &host_key);
         Auth { host_key, signature: protocol::heapless::Vec::from_slice(&key.sign(&msg).to_bytes()).expect("64") }
     }
 
@@ -646,7 +646,7 @@ fn a_recorded_authorisation_does_not_authorise_a_later_connection() {
 fn pair_confirm(d: &Driver, key: &ed25519_dalek::SigningKey, info: &DeviceInfo, code: u32) -> Request {
     use ed25519_dalek::Signer;
     let host_key = key.verifying_key().to_bytes();
-    let msg = device::pairing::pair_message(&info.device_id, &info.challenge, code, &host_key);
+    let msg = protocol::signed::pair_message(&info.device_id, &info.challenge, code, &host_key);
     let _ = d;
     Request::PairConfirm(PairConfirm {
         code,

@@ -1,7 +1,7 @@
 //! Machine transcripts end to end: a feature cache whose words come from a transcriber over the
 //! participant's turns, MIMML trained on it under its own feature schema, exported, and a
 //! device that does not transcribe refusing it. The transcriber here is a stand-in that counts
-//! loud stretches (real Whisper on the device is in `device/tests/pipeline.rs`); what is tested
+//! loud stretches (real Whisper on the device is in `device/tests/it/pipeline.rs`); what is tested
 //! is where its words go.
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -72,6 +72,17 @@ fn info_session_sync_and_results_from_the_command_line() {
     assert!(ok && out.contains("synced 0 result(s)"), "{out}");
     let (ok, out, _) = mimml(&["results", "--db", db]);
     assert!(ok && out.matches("result #").count() == 1, "{out}");
+    // Every report format of the stored result says what it is and what the model learnt from.
+    for format in ["table", "csv", "json", "fhir", "html"] {
+        let (ok, out, err) = mimml(&["report", "--db", db, "--format", format]);
+        assert!(ok, "{format}: {err}");
+        assert!(out.contains("screening aid, not a diagnosis"), "{format}:\n{out}");
+        assert!(out.contains("synthetic interviews (no real patients)"), "{format}:\n{out}");
+    }
+    let (ok, out, _) = mimml(&["report", "--db", db, "--since", "2999-01-01", "--format", "csv"]);
+    assert!(ok && out.lines().count() == 1, "nothing since then: the header only\n{out}");
+    let (ok, _, err) = mimml(&["report", "--db", db, "--since", "yesterday"]);
+    assert!(!ok && err.contains("neither YYYY-MM-DD nor an RFC 3339 instant"), "{err}");
 
     // Machine-readable output.
     let json = |args: &[&str]| -> serde_json::Value {
@@ -160,14 +171,6 @@ fn version_names_the_program() {
     let out = Command::new(env!("CARGO_BIN_EXE_mimml")).args(["sync", "--help"]).output().expect("runs");
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(help.contains("Baud rate"), "{help}");
-    // Data files come from the assets folder the environment names, not from the build tree.
-    let out = Command::new(env!("CARGO_BIN_EXE_mimml"))
-        .arg("demo")
-        .env("MIMML_ASSETS", "/nonexistent/mimml-assets")
-        .output()
-        .expect("runs");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("/nonexistent/mimml-assets/sample/session-001"), "{err}");
 }
 
 #[test]
@@ -179,46 +182,6 @@ fn a_port_without_a_device_is_a_clear_error() {
     let port = keep.name().expect("path");
     let (ok, _, err) = mimml(&["info", "--port", &port]);
     assert!(!ok && err.contains("no MIMML device answered"), "{err}");
-}
-
-#[test]
-fn the_demo_runs_a_whole_session() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = dir.path().join("demo.db");
-    let (ok, out, err) = mimml(&["demo", "--db", db.to_str().expect("utf8")]);
-    assert!(ok, "{err}");
-    for needle in [
-        "P(depressed)",
-        "PHQ-8 estimate",
-        "audio ",
-        "video ",
-        "text ",
-        "transcript push",
-        "sync → database",
-        "0 bad frames",
-        "(screening aid, not a diagnosis)",
-        "trained on        synthetic interviews (no real patients)",
-        "this screen has no",
-    ] {
-        assert!(out.contains(needle), "missing {needle:?} in\n{out}");
-    }
-    // All three modalities (the landmark model is installed before the tests, as the README's
-    // first command installs it before the demo).
-    assert!(!out.contains("absent"), "a modality is absent:\n{out}");
-    let (ok, out, _) = mimml(&["results", "--db", db.to_str().expect("utf8")]);
-    assert!(ok && out.contains("result #1"), "{out}");
-    // Every report format of the stored result says what it is and what the model learnt from.
-    for format in ["table", "csv", "json", "fhir", "html"] {
-        let (ok, out, err) = mimml(&["report", "--db", db.to_str().expect("utf8"), "--format", format]);
-        assert!(ok, "{format}: {err}");
-        assert!(out.contains("screening aid, not a diagnosis"), "{format}:\n{out}");
-        assert!(out.contains("synthetic interviews (no real patients)"), "{format}:\n{out}");
-    }
-    let (ok, out, _) =
-        mimml(&["report", "--db", db.to_str().expect("utf8"), "--since", "2999-01-01", "--format", "csv"]);
-    assert!(ok && out.lines().count() == 1, "nothing since then: the header only\n{out}");
-    let (ok, _, err) = mimml(&["report", "--db", db.to_str().expect("utf8"), "--since", "yesterday"]);
-    assert!(!ok && err.contains("neither YYYY-MM-DD nor an RFC 3339 instant"), "{err}");
 }
 
 #[test]

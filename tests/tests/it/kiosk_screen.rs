@@ -14,7 +14,11 @@ use headless_chrome::{Browser, LaunchOptions, Tab};
 
 fn chromium() -> PathBuf {
     let path = std::env::var_os("CHROME").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
-    assert!(path.exists(), "{} not found: install Debian's chromium (.ci/run does) or set CHROME", path.display());
+    assert!(
+        path.exists(),
+        "{} not found: install Debian's chromium (scripts/install_system_packages.sh; the README's test command runs it) or set CHROME",
+        path.display()
+    );
     path
 }
 

@@ -181,30 +181,6 @@ fn hil_a_live_session_records_the_microphone_and_tracks_the_camera() {
     assert!(r.gates[0] > 0.0 && r.gates[1] > 0.0, "gates {:?}", r.gates);
 }
 
-#[cfg(not(feature = "v4l"))]
-#[test]
-fn a_camera_device_without_the_v4l_feature_is_a_clear_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = daemon("/dev/null", dir.path())
-        .args(["--camera", "/dev/video0"])
-        .stderr(Stdio::piped())
-        .output()
-        .expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("/dev/video0") && err.contains("--features v4l"), "{err}");
-}
-
-#[cfg(not(feature = "alsa"))]
-#[test]
-fn a_microphone_without_the_alsa_feature_is_a_clear_error() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let out = daemon("/dev/null", dir.path()).args(["--mic", "default"]).stderr(Stdio::piped()).output().expect("runs");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--features alsa"), "{err}");
-}
-
 fn call<P: std::io::Read + std::io::Write>(link: &mut FramedLink<P>, id: u32, req: Request) -> Response {
     // The daemon may still be starting: resend until it answers.
     let give_up = Instant::now() + Duration::from_secs(20);
@@ -251,7 +227,7 @@ fn hello<P: std::io::Read + std::io::Write>(link: &mut FramedLink<P>, id: u32) -
         other => panic!("{other:?}"),
     };
     let host_key = host_key().verifying_key().to_bytes();
-    let msg = device::pairing::auth_message(&info.device_id, &info.challenge, &host_key);
+    let msg = protocol::signed::auth_message(&info.device_id, &info.challenge, &host_key);
     let signature = heapless::Vec::from_slice(&host_key_sign(&msg)).expect("64");
     match call(link, id + 1000, Request::Auth(Auth { host_key, signature })) {
         Response::DeviceInfo(i) => i,

@@ -143,7 +143,7 @@ impl Rig {
         };
         let host = key(200);
         let host_key = host.verifying_key().to_bytes();
-        let msg = device::pairing::auth_message(&info.device_id, &info.challenge, &host_key);
+        let msg = protocol::signed::auth_message(&info.device_id, &info.challenge, &host_key);
         let sig = heapless::Vec::from_slice(&host.sign(&msg).to_bytes()).expect("64");
         match self.call(Request::Auth(Auth { host_key, signature: sig })) {
             Response::DeviceInfo(i) => i,

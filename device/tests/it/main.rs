@@ -1,0 +1,8 @@
+//! The device crate's integration tests, one module per subject, linked into one test executable
+//! (a binary per file would link the same dependencies once per file).
+
+mod alsa_capture;
+mod cli;
+mod models;
+mod pipeline;
+mod server;

@@ -1,0 +1,5 @@
+//! The runtime crate's integration tests, one module per subject, linked into one test executable
+//! (a binary per file would link the same dependencies once per file).
+
+mod minilm;
+mod whisper;

@@ -1,0 +1,7 @@
+//! The vision crate's integration tests, one module per subject, linked into one test executable
+//! (a binary per file would link the same dependencies once per file).
+
+mod dlib;
+mod hog;
+mod opencv;
+mod pipeline;
