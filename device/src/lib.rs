@@ -246,7 +246,7 @@ pub fn bundled_model_dir() -> std::path::PathBuf {
 pub fn load_model(bundle: Option<&Path>) -> Result<Box<dyn runtime::Model>, runtime::ModelError> {
     match bundle {
         Some(dir) => {
-            let b = runtime::onnx::Bundle::open(dir)?;
+            let b = runtime::bundle::Bundle::open(dir)?;
             tracing::info!(model = %b.manifest.model_version, dir = %dir.display(), "model bundle verified (self-test passed)");
             Ok(Box::new(b.model))
         }

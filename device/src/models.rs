@@ -25,6 +25,7 @@
 use std::path::{Path, PathBuf};
 
 use protocol::{ModelSlot, SlotState, UploadBegin, UploadChunk, UploadStatus, truncated};
+use runtime::bundle;
 use runtime::signing::{self, TrustedKeys};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -295,10 +296,10 @@ impl ModelStore {
     }
 
     /// A slot's bundle: signed by a trusted key, every file matching its hash.
-    fn check_slot(&self, slot: u8) -> Result<runtime::onnx::Manifest, runtime::ModelError> {
+    fn check_slot(&self, slot: u8) -> Result<runtime::bundle::Manifest, runtime::ModelError> {
         let dir = self.slot_dir(slot);
-        let m = signing::verify_bundle_signature(&dir, &self.policy.trusted)?;
-        runtime::onnx::check_file_hashes(&dir, &m)?;
+        let m = bundle::verify_bundle_signature(&dir, &self.policy.trusted)?;
+        runtime::bundle::check_file_hashes(&dir, &m)?;
         Ok(m)
     }
 
@@ -345,10 +346,9 @@ impl ModelStore {
     pub fn slots(&self) -> protocol::heapless::Vec<ModelSlot, 2> {
         let mut out = protocol::heapless::Vec::new();
         for slot in [0u8, 1] {
-            let manifest = signing::parse_manifest(
-                &std::fs::read(self.slot_dir(slot).join(signing::MANIFEST)).unwrap_or_default(),
-            )
-            .ok();
+            let manifest =
+                bundle::parse_manifest(&std::fs::read(self.slot_dir(slot).join(bundle::MANIFEST)).unwrap_or_default())
+                    .ok();
             let state = match &manifest {
                 None => SlotState::Empty,
                 Some(_) if self.meta.trial == Some(slot) => SlotState::Trial,
@@ -369,12 +369,12 @@ impl ModelStore {
     pub fn begin(&mut self, b: &UploadBegin) -> Result<UploadStatus, StoreError> {
         let manifest = signing::signature_from_bytes(&b.signature)
             .map_err(runtime::ModelError::from)
-            .and_then(|sig| signing::verify_manifest(&b.manifest, &sig, &self.policy.trusted))
+            .and_then(|sig| bundle::verify_manifest(&b.manifest, &sig, &self.policy.trusted))
             .map_err(StoreError::Rejected)?;
         let total = u64::from(b.total_size);
         // Flashed already (a flash re-run after a cut at its very end): nothing to transfer.
         for slot in [self.meta.trial, self.meta.confirmed].into_iter().flatten() {
-            if std::fs::read(self.slot_dir(slot).join(signing::MANIFEST)).ok().as_deref() == Some(&b.manifest[..]) {
+            if std::fs::read(self.slot_dir(slot).join(bundle::MANIFEST)).ok().as_deref() == Some(&b.manifest[..]) {
                 return Ok(self.status_of(slot, total, total));
             }
         }
@@ -399,7 +399,7 @@ impl ModelStore {
         // Room for the transfer and the unpacked slot, beside the reserve.
         let free = self.storage.available(&self.dir).map_err(self.io("measuring free space in", &self.dir))?;
         let held = self.upload.as_ref().map_or(0, |(_, have)| *have);
-        let limit = ((free + held).saturating_sub(RESERVE_BYTES) / 2).min(signing::MAX_TRANSFER);
+        let limit = ((free + held).saturating_sub(RESERVE_BYTES) / 2).min(bundle::MAX_TRANSFER);
         if total > limit || total == 0 {
             return Err(StoreError::TooLarge { size: total, limit });
         }
@@ -431,7 +431,7 @@ impl ModelStore {
 
     /// Schema, text encoder and transcripts: can this device compute the features the bundle
     /// was trained on?
-    fn check_compatible(&self, m: &runtime::onnx::Manifest) -> Result<(), runtime::ModelError> {
+    fn check_compatible(&self, m: &runtime::bundle::Manifest) -> Result<(), runtime::ModelError> {
         use features::text::{TextEmbedding, TranscriptSource};
         let schema = runtime::onnx::parse_schema(&m.feature_schema)?;
         let Some(features::text::TextSetup { embedding, transcripts }) = features::schema::schema_of(schema) else {
@@ -531,7 +531,7 @@ impl ModelStore {
             self.discard_upload()?;
             return Err(StoreError::Checksum);
         }
-        let files = match signing::unpack(&data, u.manifest.as_bytes()) {
+        let files = match bundle::unpack(&data, u.manifest.as_bytes()) {
             Ok(f) => f,
             Err(e) => {
                 self.discard_upload()?;
@@ -547,7 +547,7 @@ impl ModelStore {
             self.storage.sync(&path).map_err(self.io("syncing", &path))?;
         }
         self.storage.sync(&staged).map_err(self.io("syncing", &staged))?;
-        let checked = signing::verify_bundle_signature(&staged, &self.policy.trusted).and_then(|_| verify(&staged));
+        let checked = bundle::verify_bundle_signature(&staged, &self.policy.trusted).and_then(|_| verify(&staged));
         let loaded = match checked {
             Ok(t) => t,
             Err(e) => {

@@ -54,7 +54,7 @@ impl Transfer {
     /// Packs the signed bundle in `dir` (refusing one that is unsigned or damaged).
     pub fn of(dir: &Path) -> Result<Transfer, FlashError> {
         let bundle = |source| FlashError::Bundle { path: dir.to_owned(), source };
-        let sig_text = std::fs::read_to_string(dir.join(runtime::signing::SIGNATURE)).map_err(|source| {
+        let sig_text = std::fs::read_to_string(dir.join(runtime::bundle::SIGNATURE)).map_err(|source| {
             bundle(
                 runtime::signing::SignatureError::Unsigned(format!(
                     "no manifest.sig ({source}): `mimml bundle sign` it"
@@ -62,9 +62,9 @@ impl Transfer {
                 .into(),
             )
         })?;
-        let (archive, manifest) = runtime::signing::pack(dir).map_err(bundle)?;
-        let m = runtime::signing::parse_manifest(&manifest).map_err(bundle)?;
-        runtime::onnx::check_file_hashes(dir, &m).map_err(bundle)?;
+        let (archive, manifest) = runtime::bundle::pack(dir).map_err(bundle)?;
+        let m = runtime::bundle::parse_manifest(&manifest).map_err(bundle)?;
+        runtime::bundle::check_file_hashes(dir, &m).map_err(bundle)?;
         let signature = runtime::signing::parse_signature(&sig_text).map_err(|e| bundle(e.into()))?.to_bytes();
         if manifest.len() > MAX_MANIFEST || u32::try_from(archive.len()).is_err() {
             return Err(FlashError::TooLarge(archive.len()));

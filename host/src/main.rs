@@ -400,7 +400,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Bundle { cmd: BundleCmd::Sign { key, version, bundle } } => {
             let key = runtime::signing::read_secret(&key)?;
-            let m = runtime::signing::sign_bundle(&bundle, &key, version)?;
+            let m = runtime::bundle::sign_bundle(&bundle, &key, version)?;
             out!(
                 "signed {} version {} with key {} ({})",
                 m.model_version,
@@ -412,8 +412,8 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Bundle { cmd: BundleCmd::Verify { trusted_keys, bundle } } => {
             let trusted = runtime::signing::TrustedKeys::read(&trusted_keys)?;
-            let m = runtime::signing::verify_bundle_signature(&bundle, &trusted)?;
-            let b = runtime::onnx::Bundle::open(&bundle)?;
+            let m = runtime::bundle::verify_bundle_signature(&bundle, &trusted)?;
+            let b = runtime::bundle::Bundle::open(&bundle)?;
             out!(
                 "{}: signed by key {}, version {}, {} files match their hashes, feature schema {} matches this                  build, self-test passed",
                 b.manifest.model_version,

@@ -76,7 +76,7 @@ impl Catalogue {
     fn add_bundle(&mut self, dir: &Path) {
         let manifest = std::fs::read(dir.join("manifest.toml"))
             .map_err(|e| e.to_string())
-            .and_then(|bytes| runtime::signing::parse_manifest(&bytes).map_err(|e| e.to_string()));
+            .and_then(|bytes| runtime::bundle::parse_manifest(&bytes).map_err(|e| e.to_string()));
         match manifest {
             Ok(m) => {
                 self.models.insert(m.model_version, m.trained_on);
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn the_shipped_model_is_known_to_be_synthetic_and_an_unknown_one_is_not_guessed() {
         let c = Catalogue::load(&[]);
-        let version = runtime::signing::parse_manifest(
+        let version = runtime::bundle::parse_manifest(
             &std::fs::read(features::assets::dir().join("model/mimml-synth/manifest.toml")).expect("manifest"),
         )
         .expect("parses")

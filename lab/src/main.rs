@@ -382,7 +382,7 @@ fn exported(
 }
 
 fn export_cmd(model: &Path, data: &CorpusArgs, out: &Path, quantize: &str) -> anyhow::Result<()> {
-    use runtime::onnx::{Bundle, Golden};
+    use runtime::bundle::{Bundle, BundleSpec, Golden};
     let (t, q, onnx, m) = exported(model, quantize)?;
     let cache = cache_for(data, t.model.cfg.text())?;
     let golden = Golden::of(&m, &workbench::golden_session(&cache)?)?;
@@ -393,7 +393,17 @@ fn export_cmd(model: &Path, data: &CorpusArgs, out: &Path, quantize: &str) -> an
             data.corpus.file_name().map_or_else(|| data.corpus.display().to_string(), |n| n.to_string_lossy().into());
         format!("the DAIC-WOZ-format corpus \"{name}\"")
     };
-    let manifest = Bundle::install(out, &onnx, &m, &golden, t.threshold, q.name(), Some(&trained_on))?;
+    let manifest = Bundle::install(
+        out,
+        &BundleSpec {
+            onnx: &onnx,
+            model: &m,
+            golden: &golden,
+            decision_threshold: t.threshold,
+            quantization: q.name(),
+            trained_on: Some(&trained_on),
+        },
+    )?;
     println!(
         "bundle {} ({}) written to {} ({} bytes of ONNX, feature schema {}, self-test passed)",
         manifest.model_version,
@@ -409,7 +419,7 @@ fn export_cmd(model: &Path, data: &CorpusArgs, out: &Path, quantize: &str) -> an
 /// golden inputs and decision threshold (no corpus needed).
 fn reexport_cmd(model: &Path, bundle: &Path, quantize: &str) -> anyhow::Result<()> {
     let (_, q, onnx, m) = exported(model, quantize)?;
-    let manifest = runtime::onnx::Bundle::replace_model(bundle, &onnx, &m, q.name())?;
+    let manifest = runtime::bundle::Bundle::replace_model(bundle, &onnx, &m, q.name())?;
     println!(
         "bundle {} ({}) re-exported in place at {} ({} bytes of ONNX, golden inputs kept, self-test passed)",
         manifest.model_version,

@@ -2,9 +2,10 @@
 //!
 //! [`Model`] is the one interface the device runs. Implementations:
 //!
-//! * [`onnx::OnnxModel`] — a trained MIMML model from a verified bundle ([`onnx::Bundle`]:
-//!   manifest with the SHA-256 of every file, feature-schema hash, golden self-test), run by
-//!   tract; ONNX `GRU` nodes become our [`onnx::gru::Gru`] op.
+//! * [`onnx::OnnxModel`] — a trained MIMML model, run by tract; ONNX `GRU` nodes become our
+//!   [`onnx::gru::Gru`] op. It arrives in a verified bundle ([`bundle::Bundle`]: a versioned
+//!   manifest with the SHA-256 of every file, feature-schema hash, golden self-test, signature;
+//!   the transfer archive), whose format [`bundle`] owns; keys are [`signing`]'s.
 //! * [`PlaceholderModel`] — **a placeholder, not a trained model**: fixed, hand-set weights over
 //!   a few named features, for a device with no bundle installed. Every result it produces is
 //!   flagged `PLACEHOLDER_MODEL` and its version string says `placeholder`.
@@ -19,6 +20,7 @@
 //! training library (candle) or a corpus format (zip, csv); it sees features and audio samples
 //! handed to it (voice activity, transcription), never media files or capture devices.
 
+pub mod bundle;
 pub mod ct2;
 pub mod minilm;
 pub mod onnx;

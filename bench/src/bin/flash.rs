@@ -40,7 +40,7 @@ fn main() -> anyhow::Result<()> {
         std::fs::copy(repo.join("assets/model/mimml-synth-int8").join(f), bundle.join(f))?;
     }
     let key = runtime::signing::generate()?;
-    runtime::signing::sign_bundle(&bundle, &key, Some(2))?;
+    runtime::bundle::sign_bundle(&bundle, &key, Some(2))?;
     let files: u64 = ["manifest.toml", "manifest.sig", "model.onnx", "golden.json"]
         .iter()
         .map(|f| std::fs::metadata(bundle.join(f)).map(|m| m.len()))

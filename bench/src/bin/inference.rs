@@ -7,7 +7,8 @@
 
 use std::time::Instant;
 
-use runtime::onnx::{Bundle, OnnxModel};
+use runtime::bundle::Bundle;
+use runtime::onnx::OnnxModel;
 use train::mimml::export::{Quantization, to_onnx_quantized};
 use train::mimml::train::Trained;
 

@@ -323,8 +323,8 @@ fn a_flash_resumes_after_the_daemon_is_killed_mid_upload() {
     for f in ["manifest.toml", "model.onnx", "golden.json"] {
         std::fs::copy(models.join("mimml-synth-int8").join(f), bundle.join(f)).expect("copy");
     }
-    runtime::signing::sign_bundle(&bundle, &clinic, Some(2)).expect("signs");
-    let (archive, manifest) = runtime::signing::pack(&bundle).expect("packs");
+    runtime::bundle::sign_bundle(&bundle, &clinic, Some(2)).expect("signs");
+    let (archive, manifest) = runtime::bundle::pack(&bundle).expect("packs");
     let sig = std::fs::read_to_string(bundle.join("manifest.sig")).expect("sig");
     let begin = Request::UploadBegin(UploadBegin {
         manifest: heapless::Vec::from_slice(&manifest).expect("fits"),

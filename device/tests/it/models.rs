@@ -18,6 +18,7 @@ use device::models::{ModelStore, Serving, StoreError, StorePolicy};
 use device::storage::{Fault, FaultyStorage, FsStorage};
 use ed25519_dalek::{Signer, SigningKey};
 use protocol::*;
+use runtime::bundle;
 use runtime::signing::{self, TrustedKeys};
 use sha2::{Digest, Sha256};
 
@@ -37,7 +38,7 @@ fn bundle_with(k: &SigningKey, version: u64, edit: impl FnOnce(&Path)) -> tempfi
         std::fs::copy(assets().join("mimml-synth-int8").join(f), dir.path().join(f)).expect("copy");
     }
     edit(dir.path());
-    signing::sign_bundle(dir.path(), k, Some(version)).expect("signs");
+    bundle::sign_bundle(dir.path(), k, Some(version)).expect("signs");
     dir
 }
 
@@ -48,7 +49,8 @@ fn bundle(k: &SigningKey, version: u64) -> tempfile::TempDir {
 /// Recomputes the manifest's hash of `file` after an edit.
 fn rehash(dir: &Path, file: &str) {
     let path = dir.join("manifest.toml");
-    let mut m: runtime::onnx::Manifest = toml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("toml");
+    let mut m: runtime::bundle::Manifest =
+        toml::from_str(&std::fs::read_to_string(&path).expect("read")).expect("toml");
     let bytes = std::fs::read(dir.join(file)).expect("read");
     m.files.insert(file.into(), hex::encode(Sha256::digest(&bytes)));
     std::fs::write(&path, toml::to_string(&m).expect("toml")).expect("write");
@@ -61,7 +63,7 @@ struct Upload {
 }
 
 fn upload_of(dir: &Path) -> Upload {
-    let (archive, manifest) = signing::pack(dir).expect("packs");
+    let (archive, manifest) = bundle::pack(dir).expect("packs");
     let sig = signing::parse_signature(&std::fs::read_to_string(dir.join("manifest.sig")).expect("sig")).expect("sig");
     let begin = UploadBegin {
         manifest: heapless::Vec::from_slice(&manifest).expect("fits"),
@@ -679,7 +681,7 @@ fn flash_to_trial(s: &mut ModelStore, u: &Upload) -> Result<(), StoreError> {
 fn flash_and_confirm(s: &mut ModelStore, u: &Upload) -> Result<(), StoreError> {
     match s.serving() {
         Serving::Confirmed(d)
-            if signing::parse_manifest(&std::fs::read(d.join("manifest.toml")).unwrap_or_default())
+            if bundle::parse_manifest(&std::fs::read(d.join("manifest.toml")).unwrap_or_default())
                 .ok()
                 .map(|m| m.version)
                 == Some(version_of(u)) =>
@@ -693,7 +695,7 @@ fn flash_and_confirm(s: &mut ModelStore, u: &Upload) -> Result<(), StoreError> {
 }
 
 fn version_of(u: &Upload) -> u64 {
-    signing::parse_manifest(&u.begin.manifest).expect("manifest").version
+    bundle::parse_manifest(&u.begin.manifest).expect("manifest").version
 }
 
 /// The version the store serves (0: the factory model), after checking the bundle is whole and
@@ -702,8 +704,8 @@ fn serving_version(s: &ModelStore, trusted: &TrustedKeys) -> u64 {
     match s.serving() {
         Serving::Factory => 0,
         Serving::Confirmed(d) | Serving::Trial(d) => {
-            let m = signing::verify_bundle_signature(&d, trusted).expect("the serving slot is signed");
-            runtime::onnx::check_file_hashes(&d, &m).expect("the serving slot is whole");
+            let m = bundle::verify_bundle_signature(&d, trusted).expect("the serving slot is signed");
+            runtime::bundle::check_file_hashes(&d, &m).expect("the serving slot is whole");
             m.version
         }
     }

@@ -187,7 +187,7 @@ fn an_interrupted_flash_resumes_where_the_device_copy_ends() {
     std::fs::write(&trusted, runtime::signing::public_line(&clinic.verifying_key(), "clinic")).expect("write");
     let bundle = dir.path().join("b");
     copy_int8(&bundle);
-    runtime::signing::sign_bundle(&bundle, &clinic, Some(2)).expect("signs");
+    runtime::bundle::sign_bundle(&bundle, &clinic, Some(2)).expect("signs");
     let t = host::flash::Transfer::of(&bundle).expect("packs");
     let total = t.archive.len() as u64;
     let data = dir.path().join("device");

@@ -4,7 +4,8 @@
 use corpus::Split;
 use corpus::cache::FeatureCache;
 use runtime::Model;
-use runtime::onnx::{Bundle, Golden, OnnxModel, Precision};
+use runtime::bundle::{Bundle, BundleSpec, Golden};
+use runtime::onnx::{OnnxModel, Precision};
 use train::mimml::config::{Fusion, MimmlConfig};
 use train::mimml::export::{Quantization, to_onnx, to_onnx_quantized};
 use train::mimml::train::{examples, predict, train};
@@ -92,7 +93,18 @@ fn bundles_are_verified_before_use() {
     let m = OnnxModel::from_bytes(&onnx, "b1", features::schema::schema_hash(), cfg.max_segments).expect("loads");
     let golden = Golden::of(&m, &f).expect("predicts");
     let b = dir.path().join("bundle");
-    Bundle::write(&b, &onnx, &m, &golden, 0.4, "f32", None).expect("writes");
+    Bundle::write(
+        &b,
+        &BundleSpec {
+            onnx: &onnx,
+            model: &m,
+            golden: &golden,
+            decision_threshold: 0.4,
+            quantization: "f32",
+            trained_on: None,
+        },
+    )
+    .expect("writes");
     let opened = Bundle::open(&b).expect("a good bundle opens");
     assert_eq!(opened.manifest.model_version, "b1");
     assert!(!opened.model.is_placeholder());
@@ -118,7 +130,18 @@ fn bundles_are_verified_before_use() {
     // A golden output that the model does not reproduce: the self-test fails.
     let mut g = golden.clone();
     g.p_depressed += 0.01;
-    Bundle::write(&b, &onnx, &m, &g, 0.4, "f32", None).expect("writes");
+    Bundle::write(
+        &b,
+        &BundleSpec {
+            onnx: &onnx,
+            model: &m,
+            golden: &g,
+            decision_threshold: 0.4,
+            quantization: "f32",
+            trained_on: None,
+        },
+    )
+    .expect("writes");
     assert!(Bundle::open(&b).expect_err("refused").to_string().contains("self-test"));
 
     // Not ONNX at all.

@@ -14,7 +14,8 @@ use features::schema::{schema_hash, schema_hash_with};
 use features::text::{MachineWords, Speaker, TextEmbedding, Transcriber, TranscriptSource};
 use protocol::ResultFlags;
 use runtime::Model;
-use runtime::onnx::{Bundle, Golden, OnnxModel};
+use runtime::bundle::{Bundle, BundleSpec, Golden};
+use runtime::onnx::OnnxModel;
 use tests::{sample_session, small_feature_cache_with};
 use train::mimml::config::MimmlConfig;
 use train::mimml::export::to_onnx;
@@ -107,7 +108,18 @@ fn a_model_trained_on_machine_transcripts_has_its_own_schema_and_needs_a_device_
     let golden_id = cache.sessions(Split::Test).find(|s| s.lengths.iter().all(|&n| n > 0)).expect("a full session").id;
     let golden = Golden::of(&m, &cache.load(golden_id).expect("loads")).expect("predicts");
     let bundle = dir.path().join("bundle");
-    let manifest = Bundle::write(&bundle, &onnx, &m, &golden, t.threshold, "f32", None).expect("writes");
+    let manifest = Bundle::write(
+        &bundle,
+        &BundleSpec {
+            onnx: &onnx,
+            model: &m,
+            golden: &golden,
+            decision_threshold: t.threshold,
+            quantization: "f32",
+            trained_on: None,
+        },
+    )
+    .expect("writes");
     assert_eq!(manifest.feature_schema, schema.to_string());
     let err = device::simulated_with_model(&dir.path().join("d0"), &sample_session(), &bundle)
         .expect_err("a device without --asr refused the model");

@@ -10,8 +10,9 @@ use host::client::DeviceClient;
 use host::session::run_session;
 use protocol::Modalities;
 use runtime::Model;
+use runtime::bundle::{Bundle, BundleSpec, Golden};
 use runtime::minilm::{self, MiniLm};
-use runtime::onnx::{Bundle, Golden, OnnxModel};
+use runtime::onnx::OnnxModel;
 use tests::{sample_session, small_feature_cache_with};
 use train::mimml::config::MimmlConfig;
 use train::mimml::export::to_onnx;
@@ -51,7 +52,18 @@ fn a_minilm_model_trains_exports_and_runs_a_session_on_a_device_that_loads_its_e
     assert_eq!(m.text_embedding(), TextEmbedding::MiniLm);
     let golden = Golden::of(&m, &f).expect("predicts");
     let bundle = dir.path().join("bundle");
-    let manifest = Bundle::write(&bundle, &onnx, &m, &golden, t.threshold, "f32", None).expect("writes");
+    let manifest = Bundle::write(
+        &bundle,
+        &BundleSpec {
+            onnx: &onnx,
+            model: &m,
+            golden: &golden,
+            decision_threshold: t.threshold,
+            quantization: "f32",
+            trained_on: None,
+        },
+    )
+    .expect("writes");
     assert_eq!(manifest.feature_schema, t.schema().to_string());
 
     // A device given no encoder for this model refuses before any session.
