@@ -27,7 +27,7 @@ use protocol::{SessionId, SessionState, truncated};
 
 use crate::session::{Origin, Sessions, StartRequest};
 pub use machine::{Action, Input, Machine, Outcome, State};
-pub use screen::{Screen, View};
+pub use screen::{Screen, Showing, View};
 pub use script::Script;
 
 /// Text of a script as the screen shows it: lines of a paragraph joined (the TOML wraps them),
@@ -180,18 +180,18 @@ impl Kiosk {
         let mut v = View::default();
         match m.state() {
             State::Idle => {
-                v.screen = "idle";
+                v.screen = Showing::Idle;
                 v.text = "Welcome. This station asks you a few questions about how you have been feeling. \
                           It takes about ten minutes.\n\nPress Start (or the button) when you are ready."
                     .into();
             }
             State::Consent { .. } => {
-                v.screen = "consent";
+                v.screen = Showing::Consent;
                 v.text = reflow(&script.consent.text);
                 v.research = Some(reflow(&script.consent.research));
             }
             State::Interview { index, step } => {
-                v.screen = "prompt";
+                v.screen = Showing::Prompt;
                 v.step = Some(format!("Question {} of {}", index + 1, script.prompts.len()));
                 v.text = m.prompt().and_then(|i| script.prompts.get(i)).map(|p| p.text.clone()).unwrap_or_default();
                 v.recording = matches!(step, machine::Step::Answer { .. });
@@ -200,7 +200,7 @@ impl Kiosk {
             }
             State::Questionnaire { item, .. } => {
                 let n = script.instrument().map_or(0, protocol::Instrument::items);
-                v.screen = "questionnaire";
+                v.screen = Showing::Questionnaire;
                 v.step = Some(format!("{} — item {} of {n}", script.instrument().map_or("", |i| i.name()), item + 1));
                 v.stem = Some(protocol::PHQ_STEM.to_owned());
                 v.text = protocol::PHQ_ITEMS.get(*item).map(|t| (*t).to_owned()).unwrap_or_default();
@@ -208,13 +208,13 @@ impl Kiosk {
                 v.source = Some(protocol::PHQ_SOURCE.to_owned());
             }
             State::Processing { .. } => {
-                v.screen = "processing";
+                v.screen = Showing::Processing;
                 v.text = "Thank you. Please wait a moment…".into();
                 // The safety message shows at once, not after the result.
                 v.crisis = m.urgent().then(|| reflow(&script.safety.crisis));
             }
             State::Done { outcome, .. } => {
-                v.screen = "done";
+                v.screen = Showing::Done;
                 v.text = match outcome {
                     Outcome::Stored(_) | Outcome::Pending => reflow(&script.closing.text),
                     Outcome::Aborted(_) => "The session has ended. Nothing from it was kept.".into(),
