@@ -11,6 +11,7 @@
 //! A record that arrives under a stored key with *other* content (two devices sharing an id) is
 //! a [`Conflict`]: kept aside in its own table, never mixed into the results, never dropped.
 
+pub mod migrations;
 pub mod pg;
 pub mod sqlite;
 
@@ -23,8 +24,9 @@ use protocol::{Instrument, Modalities, Questionnaire, ResultFlags, ResultRecord,
 use sha2::{Digest, Sha256};
 
 /// The schema version both backends are at (SQLite: `PRAGMA user_version`; PostgreSQL: the
-/// highest row of `mimml.schema_migrations`). A database of a later version is refused.
-pub const SCHEMA_VERSION: i64 = 3;
+/// highest row of `mimml.schema_migrations`), the last step of [`migrations::MIGRATIONS`]. A
+/// database of a later version is refused.
+pub use migrations::SCHEMA_VERSION;
 
 /// Where results are stored: `postgres://…` / `postgresql://…` (a libpq-style URL; TLS with
 /// `sslmode=require`), anything else is an SQLite file.
@@ -120,6 +122,13 @@ pub enum DbError {
     /// The file is an SQLite database of another program: it is left untouched.
     #[error("{path} is not a MIMML results database (it holds other tables); refusing to change it")]
     Foreign { path: String },
+    /// A migration step failed; the transaction rolled back and the database is as it was.
+    #[error("results database {path}: migrating its schema")]
+    Migration {
+        path: String,
+        #[source]
+        source: rusqlite_migration::Error,
+    },
     /// A later version of this tool wrote the database.
     #[error("results database {path} has schema version {found}; this mimml knows up to {known}")]
     Newer { path: String, found: i64, known: i64 },
@@ -218,6 +227,15 @@ impl ResultsDb {
             Target::Sqlite(path) => ResultsDb::Sqlite(sqlite::SqliteDb::open(path)?),
             Target::Postgres(url) => ResultsDb::Postgres(Box::new(pg::PgDb::open(url, false)?)),
         })
+    }
+
+    /// Creates a database at schema `version` and no further, as an older `mimml` left it: for
+    /// upgrade tests and for reproducing a site's database. [`open`](Self::open) upgrades it.
+    pub fn create_at(target: &Target, version: i64) -> Result<(), DbError> {
+        match target {
+            Target::Sqlite(path) => sqlite::create_at(path, version),
+            Target::Postgres(url) => pg::create_at(url, version),
+        }
     }
 
     /// Opens an existing database for reading: never creates or changes one.

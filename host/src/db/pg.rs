@@ -3,10 +3,10 @@
 //!
 //! The tables live in their own schema, `mimml`, beside whatever else the database holds. They
 //! are the SQLite backend's tables with PostgreSQL's types (INTEGER → BIGINT, REAL → DOUBLE
-//! PRECISION, BLOB → BYTEA). Migrations are numbered with the same schema versions as SQLite's
-//! `user_version` and recorded in `mimml.schema_migrations`; hosts that start at once take
-//! turns through a transaction-scoped advisory lock, and a host whose database is current runs
-//! no DDL at all (a site's role needs no CREATE privilege).
+//! PRECISION, BLOB → BYTEA). The schema's steps are [`super::migrations`]'s, in this dialect,
+//! recorded in `mimml.schema_migrations`; hosts that start at once take turns through a
+//! transaction-scoped advisory lock, and a host whose database is current runs no DDL at all (a
+//! site's role needs no CREATE privilege).
 //!
 //! Concurrency: every write is `INSERT … ON CONFLICT DO NOTHING` on `(device_id, seq)` in READ
 //! COMMITTED. A second host inserting a key that a first host's open transaction holds waits
@@ -22,57 +22,11 @@ use postgres::error::SqlState;
 use postgres::{Client, Config, Statement, Transaction};
 use protocol::ResultRecord;
 
+use super::migrations;
 use super::{Conflict, DbError, Filter, Row, SCHEMA_VERSION, StoreTx, Stored, StoredResult};
 
 /// Key of the advisory lock that serialises migrations ("MIML").
 const MIGRATION_LOCK: i64 = 0x4D49_4D4C;
-
-/// The migrations, by schema version. Version 3 is the first this backend has: it creates the
-/// tables SQLite reached through versions 1–3.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    3,
-    "results, sync cursors and conflicts",
-    "
-CREATE TABLE mimml.results (
-    device_id      TEXT             NOT NULL,
-    seq            BIGINT           NOT NULL,
-    session        BIGINT           NOT NULL,
-    label          TEXT             NOT NULL,
-    started_ms     BIGINT           NOT NULL,
-    finished_ms    BIGINT           NOT NULL,
-    compute_ms     BIGINT           NOT NULL,
-    p_depressed    DOUBLE PRECISION NOT NULL,
-    phq8           DOUBLE PRECISION NOT NULL,
-    gate_audio     DOUBLE PRECISION NOT NULL,
-    gate_video     DOUBLE PRECISION NOT NULL,
-    gate_text      DOUBLE PRECISION NOT NULL,
-    modalities     BIGINT           NOT NULL,
-    model_version  TEXT             NOT NULL,
-    feature_schema TEXT             NOT NULL,
-    flags          BIGINT           NOT NULL,
-    synced_at_ms   BIGINT           NOT NULL,
-    content_hash   TEXT             NOT NULL DEFAULT '',
-    phq_instrument TEXT,
-    phq_answers    TEXT,
-    phq_score      BIGINT,
-    PRIMARY KEY (device_id, seq)
-);
-CREATE TABLE mimml.sync_cursor (
-    device_id TEXT   PRIMARY KEY,
-    last_seq  BIGINT NOT NULL
-);
-CREATE TABLE mimml.conflicts (
-    device_id      TEXT   NOT NULL,
-    seq            BIGINT NOT NULL,
-    content_hash   TEXT   NOT NULL,
-    stored_hash    TEXT   NOT NULL,
-    record         BYTEA  NOT NULL,
-    summary        TEXT   NOT NULL,
-    detected_at_ms BIGINT NOT NULL,
-    PRIMARY KEY (device_id, seq, content_hash)
-);
-",
-)];
 
 /// A connection to the central database, with the statements a sync repeats.
 pub struct PgDb {
@@ -277,32 +231,32 @@ impl PgDb {
             .client
             .query(&format!("SELECT {} FROM mimml.results {tail}", super::ROW_COLUMNS), args)
             .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| {
-                Row {
-                    device_id: r.get(0),
-                    seq: r.get(1),
-                    session: r.get(2),
-                    label: r.get(3),
-                    started_ms: r.get(4),
-                    finished_ms: r.get(5),
-                    compute_ms: r.get(6),
-                    p_depressed: r.get(7),
-                    phq8: r.get(8),
-                    gates: [r.get(9), r.get(10), r.get(11)],
-                    modalities: r.get(12),
-                    model_version: r.get(13),
-                    feature_schema: r.get(14),
-                    flags: r.get(15),
-                    synced_at_ms: r.get(16),
-                    phq_instrument: r.get(17),
-                    phq_answers: r.get(18),
-                }
-                .into_stored()
-            })
-            .collect())
+        Ok(rows.iter().map(stored_result).collect())
     }
+}
+
+/// A row of `SELECT ROW_COLUMNS FROM mimml.results`.
+fn stored_result(r: &postgres::Row) -> StoredResult {
+    Row {
+        device_id: r.get(0),
+        seq: r.get(1),
+        session: r.get(2),
+        label: r.get(3),
+        started_ms: r.get(4),
+        finished_ms: r.get(5),
+        compute_ms: r.get(6),
+        p_depressed: r.get(7),
+        phq8: r.get(8),
+        gates: [r.get(9), r.get(10), r.get(11)],
+        modalities: r.get(12),
+        model_version: r.get(13),
+        feature_schema: r.get(14),
+        flags: r.get(15),
+        synced_at_ms: r.get(16),
+        phq_instrument: r.get(17),
+        phq_answers: r.get(18),
+    }
+    .into_stored()
 }
 
 /// The schema version (0: no MIMML schema yet).
@@ -321,6 +275,11 @@ fn version(client: &mut Client, target: &str) -> Result<i64, DbError> {
 
 /// Applies the missing migrations in one transaction, one host at a time.
 fn migrate(client: &mut Client, target: &str) -> Result<(), DbError> {
+    migrate_to(client, target, SCHEMA_VERSION)
+}
+
+/// Brings the database to schema `to` (and no further), one host at a time.
+fn migrate_to(client: &mut Client, target: &str, to: i64) -> Result<(), DbError> {
     let err = |e| pg_error(target, e);
     let mut tx = client.transaction().map_err(err)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).map_err(err)?;
@@ -336,15 +295,34 @@ fn migrate(client: &mut Client, target: &str) -> Result<(), DbError> {
     // Another host may have migrated while this one waited for the lock.
     let current: i64 =
         tx.query_one("SELECT coalesce(max(version), 0) FROM mimml.schema_migrations", &[]).map_err(err)?.get(0);
-    for (version, description, sql) in MIGRATIONS.iter().filter(|(v, _, _)| *v > current) {
-        tx.batch_execute(sql).map_err(err)?;
+    for m in migrations::steps(current, to) {
+        tx.batch_execute(m.postgres).map_err(err)?;
         tx.execute(
             "INSERT INTO mimml.schema_migrations (version, description) VALUES ($1, $2)",
-            &[version, description],
+            &[&m.version, &m.what],
         )
         .map_err(err)?;
     }
+    if migrations::rehashes(current, to) {
+        let rows = tx.query(&format!("SELECT {} FROM mimml.results", super::ROW_COLUMNS), &[]).map_err(err)?;
+        for row in rows {
+            let r = stored_result(&row);
+            tx.execute(
+                "UPDATE mimml.results SET content_hash = $1 WHERE device_id = $2 AND seq = $3",
+                &[&super::content_hash(&r.record), &r.device_id, &(r.record.seq as i64)],
+            )
+            .map_err(err)?;
+        }
+    }
     tx.commit().map_err(err)
+}
+
+/// See [`super::ResultsDb::create_at`].
+pub fn create_at(url: &str, version: i64) -> Result<(), DbError> {
+    let target = super::Target::Postgres(url.to_owned()).to_string();
+    let config: Config = url.parse().map_err(|e| pg_error(&target, e))?;
+    let mut client = config.connect(tls(&target)?).map_err(|e| pg_error(&target, e))?;
+    migrate_to(&mut client, &target, version.clamp(0, SCHEMA_VERSION))
 }
 
 /// One storing transaction.

@@ -1,67 +1,19 @@
 //! The SQLite backend: one file on a clinic PC or a field laptop. WAL journal, `synchronous =
 //! FULL`: a committed batch survives a power cut. The schema version is `PRAGMA user_version`;
-//! older versions are migrated in place.
+//! older versions are migrated in place by `rusqlite_migration`, through the steps of
+//! [`super::migrations`].
 
 use std::path::Path;
 
 use protocol::ResultRecord;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Transaction, params};
+use rusqlite_migration::{HookResult, M, Migrations};
 
+use super::migrations::MIGRATIONS;
 use super::{Conflict, DbError, Filter, Row, SCHEMA_VERSION, StoreTx, Stored, StoredResult};
 
 /// `PRAGMA application_id` of a MIMML results database ("MIML").
 const APPLICATION_ID: i64 = 0x4D49_4D4C;
-
-const SCHEMA_V1: &str = "
-CREATE TABLE IF NOT EXISTS results (
-    device_id      TEXT    NOT NULL,
-    seq            INTEGER NOT NULL,
-    session        INTEGER NOT NULL,
-    label          TEXT    NOT NULL,
-    started_ms     INTEGER NOT NULL,
-    finished_ms    INTEGER NOT NULL,
-    compute_ms     INTEGER NOT NULL,
-    p_depressed    REAL    NOT NULL,
-    phq8           REAL    NOT NULL,
-    gate_audio     REAL    NOT NULL,
-    gate_video     REAL    NOT NULL,
-    gate_text      REAL    NOT NULL,
-    modalities     INTEGER NOT NULL,
-    model_version  TEXT    NOT NULL,
-    feature_schema TEXT    NOT NULL,
-    flags          INTEGER NOT NULL,
-    synced_at_ms   INTEGER NOT NULL,
-    PRIMARY KEY (device_id, seq)
-);
-CREATE TABLE IF NOT EXISTS sync_cursor (
-    device_id TEXT    PRIMARY KEY,
-    last_seq  INTEGER NOT NULL
-);
-";
-
-/// Version 2: every record's content hash, and records that arrived under a `(device_id, seq)`
-/// already stored with other content, kept aside.
-const SCHEMA_V2: &str = "
-ALTER TABLE results ADD COLUMN content_hash TEXT NOT NULL DEFAULT '';
-CREATE TABLE IF NOT EXISTS conflicts (
-    device_id      TEXT    NOT NULL,
-    seq            INTEGER NOT NULL,
-    content_hash   TEXT    NOT NULL,
-    stored_hash    TEXT    NOT NULL,
-    record         BLOB    NOT NULL,
-    summary        TEXT    NOT NULL,
-    detected_at_ms INTEGER NOT NULL,
-    PRIMARY KEY (device_id, seq, content_hash)
-);
-";
-
-/// Version 3: the questionnaire the kiosk took (instrument, answers as "0,1,…", total), NULL for
-/// none. Content hashes are recomputed: the record's encoding gained the questionnaire.
-const SCHEMA_V3: &str = "
-ALTER TABLE results ADD COLUMN phq_instrument TEXT;
-ALTER TABLE results ADD COLUMN phq_answers TEXT;
-ALTER TABLE results ADD COLUMN phq_score INTEGER;
-";
 
 #[derive(Debug)]
 pub struct SqliteDb {
@@ -159,27 +111,11 @@ impl SqliteDb {
         if version == SCHEMA_VERSION {
             return Ok(());
         }
-        let path = self.path.clone();
-        let sql = |source| sql_error(&path, source);
-        let tx = self.conn.transaction().map_err(sql)?;
-        // Version 0 is a new database or one of version 1 (which set no version).
-        tx.execute_batch(SCHEMA_V1).map_err(sql)?;
-        if version < 2 {
-            tx.execute_batch(SCHEMA_V2).map_err(sql)?;
-        }
-        tx.execute_batch(SCHEMA_V3).map_err(sql)?;
-        // Hashes of the records stored before, in today's encoding.
-        let rows = read_rows(&tx, &path, "WHERE 1 = 1", [])?;
-        for r in rows {
-            tx.execute(
-                "UPDATE results SET content_hash = ?1 WHERE device_id = ?2 AND seq = ?3",
-                params![super::content_hash(&r.record), r.device_id, r.record.seq as i64],
-            )
-            .map_err(sql)?;
-        }
-        tx.pragma_update(None, "application_id", APPLICATION_ID).map_err(sql)?;
-        tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(sql)?;
-        tx.commit().map_err(sql)
+        migrations().to_latest(&mut self.conn).map_err(|e| match e {
+            // A read-only or full database says so, as a store into it does.
+            rusqlite_migration::Error::RusqliteError { err, .. } => sql_error(&self.path, err),
+            source => DbError::Migration { path: self.path.clone(), source },
+        })
     }
 
     /// Highest sequence number stored for `device_id` (0 = none).
@@ -286,6 +222,40 @@ impl SqliteDb {
 
 /// An SQLite error, named for what it means to whoever syncs: a read-only or full database
 /// stores nothing and the device keeps its records.
+/// The steps of [`MIGRATIONS`] for SQLite. Each also marks the file as ours (`application_id`);
+/// a step that changed the record's encoding recomputes the stored content hashes.
+fn migrations() -> Migrations<'static> {
+    Migrations::new(
+        MIGRATIONS
+            .iter()
+            .map(|m| {
+                let rehash = m.rehash;
+                M::up_with_hook(m.sqlite, move |tx: &Transaction| -> HookResult {
+                    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+                    if rehash {
+                        for r in rows(tx, "WHERE 1 = 1", [])? {
+                            tx.execute(
+                                "UPDATE results SET content_hash = ?1 WHERE device_id = ?2 AND seq = ?3",
+                                params![super::content_hash(&r.record), r.device_id, r.record.seq as i64],
+                            )?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Brings a new database at `path` to schema `version` (≤ [`SCHEMA_VERSION`]) and no further:
+/// the file an older `mimml` made, for upgrade tests and for reproducing a site's database.
+pub fn create_at(path: &Path, version: i64) -> Result<(), DbError> {
+    let p = path.display().to_string();
+    let mut conn = Connection::open(path).map_err(|e| sql_error(&p, e))?;
+    let to = usize::try_from(version.clamp(0, SCHEMA_VERSION)).unwrap_or(0);
+    migrations().to_version(&mut conn, to).map_err(|source| DbError::Migration { path: p, source })
+}
+
 fn sql_error(path: &str, source: rusqlite::Error) -> DbError {
     match source.sqlite_error_code() {
         Some(ErrorCode::ReadOnly) => DbError::ReadOnly { path: path.to_owned(), source: Box::new(source) },
@@ -302,41 +272,44 @@ fn read_rows(
     tail: &str,
     args: impl rusqlite::Params,
 ) -> Result<Vec<StoredResult>, DbError> {
-    let err = |source| sql_error(path, source);
-    let has_phq: bool = conn
-        .query_row("SELECT count(*) > 0 FROM pragma_table_info('results') WHERE name = 'phq_answers'", [], |r| r.get(0))
-        .map_err(err)?;
+    rows(conn, tail, args).map_err(|source| sql_error(path, source))
+}
+
+/// [`read_rows`] with SQLite's own error (a migration step reads them too).
+fn rows(conn: &Connection, tail: &str, args: impl rusqlite::Params) -> rusqlite::Result<Vec<StoredResult>> {
+    let has_phq: bool =
+        conn.query_row("SELECT count(*) > 0 FROM pragma_table_info('results') WHERE name = 'phq_answers'", [], |r| {
+            r.get(0)
+        })?;
     let columns = if has_phq {
         super::ROW_COLUMNS.to_owned()
     } else {
         super::ROW_COLUMNS.replace("phq_instrument, phq_answers", "NULL, NULL")
     };
-    let mut stmt = conn.prepare(&format!("SELECT {columns} FROM results {tail}")).map_err(err)?;
-    let rows = stmt
-        .query_map(args, |r| {
-            Ok(Row {
-                device_id: r.get(0)?,
-                seq: r.get(1)?,
-                session: r.get(2)?,
-                label: r.get(3)?,
-                started_ms: r.get(4)?,
-                finished_ms: r.get(5)?,
-                compute_ms: r.get(6)?,
-                p_depressed: r.get(7)?,
-                phq8: r.get(8)?,
-                gates: [r.get(9)?, r.get(10)?, r.get(11)?],
-                modalities: r.get(12)?,
-                model_version: r.get(13)?,
-                feature_schema: r.get(14)?,
-                flags: r.get(15)?,
-                synced_at_ms: r.get(16)?,
-                phq_instrument: r.get(17)?,
-                phq_answers: r.get(18)?,
-            }
-            .into_stored())
-        })
-        .map_err(err)?;
-    rows.collect::<Result<_, _>>().map_err(err)
+    let mut stmt = conn.prepare(&format!("SELECT {columns} FROM results {tail}"))?;
+    let rows = stmt.query_map(args, |r| {
+        Ok(Row {
+            device_id: r.get(0)?,
+            seq: r.get(1)?,
+            session: r.get(2)?,
+            label: r.get(3)?,
+            started_ms: r.get(4)?,
+            finished_ms: r.get(5)?,
+            compute_ms: r.get(6)?,
+            p_depressed: r.get(7)?,
+            phq8: r.get(8)?,
+            gates: [r.get(9)?, r.get(10)?, r.get(11)?],
+            modalities: r.get(12)?,
+            model_version: r.get(13)?,
+            feature_schema: r.get(14)?,
+            flags: r.get(15)?,
+            synced_at_ms: r.get(16)?,
+            phq_instrument: r.get(17)?,
+            phq_answers: r.get(18)?,
+        }
+        .into_stored())
+    })?;
+    rows.collect()
 }
 
 /// One storing transaction.
@@ -473,7 +446,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("v1.db");
         let conn = Connection::open(&path).expect("open");
-        conn.execute_batch(SCHEMA_V1).expect("v1");
+        conn.execute_batch(MIGRATIONS[0].sqlite).expect("v1");
         conn.execute(
             "INSERT INTO results VALUES ('d1', 1, 1, 'x', 10, 20, 5, 0.5, 12.0, 0.2, 0.3, 0.5, 7, 'm1', 'ab010203040506ff', 3, 0)",
             [],
@@ -505,8 +478,8 @@ mod tests {
             buf
         };
         let conn = Connection::open(&path).expect("open");
-        conn.execute_batch(SCHEMA_V1).expect("v1");
-        conn.execute_batch(SCHEMA_V2).expect("v2");
+        conn.execute_batch(MIGRATIONS[0].sqlite).expect("v1");
+        conn.execute_batch(MIGRATIONS[1].sqlite).expect("v2");
         conn.execute(
             "INSERT INTO results VALUES ('d1', 1, 1, 'x', 10, 20, 5, 0.5, 12.0, 0.2, 0.3, 0.5, 7, 'm1', 'ab010203040506ff', 3, 0, ?1)",
             [sha256_hex(&frame(&rec(1)))],

@@ -84,7 +84,20 @@ fn both_backends_have_the_same_tables_and_columns() {
     let (Target::Sqlite(path), Target::Postgres(url)) = (&sqlite, &pg) else { unreachable!() };
     drop(ResultsDb::open(&sqlite).expect("sqlite"));
     drop(ResultsDb::open(&pg).expect("postgres"));
-    let conn = sqlite_columns(path);
+    assert_eq!(sqlite_columns(path), postgres_columns(url));
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    let versions: Vec<i64> = client
+        .query("SELECT version FROM mimml.schema_migrations", &[])
+        .expect("versions")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Every step of the one list, once, in order.
+    assert_eq!(versions, (1..=host::db::SCHEMA_VERSION).collect::<Vec<_>>());
+}
+
+/// (table, column) of the PostgreSQL results database at `url`, in [`sqlite_columns`]' order.
+fn postgres_columns(url: &str) -> Vec<(String, String)> {
     let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
     let rows = client
         .query(
@@ -93,15 +106,99 @@ fn both_backends_have_the_same_tables_and_columns() {
             &[],
         )
         .expect("columns");
-    let pg_columns: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    assert_eq!(conn, pg_columns);
-    let versions: Vec<i64> = client
-        .query("SELECT version FROM mimml.schema_migrations", &[])
-        .expect("versions")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    assert_eq!(versions, vec![host::db::SCHEMA_VERSION]);
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+/// `r` stored as an older `mimml` stored it: the columns every schema version has.
+fn insert_as_version_1(target: &Target, device_id: &str, r: &ResultRecord) {
+    let columns = "device_id, seq, session, label, started_ms, finished_ms, compute_ms, p_depressed, phq8, \
+                   gate_audio, gate_video, gate_text, modalities, model_version, feature_schema, flags, synced_at_ms";
+    let schema = r.feature_schema.to_string();
+    let ints = [
+        r.seq as i64,
+        i64::from(r.session),
+        r.started_ms as i64,
+        r.finished_ms as i64,
+        i64::from(r.compute_ms),
+        i64::from(r.modalities.bits()),
+        i64::from(r.flags.bits()),
+        0,
+    ];
+    let reals = [r.p_depressed, r.phq8, r.gates[0], r.gates[1], r.gates[2]].map(f64::from);
+    match target {
+        Target::Sqlite(path) => {
+            let conn = rusqlite::Connection::open(path).expect("open");
+            conn.execute(
+                &format!("INSERT INTO results ({columns}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
+                rusqlite::params![
+                    device_id, ints[0], ints[1], r.label.as_str(), ints[2], ints[3], ints[4], reals[0], reals[1],
+                    reals[2], reals[3], reals[4], ints[5], r.model_version.as_str(), schema, ints[6], ints[7]
+                ],
+            )
+            .expect("row");
+        }
+        Target::Postgres(url) => {
+            let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+            client
+                .execute(
+                    &format!("INSERT INTO mimml.results ({columns}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"),
+                    &[
+                        &device_id, &ints[0], &ints[1], &r.label.as_str(), &ints[2], &ints[3], &ints[4], &reals[0],
+                        &reals[1], &reals[2], &reals[3], &reals[4], &ints[5], &r.model_version.as_str(), &schema,
+                        &ints[6], &ints[7],
+                    ],
+                )
+                .expect("row");
+        }
+    }
+}
+
+/// Every schema version either backend can be at — each a prefix of the one migration list —
+/// upgrades to the same tables and columns as a new database, keeps its results, and leaves
+/// their content hashes those of today's encoding (a repeat is no conflict).
+#[test]
+fn every_schema_version_of_both_backends_upgrades_to_the_same_columns() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fresh = dir.path().join("fresh.db");
+    drop(ResultsDb::open(&Target::Sqlite(fresh.clone())).expect("new"));
+    let want = sqlite_columns(&fresh);
+    assert_eq!(want.iter().filter(|(t, _)| t == "results").count(), 21, "{want:?}");
+    let current = host::db::SCHEMA_VERSION;
+    for version in 0..=current {
+        for (backend, target) in backends(dir.path(), &format!("v{version}")) {
+            ResultsDb::create_at(&target, version).expect("a database of an older version");
+            let r = rec(1);
+            let older = (1..current).contains(&version);
+            if older {
+                insert_as_version_1(&target, "d1", &r);
+            }
+            let mut db = ResultsDb::open(&target).unwrap_or_else(|e| panic!("{backend} from {version}: {e:?}"));
+            let columns = match &target {
+                Target::Sqlite(path) => sqlite_columns(path),
+                Target::Postgres(url) => postgres_columns(url),
+            };
+            assert_eq!(columns, want, "{backend} from version {version}");
+            if older {
+                assert_eq!(db.results(&Filter::default()).expect("results")[0].record, r, "{backend} from {version}");
+                let again = db.store("d1", std::slice::from_ref(&r)).expect("store");
+                assert_eq!((again.inserted, again.conflicts.len()), (0, 0), "{backend} from {version}: a repeat");
+            }
+            drop(db);
+            // Upgraded once: opening again changes nothing, and the version is today's.
+            let version_now = match &target {
+                Target::Sqlite(path) => rusqlite::Connection::open(path)
+                    .expect("open")
+                    .pragma_query_value(None, "user_version", |row| row.get::<_, i64>(0))
+                    .expect("version"),
+                Target::Postgres(url) => postgres::Client::connect(url, postgres::NoTls)
+                    .expect("connect")
+                    .query_one("SELECT max(version) FROM mimml.schema_migrations", &[])
+                    .expect("version")
+                    .get(0),
+            };
+            assert_eq!(version_now, current, "{backend} from {version}");
+        }
+    }
 }
 
 /// (table, column) of an SQLite results database, in the PostgreSQL listing's order.
@@ -134,7 +231,7 @@ fn hosts_opening_a_new_central_database_at_once_migrate_it_once() {
     }
     let mut client = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
     let n: i64 = client.query_one("SELECT count(*) FROM mimml.schema_migrations", &[]).expect("count").get(0);
-    assert_eq!(n, 1);
+    assert_eq!(n, host::db::SCHEMA_VERSION, "each step applied once, not once per host");
 }
 
 #[test]
