@@ -1,5 +1,6 @@
 //! What the clinic's command-line programs (`mimml`, `mimml-demo`) print on a terminal: lines to
-//! stdout that end quietly on a closed pipe, and progress bars over a session and a sync.
+//! stdout that end quietly on a closed pipe, logging to stderr, and progress bars over a session
+//! and a sync.
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -44,6 +45,20 @@ pub fn stdout_written(written: std::io::Result<()>) {
             std::process::exit(1)
         }
     }
+}
+
+/// Logs to stderr: warnings by default, `-v` info, `-vv` debug; `RUST_LOG` overrides.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
 }
 
 /// [`session::run_session`] with a bar over the transcript push, then a spinner while the

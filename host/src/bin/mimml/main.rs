@@ -18,16 +18,7 @@ use context::Ctx;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let level = match cli.verbose {
-        0 => "warn",
-        1 => "info",
-        _ => "debug",
-    };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| level.into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    host::terminal::init_logging(cli.verbose);
     let ctx = Ctx::new(&cli);
     match cli.cmd {
         Cmd::Devices => devices::list(),
