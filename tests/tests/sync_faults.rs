@@ -1,4 +1,5 @@
-//! Exactly-once sync under more than a thousand random faults, into SQLite and into a real
+//! Exactly-once sync under a thousand random faults per backend (`MIMML_SYNC_FAULTS`, at least
+//! 200: CI runs 200, `bench/run faults` the full count), into SQLite and into a real
 //! PostgreSQL server: damaged and dropped frames both ways (garbage, truncated copies, flipped
 //! bits, drops), the device stopped mid-sync and restarted (with new results), the host killed
 //! right after its database commit and before its acknowledgement, the database connection cut
@@ -23,8 +24,18 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tests::{Fault, FaultyPort, device_with_results, open_device};
 
-/// Faults to inject per backend.
-const FAULTS: usize = 1000;
+/// Faults to inject per backend: `MIMML_SYNC_FAULTS`, else 1,000.
+fn faults() -> usize {
+    const FULL: usize = 1000;
+    const LEAST: usize = 200;
+    match std::env::var("MIMML_SYNC_FAULTS") {
+        Err(_) => FULL,
+        Ok(v) => match v.parse() {
+            Ok(n) if n >= LEAST => n,
+            _ => panic!("MIMML_SYNC_FAULTS={v:?}: a number of faults per backend, at least {LEAST}"),
+        },
+    }
+}
 
 /// A host port that fails (as a killed host would) when it is asked to send the
 /// acknowledgement: the database has committed, the device never hears it.
@@ -116,7 +127,8 @@ fn run(target: &Target, dir: &Path, seed: u64) -> Tally {
     };
     let mut tally = Tally::default();
     let started = Instant::now();
-    while tally.total() < FAULTS {
+    let faults = faults();
+    while tally.total() < faults {
         tally.rounds += 1;
         // Between rounds the device runs more sessions.
         device_with_results(&data, None, rng.random_range(4..30));
@@ -239,12 +251,12 @@ fn run(target: &Target, dir: &Path, seed: u64) -> Tally {
     let expected: Vec<_> = log.iter().map(|r| (r.seq, content_hash(r))).collect();
     assert_eq!(by_seq, expected, "the database holds the device's records, byte for byte");
     assert!(db.conflicts().expect("conflicts").is_empty());
-    assert!(tally.total() >= FAULTS);
+    assert!(tally.total() >= faults);
     tally
 }
 
 #[test]
-fn exactly_once_under_a_thousand_faults_into_sqlite_and_postgres() {
+fn exactly_once_under_random_faults_into_sqlite_and_postgres() {
     let dir = tempfile::tempdir().expect("tempdir");
     let sqlite = run(&Target::Sqlite(dir.path().join("r.db")), &dir.path().join("sqlite"), 1);
     assert!(sqlite.device_killed > 0 && sqlite.host_killed > 0 && sqlite.link > 0, "{sqlite:?}");
