@@ -104,17 +104,7 @@ impl PgDb {
     /// reading, a database without MIMML's schema is [`DbError::Missing`] and nothing is
     /// created.
     pub fn open(url: &str, read_only: bool) -> Result<PgDb, DbError> {
-        let target = super::Target::Postgres(url.to_owned()).to_string();
-        let mut config: Config = url.parse().map_err(|e| pg_error(&target, e))?;
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("mimml");
-        }
-        // A cut connection is noticed by the next statement, not after hours.
-        config.keepalives_idle(Duration::from_secs(30));
-        let mut client = config.connect(tls(&target)?).map_err(|e| pg_error(&target, e))?;
+        let (mut client, target) = connect(url)?;
         let version = version(&mut client, &target)?;
         if version > SCHEMA_VERSION {
             return Err(DbError::Newer { path: target, found: version, known: SCHEMA_VERSION });
@@ -319,10 +309,25 @@ fn migrate_to(client: &mut Client, target: &str, to: i64) -> Result<(), DbError>
 
 /// See [`super::ResultsDb::create_at`].
 pub fn create_at(url: &str, version: i64) -> Result<(), DbError> {
-    let target = super::Target::Postgres(url.to_owned()).to_string();
-    let config: Config = url.parse().map_err(|e| pg_error(&target, e))?;
-    let mut client = config.connect(tls(&target)?).map_err(|e| pg_error(&target, e))?;
+    let (mut client, target) = connect(url)?;
     migrate_to(&mut client, &target, version.clamp(0, SCHEMA_VERSION))
+}
+
+/// A connection to `url` (bounded connect time, named `mimml`, kept alive) and the database's
+/// name for errors, its password redacted.
+fn connect(url: &str) -> Result<(Client, String), DbError> {
+    let target = super::Target::Postgres(url.to_owned()).to_string();
+    let mut config: Config = url.parse().map_err(|e| pg_error(&target, e))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(Duration::from_secs(10));
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("mimml");
+    }
+    // A cut connection is noticed by the next statement, not after hours.
+    config.keepalives_idle(Duration::from_secs(30));
+    let client = config.connect(tls(&target)?).map_err(|e| pg_error(&target, e))?;
+    Ok((client, target))
 }
 
 /// One storing transaction.
