@@ -18,7 +18,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
 
 use super::daic::Corpus;
-use super::{CorpusError, Labels, Split};
+use super::{BoxError, CorpusError, Labels, Split};
 
 const MODALITIES: [&str; 3] = ["audio", "video", "text"];
 
@@ -87,7 +87,12 @@ pub struct BuildReport {
 }
 
 fn cache_err(dir: &Path, detail: impl Into<String>) -> CorpusError {
-    CorpusError::Cache { path: dir.display().to_string(), detail: detail.into() }
+    CorpusError::Cache { path: dir.to_owned(), detail: detail.into() }
+}
+
+/// A file of the cache at `dir` that could not be read or written: `what` names it.
+fn cache_file(dir: &Path, what: impl Into<String>, source: impl Into<BoxError>) -> CorpusError {
+    CorpusError::CacheFile { path: dir.to_owned(), what: what.into(), source: source.into() }
 }
 
 fn session_file(dir: &Path, id: u32) -> PathBuf {
@@ -97,9 +102,9 @@ fn session_file(dir: &Path, id: u32) -> PathBuf {
 fn read_index(dir: &Path) -> Result<Option<CacheIndex>, CorpusError> {
     let p = dir.join("index.json");
     match std::fs::read(&p) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| cache_err(dir, format!("index.json: {e}"))),
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| cache_file(dir, "index.json", e)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(cache_err(dir, e.to_string())),
+        Err(e) => Err(cache_file(dir, "index.json", e)),
     }
 }
 
@@ -109,14 +114,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn encode(f: &SessionFeatures, id: u32, schema: SchemaHash) -> Result<Vec<u8>, String> {
+fn encode(f: &SessionFeatures, id: u32, schema: SchemaHash) -> Result<Vec<u8>, BoxError> {
     let seqs = [&f.audio, &f.video, &f.text];
     let bytes: Vec<Option<Vec<u8>>> =
         seqs.iter().map(|s| s.as_ref().map(|s| s.data.iter().flat_map(|v| v.to_le_bytes()).collect())).collect();
     let mut views = Vec::new();
     for ((name, seq), b) in MODALITIES.iter().zip(seqs).zip(&bytes) {
         if let (Some(seq), Some(b)) = (seq, b) {
-            views.push((*name, TensorView::new(Dtype::F32, vec![seq.len(), seq.dim], b).map_err(|e| e.to_string())?));
+            views.push((*name, TensorView::new(Dtype::F32, vec![seq.len(), seq.dim], b)?));
         }
     }
     let meta = HashMap::from([
@@ -124,29 +129,29 @@ fn encode(f: &SessionFeatures, id: u32, schema: SchemaHash) -> Result<Vec<u8>, S
         ("session".to_owned(), id.to_string()),
         ("flags".to_owned(), f.flags.bits().to_string()),
     ]);
-    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+    Ok(safetensors::serialize(views, Some(meta))?)
 }
 
-fn decode(bytes: &[u8]) -> Result<SessionFeatures, String> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
-    let (_, meta) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+fn decode(bytes: &[u8]) -> Result<SessionFeatures, BoxError> {
+    let st = SafeTensors::deserialize(bytes)?;
+    let (_, meta) = SafeTensors::read_metadata(bytes)?;
     let flags = meta
         .metadata()
         .as_ref()
         .and_then(|m| m.get("flags"))
         .and_then(|v| v.parse().ok())
         .map_or(protocol::ResultFlags::empty(), protocol::ResultFlags::from_bits_retain);
-    let get = |name: &str| -> Result<Option<Sequence>, String> {
+    let get = |name: &str| -> Result<Option<Sequence>, BoxError> {
         match st.tensor(name) {
             Ok(t) => {
                 if t.dtype() != Dtype::F32 || t.shape().len() != 2 {
-                    return Err(format!("tensor {name}: expected 2-D f32"));
+                    return Err(format!("tensor {name}: expected 2-D f32").into());
                 }
                 let data = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
                 Ok(Some(Sequence { dim: t.shape()[1], data }))
             }
             Err(safetensors::SafeTensorError::TensorNotFound(_)) => Ok(None),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e.into()),
         }
     };
     // How much signal the inputs had is the device's concern (its presence rule), not kept here.
@@ -185,7 +190,7 @@ pub fn build(
     if machine && options.include_interviewer_text {
         return Err(cache_err(dir, "machine transcripts hold the participant's words only: no interviewer text"));
     }
-    let io = |e: std::io::Error| cache_err(dir, e.to_string());
+    let io = |e: std::io::Error| cache_file(dir, "sessions/", e);
     std::fs::create_dir_all(dir.join("sessions")).map_err(io)?;
     let schema_hash = options.text().schema_hash();
     let want_schema = schema_hash.to_string();
@@ -228,7 +233,7 @@ pub fn build(
                 transcriber: text.transcriber,
                 transcripts: options.transcripts,
             });
-            let bytes = encode(&f, p.id, schema_hash).map_err(|e| cache_err(dir, format!("session {}: {e}", p.id)))?;
+            let bytes = encode(&f, p.id, schema_hash).map_err(|e| cache_file(dir, format!("session {}", p.id), e))?;
             write_atomic(&file, &bytes).map_err(io)?;
             progress();
             let len = |q: &Option<Sequence>| q.as_ref().map_or(0, Sequence::len);
@@ -262,7 +267,7 @@ pub fn build(
         corpus: corpus.root.display().to_string(),
         sessions,
     };
-    let json = serde_json::to_vec_pretty(&index).map_err(|e| cache_err(dir, e.to_string()))?;
+    let json = serde_json::to_vec_pretty(&index).map_err(|e| cache_file(dir, "index.json", e))?;
     write_atomic(&dir.join("index.json"), &json).map_err(io)?;
     Ok(BuildReport {
         built,
@@ -309,8 +314,8 @@ impl FeatureCache {
 
     pub fn load(&self, id: u32) -> Result<SessionFeatures, CorpusError> {
         let p = session_file(&self.dir, id);
-        let bytes = std::fs::read(&p).map_err(|e| cache_err(&self.dir, format!("session {id}: {e}")))?;
-        decode(&bytes).map_err(|e| cache_err(&self.dir, format!("session {id}: {e}")))
+        let bytes = std::fs::read(&p).map_err(|e| cache_file(&self.dir, format!("session {id}"), e))?;
+        decode(&bytes).map_err(|e| cache_file(&self.dir, format!("session {id}"), e))
     }
 }
 

@@ -7,11 +7,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use features::audio::{AudioClip, read_wav_from};
+use features::chain;
 use features::landmarks::{LandmarkTrack, read_clnf};
 use features::text::{Utterance, parse_transcript};
 use rayon::prelude::*;
 
-use super::{CorpusError, Labels, PHQ8_ITEMS, Participant, Problem, Split};
+use super::{BoxError, CorpusError, Labels, PHQ8_ITEMS, Participant, Problem, Split};
 
 /// Split files, in priority order: a participant listed in two is kept in the first.
 const SPLIT_FILES: [(Split, &str); 4] = [
@@ -84,7 +85,7 @@ fn session_id(name: &str) -> Option<(u32, bool)> {
 
 impl Corpus {
     pub fn open(root: &Path) -> Result<Corpus, CorpusError> {
-        let io = |source| CorpusError::Io { path: root.display().to_string(), source };
+        let io = |source| CorpusError::Io { path: root.to_owned(), source };
         let mut sources = BTreeMap::new();
         for entry in std::fs::read_dir(root).map_err(io)? {
             let entry = entry.map_err(io)?;
@@ -127,7 +128,7 @@ impl Corpus {
             }
         }
         if sources.is_empty() && !any_split {
-            return Err(CorpusError::Empty { path: root.display().to_string() });
+            return Err(CorpusError::Empty { path: root.to_owned() });
         }
         for id in participants.keys() {
             if !sources.contains_key(id) {
@@ -181,7 +182,9 @@ impl Corpus {
         };
         let mut files = match Files::open(source) {
             Ok(f) => f,
-            Err(message) => {
+            Err(e) => {
+                // A problem is a line of the corpus report, which lists every damaged file.
+                let message = chain(&*e);
                 s.problems.push(Problem { session: Some(id), file: display(source), line: 0, message });
                 return s;
             }
@@ -201,7 +204,8 @@ impl Corpus {
                     }
                     None
                 }
-                Err(message) => {
+                Err(e) => {
+                    let message = chain(&*e);
                     problems.push(Problem { session: Some(id), file: name, line: 0, message });
                     None
                 }
@@ -299,6 +303,15 @@ fn display(source: &Source) -> String {
     }
 }
 
+/// A session file that could not be read, with what it is.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read {what}")]
+struct Unreadable<E: std::error::Error + 'static> {
+    what: String,
+    #[source]
+    source: E,
+}
+
 /// Access to a session's files, in a folder or a zip archive.
 enum Files {
     Dir(PathBuf),
@@ -306,12 +319,12 @@ enum Files {
 }
 
 impl Files {
-    fn open(source: &Source) -> Result<Files, String> {
+    fn open(source: &Source) -> Result<Files, BoxError> {
         match source {
             Source::Dir(p) => Ok(Files::Dir(p.clone())),
             Source::Zip(p) => {
-                let f = File::open(p).map_err(|e| e.to_string())?;
-                let z = zip::ZipArchive::new(f).map_err(|e| format!("not a readable zip archive: {e}"))?;
+                let f = File::open(p)?;
+                let z = zip::ZipArchive::new(f).map_err(|e| Unreadable { what: "a zip archive".into(), source: e })?;
                 Ok(Files::Zip(p.clone(), z))
             }
         }
@@ -319,14 +332,14 @@ impl Files {
 
     /// The file named `name` (anywhere in the archive, or directly in the folder), with a
     /// description of where it came from.
-    fn read(&mut self, name: &str) -> Result<Option<(String, Vec<u8>)>, String> {
+    fn read(&mut self, name: &str) -> Result<Option<(String, Vec<u8>)>, BoxError> {
         match self {
             Files::Dir(dir) => {
                 let p = dir.join(name);
                 match std::fs::read(&p) {
                     Ok(b) => Ok(Some((p.display().to_string(), b))),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                    Err(e) => Err(e.to_string()),
+                    Err(e) => Err(e.into()),
                 }
             }
             Files::Zip(path, z) => {
@@ -335,10 +348,10 @@ impl Files {
                 }) else {
                     return Ok(None);
                 };
-                let mut entry = z.by_index(index).map_err(|e| e.to_string())?;
+                let mut entry = z.by_index(index)?;
                 let origin = format!("{}:{}", path.display(), entry.name().unwrap_or_default());
                 let mut bytes = Vec::with_capacity(entry.size() as usize);
-                entry.read_to_end(&mut bytes).map_err(|e| format!("{origin}: {e}"))?;
+                entry.read_to_end(&mut bytes).map_err(|e| Unreadable { what: origin.clone(), source: e })?;
                 Ok(Some((origin, bytes)))
             }
         }

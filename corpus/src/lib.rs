@@ -14,6 +14,10 @@ pub mod daic;
 pub mod synth;
 
 use std::fmt;
+use std::path::PathBuf;
+
+/// Any error, boxed: the cause of a cache file that could not be read or written.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Which split a participant belongs to.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
@@ -128,6 +132,7 @@ impl Problem {
             F::Transcript { path, line, detail } | F::Landmarks { path, line, detail } => {
                 (path.clone(), *line, detail.clone())
             }
+            F::Vad { path, .. } => (path.display().to_string(), 0, causes(e)),
             F::Encoder { name, .. } => (name.clone(), 0, causes(e)),
             F::EncoderWidth { name, .. } => (name.clone(), 0, e.to_string()),
         };
@@ -137,14 +142,21 @@ impl Problem {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CorpusError {
-    #[error("corpus folder {path}: {source}")]
+    #[error("corpus folder {path}")]
     Io {
-        path: String,
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },
     #[error("{path} holds no DAIC-WOZ sessions (NNN_P/ folders or NNN_P.zip files) and no split files")]
-    Empty { path: String },
+    Empty { path: PathBuf },
     #[error("feature cache {path}: {detail}")]
-    Cache { path: String, detail: String },
+    Cache { path: PathBuf, detail: String },
+    #[error("feature cache {path}: {what}")]
+    CacheFile {
+        path: PathBuf,
+        what: String,
+        #[source]
+        source: BoxError,
+    },
 }

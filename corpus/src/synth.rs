@@ -169,7 +169,7 @@ fn assign_splits(ts: &mut [Truth], seed: u64) {
 /// Writes the corpus to `out`; `progress` is called once per session written. Returns the truth.
 pub fn write_corpus(cfg: &SynthConfig, out: &Path, progress: impl Fn() + Sync) -> Result<Vec<Truth>, CorpusError> {
     let io = |path: &Path| {
-        let path = path.display().to_string();
+        let path = path.to_owned();
         move |source| CorpusError::Io { path: path.clone(), source }
     };
     std::fs::create_dir_all(out).map_err(io(out))?;
@@ -184,12 +184,12 @@ pub fn write_corpus(cfg: &SynthConfig, out: &Path, progress: impl Fn() + Sync) -
                 z.start_file(format!("{}_P/{name}", t.id), opts)
                     .and_then(|()| z.write_all(bytes).map_err(zip::result::ZipError::Io))
                     .map_err(|e| CorpusError::Io {
-                        path: path.display().to_string(),
+                        path: path.clone(),
                         source: std::io::Error::other(e),
                     })?;
             }
             z.finish()
-                .map_err(|e| CorpusError::Io { path: path.display().to_string(), source: std::io::Error::other(e) })?;
+                .map_err(|e| CorpusError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
         } else {
             let dir = out.join(format!("{}_P", t.id));
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;
@@ -205,7 +205,7 @@ pub fn write_corpus(cfg: &SynthConfig, out: &Path, progress: impl Fn() + Sync) -
     let marker = serde_json::json!({ "generator": "mimml-lab corpus synth", "config": cfg, "truth": ts });
     let p = out.join(MARKER);
     std::fs::write(&p, serde_json::to_vec_pretty(&marker).unwrap_or_default())
-        .map_err(|source| CorpusError::Io { path: p.display().to_string(), source })?;
+        .map_err(|source| CorpusError::Io { path: p.clone(), source })?;
     Ok(ts)
 }
 
@@ -239,7 +239,7 @@ fn write_splits(ts: &[Truth], out: &Path) -> Result<(), CorpusError> {
         ("test_split_Depression_AVEC2017.csv", test),
     ] {
         let p = out.join(name);
-        std::fs::write(&p, text).map_err(|source| CorpusError::Io { path: p.display().to_string(), source })?;
+        std::fs::write(&p, text).map_err(|source| CorpusError::Io { path: p.clone(), source })?;
     }
     Ok(())
 }

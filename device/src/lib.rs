@@ -14,7 +14,9 @@
 //!                        ResultLog (append + fsync) ──► Sync/Ack to the host
 //! ```
 //!
-//! * [`server::Server`]: the wire — hello gating, reply cache, dispatch, the serve loop.
+//! * [`daemon::Device`]: the device's loop — one [`daemon::Event`] enum (host request, screen
+//!   tap, button press, finished session, clock tick) matched in one place.
+//! * [`server::Server`]: the wire — hello gating, the host's key, the reply cache, dispatch.
 //! * [`session::Sessions`]: the session lifecycle (start, words, stop, status, sync), for a
 //!   session started by the host or on the device; stopped sessions are computed on a worker.
 //! * [`pipeline::SessionPipeline`]: captured media + utterances → `ResultRecord` (front-ends,
@@ -35,6 +37,7 @@
 //! only, never a training library or corpus format (`.ci/run` checks with `cargo tree`).
 
 pub mod capture;
+pub mod daemon;
 pub mod kiosk;
 pub mod log;
 pub mod models;
@@ -48,6 +51,7 @@ pub mod storage;
 pub mod watchdog;
 
 pub use pipeline::{Pipeline, SessionPipeline};
+pub use daemon::{Device, Event};
 pub use server::{Server, ServerConfig};
 pub use session::Sessions;
 
@@ -90,6 +94,48 @@ pub enum DeviceError {
     /// The pipeline could not be assembled around the model.
     #[error("cannot assemble the session pipeline")]
     Pipeline(#[source] BoxError),
+    /// The board definition could not be read.
+    #[error(transparent)]
+    Board(#[from] boards::BoardError),
+    /// The capture could not be set up.
+    #[error(transparent)]
+    Capture(#[from] capture::CaptureError),
+    /// A front-end model named explicitly does not load.
+    #[error("a front-end model does not load")]
+    FrontEnd(#[source] BoxError),
+}
+
+/// Why a device thread could not start, or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ThreadError {
+    /// The in-process host has no key.
+    #[error("no key for the in-process host")]
+    Key(#[source] runtime::signing::SignatureError),
+    /// The in-process host's key could not be paired.
+    #[error(transparent)]
+    Pairing(#[from] pairing::PairingError),
+    /// The thread could not be started.
+    #[error("cannot start the device thread")]
+    Spawn(#[source] std::io::Error),
+    /// The thread panicked (a defect).
+    #[error("the device thread panicked")]
+    Panicked,
+    /// The device stopped on a link error.
+    #[error("the device's link failed")]
+    Link(#[from] link::LinkError),
+    /// The simulated device could not be opened.
+    #[error("cannot open the simulated device")]
+    Device(#[source] Box<DeviceError>),
+}
+
+/// A device error a host is told of. Each error type a request can end in —
+/// [`session::SessionError`], [`models::StoreError`], [`pairing::PairingError`] — maps its own
+/// variants to the protocol's codes beside their definitions (a match the compiler holds to
+/// every variant), and `server` turns any of them into the one refusal reply: the code, and the
+/// error with its causes as the detail.
+pub trait Refusal: std::error::Error {
+    /// The protocol's code for this error.
+    fn code(&self) -> protocol::ErrorCode;
 }
 
 /// Any error, boxed.
@@ -118,7 +164,7 @@ pub fn model_loader(factory: Option<PathBuf>, text_encoder: Option<PathBuf>) -> 
     Box::new(move |dir| {
         let model = load_model(dir.or(factory.as_deref()))?;
         let text_encoder = load_text_encoder(model.as_ref(), text_encoder.as_deref())
-            .map_err(|e| runtime::ModelError::Manifest { field: "feature_schema", detail: runtime::chain(&e) })?;
+            .map_err(|e| runtime::ModelError::TextEncoderMissing(e.into()))?;
         Ok(LoadedModel { model, text_encoder })
     })
 }
@@ -197,14 +243,14 @@ pub struct DeviceConfig {
 
 /// Opens the data directory (state, result log, model store, paired hosts) and assembles a
 /// device: sessions over `capture`, computed by the pipeline `pipeline` makes around the model
-/// that serves, served by the returned [`Server`].
+/// that serves, driven by the returned [`Device`]'s loop.
 pub fn open(
     cfg: DeviceConfig,
     capture: Box<dyn capture::Capture>,
     panel: Box<dyn Panel>,
     models: ModelSetup,
     pipeline: impl FnOnce(LoadedModel) -> Result<Box<dyn Pipeline>, BoxError>,
-) -> Result<Server, DeviceError> {
+) -> Result<Device, DeviceError> {
     std::fs::create_dir_all(&cfg.data_dir)
         .map_err(|source| DeviceError::DataDir { path: cfg.data_dir.clone(), source })?;
     let data = state::DataDir::lock(&cfg.data_dir)?;
@@ -232,7 +278,8 @@ pub fn open(
     let pipeline = pipeline(loaded).map_err(DeviceError::Pipeline)?;
     let sessions = Sessions::new(data, state, log, capture, panel, pipeline).map_err(DeviceError::Worker)?;
     let models = server::Models { store, loader };
-    Ok(Server::new(ServerConfig { board: cfg.board, simulated: cfg.simulated }, sessions, models, pairings))
+    let cfg = ServerConfig { board: cfg.board, simulated: cfg.simulated };
+    Ok(Device::new(server::Parts { cfg, sessions, models, pairings }))
 }
 
 /// The MIMML bundle shipped with the software (trained on the synthetic corpus): `model/` of
@@ -401,14 +448,149 @@ pub fn load_face(
     Ok(Some(face))
 }
 
+/// The front-ends a session's pipeline runs around the model. Each is optional: without a
+/// voice-activity model the energy detector segments, without a landmark model video is absent,
+/// without a transcriber text comes from pushed transcripts only.
+#[derive(Default)]
+pub struct FrontEnds {
+    /// silero-vad ([`load_vad`]).
+    pub vad: Option<Box<dyn features::vad::VoiceActivity>>,
+    /// Face detector and landmarks for frames the pipeline analyses ([`load_face`]); live
+    /// capture takes its own along instead.
+    pub face: Option<vision::face::FaceFrontEnd>,
+    /// Whisper tiny.en ([`load_transcriber`]).
+    pub transcriber: Option<Box<dyn features::text::Transcriber>>,
+    /// How much of each modality a session needs.
+    pub presence: pipeline::Presence,
+}
+
+impl std::fmt::Debug for FrontEnds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrontEnds")
+            .field("vad", &self.vad.as_ref().map(|v| v.name().to_owned()))
+            .field("face", &self.face.is_some())
+            .field("transcriber", &self.transcriber.as_ref().map(|t| t.name().to_owned()))
+            .field("presence", &self.presence)
+            .finish()
+    }
+}
+
+impl FrontEnds {
+    /// The session pipeline around `loaded`.
+    pub fn pipeline(self, loaded: LoadedModel, simulated: bool) -> Result<Box<dyn Pipeline>, BoxError> {
+        tracing::info!(
+            vad = self.vad.as_ref().map_or("energy", |v| v.name()),
+            text_embedding = %loaded.model.text_embedding(),
+            transcriber = self.transcriber.as_ref().map_or("none", |t| t.name()),
+            "front-ends"
+        );
+        let pipeline = SessionPipeline::new(loaded.model, simulated)
+            .with_transcriber(self.transcriber)
+            .with_text_encoder(loaded.text_encoder)?
+            .with_vad(self.vad)
+            .with_face(self.face)
+            .with_presence(self.presence);
+        Ok(Box::new(pipeline))
+    }
+}
+
+/// What the device does with sessions beyond computing them.
+pub struct SessionRules {
+    /// A host-started session with no request about it for this long is abandoned.
+    pub abandon_after: std::time::Duration,
+    /// How long acknowledged results stay and the free space a session needs, and where free
+    /// space is read from; `None`: every result is kept, free space not checked.
+    pub retention: Option<(retention::Retention, Box<dyn retention::FreeSpace>)>,
+    /// Raw media of consenting kiosk patients are kept: (spool, kept media folder).
+    pub media: Option<(PathBuf, PathBuf)>,
+}
+
+impl Default for SessionRules {
+    fn default() -> Self {
+        SessionRules { abandon_after: session::ABANDON_AFTER, retention: None, media: None }
+    }
+}
+
+impl std::fmt::Debug for SessionRules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRules")
+            .field("abandon_after", &self.abandon_after)
+            .field("retention", &self.retention.as_ref().map(|(r, _)| r))
+            .field("media", &self.media)
+            .finish()
+    }
+}
+
+/// Everything a device is made of. The daemon (`mimml-device run`) fills it in from its
+/// command line, the simulated device ([`simulated_with`]) with defaults, and
+/// [`open`](Setup::open) composes it: the one place a device is put together. Tests and
+/// benches with a pipeline of their own use the lower [`open`](crate::open).
+pub struct Setup {
+    /// Data folder, board, simulated inputs.
+    pub config: DeviceConfig,
+    /// Microphone and camera, or the files standing in for them.
+    pub capture: Box<dyn capture::Capture>,
+    /// The board's button and LEDs.
+    pub panel: Box<dyn Panel>,
+    /// The model store's policy and the loader.
+    pub models: ModelSetup,
+    /// The pipeline's front-ends.
+    pub front_ends: FrontEnds,
+    /// Abandoning, retention, research media.
+    pub rules: SessionRules,
+    /// The kiosk, on a unit that runs sessions of its own.
+    pub kiosk: Option<kiosk::Kiosk>,
+}
+
+impl std::fmt::Debug for Setup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Setup")
+            .field("config", &self.config)
+            .field("models", &self.models)
+            .field("front_ends", &self.front_ends)
+            .field("rules", &self.rules)
+            .field("kiosk", &self.kiosk)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Setup {
+    /// Opens the data folder and assembles the device.
+    pub fn open(self) -> Result<Device, DeviceError> {
+        let Setup { config, mut capture, panel, models, front_ends, rules, kiosk } = self;
+        let simulated = config.simulated;
+        // A live microphone is analysed as it records; the answers' samples are kept for the
+        // transcriber.
+        capture.keep_answers(front_ends.transcriber.is_some());
+        let mut device = open(config, capture, panel, models, |loaded| front_ends.pipeline(loaded, simulated))?;
+        let sessions = device.sessions();
+        sessions.set_abandon_after(rules.abandon_after);
+        if let Some((retention, space)) = rules.retention {
+            sessions.set_retention(retention, space);
+        }
+        if let Some((spool, media)) = rules.media {
+            tracing::warn!(
+                spool = %spool.display(),
+                media = %media.display(),
+                "raw media of sessions whose patient consented to research are kept"
+            );
+            sessions.keep_media(spool, media);
+        }
+        if let Some(k) = kiosk {
+            device.set_kiosk(k);
+        }
+        Ok(device)
+    }
+}
+
 /// A simulated device: file sources from `session_dir`, the committed MIMML bundle, LEDs to
 /// the log.
-pub fn simulated(data_dir: &Path, session_dir: &Path) -> anyhow::Result<Server> {
+pub fn simulated(data_dir: &Path, session_dir: &Path) -> Result<Device, DeviceError> {
     simulated_with_model(data_dir, session_dir, &bundled_model_dir())
 }
 
 /// [`simulated`] with the model bundle in `bundle_dir` installed as its factory model.
-pub fn simulated_with_model(data_dir: &Path, session_dir: &Path, bundle_dir: &Path) -> anyhow::Result<Server> {
+pub fn simulated_with_model(data_dir: &Path, session_dir: &Path, bundle_dir: &Path) -> Result<Device, DeviceError> {
     simulated_with(
         data_dir,
         session_dir,
@@ -417,29 +599,26 @@ pub fn simulated_with_model(data_dir: &Path, session_dir: &Path, bundle_dir: &Pa
 }
 
 /// [`simulated`] with a model setup of the caller's (trusted keys, factory model).
-pub fn simulated_with(data_dir: &Path, session_dir: &Path, models: ModelSetup) -> anyhow::Result<Server> {
-    let board = Board::by_name("sim")?;
-    let capture = capture::SimulatedCapture::new(session_dir)?;
-    let vad = load_vad(None)?;
-    let face = load_face(None, None)?;
-    Ok(open(
-        DeviceConfig { data_dir: data_dir.to_owned(), board, simulated: true },
-        Box::new(capture),
-        Box::new(LogPanel::default()),
+pub fn simulated_with(data_dir: &Path, session_dir: &Path, models: ModelSetup) -> Result<Device, DeviceError> {
+    Setup {
+        config: DeviceConfig { data_dir: data_dir.to_owned(), board: Board::by_name("sim")?, simulated: true },
+        capture: Box::new(capture::SimulatedCapture::new(session_dir)?),
+        panel: Box::new(LogPanel::default()),
         models,
-        |loaded| {
-            let pipeline = SessionPipeline::new(loaded.model, true)
-                .with_text_encoder(loaded.text_encoder)?
-                .with_vad(vad)
-                .with_face(face);
-            Ok(Box::new(pipeline))
+        front_ends: FrontEnds {
+            vad: load_vad(None).map_err(|e| DeviceError::FrontEnd(e.into()))?,
+            face: load_face(None, None).map_err(|e| DeviceError::FrontEnd(e.into()))?,
+            ..FrontEnds::default()
         },
-    )?)
+        rules: SessionRules::default(),
+        kiosk: None,
+    }
+    .open()
 }
 
 /// Serves on an already open port until `stop` is set or the link fails.
 pub fn serve_port<P: std::io::Read + std::io::Write>(
-    server: &mut Server,
+    server: &mut Device,
     port: P,
     stop: &AtomicBool,
 ) -> Result<(), link::LinkError> {
@@ -454,7 +633,7 @@ pub fn serve_port<P: std::io::Read + std::io::Write>(
 #[derive(Debug)]
 pub struct DeviceThread {
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Result<Server, link::LinkError>>>,
+    thread: Option<JoinHandle<Result<Device, link::LinkError>>>,
     host_key: ed25519_dalek::SigningKey,
 }
 
@@ -464,25 +643,26 @@ impl DeviceThread {
         data_dir: &Path,
         session_dir: &Path,
         port: P,
-    ) -> anyhow::Result<DeviceThread> {
-        Self::serve(simulated(data_dir, session_dir)?, port)
+    ) -> Result<DeviceThread, ThreadError> {
+        let device = simulated(data_dir, session_dir).map_err(|e| ThreadError::Device(Box::new(e)))?;
+        Self::serve(device, port)
     }
 
     /// Serves `port` with a device of the caller's making.
     pub fn serve<P: std::io::Read + std::io::Write + Send + 'static>(
-        server: Server,
+        server: Device,
         port: P,
-    ) -> anyhow::Result<DeviceThread> {
-        Self::serve_with_key(server, port, runtime::signing::generate()?)
+    ) -> Result<DeviceThread, ThreadError> {
+        Self::serve_with_key(server, port, runtime::signing::generate().map_err(ThreadError::Key)?)
     }
 
     /// [`serve`](Self::serve) for the host holding `host_key` (a device restarted under the
     /// same host).
     pub fn serve_with_key<P: std::io::Read + std::io::Write + Send + 'static>(
-        mut server: Server,
+        mut server: Device,
         port: P,
         host_key: ed25519_dalek::SigningKey,
-    ) -> anyhow::Result<DeviceThread> {
+    ) -> Result<DeviceThread, ThreadError> {
         let public = host_key.verifying_key().to_bytes();
         server.pairings().add(public, "host in the device's process")?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -493,7 +673,8 @@ impl DeviceThread {
                 tracing::warn!("the in-process host's key stays paired: {e}");
             }
             served.map(|()| server)
-        })?;
+        });
+        let thread = thread.map_err(ThreadError::Spawn)?;
         Ok(DeviceThread { stop, thread: Some(thread), host_key })
     }
 
@@ -504,11 +685,11 @@ impl DeviceThread {
 
     /// Stops the device and hands it back for inspection; a link error it stopped on is
     /// returned instead.
-    pub fn stop(mut self) -> anyhow::Result<Server> {
+    pub fn stop(mut self) -> Result<Device, ThreadError> {
         self.stop.store(true, Ordering::Relaxed);
-        let t = self.thread.take().ok_or_else(|| anyhow::anyhow!("already stopped"))?;
-        let server = t.join().map_err(|_| anyhow::anyhow!("the device thread panicked"))??;
-        Ok(server)
+        // Taken only here and in `drop`: a thread that is not there panicked while being joined.
+        let t = self.thread.take().ok_or(ThreadError::Panicked)?;
+        Ok(t.join().map_err(|_| ThreadError::Panicked)??)
     }
 }
 

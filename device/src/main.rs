@@ -10,7 +10,7 @@ use boards::{Board, LogPanel, Panel};
 use clap::{Parser, Subcommand};
 use device::capture::live::{Camera, FileCamera, LiveCapture, Microphone};
 use device::capture::{Capture, SimulatedCapture};
-use device::{DeviceConfig, SessionPipeline};
+use device::DeviceConfig;
 
 /// The MIMML screening device: captures a session, computes features and the screening result
 /// on the device, keeps results in a durable log and serves the host over a serial link.
@@ -354,7 +354,7 @@ fn main() -> anyhow::Result<()> {
             let face = device::load_face(face_detector.as_deref(), landmarks.as_deref())?;
             // Files under --simulate leave their frames for the pipeline's face front-end; live
             // capture takes the face front-end along to its video thread.
-            let (mut capture, pipeline_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
+            let (capture, pipeline_face, simulated): (Box<dyn Capture>, _, bool) = match simulate {
                 Some(dir) => (Box::new(SimulatedCapture::new(&dir)?), face, true),
                 None => {
                     let (camera, from_file) = match camera {
@@ -368,73 +368,39 @@ fn main() -> anyhow::Result<()> {
                     (Box::new(LiveCapture::new(mic, camera, face)), None, from_file)
                 }
             };
-            // A live microphone is analysed as it records; the answers' samples are kept for
-            // the transcriber.
-            capture.keep_answers(transcriber.is_some());
-            let presence = device::pipeline::Presence {
-                min_speech_s: min_speech.max(0.0),
-                min_face_s: min_face.max(0.0),
-                min_words,
+            let kiosk = if kiosk { Some(open_kiosk(&board, kiosk_script.as_deref(), screen_port)?) } else { None };
+            let rules = device::SessionRules {
+                abandon_after: Duration::from_secs(abandon_after.max(1)),
+                retention: Some((
+                    device::retention::Retention {
+                        acked_max_age: (keep_acked_days > 0)
+                            .then(|| Duration::from_secs(u64::from(keep_acked_days) * 86_400)),
+                        min_free_bytes: min_free_mb << 20,
+                    },
+                    Box::new(device::retention::Statvfs),
+                )),
+                media: keep_media
+                    .then(|| (spool.unwrap_or_else(|| board.storage.spool.clone()), data_dir.join("media"))),
             };
-            let mut device = device::open(
-                DeviceConfig { data_dir: data_dir.clone(), board, simulated },
+            let mut device = device::Setup {
+                config: DeviceConfig { data_dir, board, simulated },
                 capture,
                 panel,
                 models,
-                |loaded| {
-                    tracing::info!(
-                        vad = vad.as_ref().map_or("energy", |v| v.name()),
-                        text_embedding = %loaded.model.text_embedding(),
-                        transcriber = transcriber.as_ref().map_or("none", |t| t.name()),
-                        "front-ends"
-                    );
-                    let pipeline = SessionPipeline::new(loaded.model, simulated)
-                        .with_transcriber(transcriber)
-                        .with_text_encoder(loaded.text_encoder)?
-                        .with_vad(vad)
-                        .with_face(pipeline_face)
-                        .with_presence(presence);
-                    Ok(Box::new(pipeline))
+                front_ends: device::FrontEnds {
+                    vad,
+                    face: pipeline_face,
+                    transcriber,
+                    presence: device::pipeline::Presence {
+                        min_speech_s: min_speech.max(0.0),
+                        min_face_s: min_face.max(0.0),
+                        min_words,
+                    },
                 },
-            )?;
-            device.sessions().set_abandon_after(Duration::from_secs(abandon_after.max(1)));
-            device.sessions().set_retention(
-                device::retention::Retention {
-                    acked_max_age: (keep_acked_days > 0)
-                        .then(|| Duration::from_secs(u64::from(keep_acked_days) * 86_400)),
-                    min_free_bytes: min_free_mb << 20,
-                },
-                Box::new(device::retention::Statvfs),
-            );
-            if keep_media {
-                let spool = spool.unwrap_or_else(|| device.config().board.storage.spool.clone());
-                tracing::warn!(
-                    spool = %spool.display(),
-                    media = %data_dir.join("media").display(),
-                    "raw media of sessions whose patient consented to research are kept"
-                );
-                device.sessions().keep_media(spool, data_dir.join("media"));
+                rules,
+                kiosk,
             }
-            if kiosk {
-                let script = match &kiosk_script {
-                    Some(f) => device::kiosk::Script::read(f)?,
-                    None => device::kiosk::Script::default_script(),
-                };
-                let board = &device.config().board;
-                let speaker: Box<dyn device::kiosk::Speaker> = match &board.speaker {
-                    Some(s) => Box::new(device::kiosk::Espeak::new(&s.pcm)),
-                    None => Box::new(device::kiosk::Silent),
-                };
-                let port = screen_port.or(board.screen.as_ref().map(|s| s.port));
-                tracing::info!(prompts = script.prompts.len(), screen = port.is_some(), "kiosk on");
-                let mut k = device::kiosk::Kiosk::new(script, port.is_some(), speaker);
-                if let Some(port) = port {
-                    let screen = device::kiosk::Screen::serve(port)
-                        .with_context(|| format!("cannot serve the kiosk screen on 127.0.0.1:{port}"))?;
-                    k = k.with_screen(screen);
-                }
-                device.set_kiosk(k);
-            }
+            .open()?;
             device.ready();
             let stop = AtomicBool::new(false);
             if let Some(addr) = listen {
@@ -460,7 +426,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Serves hosts over TCP, one connection at a time; between connections the device's own work
 /// (results, the kiosk) goes on.
-fn serve_tcp(device: &mut device::Server, addr: std::net::SocketAddr, stop: &AtomicBool) -> anyhow::Result<()> {
+fn serve_tcp(device: &mut device::Device, addr: std::net::SocketAddr, stop: &AtomicBool) -> anyhow::Result<()> {
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
     tracing::info!(%addr, "serving over TCP");
@@ -478,6 +444,30 @@ fn serve_tcp(device: &mut device::Server, addr: std::net::SocketAddr, stop: &Ato
             Err(e) => return Err(e).context("accepting a host"),
         }
     }
+}
+
+/// The kiosk of `board`: the script (the built-in one unless `script`), the board's speaker, and
+/// the screen served on `screen_port` (else the board's screen port; none: by button alone).
+fn open_kiosk(
+    board: &Board,
+    script: Option<&std::path::Path>,
+    screen_port: Option<u16>,
+) -> anyhow::Result<device::kiosk::Kiosk> {
+    let script = match script {
+        Some(f) => device::kiosk::Script::read(f)?,
+        None => device::kiosk::Script::default_script(),
+    };
+    let speaker: Box<dyn device::kiosk::Speaker> = match &board.speaker {
+        Some(s) => Box::new(device::kiosk::Espeak::new(&s.pcm)),
+        None => Box::new(device::kiosk::Silent),
+    };
+    let port = screen_port.or(board.screen.as_ref().map(|s| s.port));
+    tracing::info!(prompts = script.prompts.len(), screen = port.is_some(), "kiosk on");
+    let kiosk = device::kiosk::Kiosk::new(script, port.is_some(), speaker);
+    let Some(port) = port else { return Ok(kiosk) };
+    let screen = device::kiosk::Screen::serve(port)
+        .with_context(|| format!("cannot serve the kiosk screen on 127.0.0.1:{port}"))?;
+    Ok(kiosk.with_screen(screen))
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {

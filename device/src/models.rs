@@ -52,12 +52,13 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// `store.toml` is not what the store writes.
-    #[error("model store: {path} is damaged: {detail}")]
+    #[error("model store: {path} is damaged")]
     Damaged {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        detail: String,
+        #[source]
+        source: crate::BoxError,
     },
     /// The bundle's signature, manifest, files, schema, encoder or self-test was refused.
     #[error("bundle refused")]
@@ -118,14 +119,13 @@ pub enum StoreError {
     Checksum,
 }
 
-impl StoreError {
-    /// The wire code for this error.
-    pub fn code(&self) -> protocol::ErrorCode {
+impl crate::Refusal for StoreError {
+    fn code(&self) -> protocol::ErrorCode {
         use protocol::ErrorCode as C;
         match self {
             StoreError::Io { .. } | StoreError::Damaged { .. } => C::Storage,
             StoreError::Rejected(runtime::ModelError::Signature(s))
-                if !matches!(s, signing::SignatureError::Archive(_)) =>
+                if !matches!(s, signing::SignatureError::Archive(_) | signing::SignatureError::ArchiveUnreadable { .. }) =>
             {
                 C::BadSignature
             }
@@ -235,7 +235,7 @@ impl ModelStore {
         let meta_path = dir.join("store.toml");
         store.meta = match std::fs::read_to_string(&meta_path) {
             Ok(text) => toml::from_str(&text)
-                .map_err(|e| StoreError::Damaged { path: meta_path.clone(), detail: e.to_string() })?,
+                .map_err(|e| StoreError::Damaged { path: meta_path.clone(), source: e.into() })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Meta::default(),
             Err(source) => return Err(StoreError::Io { what: "reading", path: meta_path, source }),
         };
@@ -313,7 +313,7 @@ impl ModelStore {
     fn save(&mut self, meta: Meta) -> Result<(), StoreError> {
         let path = self.dir.join("store.toml");
         let text =
-            toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), detail: e.to_string() })?;
+            toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), source: e.into() })?;
         write_atomic(self.storage.as_mut(), &path, text.as_bytes()).map_err(|source| StoreError::Io {
             what: "writing",
             path,
@@ -421,7 +421,7 @@ impl ModelStore {
         };
         let path = dir.join("meta.toml");
         let text =
-            toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), detail: e.to_string() })?;
+            toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), source: e.into() })?;
         write_atomic(self.storage.as_mut(), &path, text.as_bytes()).map_err(self.io("writing", &path))?;
         tracing::info!(model = %manifest.model_version, version = manifest.version, bytes = total, slot = meta.slot, "upload begun");
         let slot = meta.slot;

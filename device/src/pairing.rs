@@ -43,12 +43,13 @@ pub enum PairingError {
         source: std::io::Error,
     },
     /// `hosts.toml` is not what the device writes.
-    #[error("paired hosts file {path} is damaged: {detail}")]
+    #[error("paired hosts file {path} is damaged")]
     Damaged {
         /// The file.
         path: PathBuf,
         /// What is wrong.
-        detail: String,
+        #[source]
+        source: crate::BoxError,
     },
     /// The host key is not paired, or its signature does not verify.
     #[error("this host is not paired with the device (run `mimml pair`), or its signature does not verify")]
@@ -100,9 +101,8 @@ fn verify(key: &PublicKey, message: &[u8], signature: &[u8]) -> bool {
     key.verify(message, &sig).is_ok()
 }
 
-impl PairingError {
-    /// The wire code for this error.
-    pub fn code(&self) -> protocol::ErrorCode {
+impl crate::Refusal for PairingError {
+    fn code(&self) -> protocol::ErrorCode {
         match self {
             PairingError::Unauthorized => protocol::ErrorCode::Unauthorized,
             PairingError::Refused(_) => protocol::ErrorCode::PairingFailed,
@@ -118,7 +118,7 @@ impl Pairings {
         let hosts = match std::fs::read_to_string(&path) {
             Ok(text) => {
                 toml::from_str::<HostsFile>(&text)
-                    .map_err(|e| PairingError::Damaged { path: path.clone(), detail: e.to_string() })?
+                    .map_err(|e| PairingError::Damaged { path: path.clone(), source: e.into() })?
                     .host
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -142,7 +142,7 @@ impl Pairings {
 
     fn save(&mut self, hosts: Vec<Host>) -> Result<(), PairingError> {
         let text = toml::to_string(&HostsFile { host: hosts.clone() })
-            .map_err(|e| PairingError::Damaged { path: self.path.clone(), detail: e.to_string() })?;
+            .map_err(|e| PairingError::Damaged { path: self.path.clone(), source: e.into() })?;
         crate::storage::write_atomic(&mut crate::storage::FsStorage, &self.path, text.as_bytes())
             .map_err(|source| PairingError::Io { path: self.path.clone(), source })?;
         self.hosts = hosts;
@@ -206,6 +206,7 @@ impl Pairings {
             return Err(PairingError::Refused("too many wrong codes: pairing is locked for a while"));
         }
         let mut bytes = [0u8; 4];
+        // as text: getrandom's error implements std::error::Error only with its `std` feature.
         getrandom::fill(&mut bytes).map_err(|e| PairingError::Io {
             path: PathBuf::from("(system random source)"),
             source: std::io::Error::other(e.to_string()),

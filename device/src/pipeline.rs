@@ -60,21 +60,21 @@ impl KeepMedia {
     /// true when the media are kept. On failure nothing is left behind (logged).
     fn commit(&self, audio: Option<&crate::capture::Audio>) -> bool {
         let kept = std::fs::create_dir_all(&self.spool)
-            .map_err(|e| format!("{}: {e}", self.spool.display()))
+            .map_err(failed("creating", &self.spool))
             .and_then(|()| match audio {
                 Some(crate::capture::Audio::Clip(clip)) => {
                     let path = self.spool.join("audio.wav");
-                    crate::capture::write_wav(&path, clip).map_err(|e| format!("{}: {e}", path.display()))
+                    crate::capture::write_wav(&path, clip).map_err(failed("writing", &path))
                 }
                 _ => Ok(()),
             })
             .and_then(|()| {
                 let parent = self.media.parent().unwrap_or(&self.media);
-                std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+                std::fs::create_dir_all(parent).map_err(failed("creating", parent))?;
                 move_dir(&self.spool, &self.media)
             });
         if let Err(e) = &kept {
-            tracing::error!("research media not kept: {e}");
+            tracing::error!("research media not kept: {}", runtime::chain(e));
             for dir in [&self.spool, &self.media] {
                 let _ = std::fs::remove_dir_all(dir);
             }
@@ -83,12 +83,27 @@ impl KeepMedia {
     }
 }
 
+/// A step of keeping research media that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} {}", path.display())]
+struct MediaError {
+    what: &'static str,
+    path: std::path::PathBuf,
+    #[source]
+    source: crate::BoxError,
+}
+
+fn failed<E: Into<crate::BoxError>>(what: &'static str, path: &std::path::Path) -> impl FnOnce(E) -> MediaError {
+    let path = path.to_owned();
+    move |e| MediaError { what, path, source: e.into() }
+}
+
 /// Moves a folder: a rename, or (the spool is another file system) a copy and delete.
-fn move_dir(from: &std::path::Path, to: &std::path::Path) -> Result<(), String> {
+fn move_dir(from: &std::path::Path, to: &std::path::Path) -> Result<(), MediaError> {
     if std::fs::rename(from, to).is_ok() {
         return Ok(());
     }
-    let err = |e: std::io::Error| format!("moving {} to {}: {e}", from.display(), to.display());
+    let err = |e: std::io::Error| MediaError { what: "moving the spooled media to", path: to.to_owned(), source: e.into() };
     std::fs::create_dir_all(to).map_err(err)?;
     for entry in std::fs::read_dir(from).map_err(err)? {
         let entry = entry.map_err(err)?;

@@ -3,8 +3,9 @@
 //!
 //! [`Sessions`] owns the capture, the device's persistent state, the result log and the kiosk
 //! LEDs. A stopped session's media go to a [`Worker`] thread running the [`Pipeline`]; the
-//! caller keeps answering while it computes (`Processing`) and calls [`Sessions::poll`] to take
-//! finished results, which are appended to the log (fsync) before their status says `Done`.
+//! caller keeps answering while it computes (`Processing`); each session the worker is done with
+//! comes back as a [`Finished`] ([`Sessions::take_finished`]), which [`Sessions::finish`] appends
+//! to the log (fsync) before its status says `Done`.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -19,7 +20,7 @@ use protocol::{
     TranscriptChunk,
 };
 
-use crate::LoadedModel;
+use crate::{LoadedModel, Refusal};
 use crate::capture::{Capture, CaptureError};
 use crate::log::{LogError, ResultLog};
 use crate::pipeline::{Extra, Job, KeepMedia, Pipeline, PipelineError};
@@ -29,8 +30,7 @@ use crate::state::{DataDir, DeviceState, StateError};
 /// Finished sessions whose status is remembered (for a retried stop or a late status query).
 const FINISHED_KEPT: usize = 64;
 
-/// Why a session request was refused, or a session failed. [`SessionError::code`] is the one
-/// place these become protocol error codes.
+/// Why a session request was refused, or a session failed (its protocol code: [`Refusal`]).
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// A session is capturing; stop it first.
@@ -81,11 +81,18 @@ pub enum SessionError {
     /// The device has no room to store a session's result.
     #[error("{0}")]
     Storage(String),
+    /// The free space of the data folder's file system could not be read.
+    #[error("cannot read the free space of {path}")]
+    FreeSpace {
+        /// The data folder.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
-impl SessionError {
-    /// The protocol's code for this error.
-    pub fn code(&self) -> ErrorCode {
+impl crate::Refusal for SessionError {
+    fn code(&self) -> ErrorCode {
         match self {
             SessionError::Active(_) => ErrorCode::SessionActive,
             SessionError::Unknown(_) => ErrorCode::UnknownSession,
@@ -94,7 +101,9 @@ impl SessionError {
             SessionError::Capture(_) => ErrorCode::BadInput,
             SessionError::Pipeline(PipelineError::Model { .. }) => ErrorCode::ModelFailure,
             SessionError::Pipeline(PipelineError::Panicked { .. }) | SessionError::WorkerGone => ErrorCode::Internal,
-            SessionError::State(_) | SessionError::Log(_) | SessionError::Storage(_) => ErrorCode::Storage,
+            SessionError::State(_) | SessionError::Log(_) | SessionError::Storage(_) | SessionError::FreeSpace { .. } => {
+                ErrorCode::Storage
+            }
             SessionError::TooLarge { limit, .. } => ErrorCode::TranscriptTooLarge { limit: *limit },
             SessionError::BadRequest(_) => ErrorCode::BadRequest,
         }
@@ -170,6 +179,15 @@ fn now_ms() -> u64 {
 }
 
 type Outcome = (SessionId, Result<ResultRecord, PipelineError>);
+
+/// A stopped session the worker is done with: the result it computed, or why there is none.
+/// The device's loop takes it as an event and hands it to [`Sessions::finish`].
+#[derive(Debug)]
+pub struct Finished {
+    /// The session.
+    pub session: SessionId,
+    outcome: Result<ResultRecord, SessionError>,
+}
 
 /// What the worker does next, in the order sent.
 enum Work {
@@ -343,7 +361,7 @@ impl Sessions {
     fn ensure_room(&mut self) -> Result<(), SessionError> {
         let dir = self.data.path().to_owned();
         let free =
-            |s: &Self| s.space.free_bytes(&dir).map_err(|e| SessionError::Storage(format!("reading free space: {e}")));
+            |s: &Self| s.space.free_bytes(&dir).map_err(|e| SessionError::FreeSpace { path: dir.clone(), source: e });
         let need = self.retention.min_free_bytes;
         if free(self)? >= need {
             return Ok(());
@@ -611,8 +629,8 @@ impl Sessions {
         self.processing.iter().any(|(p, _)| *p == id) || self.finished.iter().any(|f| f.session == id)
     }
 
-    /// Ends capture of session `id` and hands it to the worker: `Processing` until
-    /// [`poll`](Self::poll) takes its result. Stopping a session that already stopped reports
+    /// Ends capture of session `id` and hands it to the worker: `Processing` until its result
+    /// is [`finish`](Self::finish)ed. Stopping a session that already stopped reports
     /// where it stands; nothing is computed twice.
     pub fn stop(&mut self, id: SessionId) -> Result<SessionStatus, SessionError> {
         self.stop_with(id, Extra::default())
@@ -749,28 +767,35 @@ impl Sessions {
         }
     }
 
-    /// Takes the results the worker has finished: each is appended to the log (fsync) and only
-    /// then reported `Done`. Returns how many sessions finished.
-    pub fn poll(&mut self) -> usize {
+    /// What keeps time apart from requests: abandons a host-started session whose host went
+    /// silent, and switches to a replacement model once no session is capturing.
+    pub fn tick(&mut self) {
         self.abandon_silent();
         self.switch_model();
+    }
+
+    /// One stopped session the worker has finished, if any: its result, or its failure. When
+    /// the worker thread itself has died, each session it held is finished as failed.
+    pub fn take_finished(&mut self) -> Option<Finished> {
+        match self.worker.done.try_recv() {
+            Ok((session, outcome)) => Some(Finished { session, outcome: outcome.map_err(SessionError::Pipeline) }),
+            Err(TryRecvError::Empty) => None,
+            Err(TryRecvError::Disconnected) => self
+                .processing
+                .front()
+                .map(|&(session, _)| Finished { session, outcome: Err(SessionError::WorkerGone) }),
+        }
+    }
+
+    /// [`tick`](Self::tick), then every finished session [`finish`](Self::finish)ed: for a
+    /// caller that drives the sessions alone (the device's loop takes each as an event).
+    /// Returns how many sessions finished.
+    pub fn poll(&mut self) -> usize {
+        self.tick();
         let mut n = 0;
-        loop {
-            match self.worker.done.try_recv() {
-                Ok((id, outcome)) => {
-                    self.finish(id, outcome);
-                    n += 1;
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    // Only if the worker thread itself died: fail what it held.
-                    while let Some((id, captured_ms)) = self.processing.pop_front() {
-                        self.fail(id, captured_ms, &SessionError::WorkerGone);
-                        n += 1;
-                    }
-                    break;
-                }
-            }
+        while let Some(f) = self.take_finished() {
+            self.finish(f);
+            n += 1;
         }
         n
     }
@@ -790,12 +815,15 @@ impl Sessions {
         }
     }
 
-    fn finish(&mut self, id: SessionId, outcome: Result<ResultRecord, PipelineError>) {
+    /// Takes a finished session: its result is appended to the log (fsync) and only then is
+    /// the session `Done`. Returns where it stands now.
+    pub fn finish(&mut self, finished: Finished) -> SessionStatus {
+        let Finished { session: id, outcome } = finished;
         let captured_ms = match self.processing.iter().position(|(p, _)| *p == id) {
             Some(i) => self.processing.remove(i).map_or(0, |(_, ms)| ms),
             None => 0,
         };
-        let logged = outcome.map_err(SessionError::Pipeline).and_then(|record| {
+        let logged = outcome.and_then(|record| {
             let media_ms = u32::try_from(record.finished_ms.saturating_sub(record.started_ms)).unwrap_or(u32::MAX);
             // The high-water mark goes to disk before the record: whatever later happens to the
             // log, this number is never handed out again.
@@ -807,15 +835,12 @@ impl Sessions {
             Ok((seq, media_ms)) => {
                 tracing::info!(session = id, seq, "result logged");
                 self.set_led(Indicator::Idle);
-                self.remember(SessionStatus {
-                    session: id,
-                    state: SessionState::Done { seq },
-                    captured_ms: media_ms.max(captured_ms),
-                });
+                let status =
+                    SessionStatus { session: id, state: SessionState::Done { seq }, captured_ms: media_ms.max(captured_ms) };
+                self.remember(status);
+                status
             }
-            Err(e) => {
-                self.fail(id, captured_ms, &e);
-            }
+            Err(e) => self.fail(id, captured_ms, &e),
         }
     }
 

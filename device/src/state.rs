@@ -23,8 +23,12 @@ use sha2::{Digest, Sha256};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    #[error("device state {path}: {detail}")]
-    Invalid { path: PathBuf, detail: String },
+    #[error("device state {path} is not valid TOML of the device's state")]
+    Invalid {
+        path: PathBuf,
+        #[source]
+        source: crate::BoxError,
+    },
     #[error("device state {path}")]
     Io {
         path: PathBuf,
@@ -128,7 +132,7 @@ impl DeviceState {
             return Ok((state, if log_has_data { Identity::Recovered } else { Identity::Fresh }));
         };
         let mut state: DeviceState =
-            toml::from_str(&text).map_err(|e| StateError::Invalid { path, detail: e.to_string() })?;
+            toml::from_str(&text).map_err(|e| StateError::Invalid { path, source: e.into() })?;
         match (serial, state.hardware_serial.as_deref()) {
             (Some(now), Some(stored)) if now != stored => {
                 let previous_id = state.device_id.clone();
@@ -159,7 +163,7 @@ impl DeviceState {
         let io = |source| StateError::Io { path: path.clone(), source };
         let tmp = dir.join("state.toml.tmp");
         let text =
-            toml::to_string(self).map_err(|e| StateError::Invalid { path: path.clone(), detail: e.to_string() })?;
+            toml::to_string(self).map_err(|e| StateError::Invalid { path: path.clone(), source: e.into() })?;
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;

@@ -349,6 +349,8 @@ pub fn read_clnf<R: BufRead>(r: R, origin: &str) -> Result<LandmarkTrack, Featur
     let ys: Vec<usize> = (0..POINTS).map(|i| find(&format!("y{i}"))).collect::<Result<_, _>>()?;
     let mut frames = Vec::new();
     for (i, line) in lines {
+        // as text: a landmark file's problem is reported in words with its line; a read error
+        // there is one of them.
         let line = line.map_err(|e| err(i + 1, e.to_string()))?;
         if line.trim().is_empty() {
             continue;

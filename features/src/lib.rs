@@ -113,6 +113,13 @@ pub enum FeatureError {
         detail: String,
     },
     /// The sentence encoder failed.
+    #[error("voice-activity model {path} failed")]
+    Vad {
+        /// The model file.
+        path: std::path::PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("sentence encoder {name}")]
     Encoder {
         /// The encoder.
@@ -589,4 +596,17 @@ mod tests {
         let f = extract_session(&SessionInputs { answer_audio: Some(&none), ..inputs });
         assert!(f.text.is_none() && !f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
     }
+}
+
+/// An error and its causes on one line, `a: b: c` (for logs, reports and the protocol's error
+/// detail).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
 }

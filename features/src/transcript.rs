@@ -513,6 +513,8 @@ struct WhisperSegment {
 }
 
 fn whisper(text: &str) -> Parsed {
+    // as text: a transcript's problem is reported in words with its line (serde_json's own
+    // message names it).
     let top: WhisperTop = serde_json::from_str(text).map_err(|e| {
         let what = if e.is_data() {
             "expected whisper JSON: an object with \"segments\" (each with \"start\" and \"end\" in seconds and \"text\"), \

@@ -22,6 +22,14 @@ pub enum FlashError {
         #[source]
         source: runtime::ModelError,
     },
+    /// The bundle has no signature file.
+    #[error("bundle {path} is not signed (no manifest.sig): `mimml bundle sign` it")]
+    Unsigned {
+        /// The bundle folder.
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// The transfer is larger than the protocol carries.
     #[error("the bundle's transfer ({0} bytes) is larger than the protocol carries")]
     TooLarge(usize),
@@ -54,14 +62,8 @@ impl Transfer {
     /// Packs the signed bundle in `dir` (refusing one that is unsigned or damaged).
     pub fn of(dir: &Path) -> Result<Transfer, FlashError> {
         let bundle = |source| FlashError::Bundle { path: dir.to_owned(), source };
-        let sig_text = std::fs::read_to_string(dir.join(runtime::bundle::SIGNATURE)).map_err(|source| {
-            bundle(
-                runtime::signing::SignatureError::Unsigned(format!(
-                    "no manifest.sig ({source}): `mimml bundle sign` it"
-                ))
-                .into(),
-            )
-        })?;
+        let sig_text = std::fs::read_to_string(dir.join(runtime::bundle::SIGNATURE))
+            .map_err(|source| FlashError::Unsigned { path: dir.to_owned(), source })?;
         let (archive, manifest) = runtime::bundle::pack(dir).map_err(bundle)?;
         let m = runtime::bundle::parse_manifest(&manifest).map_err(bundle)?;
         runtime::bundle::check_file_hashes(dir, &m).map_err(bundle)?;

@@ -75,13 +75,13 @@ impl Catalogue {
 
     fn add_bundle(&mut self, dir: &Path) {
         let manifest = std::fs::read(dir.join("manifest.toml"))
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| runtime::bundle::parse_manifest(&bytes).map_err(|e| e.to_string()));
+            .map_err(runtime::BoxError::from)
+            .and_then(|bytes| runtime::bundle::parse_manifest(&bytes).map_err(runtime::BoxError::from));
         match manifest {
             Ok(m) => {
                 self.models.insert(m.model_version, m.trained_on);
             }
-            Err(e) => tracing::warn!(bundle = %dir.display(), "manifest not read: {e}"),
+            Err(e) => tracing::warn!(bundle = %dir.display(), "manifest not read: {}", runtime::chain(&*e)),
         }
     }
 

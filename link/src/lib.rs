@@ -42,8 +42,8 @@ pub enum LinkError {
     Io(#[from] std::io::Error),
     #[error("cannot encode message: {0}")]
     Encode(FrameError),
-    #[error("cannot list serial ports: {0}")]
-    List(String),
+    #[error("cannot list serial ports")]
+    List(#[source] serialport::Error),
 }
 
 /// Counters of what went over the link.
@@ -251,7 +251,7 @@ pub fn list_ports() -> Result<Vec<PortInfo>, LinkError> {
     if !cfg!(feature = "udev") && !std::path::Path::new("/sys/class/tty").is_dir() {
         return Ok(Vec::new());
     }
-    let ports = serialport::available_ports().map_err(|e| LinkError::List(e.to_string()))?;
+    let ports = serialport::available_ports().map_err(LinkError::List)?;
     let out: Vec<PortInfo> = ports
         .into_iter()
         .map(|p| {

@@ -347,9 +347,13 @@ pub fn unpack(archive: &[u8], manifest: &[u8]) -> Result<Vec<(String, Vec<u8>)>,
     let listed = parse_manifest(manifest)?;
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     let mut reader = tar::Archive::new(archive);
-    let entries = reader.entries().map_err(|e| bad(format!("unreadable: {e}")))?;
+    let unreadable = |what: &str| {
+        let what = what.to_owned();
+        move |source| ModelError::from(SignatureError::ArchiveUnreadable { what, source })
+    };
+    let entries = reader.entries().map_err(unreadable("the archive"))?;
     for entry in entries {
-        let mut entry = entry.map_err(|e| bad(format!("unreadable entry: {e}")))?;
+        let mut entry = entry.map_err(unreadable("an entry"))?;
         if entry.header().entry_type() != tar::EntryType::Regular {
             return Err(bad("an entry is not a regular file".into()));
         }
@@ -364,12 +368,12 @@ pub fn unpack(archive: &[u8], manifest: &[u8]) -> Result<Vec<(String, Vec<u8>)>,
         if files.iter().any(|(n, _)| *n == name) {
             return Err(bad(format!("{name} appears twice")));
         }
-        let size = entry.header().size().map_err(|e| bad(format!("{name}: size: {e}")))?;
+        let size = entry.header().size().map_err(unreadable(&format!("{name}'s size")))?;
         if size > MAX_BUNDLE_FILE {
             return Err(bad(format!("{name} is larger than a bundle file may be")));
         }
         let mut bytes = Vec::with_capacity(size as usize);
-        entry.read_to_end(&mut bytes).map_err(|e| bad(format!("{name}: {e}")))?;
+        entry.read_to_end(&mut bytes).map_err(unreadable(&name))?;
         files.push((name, bytes));
     }
     let find = |name: &str| files.iter().find(|(n, _)| n == name).map(|(_, b)| b);

@@ -124,7 +124,7 @@ impl<'a> Cursor<'a> {
         match s.split_last() {
             Some((0, text)) => std::str::from_utf8(text)
                 .map(str::to_owned)
-                .map_err(|e| Ct2Error::Corrupt { at, what: format!("{what} ({e})") }),
+                .map_err(|_| Ct2Error::Corrupt { at, what: format!("{what} (not UTF-8)") }),
             _ => Err(Ct2Error::Corrupt { at, what: format!("{what} (no closing NUL)") }),
         }
     }

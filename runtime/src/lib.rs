@@ -96,6 +96,9 @@ pub enum ModelError {
     /// The manifest's decision threshold is not strictly between 0 and 1.
     #[error("decision threshold {0} is not strictly between 0 and 1")]
     Threshold(f32),
+    /// The model's text features need a sentence encoder that does not load here.
+    #[error("the model needs a text encoder this device does not load")]
+    TextEncoderMissing(#[source] BoxError),
     /// A manifest field is outside what a bundle may say (a file name that leaves the bundle,
     /// a segment count no model has, a required file not listed, ...).
     #[error("manifest.toml: {field}: {detail}")]
@@ -184,17 +187,7 @@ impl ModelError {
     }
 }
 
-/// An error and its causes on one line, `a: b: c` (for tests and logs).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
-}
+pub use features::chain;
 
 /// One session's prediction.
 #[derive(Debug, Clone, PartialEq)]

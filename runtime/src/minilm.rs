@@ -52,21 +52,30 @@ struct BertConfig {
     position_embedding_type: Option<String>,
 }
 
+/// A part of the checkpoint that does not read as what it should be.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+struct Malformed<E: std::error::Error + 'static> {
+    what: String,
+    #[source]
+    source: E,
+}
+
 /// A tensor of the safetensors file as f32: (shape, values).
-fn tensor(st: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
-    let t = st.tensor(name).map_err(|e| format!("tensor {name}: {e}"))?;
+fn tensor(st: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>), crate::BoxError> {
+    let t = st.tensor(name).map_err(|e| Malformed { what: format!("tensor {name}"), source: e })?;
     if t.dtype() != safetensors::Dtype::F32 {
-        return Err(format!("tensor {name}: {:?}, expected F32", t.dtype()));
+        return Err(format!("tensor {name}: {:?}, expected F32", t.dtype()).into());
     }
     let v = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     Ok((t.shape().to_vec(), v))
 }
 
 /// An embedding table `[rows ≥ 1, width]`.
-fn table(st: &SafeTensors<'_>, name: &str, width: usize) -> Result<(Vec<usize>, Vec<f32>), String> {
+fn table(st: &SafeTensors<'_>, name: &str, width: usize) -> Result<(Vec<usize>, Vec<f32>), crate::BoxError> {
     let (shape, v) = tensor(st, name)?;
     if shape.len() != 2 || shape[0] == 0 || shape[1] != width {
-        return Err(format!("tensor {name}: shape {shape:?}, expected [rows, {width}]"));
+        return Err(format!("tensor {name}: shape {shape:?}, expected [rows, {width}]").into());
     }
     Ok((shape, v))
 }
@@ -74,19 +83,21 @@ fn table(st: &SafeTensors<'_>, name: &str, width: usize) -> Result<(Vec<usize>, 
 /// The encoder of a BERT checkpoint as ONNX (opset [`OPSET`](crate::onnx_graph::OPSET)): `input_ids [1, T]` (int64) → `embedding [1, H]`
 /// (mean over tokens, L2-normalised). Token types are all 0 and positions 0‥T, as for one
 /// sentence.
-pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, String> {
-    let cfg: BertConfig = serde_json::from_str(config_json).map_err(|e| format!("config.json: {e}"))?;
+pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, crate::BoxError> {
+    let cfg: BertConfig =
+        serde_json::from_str(config_json).map_err(|e| Malformed { what: "config.json".into(), source: e })?;
     if cfg.hidden_act != "gelu" || cfg.position_embedding_type.as_deref().is_some_and(|p| p != "absolute") {
         return Err(format!(
             "config.json: activation {} / positions {:?}; only gelu with absolute positions is supported",
             cfg.hidden_act, cfg.position_embedding_type
-        ));
+        ).into());
     }
     let (h, heads) = (cfg.hidden_size, cfg.num_attention_heads);
     if heads == 0 || h % heads != 0 {
-        return Err(format!("config.json: hidden size {h} is not a multiple of {heads} heads"));
+        return Err(format!("config.json: hidden size {h} is not a multiple of {heads} heads").into());
     }
-    let st = SafeTensors::deserialize(safetensors).map_err(|e| format!("model.safetensors: {e}"))?;
+    let st = SafeTensors::deserialize(safetensors)
+        .map_err(|e| Malformed { what: "model.safetensors".into(), source: e })?;
     let mut g = Graph::new(Quantization::F32);
     // Embeddings: words + positions 0‥T + token type 0, then LayerNorm.
     let (ws, words) = table(&st, "embeddings.word_embeddings.weight", h)?;
@@ -102,7 +113,7 @@ pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, S
     let (_, types) = table(&st, "embeddings.token_type_embeddings.weight", h)?;
     let type0 = g.f32("token_type0", &[h], types[..h].to_vec());
     let x = g.op("Add", &[&x, &type0], vec![]);
-    let layer_norm = |g: &mut Graph, x: &str, name: &str| -> Result<String, String> {
+    let layer_norm = |g: &mut Graph, x: &str, name: &str| -> Result<String, crate::BoxError> {
         let (_, gamma) = tensor(&st, &format!("{name}.weight"))?;
         let (_, beta) = tensor(&st, &format!("{name}.bias"))?;
         let gamma = g.f32(&format!("{name}.weight"), &[h], gamma);
@@ -114,11 +125,11 @@ pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, S
         ))
     };
     // `x · Wᵀ + b` for a PyTorch Linear `[out, in]`.
-    let linear = |g: &mut Graph, x: &str, name: &str, out: usize, inp: usize| -> Result<String, String> {
+    let linear = |g: &mut Graph, x: &str, name: &str, out: usize, inp: usize| -> Result<String, crate::BoxError> {
         let (ws, w) = tensor(&st, &format!("{name}.weight"))?;
         let (_, b) = tensor(&st, &format!("{name}.bias"))?;
         if ws != [out, inp] || b.len() != out {
-            return Err(format!("{name}: weight {ws:?}, bias {}, expected [{out}, {inp}]", b.len()));
+            return Err(format!("{name}: weight {ws:?}, bias {}, expected [{out}, {inp}]", b.len()).into());
         }
         let wt = g.f32(&format!("{name}.wt"), &[inp, out], transpose2(&ws, &w));
         let b = g.f32(&format!("{name}.b"), &[out], b);
@@ -133,7 +144,7 @@ pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, S
         (g.scalar("gelu.half", 0.5), g.scalar("gelu.one", 1.0), g.scalar("gelu.sqrt2", 2f32.sqrt()));
     for l in 0..cfg.num_hidden_layers {
         let at = format!("encoder.layer.{l}");
-        let head = |g: &mut Graph, name: &str, perm: &[i64]| -> Result<String, String> {
+        let head = |g: &mut Graph, name: &str, perm: &[i64]| -> Result<String, crate::BoxError> {
             let y = linear(g, &x, &format!("{at}.attention.self.{name}"), h, h)?;
             let y = g.op("Reshape", &[&y, &split], vec![]); // [1, T, heads, d]
             Ok(g.op("Transpose", &[&y], vec![attr_ints("perm", perm)]))
@@ -224,7 +235,7 @@ impl MiniLm {
 
     /// The token ids of `text`, `[CLS] … [SEP]`, at most [`MAX_TOKENS`].
     pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        let enc = self.tokenizer.encode(text, true).map_err(|e| bad(&self.dir, format!("tokenizer: {e}")))?;
+        let enc = self.tokenizer.encode(text, true).map_err(|e| bad(&self.dir, e))?;
         Ok(enc.get_ids().to_vec())
     }
 

@@ -56,6 +56,14 @@ pub enum SignatureError {
     /// The transfer archive is not a bundle.
     #[error("transfer archive: {0}")]
     Archive(String),
+    /// The transfer archive cannot be read as a tar archive.
+    #[error("transfer archive: {what} unreadable")]
+    ArchiveUnreadable {
+        /// The entry, or the archive itself.
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A key's id: the first 8 bytes of the SHA-256 of its public key, in hex.
@@ -66,6 +74,7 @@ pub fn key_id(key: &VerifyingKey) -> String {
 /// A new signing key from the operating system's random source.
 pub fn generate() -> Result<SigningKey, SignatureError> {
     let mut seed = [0u8; 32];
+    // as text: getrandom's error implements std::error::Error only with its `std` feature.
     getrandom::fill(&mut seed).map_err(|e| SignatureError::Io {
         path: PathBuf::from("(system random source)"),
         source: std::io::Error::other(e.to_string()),

@@ -60,8 +60,8 @@ impl SileroVad {
         Ok(vad)
     }
 
-    fn probabilities(&self, samples: &[f32]) -> Result<Vec<f32>, String> {
-        let mut state = Tensor::zero::<f32>(&STATE).map_err(|e| e.to_string())?;
+    fn probabilities(&self, samples: &[f32]) -> Result<Vec<f32>, crate::BoxError> {
+        let mut state = Tensor::zero::<f32>(&STATE)?;
         let mut context = [0.0f32; CONTEXT];
         let sr = tensor0(i64::from(SAMPLE_RATE));
         let mut out = Vec::with_capacity(samples.len() / CHUNK + 1);
@@ -71,11 +71,8 @@ impl SileroVad {
             input.extend_from_slice(chunk);
             input.resize(CONTEXT + CHUNK, 0.0);
             context.copy_from_slice(&input[CHUNK..]);
-            let x = Tensor::from_shape(&[1, CONTEXT + CHUNK], &input).map_err(|e| e.to_string())?;
-            let result = self
-                .plan
-                .run(tvec!(x.into(), sr.clone().into(), state.clone().into()))
-                .map_err(|e| format!("{e:#}"))?;
+            let x = Tensor::from_shape(&[1, CONTEXT + CHUNK], &input)?;
+            let result = self.plan.run(tvec!(x.into(), sr.clone().into(), state.clone().into()))?;
             let p = result.first().and_then(|t| t.to_plain_array_view::<f32>().ok()?.iter().next().copied());
             let (Some(p), Some(next)) = (p, result.get(1)) else {
                 return Err("unexpected outputs (want probability and state)".into());
@@ -94,10 +91,9 @@ impl VoiceActivity for SileroVad {
 
     fn speech_probabilities(&self, clip: &AudioClip) -> Result<SpeechProbabilities, FeatureError> {
         let at_rate = clip.to_frontend_rate()?;
-        let p = self.probabilities(&at_rate.samples).map_err(|detail| FeatureError::UnsupportedAudio {
-            path: self.path.display().to_string(),
-            detail: format!("silero-vad failed: {detail}"),
-        })?;
+        let p = self
+            .probabilities(&at_rate.samples)
+            .map_err(|source| FeatureError::Vad { path: self.path.clone(), source })?;
         Ok(SpeechProbabilities { frame_ms: 1000.0 * CHUNK as f32 / SAMPLE_RATE as f32, p })
     }
 }

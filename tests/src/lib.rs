@@ -175,7 +175,7 @@ pub fn sample_session() -> PathBuf {
 
 /// A simulated device whose data live in `data`, on hardware with the serial number in `serial`
 /// (none: a board without one), taking text-only sessions from the bundled sample.
-pub fn open_device(data: &Path, serial: Option<&Path>) -> Result<device::Server, device::DeviceError> {
+pub fn open_device(data: &Path, serial: Option<&Path>) -> Result<device::Device, device::DeviceError> {
     let mut board = boards::Board::by_name("sim").expect("sim");
     board.serial = serial.map(Path::to_owned);
     device::open(
@@ -207,7 +207,7 @@ pub fn serve(data: &Path, serial: Option<&Path>) -> Served {
 
 impl Served {
     /// Stops the device, then closes the host's end (the other order looks like a hang-up).
-    pub fn stop(self) -> device::Server {
+    pub fn stop(self) -> device::Device {
         let Served { device, client, .. } = self;
         let server = device.stop().expect("device stops");
         drop(client);

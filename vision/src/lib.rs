@@ -76,6 +76,15 @@ impl Rect {
 pub enum VisionError {
     #[error("model file {path}: {detail}")]
     Model { path: String, detail: String },
+    #[error("model file {path}: {what}")]
+    Malformed {
+        /// The file (or where the model came from).
+        path: String,
+        /// What could not be done with it.
+        what: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("image {path}: {detail}")]
     Image { path: String, detail: String },
 }

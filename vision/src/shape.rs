@@ -120,7 +120,11 @@ impl<R: Read> Reader<R> {
 
     fn byte(&mut self) -> Result<u8, VisionError> {
         let mut b = [0u8; 1];
-        self.r.read_exact(&mut b).map_err(|e| self.err(format!("truncated ({e})")))?;
+        self.r.read_exact(&mut b).map_err(|e| VisionError::Malformed {
+            path: self.origin.clone(),
+            what: "truncated",
+            source: e.into(),
+        })?;
         Ok(b[0])
     }
 
@@ -174,7 +178,7 @@ impl ShapePredictor {
     pub fn load_with(path: &Path, precision: LeafPrecision) -> Result<ShapePredictor, VisionError> {
         let origin = path.display().to_string();
         let file = std::fs::File::open(path)
-            .map_err(|e| VisionError::Model { path: origin.clone(), detail: e.to_string() })?;
+            .map_err(|e| VisionError::Malformed { path: origin.clone(), what: "cannot be read", source: e.into() })?;
         ShapePredictor::read_with(std::io::BufReader::with_capacity(1 << 20, file), &origin, precision)
     }
 

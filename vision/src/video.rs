@@ -31,6 +31,14 @@ pub enum VideoError {
         /// What is wrong.
         detail: String,
     },
+    /// A frame ends before its size says.
+    #[error("video {path}: truncated frame")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// `video.toml` is not valid.
     #[error("{path} is not a valid video.toml")]
     Meta {
@@ -328,7 +336,7 @@ impl FrameSource for Y4mFile {
                 return Err(err(format!("expected FRAME, found {:?}", l.chars().take(16).collect::<String>())));
             }
             let mut luma = vec![0u8; (self.width * self.height) as usize];
-            self.r.read_exact(&mut luma).map_err(|e| err(format!("truncated frame ({e})")))?;
+            self.r.read_exact(&mut luma).map_err(|source| VideoError::Truncated { path: origin.clone(), source })?;
             std::io::copy(&mut (&mut self.r).take(self.chroma as u64), &mut std::io::sink())
                 .map_err(|source| VideoError::Io { path: origin.clone(), source })?;
             GrayImage::from_raw(self.width, self.height, luma).ok_or_else(|| err("frame size".into()))

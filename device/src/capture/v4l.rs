@@ -33,18 +33,18 @@ impl PixelFormat {
 
 /// One captured buffer as luma. YUYV is `Y0 U Y1 V` per pixel pair: the luma is every other
 /// byte. A buffer of the wrong size (a driver glitch) is an error, not a panic.
-pub fn buffer_to_gray(format: PixelFormat, width: u32, height: u32, buf: &[u8]) -> Result<GrayImage, String> {
+pub fn buffer_to_gray(format: PixelFormat, width: u32, height: u32, buf: &[u8]) -> Result<GrayImage, crate::BoxError> {
     match format {
         PixelFormat::Yuyv => {
             let need = (width as usize) * (height as usize) * 2;
             if buf.len() < need {
-                return Err(format!("YUYV buffer has {} bytes, a {width}x{height} frame needs {need}", buf.len()));
+                return Err(format!("YUYV buffer has {} bytes, a {width}x{height} frame needs {need}", buf.len()).into());
             }
             let luma: Vec<u8> = buf[..need].iter().step_by(2).copied().collect();
-            GrayImage::from_raw(width, height, luma).ok_or_else(|| "frame size".to_owned())
+            GrayImage::from_raw(width, height, luma).ok_or_else(|| "frame size".into())
         }
         // Frames without Huffman tables (common with UVC cameras) get the standard ones.
-        PixelFormat::Mjpeg => vision::video::decode_jpeg(buf).map_err(|e| format!("corrupt JPEG frame: {e}")),
+        PixelFormat::Mjpeg => Ok(vision::video::decode_jpeg(buf)?),
     }
 }
 
@@ -77,10 +77,11 @@ impl V4lSource {
     pub fn open(path: &Path, width: u32, height: u32) -> Result<V4lSource, VideoError> {
         let origin = path.display().to_string();
         let err = |detail: String| VideoError::Format { path: path.to_owned(), detail };
-        let dev = v4l::Device::with_path(path).map_err(|e| err(e.to_string()))?;
+        let failed = |e: std::io::Error| VideoError::Camera { device: origin.clone(), source: e.into() };
+        let dev = v4l::Device::with_path(path).map_err(failed)?;
         let mut granted = None;
         for fourcc in [b"MJPG", b"YUYV"] {
-            let mut fmt = dev.format().map_err(|e| err(e.to_string()))?;
+            let mut fmt = dev.format().map_err(failed)?;
             fmt.width = width;
             fmt.height = height;
             fmt.fourcc = FourCC::new(fourcc);
@@ -98,7 +99,7 @@ impl V4lSource {
             .map(|p| p.interval)
             .filter(|i| i.numerator > 0)
             .map_or(30.0, |i| i.denominator as f32 / i.numerator as f32);
-        let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, 4).map_err(|e| err(e.to_string()))?;
+        let mut stream = Stream::with_buffers(&dev, Type::VideoCapture, 4).map_err(failed)?;
         // A camera that stops delivering is an error after this long, not a read that blocks
         // the session's video for ever (the capture then ends the video: `live::FROZEN_AFTER_MS`).
         stream.set_timeout(std::time::Duration::from_millis(u64::from(super::live::FROZEN_AFTER_MS)));
@@ -148,7 +149,7 @@ impl FrameSource for V4lSource {
                 self.last_ms = u32::try_from((us - first).max(0) / 1000).ok();
                 let used = (meta.bytesused as usize).min(buf.len());
                 buffer_to_gray(format, w, h, &buf[..used])
-                    .map_err(|detail| VideoError::Camera { device: origin, source: detail.into() })
+                    .map_err(|source| VideoError::Camera { device: origin, source })
             }
             Err(e) => Err(VideoError::Camera { device: origin, source: e.into() }),
         })

@@ -4,11 +4,12 @@
 //! * [`script::Script`]: the interview script (TOML): consent, prompts and timing,
 //!   questionnaire, safety message, timeouts.
 //! * [`machine::Machine`]: the state machine, pure (inputs and time in, actions out).
-//! * [`Kiosk`]: drives the machine from the button ([`boards::Debouncer`]), the screen's taps
-//!   and the clock, and carries its actions out on [`Sessions`] — the same lifecycle a host
-//!   drives, so a kiosk session's result goes through the same pipeline into the same log and
-//!   is synced later. Its answer windows become participant turns with exact times
-//!   ([`Sessions::add_turn`]); the interviewer's prompts are never text features.
+//! * [`Kiosk`]: drives the machine from the events the device's loop hands it (screen taps,
+//!   debounced button presses, its session's end, clock ticks) and carries its actions out on
+//!   [`Sessions`] — the same lifecycle a host drives, so a kiosk session's result goes through the
+//!   same pipeline into the same log and is synced later. Its answer windows become participant
+//!   turns with exact times ([`Sessions::add_turn`]); the interviewer's prompts are never text
+//!   features.
 //!
 //! A host connecting or disconnecting changes nothing: a kiosk session is `Origin::Local`,
 //! never abandoned for host silence. A host may watch (`DeviceInfo.active_session`,
@@ -22,8 +23,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
-use boards::{Debouncer, Indicator};
-use protocol::{SessionId, SessionState, truncated};
+use boards::Indicator;
+use protocol::{SessionState, SessionStatus, truncated};
 
 use crate::session::{Origin, Sessions, StartRequest};
 pub use machine::{Action, Input, Machine, Outcome, State};
@@ -127,10 +128,12 @@ impl Drop for Espeak {
     }
 }
 
-/// The kiosk on a device: the machine, the button's debouncer, and the session it runs.
+/// The kiosk on a device: the machine and the session it runs. The device's loop hands it its
+/// events: taps and button presses ([`input`](Self::input)), its session's end
+/// ([`finished`](Self::finished)), host requests ([`after_request`](Self::after_request)) and
+/// clock ticks ([`tick`](Self::tick)).
 pub struct Kiosk {
     machine: Machine,
-    button: Debouncer,
     speaker: Box<dyn Speaker>,
     /// Where the open answer window started on the session's clock, ms.
     answer_start: Option<u32>,
@@ -153,7 +156,6 @@ impl Kiosk {
     pub fn new(script: Script, screen: bool, speaker: Box<dyn Speaker>) -> Kiosk {
         Kiosk {
             machine: Machine::new(Arc::new(script), screen, false),
-            button: Debouncer::default(),
             speaker,
             answer_start: None,
             shown: None,
@@ -237,26 +239,15 @@ impl Kiosk {
         &self.machine
     }
 
-    /// Takes an input (a tap on the screen) at `now`.
+    /// Takes an input (a tap on the screen, a debounced button press) at `now`.
     pub fn input(&mut self, sessions: &mut Sessions, input: Input, now: Instant) {
         let actions = self.machine.handle(input, now);
         self.run(sessions, actions, now);
     }
 
-    /// Reads the button, follows the session, advances timeouts and shows the state on the
-    /// LEDs. Called every few tens of ms by the serve loop.
+    /// Advances timeouts, follows the microphone's level while an answer is open, and shows the
+    /// state on the LEDs and the screen. The device's loop calls it on every clock tick.
     pub fn tick(&mut self, sessions: &mut Sessions, now: Instant) {
-        let taps = self.screen.as_ref().map(Screen::taps).unwrap_or_default();
-        for tap in taps {
-            self.input(sessions, tap, now);
-        }
-        let held = sessions.button_held();
-        if let Some(event) = self.button.update(held, now) {
-            self.input(sessions, Input::Button(event), now);
-        }
-        if let Some(id) = self.machine.session() {
-            self.follow(sessions, id, now);
-        }
         let level = sessions.level();
         if matches!(self.machine.state(), State::Interview { step: machine::Step::Answer { .. }, .. }) {
             self.machine.set_voice(level.is_some());
@@ -273,27 +264,37 @@ impl Kiosk {
         }
     }
 
-    /// Feeds what happened to the kiosk's session into the machine.
-    fn follow(&mut self, sessions: &mut Sessions, id: SessionId, now: Instant) {
-        match self.machine.state() {
-            State::Interview { .. } | State::Questionnaire { .. }
-                if sessions.active().is_none_or(|s| s.session != id) =>
-            {
-                tracing::warn!(session = id, "the kiosk's session stopped capturing without the kiosk");
-                let input = match sessions.status(id).map(|s| s.state) {
-                    Ok(SessionState::Processing | SessionState::Done { .. }) => Input::StoppedElsewhere,
-                    _ => Input::SessionGone,
-                };
-                self.input(sessions, input, now);
-            }
-            State::Processing { .. } => match sessions.status(id).map(|s| s.state) {
-                Ok(SessionState::Done { seq }) => self.input(sessions, Input::Stored(seq), now),
-                Ok(SessionState::Failed(code)) => self.input(sessions, Input::Failed(format!("{code:?}")), now),
-                Ok(_) => {}
-                Err(e) => self.input(sessions, Input::Failed(runtime::chain(&e)), now),
-            },
-            _ => {}
+    /// A session finished (`status`: its result stored, or its failure): when it is the
+    /// kiosk's, the kiosk shows it.
+    pub fn finished(&mut self, sessions: &mut Sessions, status: SessionStatus, now: Instant) {
+        if self.machine.session() != Some(status.session) {
+            return;
         }
+        if matches!(self.machine.state(), State::Interview { .. } | State::Questionnaire { .. }) {
+            // Stopped by a host, then computed before the kiosk heard of the stop.
+            self.input(sessions, Input::StoppedElsewhere, now);
+        }
+        match status.state {
+            SessionState::Done { seq } => self.input(sessions, Input::Stored(seq), now),
+            SessionState::Failed(code) => self.input(sessions, Input::Failed(format!("{code:?}")), now),
+            SessionState::Capturing | SessionState::Processing => {}
+        }
+    }
+
+    /// After a host's request: a host may have stopped or aborted the kiosk's session, which
+    /// then no longer captures. The kiosk waits for its result, or shows it ended.
+    pub fn after_request(&mut self, sessions: &mut Sessions, now: Instant) {
+        let Some(id) = self.machine.session() else { return };
+        let capturing = matches!(self.machine.state(), State::Interview { .. } | State::Questionnaire { .. });
+        if !capturing || sessions.active().is_some_and(|s| s.session == id) {
+            return;
+        }
+        tracing::warn!(session = id, "the kiosk's session stopped capturing without the kiosk");
+        let input = match sessions.status(id).map(|s| s.state) {
+            Ok(SessionState::Processing | SessionState::Done { .. }) => Input::StoppedElsewhere,
+            _ => Input::SessionGone,
+        };
+        self.input(sessions, input, now);
     }
 
     fn show(&mut self, sessions: &mut Sessions, now: Instant) {

@@ -84,7 +84,7 @@ fn chunk(archive: &[u8], offset: usize, len: usize) -> UploadChunk {
 // Through the protocol server, with the real model loader (hashes, schema, golden self-test).
 
 struct Rig {
-    server: device::Server,
+    server: device::Device,
     id: u32,
     _data: tempfile::TempDir,
 }
@@ -99,7 +99,7 @@ fn rig_of(policy: StorePolicy) -> Rig {
 }
 
 /// A simulated device on `data` taking models as `setup` says.
-fn open_device(data: &Path, setup: device::ModelSetup) -> device::Server {
+fn open_device(data: &Path, setup: device::ModelSetup) -> device::Device {
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../assets/sample/session-001");
     device::open(
         device::DeviceConfig {
@@ -134,7 +134,7 @@ fn rig(trusted: &SigningKey) -> Rig {
 impl Rig {
     fn call(&mut self, req: Request) -> Response {
         self.id += 1;
-        self.server.handle(HostFrame { id: self.id, req }).resp
+        self.server.request(HostFrame { id: self.id, req }).resp
     }
 
     fn connect(&mut self) -> DeviceInfo {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use boards::{FakePanel, Indicator};
 use device::capture::{Capture, CaptureError, Captured};
 use device::pipeline::{Job, Pipeline, PipelineError};
-use device::{DeviceConfig, Server};
+use device::{Device, DeviceConfig, Event};
 use protocol::*;
 
 /// Capture that records nothing: it fails to start when told to, else hands over 1.5 s of
@@ -84,7 +84,7 @@ impl Pipeline for FakePipeline {
 }
 
 struct Driver {
-    dev: Server,
+    dev: Device,
     /// The test's host key, paired at the device.
     key: ed25519_dalek::SigningKey,
     id: u32,
@@ -142,7 +142,7 @@ impl Driver {
     }
 
     fn call_as(&mut self, id: RequestId, req: Request) -> Response {
-        let reply = self.dev.handle(HostFrame { id, req });
+        let reply = self.dev.request(HostFrame { id, req });
         assert_eq!(reply.id, id);
         reply.resp
     }
@@ -761,7 +761,7 @@ fn quick_script(instrument: &str) -> device::kiosk::Script {
 /// Lets the serve loop run ~60 ms (the button's level settles in 30).
 fn settle(d: &mut Driver) {
     for _ in 0..4 {
-        d.dev.poll();
+        d.dev.step();
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -780,7 +780,7 @@ fn kiosk_state(d: &Driver) -> device::kiosk::State {
 fn kiosk_done(d: &mut Driver) -> device::kiosk::Outcome {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        d.dev.poll();
+        d.dev.step();
         if let device::kiosk::State::Done { outcome, .. } = kiosk_state(d) {
             return outcome;
         }
@@ -849,18 +849,18 @@ fn phq9_item_9_at_the_kiosk_shows_help_raises_the_alert_and_the_result_is_urgent
     let script = quick_script("phq9");
     let prompts = script.prompts.len();
     d.dev.set_kiosk(device::kiosk::Kiosk::new(script, true, Box::new(device::kiosk::Silent)));
-    d.dev.kiosk_input(Input::Start);
-    d.dev.kiosk_input(Input::Agree { research: false });
+    d.dev.handle(Event::Tap(Input::Start));
+    d.dev.handle(Event::Tap(Input::Agree { research: false }));
     for _ in 0..prompts {
         settle(&mut d);
-        d.dev.kiosk_input(Input::AnswerDone);
+        d.dev.handle(Event::Tap(Input::AnswerDone));
     }
     assert!(matches!(kiosk_state(&d), device::kiosk::State::Questionnaire { item: 0, .. }));
     for a in [1, 1, 2, 1, 0, 1, 1, 0] {
-        d.dev.kiosk_input(Input::Answer(a));
+        d.dev.handle(Event::Tap(Input::Answer(a)));
     }
     assert!(!panel.alerting());
-    d.dev.kiosk_input(Input::Answer(2));
+    d.dev.handle(Event::Tap(Input::Answer(2)));
     assert!(panel.alerting(), "item 9 above 0 raises the staff alert at once");
     assert!(matches!(kiosk_done(&mut d), device::kiosk::Outcome::Stored(_)));
     assert_eq!(panel.shown(), Some(Indicator::Attention));
@@ -892,8 +892,8 @@ fn a_host_aborting_or_stopping_the_kiosk_session_is_followed_by_the_kiosk() {
     let panel = FakePanel::default();
     let mut d = driver_on(dir.path(), panel.clone(), "rpi5");
     d.dev.set_kiosk(device::kiosk::Kiosk::new(quick_script("phq8"), true, Box::new(device::kiosk::Silent)));
-    d.dev.kiosk_input(Input::Start);
-    d.dev.kiosk_input(Input::Agree { research: false });
+    d.dev.handle(Event::Tap(Input::Start));
+    d.dev.handle(Event::Tap(Input::Agree { research: false }));
     settle(&mut d);
     let session = d.dev.sessions().active().expect("capturing").session;
     assert!(matches!(d.hello(), Response::DeviceInfo(_)));
@@ -903,8 +903,8 @@ fn a_host_aborting_or_stopping_the_kiosk_session_is_followed_by_the_kiosk() {
     // A host stopping it: the result is computed and the kiosk says so.
     std::thread::sleep(Duration::from_millis(1_050));
     settle(&mut d);
-    d.dev.kiosk_input(Input::Start);
-    d.dev.kiosk_input(Input::Agree { research: false });
+    d.dev.handle(Event::Tap(Input::Start));
+    d.dev.handle(Event::Tap(Input::Agree { research: false }));
     settle(&mut d);
     let session = d.dev.sessions().active().expect("capturing").session;
     assert!(matches!(d.call(Request::SessionStop(session)), Response::Session(_)));
@@ -912,12 +912,54 @@ fn a_host_aborting_or_stopping_the_kiosk_session_is_followed_by_the_kiosk() {
     // The patient stopping one: nothing is kept.
     std::thread::sleep(Duration::from_millis(1_050));
     settle(&mut d);
-    d.dev.kiosk_input(Input::Start);
-    d.dev.kiosk_input(Input::Agree { research: false });
+    d.dev.handle(Event::Tap(Input::Start));
+    d.dev.handle(Event::Tap(Input::Agree { research: false }));
     settle(&mut d);
-    d.dev.kiosk_input(Input::Stop);
+    d.dev.handle(Event::Tap(Input::Stop));
     assert!(matches!(kiosk_done(&mut d), device::kiosk::Outcome::Aborted(_)));
     assert!(d.dev.sessions().active().is_none());
+    assert_eq!(d.dev.log().len(), 1);
+}
+
+#[test]
+fn the_kiosk_hears_of_its_result_from_the_finished_event_and_from_nothing_else() {
+    use device::kiosk::{Input, Outcome, State};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut d = driver(dir.path(), FakePanel::default(), false, true);
+    let script = quick_script("phq8");
+    let prompts = script.prompts.len();
+    d.dev.set_kiosk(device::kiosk::Kiosk::new(script, true, Box::new(device::kiosk::Silent)));
+    d.dev.handle(Event::Tap(Input::Start));
+    d.dev.handle(Event::Tap(Input::Agree { research: false }));
+    for _ in 0..prompts {
+        settle(&mut d);
+        d.dev.handle(Event::Tap(Input::AnswerDone));
+    }
+    for a in [0, 1, 0, 1, 0, 1, 0, 1] {
+        d.dev.handle(Event::Tap(Input::Answer(a)));
+    }
+    assert!(matches!(kiosk_state(&d), State::Processing { .. }), "{:?}", kiosk_state(&d));
+    // The worker computes; the loop does not run, so no event reaches the device.
+    d.go.as_ref().expect("gated").send(()).expect("release");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let finished = loop {
+        if let Some(f) = d.dev.sessions().take_finished() {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "the worker never finished");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    // Ticks, taps and host requests do not tell the kiosk: only the event does.
+    settle(&mut d);
+    d.dev.handle(Event::Tap(Input::Start));
+    assert!(matches!(d.hello(), Response::DeviceInfo(_)));
+    assert!(matches!(kiosk_state(&d), State::Processing { .. }), "{:?}", kiosk_state(&d));
+    assert_eq!(d.dev.log().len(), 0, "not logged before the event is handled");
+    assert!(d.dev.handle(Event::Finished(finished)).is_none(), "only a request is answered");
+    match kiosk_state(&d) {
+        State::Done { outcome: Outcome::Stored(seq), .. } => assert_eq!(seq, d.dev.log().last_seq()),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(d.dev.log().len(), 1);
 }
 
@@ -928,10 +970,10 @@ fn power_lost_mid_session_leaves_the_device_idle_and_the_session_aborted() {
     let session = {
         let mut d = driver_on(dir.path(), FakePanel::default(), "rpi5");
         d.dev.set_kiosk(device::kiosk::Kiosk::new(quick_script("phq8"), true, Box::new(device::kiosk::Silent)));
-        d.dev.kiosk_input(Input::Start);
-        d.dev.kiosk_input(Input::Agree { research: false });
+        d.dev.handle(Event::Tap(Input::Start));
+        d.dev.handle(Event::Tap(Input::Agree { research: false }));
         settle(&mut d);
-        d.dev.kiosk_input(Input::AnswerDone);
+        d.dev.handle(Event::Tap(Input::AnswerDone));
         d.dev.sessions().active().expect("capturing").session
         // The device goes away here, mid-interview.
     };

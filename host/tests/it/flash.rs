@@ -32,7 +32,7 @@ fn copy_int8(to: &Path) {
 }
 
 /// A simulated device taking bundles signed by the keys in `trusted`, with `data`.
-fn device(data: &Path, trusted: &Path) -> device::Server {
+fn device(data: &Path, trusted: &Path) -> device::Device {
     let trusted = runtime::signing::TrustedKeys::read(trusted).expect("trusted keys");
     device::simulated_with(
         data,

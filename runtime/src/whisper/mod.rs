@@ -278,7 +278,7 @@ impl Whisper {
             logits = step(best)?;
         }
         let text_tokens: Vec<u32> = tokens.iter().copied().filter(|&t| t < self.special.eot).collect();
-        let text = self.tokenizer.decode(&text_tokens, false).map_err(|e| self.tract(format!("tokenizer: {e}")))?;
+        let text = self.tokenizer.decode(&text_tokens, false).map_err(|e| self.tract(e))?;
         let avg_logprob = (sum_logprob / (tokens.len() + 1) as f64) as f32;
         let compression_ratio = compression_ratio(&text);
         Ok(Window {

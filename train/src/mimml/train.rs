@@ -3,7 +3,7 @@
 //! Deterministic for a seed: weights are initialised, batches shuffled, modalities and units
 //! dropped from one seeded ChaCha generator (candle's own random numbers are not used).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
@@ -18,16 +18,26 @@ use crate::metrics::{self, Scored};
 use corpus::Split;
 use corpus::cache::FeatureCache;
 
+/// Any error, boxed: the cause of a checkpoint file that could not be read or written.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error(transparent)]
     Corpus(#[from] corpus::CorpusError),
-    #[error("model computation: {0}")]
+    #[error("model computation")]
     Candle(#[from] candle_core::Error),
     #[error("{0}")]
     Data(String),
     #[error("checkpoint {path}: {detail}")]
-    Checkpoint { path: String, detail: String },
+    Checkpoint { path: PathBuf, detail: String },
+    #[error("checkpoint {path}: {file}")]
+    CheckpointFile {
+        path: PathBuf,
+        file: &'static str,
+        #[source]
+        source: BoxError,
+    },
 }
 
 /// One epoch's figures.
@@ -256,9 +266,9 @@ impl Trained {
 
     /// Writes `weights.safetensors` and `config.json` into `dir`.
     pub fn save(&self, dir: &Path, version: &str) -> Result<(), TrainError> {
-        let err = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        self.varmap.save(dir.join("weights.safetensors")).map_err(|e| err(e.to_string()))?;
+        let err = |file: &'static str, source: BoxError| TrainError::CheckpointFile { path: dir.to_owned(), file, source };
+        std::fs::create_dir_all(dir).map_err(|e| err("folder", e.into()))?;
+        self.varmap.save(dir.join("weights.safetensors")).map_err(|e| err("weights.safetensors", e.into()))?;
         let meta = CheckpointMeta {
             model: "mimml".into(),
             version: version.to_owned(),
@@ -270,26 +280,29 @@ impl Trained {
             threshold: self.threshold,
             history: self.history.clone(),
         };
-        let json = serde_json::to_vec_pretty(&meta).map_err(|e| err(e.to_string()))?;
-        std::fs::write(dir.join("config.json"), json).map_err(|e| err(e.to_string()))
+        let json = serde_json::to_vec_pretty(&meta).map_err(|e| err("config.json", e.into()))?;
+        std::fs::write(dir.join("config.json"), json).map_err(|e| err("config.json", e.into()))
     }
 
     /// Loads a checkpoint; refuses one trained on another feature schema.
     pub fn load(dir: &Path) -> Result<(Trained, CheckpointMeta), TrainError> {
-        let err = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
-        let bytes = std::fs::read(dir.join("config.json")).map_err(|e| err(format!("config.json: {e}")))?;
-        let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| err(format!("config.json: {e}")))?;
+        let err = |file: &'static str, source: BoxError| TrainError::CheckpointFile { path: dir.to_owned(), file, source };
+        let bytes = std::fs::read(dir.join("config.json")).map_err(|e| err("config.json", e.into()))?;
+        let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| err("config.json", e.into()))?;
         let now = meta.config.text().schema_hash().to_string();
         if meta.feature_schema != now {
-            return Err(err(format!(
-                "trained on feature schema {}, the front-ends now compute {now}: retrain",
-                meta.feature_schema
-            )));
+            return Err(TrainError::Checkpoint {
+                path: dir.to_owned(),
+                detail: format!(
+                    "trained on feature schema {}, the front-ends now compute {now}: retrain",
+                    meta.feature_schema
+                ),
+            });
         }
         let mut varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let model = Mimml::new(&meta.config, meta.spec.dims, vb)?;
-        varmap.load(dir.join("weights.safetensors")).map_err(|e| err(format!("weights.safetensors: {e}")))?;
+        varmap.load(dir.join("weights.safetensors")).map_err(|e| err("weights.safetensors", e.into()))?;
         let t = Trained {
             model,
             varmap,
