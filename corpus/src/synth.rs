@@ -183,13 +183,9 @@ pub fn write_corpus(cfg: &SynthConfig, out: &Path, progress: impl Fn() + Sync) -
             for (name, bytes) in &files {
                 z.start_file(format!("{}_P/{name}", t.id), opts)
                     .and_then(|()| z.write_all(bytes).map_err(zip::result::ZipError::Io))
-                    .map_err(|e| CorpusError::Io {
-                        path: path.clone(),
-                        source: std::io::Error::other(e),
-                    })?;
+                    .map_err(|e| CorpusError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
             }
-            z.finish()
-                .map_err(|e| CorpusError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
+            z.finish().map_err(|e| CorpusError::Io { path: path.clone(), source: std::io::Error::other(e) })?;
         } else {
             let dir = out.join(format!("{}_P", t.id));
             std::fs::create_dir_all(&dir).map_err(io(&dir))?;

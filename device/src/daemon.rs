@@ -38,8 +38,9 @@ pub const TICK: Duration = Duration::from_millis(20);
 /// Everything the device reacts to.
 #[derive(Debug)]
 pub enum Event {
-    /// A request from the connected host: answered with a frame.
-    Request(HostFrame),
+    /// A request from the connected host: answered with a frame. (Boxed: a frame holds up to
+    /// a transcript or upload chunk, and events wait in a queue.)
+    Request(Box<HostFrame>),
     /// A tap on the kiosk's screen.
     Tap(Input),
     /// The kiosk's button, debounced.
@@ -88,8 +89,7 @@ impl Device {
 
     /// Tells systemd the daemon is up (a no-op outside systemd).
     pub fn ready(&mut self) {
-        let status =
-            format!("device {} serving, model {}", self.device_id(), self.parts.sessions.model_version());
+        let status = format!("device {} serving, model {}", self.device_id(), self.parts.sessions.model_version());
         self.watchdog.ready(&status);
     }
 
@@ -142,7 +142,7 @@ impl Device {
     pub fn handle(&mut self, event: Event) -> Option<DeviceFrame> {
         let now = Instant::now();
         match event {
-            Event::Request(frame) => return Some(self.on_request(frame, now)),
+            Event::Request(frame) => return Some(self.on_request(*frame, now)),
             Event::Tap(input) => {
                 if let Some(k) = self.kiosk.as_mut() {
                     k.input(&mut self.parts.sessions, input, now);
@@ -231,7 +231,7 @@ impl Device {
             return Ok(event);
         }
         Ok(match link.recv::<HostFrame>(self.next_tick)? {
-            Some(frame) => Event::Request(frame),
+            Some(frame) => Event::Request(Box::new(frame)),
             None => {
                 let now = Instant::now();
                 self.next_tick = now + TICK;

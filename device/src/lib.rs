@@ -50,8 +50,8 @@ pub mod state;
 pub mod storage;
 pub mod watchdog;
 
-pub use pipeline::{Pipeline, SessionPipeline};
 pub use daemon::{Device, Event};
+pub use pipeline::{Pipeline, SessionPipeline};
 pub use server::{Server, ServerConfig};
 pub use session::Sessions;
 

@@ -8,9 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use boards::{Board, LogPanel, Panel};
 use clap::{Parser, Subcommand};
+use device::DeviceConfig;
 use device::capture::live::{Camera, FileCamera, LiveCapture, Microphone};
 use device::capture::{Capture, SimulatedCapture};
-use device::DeviceConfig;
 
 /// The MIMML screening device: captures a session, computes features and the screening result
 /// on the device, keeps results in a durable log and serves the host over a serial link.

@@ -125,7 +125,10 @@ impl crate::Refusal for StoreError {
         match self {
             StoreError::Io { .. } | StoreError::Damaged { .. } => C::Storage,
             StoreError::Rejected(runtime::ModelError::Signature(s))
-                if !matches!(s, signing::SignatureError::Archive(_) | signing::SignatureError::ArchiveUnreadable { .. }) =>
+                if !matches!(
+                    s,
+                    signing::SignatureError::Archive(_) | signing::SignatureError::ArchiveUnreadable { .. }
+                ) =>
             {
                 C::BadSignature
             }
@@ -234,8 +237,9 @@ impl ModelStore {
         store.storage.create_dir(dir).map_err(store.io("creating", dir))?;
         let meta_path = dir.join("store.toml");
         store.meta = match std::fs::read_to_string(&meta_path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| StoreError::Damaged { path: meta_path.clone(), source: e.into() })?,
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| StoreError::Damaged { path: meta_path.clone(), source: e.into() })?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Meta::default(),
             Err(source) => return Err(StoreError::Io { what: "reading", path: meta_path, source }),
         };
@@ -312,8 +316,7 @@ impl ModelStore {
 
     fn save(&mut self, meta: Meta) -> Result<(), StoreError> {
         let path = self.dir.join("store.toml");
-        let text =
-            toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), source: e.into() })?;
+        let text = toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), source: e.into() })?;
         write_atomic(self.storage.as_mut(), &path, text.as_bytes()).map_err(|source| StoreError::Io {
             what: "writing",
             path,
@@ -420,8 +423,7 @@ impl ModelStore {
             slot: other(self.meta.confirmed),
         };
         let path = dir.join("meta.toml");
-        let text =
-            toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), source: e.into() })?;
+        let text = toml::to_string(&meta).map_err(|e| StoreError::Damaged { path: path.clone(), source: e.into() })?;
         write_atomic(self.storage.as_mut(), &path, text.as_bytes()).map_err(self.io("writing", &path))?;
         tracing::info!(model = %manifest.model_version, version = manifest.version, bytes = total, slot = meta.slot, "upload begun");
         let slot = meta.slot;

@@ -103,7 +103,8 @@ fn move_dir(from: &std::path::Path, to: &std::path::Path) -> Result<(), MediaErr
     if std::fs::rename(from, to).is_ok() {
         return Ok(());
     }
-    let err = |e: std::io::Error| MediaError { what: "moving the spooled media to", path: to.to_owned(), source: e.into() };
+    let err =
+        |e: std::io::Error| MediaError { what: "moving the spooled media to", path: to.to_owned(), source: e.into() };
     std::fs::create_dir_all(to).map_err(err)?;
     for entry in std::fs::read_dir(from).map_err(err)? {
         let entry = entry.map_err(err)?;

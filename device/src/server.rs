@@ -17,10 +17,10 @@ use std::collections::VecDeque;
 use boards::Board;
 use protocol::*;
 
-use crate::{ModelLoader, Refusal};
 use crate::models::{ModelStore, StoreError};
 use crate::pairing::Pairings;
 use crate::session::{Origin, Sessions, StartRequest};
+use crate::{ModelLoader, Refusal};
 
 /// Replies remembered for duplicate requests.
 const REPLY_CACHE: usize = 32;
@@ -176,8 +176,12 @@ impl Server {
             Request::SyncAck(a) => {
                 parts.sessions.ack(a.upto).map_or_else(|e| refused(&e), |upto| Response::Acked(Ack { upto }))
             }
-            Request::UploadBegin(b) => parts.models.store.begin(&b).map_or_else(|e| store_refused(&e), Response::Upload),
-            Request::UploadChunk(c) => parts.models.store.chunk(&c).map_or_else(|e| store_refused(&e), Response::Upload),
+            Request::UploadBegin(b) => {
+                parts.models.store.begin(&b).map_or_else(|e| store_refused(&e), Response::Upload)
+            }
+            Request::UploadChunk(c) => {
+                parts.models.store.chunk(&c).map_or_else(|e| store_refused(&e), Response::Upload)
+            }
             Request::UploadStatus => parts.models.store.status().map_or_else(|e| store_refused(&e), Response::Upload),
             Request::UploadCommit => commit(parts),
             Request::UploadConfirm => parts.models.store.confirm().map_or_else(|e| store_refused(&e), Response::Upload),

@@ -20,12 +20,12 @@ use protocol::{
     TranscriptChunk,
 };
 
-use crate::{LoadedModel, Refusal};
 use crate::capture::{Capture, CaptureError};
 use crate::log::{LogError, ResultLog};
 use crate::pipeline::{Extra, Job, KeepMedia, Pipeline, PipelineError};
 use crate::retention::{FreeSpace, Retention, Statvfs};
 use crate::state::{DataDir, DeviceState, StateError};
+use crate::{LoadedModel, Refusal};
 
 /// Finished sessions whose status is remembered (for a retried stop or a late status query).
 const FINISHED_KEPT: usize = 64;
@@ -101,9 +101,10 @@ impl crate::Refusal for SessionError {
             SessionError::Capture(_) => ErrorCode::BadInput,
             SessionError::Pipeline(PipelineError::Model { .. }) => ErrorCode::ModelFailure,
             SessionError::Pipeline(PipelineError::Panicked { .. }) | SessionError::WorkerGone => ErrorCode::Internal,
-            SessionError::State(_) | SessionError::Log(_) | SessionError::Storage(_) | SessionError::FreeSpace { .. } => {
-                ErrorCode::Storage
-            }
+            SessionError::State(_)
+            | SessionError::Log(_)
+            | SessionError::Storage(_)
+            | SessionError::FreeSpace { .. } => ErrorCode::Storage,
             SessionError::TooLarge { limit, .. } => ErrorCode::TranscriptTooLarge { limit: *limit },
             SessionError::BadRequest(_) => ErrorCode::BadRequest,
         }
@@ -835,8 +836,11 @@ impl Sessions {
             Ok((seq, media_ms)) => {
                 tracing::info!(session = id, seq, "result logged");
                 self.set_led(Indicator::Idle);
-                let status =
-                    SessionStatus { session: id, state: SessionState::Done { seq }, captured_ms: media_ms.max(captured_ms) };
+                let status = SessionStatus {
+                    session: id,
+                    state: SessionState::Done { seq },
+                    captured_ms: media_ms.max(captured_ms),
+                };
                 self.remember(status);
                 status
             }

@@ -162,8 +162,7 @@ impl DeviceState {
         let path = Self::path(dir);
         let io = |source| StateError::Io { path: path.clone(), source };
         let tmp = dir.join("state.toml.tmp");
-        let text =
-            toml::to_string(self).map_err(|e| StateError::Invalid { path: path.clone(), source: e.into() })?;
+        let text = toml::to_string(self).map_err(|e| StateError::Invalid { path: path.clone(), source: e.into() })?;
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_all().map_err(io)?;

@@ -465,6 +465,19 @@ pub(crate) fn quantile(xs: &[f32], q: f32) -> f32 {
     v[((v.len() - 1) as f32 * q).round() as usize]
 }
 
+/// An error and its causes on one line, `a: b: c` (for logs, reports and the protocol's error
+/// detail).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cause = c.source();
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -596,17 +609,4 @@ mod tests {
         let f = extract_session(&SessionInputs { answer_audio: Some(&none), ..inputs });
         assert!(f.text.is_none() && !f.flags.contains(ResultFlags::MACHINE_TRANSCRIPT));
     }
-}
-
-/// An error and its causes on one line, `a: b: c` (for logs, reports and the protocol's error
-/// detail).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cause = c.source();
-    }
-    s
 }

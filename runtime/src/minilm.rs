@@ -90,14 +90,15 @@ pub fn bert_graph(config_json: &str, safetensors: &[u8]) -> Result<ModelProto, c
         return Err(format!(
             "config.json: activation {} / positions {:?}; only gelu with absolute positions is supported",
             cfg.hidden_act, cfg.position_embedding_type
-        ).into());
+        )
+        .into());
     }
     let (h, heads) = (cfg.hidden_size, cfg.num_attention_heads);
     if heads == 0 || h % heads != 0 {
         return Err(format!("config.json: hidden size {h} is not a multiple of {heads} heads").into());
     }
-    let st = SafeTensors::deserialize(safetensors)
-        .map_err(|e| Malformed { what: "model.safetensors".into(), source: e })?;
+    let st =
+        SafeTensors::deserialize(safetensors).map_err(|e| Malformed { what: "model.safetensors".into(), source: e })?;
     let mut g = Graph::new(Quantization::F32);
     // Embeddings: words + positions 0‥T + token type 0, then LayerNorm.
     let (ws, words) = table(&st, "embeddings.word_embeddings.weight", h)?;

@@ -123,7 +123,11 @@ impl Cascade {
 
     /// Parses a `traincascade` XML (`<cascade>` with `<stageType>BOOST` and stumps).
     pub fn parse(xml: &str, origin: &str) -> Result<Cascade, VisionError> {
-        let doc = roxmltree::Document::parse(xml).map_err(|e| VisionError::Malformed { path: origin.to_owned(), what: "not XML", source: e.into() })?;
+        let doc = roxmltree::Document::parse(xml).map_err(|e| VisionError::Malformed {
+            path: origin.to_owned(),
+            what: "not XML",
+            source: e.into(),
+        })?;
         let cascade = doc
             .descendants()
             .find(|n| n.has_tag_name("cascade"))

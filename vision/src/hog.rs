@@ -120,8 +120,11 @@ const PLANES: usize = 31;
 
 impl HogDetector {
     pub fn load(path: &Path) -> Result<HogDetector, VisionError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| VisionError::Malformed { path: path.display().to_string(), what: "cannot be read", source: e.into() })?;
+        let bytes = std::fs::read(path).map_err(|e| VisionError::Malformed {
+            path: path.display().to_string(),
+            what: "cannot be read",
+            source: e.into(),
+        })?;
         HogDetector::from_bytes(&bytes)
             .map_err(|detail| VisionError::Model { path: path.display().to_string(), detail })
     }

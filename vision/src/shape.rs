@@ -177,8 +177,11 @@ impl ShapePredictor {
     /// Loads a model file, keeping its leaves as `precision` says.
     pub fn load_with(path: &Path, precision: LeafPrecision) -> Result<ShapePredictor, VisionError> {
         let origin = path.display().to_string();
-        let file = std::fs::File::open(path)
-            .map_err(|e| VisionError::Malformed { path: origin.clone(), what: "cannot be read", source: e.into() })?;
+        let file = std::fs::File::open(path).map_err(|e| VisionError::Malformed {
+            path: origin.clone(),
+            what: "cannot be read",
+            source: e.into(),
+        })?;
         ShapePredictor::read_with(std::io::BufReader::with_capacity(1 << 20, file), &origin, precision)
     }
 

@@ -38,7 +38,9 @@ pub fn buffer_to_gray(format: PixelFormat, width: u32, height: u32, buf: &[u8]) 
         PixelFormat::Yuyv => {
             let need = (width as usize) * (height as usize) * 2;
             if buf.len() < need {
-                return Err(format!("YUYV buffer has {} bytes, a {width}x{height} frame needs {need}", buf.len()).into());
+                return Err(
+                    format!("YUYV buffer has {} bytes, a {width}x{height} frame needs {need}", buf.len()).into()
+                );
             }
             let luma: Vec<u8> = buf[..need].iter().step_by(2).copied().collect();
             GrayImage::from_raw(width, height, luma).ok_or_else(|| "frame size".into())

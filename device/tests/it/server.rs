@@ -773,6 +773,21 @@ fn press(d: &mut Driver, panel: &FakePanel) {
     settle(d);
 }
 
+/// A kiosk with a screen on `d`, taken by taps through consent and every interview prompt to
+/// its questionnaire (`instrument`).
+fn kiosk_through_the_interview(d: &mut Driver, instrument: &str) {
+    use device::kiosk::Input;
+    let script = quick_script(instrument);
+    let prompts = script.prompts.len();
+    d.dev.set_kiosk(device::kiosk::Kiosk::new(script, true, Box::new(device::kiosk::Silent)));
+    d.dev.handle(Event::Tap(Input::Start));
+    d.dev.handle(Event::Tap(Input::Agree { research: false }));
+    for _ in 0..prompts {
+        settle(d);
+        d.dev.handle(Event::Tap(Input::AnswerDone));
+    }
+}
+
 fn kiosk_state(d: &Driver) -> device::kiosk::State {
     d.dev.kiosk().expect("a kiosk").machine().state().clone()
 }
@@ -846,15 +861,7 @@ fn phq9_item_9_at_the_kiosk_shows_help_raises_the_alert_and_the_result_is_urgent
     let dir = tempfile::tempdir().expect("tempdir");
     let panel = FakePanel::default();
     let mut d = driver_on(dir.path(), panel.clone(), "rpi5");
-    let script = quick_script("phq9");
-    let prompts = script.prompts.len();
-    d.dev.set_kiosk(device::kiosk::Kiosk::new(script, true, Box::new(device::kiosk::Silent)));
-    d.dev.handle(Event::Tap(Input::Start));
-    d.dev.handle(Event::Tap(Input::Agree { research: false }));
-    for _ in 0..prompts {
-        settle(&mut d);
-        d.dev.handle(Event::Tap(Input::AnswerDone));
-    }
+    kiosk_through_the_interview(&mut d, "phq9");
     assert!(matches!(kiosk_state(&d), device::kiosk::State::Questionnaire { item: 0, .. }));
     for a in [1, 1, 2, 1, 0, 1, 1, 0] {
         d.dev.handle(Event::Tap(Input::Answer(a)));
@@ -926,15 +933,7 @@ fn the_kiosk_hears_of_its_result_from_the_finished_event_and_from_nothing_else()
     use device::kiosk::{Input, Outcome, State};
     let dir = tempfile::tempdir().expect("tempdir");
     let mut d = driver(dir.path(), FakePanel::default(), false, true);
-    let script = quick_script("phq8");
-    let prompts = script.prompts.len();
-    d.dev.set_kiosk(device::kiosk::Kiosk::new(script, true, Box::new(device::kiosk::Silent)));
-    d.dev.handle(Event::Tap(Input::Start));
-    d.dev.handle(Event::Tap(Input::Agree { research: false }));
-    for _ in 0..prompts {
-        settle(&mut d);
-        d.dev.handle(Event::Tap(Input::AnswerDone));
-    }
+    kiosk_through_the_interview(&mut d, "phq8");
     for a in [0, 1, 0, 1, 0, 1, 0, 1] {
         d.dev.handle(Event::Tap(Input::Answer(a)));
     }

@@ -123,6 +123,6 @@ fn a_model_trained_on_machine_transcripts_has_its_own_schema_and_needs_a_device_
     assert_eq!(manifest.feature_schema, schema.to_string());
     let err = device::simulated_with_model(&dir.path().join("d0"), &sample_session(), &bundle)
         .expect_err("a device without --asr refused the model");
-    let err = format!("{err:#}");
+    let err = runtime::chain(&err);
     assert!(err.contains("machine transcripts") && err.contains("--asr"), "{err}");
 }

@@ -266,7 +266,8 @@ impl Trained {
 
     /// Writes `weights.safetensors` and `config.json` into `dir`.
     pub fn save(&self, dir: &Path, version: &str) -> Result<(), TrainError> {
-        let err = |file: &'static str, source: BoxError| TrainError::CheckpointFile { path: dir.to_owned(), file, source };
+        let err =
+            |file: &'static str, source: BoxError| TrainError::CheckpointFile { path: dir.to_owned(), file, source };
         std::fs::create_dir_all(dir).map_err(|e| err("folder", e.into()))?;
         self.varmap.save(dir.join("weights.safetensors")).map_err(|e| err("weights.safetensors", e.into()))?;
         let meta = CheckpointMeta {
@@ -286,7 +287,8 @@ impl Trained {
 
     /// Loads a checkpoint; refuses one trained on another feature schema.
     pub fn load(dir: &Path) -> Result<(Trained, CheckpointMeta), TrainError> {
-        let err = |file: &'static str, source: BoxError| TrainError::CheckpointFile { path: dir.to_owned(), file, source };
+        let err =
+            |file: &'static str, source: BoxError| TrainError::CheckpointFile { path: dir.to_owned(), file, source };
         let bytes = std::fs::read(dir.join("config.json")).map_err(|e| err("config.json", e.into()))?;
         let meta: CheckpointMeta = serde_json::from_slice(&bytes).map_err(|e| err("config.json", e.into()))?;
         let now = meta.config.text().schema_hash().to_string();
