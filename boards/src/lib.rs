@@ -30,9 +30,9 @@ pub enum BoardError {
     },
     #[error("board definition {origin}: {field}: {detail}")]
     Field { origin: String, field: String, detail: String },
-    #[error("cannot read board definition {path}: {source}")]
+    #[error("cannot read board definition {}", path.display())]
     Io {
-        path: String,
+        path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
@@ -240,7 +240,7 @@ impl Board {
 
     pub fn from_file(path: &std::path::Path) -> Result<Board, BoardError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| BoardError::Io { path: path.display().to_string(), source })?;
+            .map_err(|source| BoardError::Io { path: path.to_owned(), source })?;
         Board::from_toml(&text, &path.display().to_string())
     }
 

@@ -84,8 +84,8 @@ impl Default for DetectParams {
 
 const THRESHOLD_EPS: f32 = 1e-5;
 
-fn bad(path: &str, detail: impl std::fmt::Display) -> VisionError {
-    VisionError::Model { path: path.to_owned(), detail: detail.to_string() }
+fn bad(path: &str, detail: impl Into<String>) -> VisionError {
+    VisionError::Model { path: path.to_owned(), detail: detail.into() }
 }
 
 fn numbers<T: std::str::FromStr>(node: roxmltree::Node<'_, '_>, path: &str) -> Result<Vec<T>, VisionError> {
@@ -117,7 +117,11 @@ fn items<'a, 'i>(node: roxmltree::Node<'a, 'i>) -> impl Iterator<Item = roxmltre
 impl Cascade {
     pub fn load(path: &Path) -> Result<Cascade, VisionError> {
         let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| bad(&origin, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| VisionError::Malformed {
+            path: origin.clone(),
+            what: "cannot be read",
+            source: e.into(),
+        })?;
         Cascade::parse(&text, &origin)
     }
 

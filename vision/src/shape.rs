@@ -114,8 +114,8 @@ struct Reader<R> {
 }
 
 impl<R: Read> Reader<R> {
-    fn err(&self, detail: impl std::fmt::Display) -> VisionError {
-        VisionError::Model { path: self.origin.clone(), detail: detail.to_string() }
+    fn err(&self, detail: impl Into<String>) -> VisionError {
+        VisionError::Model { path: self.origin.clone(), detail: detail.into() }
     }
 
     fn byte(&mut self) -> Result<u8, VisionError> {

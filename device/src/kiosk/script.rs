@@ -32,10 +32,10 @@ pub enum ScriptError {
         detail: String,
     },
     /// The file could not be read.
-    #[error("cannot read kiosk script {path}")]
+    #[error("cannot read kiosk script {}", path.display())]
     Io {
         /// The file.
-        path: String,
+        path: std::path::PathBuf,
         #[source]
         source: std::io::Error,
     },
@@ -197,7 +197,7 @@ impl Script {
     /// Reads a script file.
     pub fn read(path: &Path) -> Result<Script, ScriptError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ScriptError::Io { path: path.display().to_string(), source })?;
+            .map_err(|source| ScriptError::Io { path: path.to_owned(), source })?;
         Script::from_toml(&text, &path.display().to_string())
     }
 
