@@ -239,8 +239,7 @@ impl Board {
     }
 
     pub fn from_file(path: &std::path::Path) -> Result<Board, BoardError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| BoardError::Io { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| BoardError::Io { path: path.to_owned(), source })?;
         Board::from_toml(&text, &path.display().to_string())
     }
 

@@ -1,5 +1,5 @@
 //! systemd's service watchdog: under `Type=notify` with `WatchdogSec=`, the daemon says
-//! `READY=1` once it serves and then pings `WATCHDOG=1` from its serve loop at half the
+//! `READY=1` once it serves and then pings `WATCHDOG=1` on its loop's clock ticks at half the
 //! interval; a loop that hangs stops the pings and systemd restarts the daemon. Outside systemd
 //! (no `NOTIFY_SOCKET`) every call is a no-op.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 
-/// Pings the service manager from the serve loop.
+/// Pings the service manager from the device's loop.
 #[derive(Debug)]
 pub struct Watchdog {
     every: Option<Duration>,
@@ -19,7 +19,7 @@ impl Watchdog {
     pub fn from_env() -> Watchdog {
         let every = sd_notify::watchdog_enabled().map(|d| d / 2);
         if let Some(d) = every {
-            tracing::info!(every_ms = d.as_millis() as u64, "systemd watchdog: pinging from the serve loop");
+            tracing::info!(every_ms = d.as_millis() as u64, "systemd watchdog: pinging from the device's loop");
         }
         Watchdog { every, last: None }
     }

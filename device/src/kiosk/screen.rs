@@ -8,9 +8,9 @@
 //! [`app`] is the whole web side — routes, the tap's parsing, every refusal mapped to a status
 //! in one place ([`ScreenError`]) — over two channels, so it is tested without a socket or a
 //! browser. [`Screen`] serves it: axum runs on a thread of its own with a single-threaded tokio
-//! runtime; the kiosk publishes views from the serve loop and takes taps from a channel, so the
-//! device's loop stays synchronous. Only 127.0.0.1 is bound: the page is for the screen on the
-//! device.
+//! runtime; the kiosk publishes a view on each clock tick of the device's loop, and taps reach
+//! the loop as events through a channel, so the device's loop stays synchronous. Only 127.0.0.1
+//! is bound: the page is for the screen on the device.
 
 use std::future::IntoFuture;
 use std::net::SocketAddr;

@@ -196,8 +196,7 @@ impl Script {
 
     /// Reads a script file.
     pub fn read(path: &Path) -> Result<Script, ScriptError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ScriptError::Io { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ScriptError::Io { path: path.to_owned(), source })?;
         Script::from_toml(&text, &path.display().to_string())
     }
 
