@@ -210,9 +210,11 @@ impl Device {
         })
     }
 
-    /// Takes what the worker, the screen and the button have for the loop.
+    /// Takes what the worker, the screen and the button have for the loop. One finished session
+    /// at a time: it leaves the worker's queue only when handled (a dead worker's sessions are
+    /// reported from that queue).
     fn gather(&mut self) {
-        while let Some(finished) = self.parts.sessions.take_finished() {
+        if let Some(finished) = self.parts.sessions.take_finished() {
             self.pending.push_back(Event::Finished(finished));
         }
         let Some(kiosk) = &self.kiosk else { return };
