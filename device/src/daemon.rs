@@ -171,8 +171,8 @@ impl Device {
         None
     }
 
-    /// A host's request, after every event the device has made itself (tests and the demo's
-    /// in-process host drive the device this way).
+    /// A host's request, after every event the device has made itself (tests drive the device
+    /// this way, without a link).
     pub fn request(&mut self, frame: HostFrame) -> DeviceFrame {
         self.step();
         self.on_request(frame, Instant::now())
